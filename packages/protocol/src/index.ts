@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './limits.js';
+export * as schemas from './schemas.js';
+export { FIELD_MESSAGES } from './schemas.js';
+export type * from './types.js';

@@ -1,0 +1,141 @@
+/**
+ * JSON schemas of every request the bus accepts. They validate requests in the server
+ * (one Ajv compile per route at start-up) and describe the API; a field is added here once.
+ * Bodies are validated without type coercion; query strings with it (they are text).
+ */
+import { LIMITS as L } from './limits.js';
+
+const workerName = { type: 'string', pattern: L.workerPattern } as const;
+const nullableWorkerName = { type: ['string', 'null'], pattern: L.workerPattern } as const;
+
+export const publishBody = {
+  type: 'object',
+  required: ['goal', 'payload'],
+  properties: {
+    goal: { type: 'string' },
+    payload: {},
+    namespace: { type: 'string', pattern: L.namespacePattern },
+    visibility: { type: 'string', enum: ['private', 'public'] },
+    priority: { type: 'integer', minimum: L.priority.min, maximum: L.priority.max },
+    delay: { type: 'number', minimum: L.delaySeconds.min, maximum: L.delaySeconds.max },
+    max_attempts: { type: 'integer', minimum: L.maxAttempts.min, maximum: L.maxAttempts.max },
+    backoff_base: {
+      type: 'number',
+      minimum: L.backoffBaseSeconds.min,
+      maximum: L.backoffBaseSeconds.max,
+    },
+    target_worker: nullableWorkerName,
+    required_capability: nullableWorkerName,
+    ttl: { type: 'number', minimum: L.ttlSeconds.min, maximum: L.ttlSeconds.max },
+  },
+} as const;
+
+export const claimQuery = {
+  type: 'object',
+  properties: {
+    goal: { type: 'string', minLength: 1, maxLength: L.goalMaxLength },
+    namespace: { type: 'string', pattern: L.namespacePattern },
+    publisher: { type: 'string', minLength: 1, maxLength: L.publisherMaxLength },
+    worker_id: workerName,
+    capabilities: { type: 'string', maxLength: 2048 },
+    capability: { type: 'string', maxLength: 2048 },
+    wait: { type: 'number', minimum: L.claimWaitSeconds.min, maximum: L.claimWaitSeconds.max },
+  },
+} as const;
+
+const claimToken = { type: 'string', minLength: 1, maxLength: L.claimTokenMaxLength } as const;
+
+export const extendBody = {
+  type: 'object',
+  required: ['claim_token', 'seconds'],
+  properties: {
+    claim_token: claimToken,
+    seconds: { type: 'number', minimum: L.extendSeconds.min, maximum: L.extendSeconds.max },
+  },
+} as const;
+
+export const fulfillBody = {
+  type: 'object',
+  required: ['claim_token'],
+  properties: {
+    claim_token: claimToken,
+    result: {},
+    result_type: { type: 'string', enum: ['json', 'text'] },
+  },
+} as const;
+
+export const failBody = {
+  type: 'object',
+  required: ['claim_token'],
+  properties: {
+    claim_token: claimToken,
+    error: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const intentIdParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string' } },
+} as const;
+
+export const resultQuery = {
+  type: 'object',
+  properties: {
+    wait: { type: 'number', minimum: L.resultWaitSeconds.min, maximum: L.resultWaitSeconds.max },
+  },
+} as const;
+
+export const kvParams = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', minLength: 1, maxLength: L.kvNameMaxLength } },
+} as const;
+
+export const kvSetBody = {
+  type: 'object',
+  required: ['value'],
+  properties: {
+    value: {},
+    // Out of range is clamped (PROTOCOL.md §5), a wrong type is refused.
+    ttl: { type: 'number' },
+  },
+} as const;
+
+export const generateKeyBody = {
+  type: 'object',
+  required: ['owner'],
+  properties: { owner: { type: 'string', minLength: 1, maxLength: L.ownerMaxLength } },
+} as const;
+
+export const revokeKeyBody = {
+  type: 'object',
+  properties: {
+    api_key: { type: 'string', minLength: 1, maxLength: 256 },
+    key_id: { type: 'string', minLength: 1, maxLength: 64 },
+  },
+} as const;
+
+export const purgeBody = {
+  type: 'object',
+  properties: {
+    confirm: { type: 'boolean' },
+    namespace: { type: 'string', pattern: L.namespacePattern },
+  },
+} as const;
+
+export const deadListQuery = {
+  type: 'object',
+  properties: {
+    namespace: { type: 'string', pattern: L.namespacePattern },
+    limit: { type: 'integer', minimum: 1, maximum: 100 },
+  },
+} as const;
+
+/**
+ * Messages the protocol pins for particular fields, whatever the validation failure
+ * (PROTOCOL.md §5: a missing or non-string claim_token says "Missing claim_token").
+ */
+export const FIELD_MESSAGES: Readonly<Record<string, string>> = {
+  claim_token: 'Missing claim_token',
+};

@@ -1,0 +1,52 @@
+/**
+ * The state machine of PROTOCOL.md §2 as pure functions of the clock and random source.
+ *
+ *   open ──claim──▶ claimed ──fulfill──▶ fulfilled
+ *     ▲                │
+ *     └─fail / lease───┤ (attempts < max_attempts, run_at = t + backoff)
+ *                      ▼
+ *                     dead  (attempts >= max_attempts; also TTL expiry and admin cancel)
+ */
+import type { IntentStatus } from '@intent-bus/protocol';
+import type { Random } from './clock.js';
+
+export const REASON_LEASE_EXPIRED = 'lease expired';
+export const REASON_EXPIRED = 'expired';
+export const REASON_CANCELLED = 'cancelled';
+
+/** Backoff after attempt n: base * 2^n + jitter, jitter uniform in [0, 2) seconds. */
+export function backoffMs(backoffBaseSeconds: number, attempts: number, random: Random): number {
+  return Math.round((backoffBaseSeconds * 2 ** attempts + random() * 2) * 1000);
+}
+
+export interface FailureInput {
+  claimAttempts: number;
+  maxAttempts: number;
+  backoffBase: number;
+}
+
+export type FailureOutcome = { status: 'open'; runAt: number } | { status: 'dead' };
+
+/** What a failed or expired claim turns into, decided at time `at` (ms). */
+export function afterFailure(row: FailureInput, at: number, random: Random): FailureOutcome {
+  if (row.claimAttempts >= row.maxAttempts) return { status: 'dead' };
+  return { status: 'open', runAt: at + backoffMs(row.backoffBase, row.claimAttempts, random) };
+}
+
+/** Admin cancel changes only intents that may still run. */
+export const isCancellable = (status: IntentStatus): boolean =>
+  status === 'open' || status === 'claimed';
+
+/** A claim token is live while its intent is claimed with it and the lease has not ended. */
+export function isTokenLive(
+  row: { status: IntentStatus; claimToken: string | null; claimExpiresAt: number | null },
+  token: string,
+  now: number,
+): boolean {
+  return (
+    row.status === 'claimed' &&
+    row.claimToken === token &&
+    row.claimExpiresAt != null &&
+    row.claimExpiresAt > now
+  );
+}

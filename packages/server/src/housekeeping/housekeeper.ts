@@ -1,0 +1,121 @@
+/**
+ * Work the bus does on timers, never on request traffic: the lease sweeper (every second,
+ * through the lease-expiry index) and the slower cleanup pass (TTL expiry to dead,
+ * retention, expired KV and idempotency rows, key usage). `/admin/cleanup` runs both now.
+ */
+import type { CleanupCounts } from '@intent-bus/protocol';
+import { LIMITS } from '@intent-bus/protocol';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Clock, Random } from '../core/clock.js';
+import type { Store } from '../store/store.js';
+import { announce } from '../wake/announce.js';
+import type { WakeBus } from '../wake/hub.js';
+import type { Authenticator } from '../http/auth.js';
+
+const BATCH = 500;
+const SWEEP_INTERVAL_MS = 1000;
+
+export interface HousekeeperOptions {
+  store: Store;
+  wake: WakeBus;
+  clock: Clock;
+  random: Random;
+  auth: Authenticator;
+  log: FastifyBaseLogger;
+  cleanupIntervalSeconds: number;
+  retentionSeconds: number;
+}
+
+export class Housekeeper {
+  private timers: NodeJS.Timeout[] = [];
+  private running: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: HousekeeperOptions) {}
+
+  start(): void {
+    const every = (ms: number, task: () => Promise<unknown>, name: string): void => {
+      const t = setInterval(() => {
+        this.serial(task).catch((err: unknown) =>
+          this.o.log.warn({ err, task: name }, 'housekeeping failed'),
+        );
+      }, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(SWEEP_INTERVAL_MS, () => this.sweepLeases(), 'lease sweep');
+    every(this.o.cleanupIntervalSeconds * 1000, () => this.cleanupPass(), 'cleanup');
+  }
+
+  /** Waits for the pass in progress, then stops the timers. */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.running.catch(() => undefined);
+  }
+
+  /** One pass at a time, so a slow store never stacks passes up. */
+  private serial<T>(task: () => Promise<T>): Promise<T> {
+    const next = this.running.catch(() => undefined).then(task);
+    this.running = next;
+    return next;
+  }
+
+  /** Expired leases back to open (with backoff) or dead; wakes whoever waits for them. */
+  private async sweepLeases(): Promise<{ requeued: number; dead: number }> {
+    let requeued = 0;
+    let dead = 0;
+    for (;;) {
+      const rows = await this.o.store.leasesSweep(this.o.clock.now(), this.o.random, BATCH);
+      for (const row of rows) {
+        if (row.status === 'open') requeued++;
+        else dead++;
+        announce(this.o.wake, row);
+      }
+      if (rows.length < BATCH) return { requeued, dead };
+    }
+  }
+
+  private async expireOpen(): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const rows = await this.o.store.intentsExpire(this.o.clock.now(), BATCH);
+      for (const row of rows) announce(this.o.wake, row);
+      n += rows.length;
+      if (rows.length < BATCH) return n;
+    }
+  }
+
+  private async cleanupPass(): Promise<CleanupCounts> {
+    const { store, clock } = this.o;
+    const leases = await this.sweepLeases();
+    const expired = await this.expireOpen();
+    const now = clock.now();
+    const finished = await store.intentsDeleteFinished(now - this.o.retentionSeconds * 1000);
+    const kv = await store.kvDeleteExpired(now);
+    const idem = await store.idempotencyDeleteBefore(now - LIMITS.idempotencyWindowSeconds * 1000);
+    await store.keyUsageAdd(this.o.auth.takeUsage());
+    return {
+      expired_open_deleted: expired,
+      expired_claims_requeued: leases.requeued,
+      expired_claims_dead: leases.dead,
+      fulfilled_deleted: finished.fulfilled,
+      dead_deleted: finished.dead,
+      // A dead letter is the dead intent itself (its reason is kept on the row).
+      dead_letters_deleted: finished.dead,
+      store_deleted: kv,
+      rate_limits_deleted: 0,
+      idempotency_deleted: idem,
+      nonces_deleted: 0,
+    };
+  }
+
+  /** Every pass, now (admin cleanup). */
+  runCleanup(): Promise<CleanupCounts> {
+    return this.serial(() => this.cleanupPass());
+  }
+
+  /** Flushes key usage counters (also done by each cleanup pass). */
+  flushUsage(): Promise<void> {
+    return this.serial(() => this.o.store.keyUsageAdd(this.o.auth.takeUsage()));
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * Assembles the HTTP layer: body parsing, request ids, headers, authentication, the
+ * error shape, 404/405, and the route groups. Nothing here touches the database directly.
+ */
+import { randomUUID } from 'node:crypto';
+import Ajv from 'ajv';
+import type { Server } from 'node:http';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyHttpOptions,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
+import { ERROR_CODES, LIMITS } from '@intent-bus/protocol';
+import { BusError } from '../core/errors.js';
+import { PROTOCOL_VERSION } from '../version.js';
+import { AdminUnauthorized, checkSameSite } from './auth.js';
+import type { BusContext } from './context.js';
+import { toWireError } from './errors.js';
+import { adminRoutes } from './routes/admin.js';
+import { healthRoutes } from './routes/health.js';
+import { intentRoutes } from './routes/intents.js';
+import { kvRoutes } from './routes/kv.js';
+
+const REQUEST_ID = new RegExp(LIMITS.requestIdPattern);
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+
+const STATIC_HEADERS: Record<string, string> = {
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+  'x-intent-version': PROTOCOL_VERSION,
+};
+
+/** JSON types: application/json, application/*+json, with any parameters. */
+const isJsonType = (type: string | undefined): boolean => {
+  if (type === undefined) return true;
+  const t = type.split(';')[0]!.trim().toLowerCase();
+  return (
+    t === '' || t === 'application/json' || (t.startsWith('application/') && t.endsWith('+json'))
+  );
+};
+
+/** Bodies are checked exactly (no coercion); query strings are text and coerced. */
+function validatorCompiler(): (arg: {
+  schema: object;
+  httpPart?: string;
+}) => (data: unknown) => boolean {
+  const strict = new Ajv.default({
+    coerceTypes: false,
+    useDefaults: false,
+    allErrors: false,
+    strict: false,
+  });
+  const coercing = new Ajv.default({
+    coerceTypes: true,
+    useDefaults: false,
+    allErrors: false,
+    strict: false,
+  });
+  return ({ schema, httpPart }) =>
+    (httpPart === 'body' ? strict : coercing).compile(schema) as (data: unknown) => boolean;
+}
+
+export interface AppOptions {
+  ctx: BusContext;
+  logger: FastifyBaseLogger;
+}
+
+export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInstance> {
+  const { config } = ctx;
+  const options: FastifyHttpOptions<Server, FastifyBaseLogger> = {
+    loggerInstance: logger,
+    // One line per request is written by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxBodyBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    // Slow clients cannot hold a socket forever; long polls are within requestTimeout.
+    connectionTimeout: 0,
+    requestTimeout: 90_000,
+    keepAliveTimeout: 65_000,
+    trustProxy: config.trustProxy,
+    routerOptions: {
+      maxParamLength: 1024,
+      ignoreTrailingSlash: false,
+      ignoreDuplicateSlashes: false,
+    },
+    clientErrorHandler: (err, socket) => {
+      const body = JSON.stringify({
+        error: { code: 'invalid_request', message: 'Malformed HTTP request' },
+      });
+      if (socket.writable) {
+        const headers = Object.entries(STATIC_HEADERS)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('');
+        socket.end(
+          `HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json\r\n` +
+            `${headers}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        );
+      } else socket.destroy(err);
+    },
+  };
+  const app = Fastify(options);
+  app.setValidatorCompiler(validatorCompiler());
+  app.decorateRequest('principal', null);
+  app.decorateRequest('rawBody', null);
+
+  // An empty body is no body, whatever its Content-Type (PROTOCOL.md §1). A non-empty body
+  // must be JSON; its exact bytes are kept for request signatures.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    if (body.length === 0 || /^\s*$/.test(body.toString('latin1'))) return done(null, undefined);
+    if (!isJsonType(req.headers['content-type'])) {
+      return done(
+        new BusError('unsupported_media_type', 'Request body must be JSON (application/json)'),
+      );
+    }
+    req.rawBody = body;
+    try {
+      done(null, JSON.parse(body.toString('utf8')));
+    } catch {
+      done(new BusError('invalid_json', 'Request body is not valid JSON'));
+    }
+  });
+
+  let closing = false;
+  app.addHook('onClose', async () => {
+    closing = true;
+  });
+
+  app.addHook('onRequest', async (req) => {
+    if (closing) throw new BusError('shutting_down', 'The bus is shutting down');
+    if ((req.method === 'GET' || req.method === 'HEAD') && hasBody(req)) {
+      throw new BusError('invalid_request', `${req.method} requests must not carry a body`);
+    }
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    for (const k in STATIC_HEADERS) reply.header(k, STATIC_HEADERS[k]);
+    reply.header('x-request-id', req.id);
+    return payload;
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.info(
+      {
+        method: req.method,
+        route: req.routeOptions.url ?? 'unmatched',
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler(async (err, req, reply) => {
+    const w = toWireError(err);
+    if (w.internal) req.log.error({ err }, 'internal error');
+    else if (w.status === 503)
+      req.log.warn({ err: { message: (err as Error).message } }, 'store unavailable');
+    if (w.retryAfterSeconds !== undefined) reply.header('retry-after', String(w.retryAfterSeconds));
+    if (err instanceof AdminUnauthorized) {
+      reply.header('www-authenticate', 'Basic realm="IntentBus Admin"');
+    }
+    return reply.code(w.status).send(w.body);
+  });
+
+  app.setNotFoundHandler(async (_req, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: 'No such route' } }),
+  );
+
+  // Which methods each path has, to answer the others with 405 instead of 404.
+  const routeMethods = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    const set = routeMethods.get(route.url) ?? new Set<string>();
+    for (const m of [route.method].flat()) set.add(m);
+    routeMethods.set(route.url, set);
+  });
+
+  // Client routes: X-API-KEY before the body is read. Signatures, rate limits and quotas
+  // (the security issue) attach here as further hooks of this scope.
+  await app.register(async (client) => {
+    client.addHook('onRequest', async (req) => {
+      if (config.maintenanceMode)
+        throw new BusError('maintenance', 'The bus is in maintenance mode');
+      req.principal = await ctx.auth.authenticate(req, ctx.clock.now());
+    });
+    await intentRoutes(client, ctx);
+    await kvRoutes(client, ctx);
+  });
+
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', async (req) => {
+      ctx.auth.checkAdmin(req);
+      if (req.method !== 'GET' && req.method !== 'HEAD') checkSameSite(req);
+    });
+    await adminRoutes(admin, ctx);
+  });
+
+  await healthRoutes(app, ctx);
+
+  const allowedBy = new Map([...routeMethods].map(([url, set]) => [url, [...set]]));
+  for (const [url, allowed] of allowedBy) {
+    const others = METHODS.filter((m) => !allowed.includes(m));
+    if (others.length === 0) continue;
+    app.route({
+      method: others,
+      url,
+      handler: async (_req, reply) =>
+        reply
+          .code(ERROR_CODES.method_not_allowed.status)
+          .header('allow', allowed.join(', '))
+          .send({ error: { code: 'method_not_allowed', message: `Use ${allowed.join(' or ')}` } }),
+    });
+  }
+  return app;
+}
+
+function hasBody(req: FastifyRequest): boolean {
+  const len = req.headers['content-length'];
+  return (len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined;
+}

@@ -1,0 +1,137 @@
+/**
+ * Who is calling. Client routes resolve `X-API-KEY` to a Principal (the main key or a
+ * tester key); admin routes accept only the admin token or Basic admin:password.
+ * Signature checks, rate limits and quotas hook in after `authenticate` (see app.ts).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { BusError } from '../core/errors.js';
+import type { KeyUsage, Store } from '../store/store.js';
+
+export const MAIN_KEY_ID = 'main';
+
+export interface Principal {
+  keyId: string;
+  isMain: boolean;
+}
+
+export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+
+/** Constant-time equality of two secrets of any length (compares their digests). */
+export function secretEquals(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function newApiKey(): { apiKey: string; keyId: string } {
+  return {
+    apiKey: `tk_${randomBytes(16).toString('hex')}`,
+    keyId: `kid_${randomBytes(8).toString('hex')}`,
+  };
+}
+
+const unauthorized = (): BusError => new BusError('unauthorized', 'Missing or invalid API key');
+
+export class Authenticator {
+  /** Known tester keys by hash; revocation evicts. Bounded so unknown keys cannot grow it. */
+  private readonly cache = new Map<string, Principal>();
+  private usage = new Map<string, KeyUsage>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly mainKey: string,
+    private readonly adminToken: string,
+    private readonly dashboardPassword: string,
+  ) {}
+
+  async authenticate(req: FastifyRequest, now: number): Promise<Principal> {
+    const raw = req.headers['x-api-key'];
+    if (typeof raw !== 'string' || raw.length === 0 || raw.length > 256) throw unauthorized();
+    if (secretEquals(raw, this.mainKey)) return { keyId: MAIN_KEY_ID, isMain: true };
+    const principal = await this.lookup(raw);
+    if (!principal) throw unauthorized();
+    const u = this.usage.get(principal.keyId);
+    if (u) {
+      u.count++;
+      u.lastUsedAt = now;
+    } else this.usage.set(principal.keyId, { count: 1, lastUsedAt: now });
+    return principal;
+  }
+
+  /** The key id behind a raw tester key, or null. */
+  async lookup(rawKey: string): Promise<Principal | null> {
+    if (secretEquals(rawKey, this.mainKey)) return { keyId: MAIN_KEY_ID, isMain: true };
+    const hash = hashKey(rawKey);
+    const cached = this.cache.get(hash);
+    if (cached) return cached;
+    const row = await this.store.keyByHash(hash);
+    if (!row) return null;
+    const principal = { keyId: row.keyId, isMain: false };
+    if (this.cache.size >= 10_000) this.cache.clear();
+    this.cache.set(hash, principal);
+    return principal;
+  }
+
+  forget(): void {
+    this.cache.clear();
+  }
+
+  /** Usage counted since the last call, for the store to add up. */
+  takeUsage(): Map<string, KeyUsage> {
+    const u = this.usage;
+    this.usage = new Map();
+    return u;
+  }
+
+  /** PROTOCOL.md §3: X-Admin-Token alone decides when present; else Basic admin:password. */
+  checkAdmin(req: FastifyRequest): void {
+    const token = req.headers['x-admin-token'];
+    if (token !== undefined) {
+      if (typeof token === 'string' && secretEquals(token, this.adminToken)) return;
+      throw adminUnauthorized();
+    }
+    const auth = req.headers.authorization;
+    if (typeof auth === 'string' && /^basic /i.test(auth)) {
+      const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon >= 0) {
+        const user = decoded.slice(0, colon);
+        const okUser = secretEquals(user, 'admin');
+        const okPass = secretEquals(decoded.slice(colon + 1), this.dashboardPassword);
+        if (okUser && okPass) return;
+      }
+    }
+    throw adminUnauthorized();
+  }
+}
+
+export class AdminUnauthorized extends BusError {}
+const adminUnauthorized = (): BusError =>
+  new AdminUnauthorized('unauthorized', 'Admin credentials required');
+
+/**
+ * Cross-site protection for admin mutations (PROTOCOL.md §3): refuse a foreign Origin,
+ * Sec-Fetch-Site: cross-site, or a form body, whatever the credentials.
+ */
+export function checkSameSite(req: FastifyRequest): void {
+  const origin = req.headers.origin;
+  if (typeof origin === 'string' && origin !== '' && hostOf(origin) !== req.headers.host) {
+    throw new BusError('forbidden', 'Cross-site admin request refused');
+  }
+  if (req.headers['sec-fetch-site'] === 'cross-site') {
+    throw new BusError('forbidden', 'Cross-site admin request refused');
+  }
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain'].includes(type)) {
+    throw new BusError('forbidden', 'Form bodies are not accepted on admin routes');
+  }
+}
+
+function hostOf(origin: string): string | null {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * A claim, optionally held open as a long poll (PROTOCOL.md §5.2 [ext]).
+ * The waiter registers before each claim attempt, so a wake-up that lands while the
+ * attempt runs is never lost. A waiter woken for intent X that ends up claiming another
+ * intent passes X's wake-up on, so X still reaches a waiting worker.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { ClaimFilter } from '../core/routing.js';
+import type { IntentRow } from '../store/store.js';
+import type { ClaimableEvent } from '../wake/hub.js';
+import type { BusContext } from './context.js';
+
+export async function claimWithWait(
+  ctx: BusContext,
+  filter: ClaimFilter,
+  exemptFromWaiterLimit: boolean,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<IntentRow | null> {
+  const deadline = performance.now() + waitMs;
+  let hint: ClaimableEvent | null = null;
+  const passOn = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
+    if (e && e.id !== claimed?.id) ctx.hub.claimable(e, 0);
+  };
+  for (;;) {
+    const remaining = deadline - performance.now();
+    const ticket =
+      remaining > 0 && !signal.aborted
+        ? ctx.hub.waitForClaim(filter, exemptFromWaiterLimit, remaining, signal)
+        : null;
+    const row = await ctx.store.intentClaim({
+      ...filter,
+      now: ctx.clock.now(),
+      token: randomBytes(16).toString('hex'),
+      leaseMs: ctx.config.claimTimeoutSeconds * 1000,
+    });
+    if (row) {
+      const pending = ticket?.cancel();
+      passOn(hint, row);
+      if (pending?.kind === 'woken') passOn(pending.event, row);
+      return row;
+    }
+    if (!ticket) return null;
+    const outcome = await ticket.wait();
+    if (outcome.kind !== 'woken') return null;
+    hint = outcome.event;
+    if (signal.aborted) {
+      passOn(hint, null);
+      return null;
+    }
+  }
+}

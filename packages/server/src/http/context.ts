@@ -1,0 +1,45 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Clock, Random } from '../core/clock.js';
+import type { Config } from '../config.js';
+import type { Store } from '../store/store.js';
+import type { WaiterHub } from '../wake/hub.js';
+import type { Authenticator, Principal } from './auth.js';
+import type { Housekeeper } from '../housekeeping/housekeeper.js';
+
+/** What the routes are given: the parts of the bus, never a connection. */
+export interface BusContext {
+  config: Config;
+  store: Store;
+  hub: WaiterHub;
+  clock: Clock;
+  random: Random;
+  auth: Authenticator;
+  housekeeper: Housekeeper;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+    /** The exact body bytes received (for request signatures), or null without a body. */
+    rawBody: Buffer | null;
+  }
+}
+
+export function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new Error('route registered without authentication');
+  return req.principal;
+}
+
+/** Aborts when the client goes away before the answer is sent (long polls stop waiting). */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}
+
+export function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+}

@@ -1,0 +1,234 @@
+/** The worker-facing protocol: publish, claim, extend, fulfill, fail, result, status. */
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { LIMITS, schemas, type PublishRequest, type ResultType } from '@intent-bus/protocol';
+import { BusError, invalid, notFound } from '../../core/errors.js';
+import { parseCapabilities, type ClaimFilter } from '../../core/routing.js';
+import {
+  canonicalJson,
+  checkJsonValue,
+  normalizePublish,
+  truncateError,
+} from '../../core/validate.js';
+import type { IntentRow, TokenRef } from '../../store/store.js';
+import { announce } from '../../wake/announce.js';
+import { MAIN_KEY_ID, type Principal } from '../auth.js';
+import { claimWithWait } from '../claiming.js';
+import { clientGone, header, principalOf, type BusContext } from '../context.js';
+import { claimedIntent, resultObject, statusObject } from '../wire.js';
+
+const ID = new RegExp(LIMITS.idPattern);
+const WORKER = new RegExp(LIMITS.workerPattern);
+
+interface IdParams {
+  id: string;
+}
+interface TokenBody {
+  claim_token: string;
+}
+
+/** Malformed ids cannot exist: answer them like unknown ones. */
+function intentId(req: FastifyRequest): string {
+  const { id } = req.params as IdParams;
+  if (!ID.test(id)) throw notFound('Intent not found');
+  return id;
+}
+
+export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
+  const { store, hub, clock } = ctx;
+
+  const tokenRef = (req: FastifyRequest): TokenRef => ({
+    id: intentId(req),
+    token: (req.body as TokenBody).claim_token,
+    keyId: principalOf(req).keyId,
+    now: clock.now(),
+  });
+  const lostLease = (): BusError => notFound('Claim token is not live for this intent');
+
+  /** The row, if this key may read it: publisher, current or last claimer, or the main key. */
+  async function readable(id: string, p: Principal): Promise<IntentRow> {
+    const row = await store.intentGet(id);
+    if (!row || !(p.isMain || row.publisher === p.keyId || row.claimer === p.keyId)) {
+      throw notFound('Intent not found');
+    }
+    return row;
+  }
+
+  app.post('/intent', { schema: { body: schemas.publishBody } }, async (req, reply) => {
+    const p = principalOf(req);
+    const body = req.body as PublishRequest;
+    const idemKey = header(req, 'idempotency-key');
+    if (
+      idemKey !== undefined &&
+      (idemKey.length < 1 || idemKey.length > LIMITS.idempotencyKeyMaxLength)
+    ) {
+      throw invalid(
+        'Idempotency-Key',
+        `Idempotency-Key must be 1-${LIMITS.idempotencyKeyMaxLength} characters`,
+      );
+    }
+    const now = clock.now();
+    const intent = normalizePublish(body, {
+      id: randomBytes(16).toString('hex'),
+      publisher: p.keyId,
+      now,
+    });
+    const idem =
+      idemKey === undefined
+        ? null
+        : {
+            keyId: p.keyId,
+            key: idemKey,
+            bodyHash: createHash('sha256').update(canonicalJson(body)).digest('hex'),
+            notBefore: now - LIMITS.idempotencyWindowSeconds * 1000,
+          };
+    const out = await store.intentPublish(intent, idem);
+    if (out.kind === 'conflict') {
+      throw new BusError('idempotency_conflict', 'Key reused with different payload');
+    }
+    if (out.kind === 'replay') {
+      return reply.code(out.status).type('application/json; charset=utf-8').send(out.body);
+    }
+    announce(hub, out.row);
+    return reply
+      .code(201)
+      .send({ id: out.row.id, status: 'published', namespace: out.row.namespace });
+  });
+
+  app.post('/claim', { schema: { querystring: schemas.claimQuery } }, async (req, reply) => {
+    const p = principalOf(req);
+    const q = req.query as {
+      goal?: string;
+      namespace?: string;
+      publisher?: string;
+      worker_id?: string;
+      capabilities?: string;
+      capability?: string;
+      wait?: number;
+    };
+    const workerId = header(req, 'x-worker-id') ?? q.worker_id ?? null;
+    if (workerId != null && !WORKER.test(workerId)) {
+      throw invalid('worker_id', 'worker_id must match ' + LIMITS.workerPattern);
+    }
+    const capabilities = parseCapabilities(
+      header(req, 'x-worker-capabilities') ??
+        header(req, 'x-worker-capability') ??
+        q.capabilities ??
+        q.capability,
+    );
+    if (capabilities.length > LIMITS.capabilitiesMax || capabilities.some((c) => !WORKER.test(c))) {
+      throw invalid(
+        'capabilities',
+        `capabilities: at most ${LIMITS.capabilitiesMax} items, each matching ${LIMITS.workerPattern}`,
+      );
+    }
+    const filter: ClaimFilter = {
+      keyId: p.keyId,
+      namespace: q.namespace ?? LIMITS.defaultNamespace,
+      goal: q.goal ?? null,
+      publisher: q.publisher === undefined ? null : await resolvePublisher(ctx, q.publisher, p),
+      workerId,
+      capabilities,
+    };
+    const waitMs = Math.round((q.wait ?? 0) * 1000);
+    const row = await claimWithWait(ctx, filter, p.isMain, waitMs, clientGone(reply));
+    if (!row) return reply.code(204).header('Retry-After', '1').send();
+    return claimedIntent(row, ctx.config.claimTimeoutSeconds);
+  });
+
+  app.post(
+    '/extend_claim/:id',
+    { schema: { params: schemas.intentIdParams, body: schemas.extendBody } },
+    async (req) => {
+      const ref = tokenRef(req);
+      const seconds = (req.body as { seconds: number }).seconds;
+      const row = await store.intentExtend(ref, ref.now + Math.round(seconds * 1000));
+      if (!row) throw lostLease();
+      return {
+        ok: true,
+        id: row.id,
+        extended_by: seconds,
+        claim_expires_at: row.claimExpiresAt! / 1000,
+      };
+    },
+  );
+
+  app.post(
+    '/fulfill/:id',
+    { schema: { params: schemas.intentIdParams, body: schemas.fulfillBody } },
+    async (req) => {
+      const ref = tokenRef(req);
+      const body = req.body as { result?: unknown; result_type?: ResultType };
+      const resultType = body.result_type ?? 'json';
+      if (resultType === 'text' && body.result != null && typeof body.result !== 'string') {
+        throw invalid('result', 'A text result must be a string');
+      }
+      if (body.result !== undefined) checkJsonValue('result', body.result);
+      const result = body.result === undefined ? null : JSON.stringify(body.result);
+      const row = await store.intentFulfill(ref, result, resultType);
+      if (!row) throw lostLease();
+      announce(hub, row);
+      return { ok: true, id: row.id, status: 'fulfilled' };
+    },
+  );
+
+  app.post(
+    '/fail/:id',
+    { schema: { params: schemas.intentIdParams, body: schemas.failBody } },
+    async (req) => {
+      const ref = tokenRef(req);
+      const error = truncateError((req.body as { error?: string | null }).error);
+      const row = await store.intentFail(ref, error, ctx.random);
+      if (!row) throw lostLease();
+      announce(hub, row);
+      return { ok: true, id: row.id, status: row.status };
+    },
+  );
+
+  app.get(
+    '/result/:id',
+    { schema: { params: schemas.intentIdParams, querystring: schemas.resultQuery } },
+    async (req, reply) => {
+      const p = principalOf(req);
+      const id = intentId(req);
+      let row = await readable(id, p);
+      const waitMs = Math.round(((req.query as { wait?: number }).wait ?? 0) * 1000);
+      if (waitMs > 0 && !isFinal(row)) {
+        const ticket = hub.waitForResult(id, waitMs, clientGone(reply));
+        if (ticket) {
+          // Re-read after registering: a finish between the two reads is not missed.
+          row = await readable(id, p);
+          if (isFinal(row)) ticket.cancel();
+          else {
+            await ticket.wait();
+            row = await readable(id, p);
+          }
+        }
+      }
+      return resultObject(row);
+    },
+  );
+
+  app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req) =>
+    statusObject(await readable(intentId(req), principalOf(req))),
+  );
+}
+
+const isFinal = (row: IntentRow): boolean => row.status === 'fulfilled' || row.status === 'dead';
+
+/**
+ * The `publisher` claim filter names a key by its raw value or its key id. A tester key
+ * may only name itself (else 403); the main key may name anyone.
+ */
+async function resolvePublisher(ctx: BusContext, given: string, p: Principal): Promise<string> {
+  let keyId = given;
+  if (given !== MAIN_KEY_ID && !given.startsWith('kid_')) {
+    const found = await ctx.auth.lookup(given);
+    // An unknown value matches no intent; for a tester key it is someone else's.
+    keyId = found ? found.keyId : `unknown:${given.length}`;
+  }
+  if (!p.isMain && keyId !== p.keyId) {
+    throw new BusError('forbidden', 'A key may only filter by its own publisher');
+  }
+  return keyId;
+}

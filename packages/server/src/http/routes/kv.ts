@@ -1,0 +1,29 @@
+/** The ephemeral key-value store, scoped per API key. */
+import type { FastifyInstance } from 'fastify';
+import { schemas } from '@intent-bus/protocol';
+import { notFound } from '../../core/errors.js';
+import { checkJsonValue, clampKvTtl } from '../../core/validate.js';
+import { principalOf, type BusContext } from '../context.js';
+
+export async function kvRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
+  app.post(
+    '/set/:name',
+    { schema: { params: schemas.kvParams, body: schemas.kvSetBody } },
+    async (req) => {
+      const { name } = req.params as { name: string };
+      const body = req.body as { value: unknown; ttl?: number };
+      checkJsonValue('value', body.value);
+      const expiresAt = ctx.clock.now() + Math.round(clampKvTtl(body.ttl) * 1000);
+      await ctx.store.kvSet(principalOf(req).keyId, name, JSON.stringify(body.value), expiresAt);
+      return { ok: true };
+    },
+  );
+
+  app.get('/get/:name', { schema: { params: schemas.kvParams } }, async (req, reply) => {
+    const { name } = req.params as { name: string };
+    const value = await ctx.store.kvGet(principalOf(req).keyId, name, ctx.clock.now());
+    if (value == null) throw notFound('Key not found or expired');
+    // The value is stored as JSON text: splice it in rather than parse and re-serialise.
+    return reply.type('application/json; charset=utf-8').send(`{"value":${value}}`);
+  });
+}

@@ -1,0 +1,94 @@
+/** Store rows → the JSON objects of PROTOCOL.md §5 (times in unix seconds). */
+import type {
+  AdminIntent,
+  ClaimedIntent,
+  DeadLetter,
+  KeyInfo,
+  ResultObject,
+  StatusObject,
+} from '@intent-bus/protocol';
+import { toSeconds, toSecondsOrNull } from '../core/clock.js';
+import type { ApiKeyRow, IntentRow } from '../store/store.js';
+
+const parseJson = (text: string | null): unknown => (text == null ? null : JSON.parse(text));
+
+export function claimedIntent(row: IntentRow, claimTimeoutSeconds: number): ClaimedIntent {
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    goal: row.goal,
+    payload: parseJson(row.payload),
+    claim_attempts: row.claimAttempts,
+    priority: row.priority,
+    target_worker: row.targetWorker,
+    required_capability: row.requiredCapability,
+    claim_token: row.claimToken!,
+    claim_timeout: claimTimeoutSeconds,
+    claim_expires_at: toSeconds(row.claimExpiresAt!),
+  };
+}
+
+export function statusObject(row: IntentRow): StatusObject & { dead_reason?: string } {
+  const out: StatusObject & { dead_reason?: string } = {
+    id: row.id,
+    namespace: row.namespace,
+    goal: row.goal,
+    status: row.status,
+    priority: row.priority,
+    visibility: row.visibility,
+    claim_attempts: row.claimAttempts,
+    max_attempts: row.maxAttempts,
+    run_at: toSeconds(row.runAt),
+    created_at: toSeconds(row.createdAt),
+    expires_at: toSeconds(row.expiresAt),
+    claim_expires_at: toSecondsOrNull(row.claimExpiresAt),
+    target_worker: row.targetWorker,
+    required_capability: row.requiredCapability,
+    worker_id: row.workerId,
+  };
+  if (row.error != null) out.error = row.error;
+  if (row.deadReason != null) out.dead_reason = row.deadReason;
+  return out;
+}
+
+export function resultObject(row: IntentRow): ResultObject {
+  return {
+    ...statusObject(row),
+    result: parseJson(row.result),
+    result_type: row.resultType,
+    completed_at: toSecondsOrNull(row.completedAt),
+  };
+}
+
+export function adminIntent(row: IntentRow): AdminIntent {
+  return {
+    ...resultObject(row),
+    payload: parseJson(row.payload),
+    publisher: row.publisher,
+    backoff_base: row.backoffBase,
+    ttl: row.ttl,
+    dead_reason: row.deadReason,
+  };
+}
+
+export function deadLetter(row: IntentRow): DeadLetter {
+  return {
+    intent_id: row.id,
+    namespace: row.namespace,
+    goal: row.goal,
+    attempts: row.claimAttempts,
+    reason: row.deadReason ?? row.error ?? 'dead',
+    created_at: toSeconds(row.completedAt ?? row.createdAt),
+  };
+}
+
+export function keyInfo(row: ApiKeyRow): KeyInfo {
+  return {
+    key_id: row.keyId,
+    owner: row.owner,
+    prefix: row.prefix,
+    created_at: toSeconds(row.createdAt),
+    last_used_at: toSecondsOrNull(row.lastUsedAt),
+    requests: row.requests,
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * Composes a running bus: store, wake hub, housekeeping and the HTTP app. Used by
+ * `main.ts` (the `serve` command) and by the tests, which start real servers on
+ * ephemeral ports.
+ */
+import type { AddressInfo } from 'node:net';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Config } from './config.js';
+import { ConfigError } from './config.js';
+import { systemClock, type Clock, type Random } from './core/clock.js';
+import { Housekeeper } from './housekeeping/housekeeper.js';
+import { buildApp } from './http/app.js';
+import { Authenticator } from './http/auth.js';
+import type { BusContext } from './http/context.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store } from './store/store.js';
+import { announce } from './wake/announce.js';
+import { WaiterHub } from './wake/hub.js';
+
+export type ReadyConfig = Config & {
+  secret: string;
+  adminSecret: string;
+  dashboardPassword: string;
+};
+
+export interface BusOptions {
+  config: ReadyConfig;
+  clock?: Clock;
+  random?: Random;
+  logger?: FastifyBaseLogger;
+}
+
+export interface Bus {
+  app: FastifyInstance;
+  store: Store;
+  hub: WaiterHub;
+  housekeeper: Housekeeper;
+  /** http://host:port once listening. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Wake-up timers lost with the previous process are re-armed from the store. */
+const REARM_LIMIT = 10_000;
+
+export function openStore(config: Config): Store {
+  if (config.databaseUrl != null) {
+    throw new ConfigError(
+      'BUS_DATABASE_URL',
+      'the PostgreSQL store is not available yet; unset it to use SQLite',
+    );
+  }
+  try {
+    return new SqliteStore({ path: config.dbPath });
+  } catch (err) {
+    throw new ConfigError('BUS_DB_PATH', `cannot open ${config.dbPath}: ${(err as Error).message}`);
+  }
+}
+
+export async function startBus(options: BusOptions): Promise<Bus> {
+  const { config } = options;
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const logger = options.logger ?? pino({ level: config.logLevel });
+  const store = openStore(config);
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw new ConfigError(
+      'BUS_DB_PATH',
+      `cannot prepare ${config.dbPath}: ${(err as Error).message}`,
+    );
+  }
+  const hub = new WaiterHub(clock, {
+    maxWaiters: config.maxWaiters,
+    maxWaitersPerKey: config.maxWaitersPerKey,
+  });
+  const auth = new Authenticator(
+    store,
+    config.secret,
+    config.adminSecret,
+    config.dashboardPassword,
+  );
+  const housekeeper = new Housekeeper({
+    store,
+    wake: hub,
+    clock,
+    random,
+    auth,
+    log: logger,
+    cleanupIntervalSeconds: config.cleanupIntervalSeconds,
+    retentionSeconds: config.retentionSeconds,
+  });
+  const ctx: BusContext = { config, store, hub, clock, random, auth, housekeeper };
+  const app = await buildApp({ ctx, logger });
+  // Long polls end (204) before the server waits for in-flight requests to finish.
+  app.addHook('preClose', async () => hub.close());
+
+  for (const row of await store.intentsDueAfter(clock.now(), REARM_LIMIT)) announce(hub, row);
+
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await store.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new ConfigError('BUS_PORT', `cannot listen on ${config.host}:${config.port} (${code})`);
+    }
+    throw err;
+  }
+  housekeeper.start();
+  const addr = app.server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    store,
+    hub,
+    housekeeper,
+    url: `http://${host}:${addr.port}`,
+    close: () =>
+      (closing ??= (async () => {
+        await app.close();
+        await housekeeper.stop();
+        await store.close();
+      })()),
+  };
+}

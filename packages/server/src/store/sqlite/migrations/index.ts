@@ -1,0 +1,91 @@
+/**
+ * Numbered SQLite migrations. Applied in order, each in its own transaction, and
+ * recorded in schema_migrations. Never edit a released migration: add the next number.
+ * Times are integer milliseconds since the epoch.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+CREATE TABLE intents (
+  id                  TEXT PRIMARY KEY,
+  namespace           TEXT NOT NULL,
+  goal                TEXT NOT NULL,
+  payload             TEXT NOT NULL,
+  publisher           TEXT NOT NULL,
+  visibility          TEXT NOT NULL CHECK (visibility IN ('private', 'public')),
+  priority            INTEGER NOT NULL,
+  status              TEXT NOT NULL CHECK (status IN ('open', 'claimed', 'fulfilled', 'dead')),
+  run_at              INTEGER NOT NULL,
+  created_at          INTEGER NOT NULL,
+  expires_at          INTEGER NOT NULL,
+  max_attempts        INTEGER NOT NULL,
+  claim_attempts      INTEGER NOT NULL DEFAULT 0,
+  backoff_base        REAL NOT NULL,
+  ttl                 REAL NOT NULL,
+  target_worker       TEXT,
+  required_capability TEXT,
+  claim_token         TEXT,
+  claim_expires_at    INTEGER,
+  claimer             TEXT,
+  worker_id           TEXT,
+  result              TEXT,
+  result_type         TEXT,
+  completed_at        INTEGER,
+  error               TEXT,
+  dead_reason         TEXT
+);
+-- The claim walks these in the order of PROTOCOL.md §4 and stops at the first match.
+CREATE INDEX intents_claim_by_goal ON intents
+  (namespace, goal, priority DESC, run_at, claim_attempts, created_at, id) WHERE status = 'open';
+CREATE INDEX intents_claim_any ON intents
+  (namespace, priority DESC, run_at, claim_attempts, created_at, id) WHERE status = 'open';
+-- Lease sweeper and TTL pass.
+CREATE INDEX intents_lease_expiry ON intents (claim_expires_at) WHERE status = 'claimed';
+CREATE INDEX intents_open_expiry ON intents (expires_at) WHERE status = 'open';
+CREATE INDEX intents_due ON intents (run_at) WHERE status = 'open';
+-- Retention and the dead-letter list.
+CREATE INDEX intents_finished ON intents (status, completed_at);
+-- Per-key quota (open + claimed intents of one publisher).
+CREATE INDEX intents_publisher_live ON intents (publisher) WHERE status IN ('open', 'claimed');
+CREATE INDEX intents_created ON intents (created_at);
+
+CREATE TABLE api_keys (
+  key_id       TEXT PRIMARY KEY,
+  key_hash     TEXT NOT NULL UNIQUE,
+  prefix       TEXT NOT NULL,
+  owner        TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  last_used_at INTEGER,
+  requests     INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE idempotency (
+  key_id     TEXT NOT NULL,
+  idem_key   TEXT NOT NULL,
+  body_hash  TEXT NOT NULL,
+  status     INTEGER NOT NULL,
+  response   TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (key_id, idem_key)
+);
+CREATE INDEX idempotency_created ON idempotency (created_at);
+
+CREATE TABLE kv (
+  owner      TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  value      TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (owner, name)
+);
+CREATE INDEX kv_expiry ON kv (expires_at);
+`,
+  },
+];

@@ -1,0 +1,156 @@
+/**
+ * Every SQL statement of the SQLite store, one per operation, with named parameters.
+ * Values are always bound, never pasted into the text.
+ */
+
+/** The intents columns under the names of IntentRow. */
+export const INTENT_COLUMNS = `id, namespace, goal, payload, publisher, visibility, priority, status,
+  run_at AS runAt, created_at AS createdAt, expires_at AS expiresAt, max_attempts AS maxAttempts,
+  claim_attempts AS claimAttempts, backoff_base AS backoffBase, ttl,
+  target_worker AS targetWorker, required_capability AS requiredCapability,
+  claim_token AS claimToken, claim_expires_at AS claimExpiresAt, claimer, worker_id AS workerId,
+  result, result_type AS resultType, completed_at AS completedAt, error, dead_reason AS deadReason`;
+
+// @id @namespace @goal @payload @publisher @visibility @priority @runAt @createdAt @expiresAt
+// @maxAttempts @backoffBase @ttl @targetWorker @requiredCapability
+export const intentInsert = `INSERT INTO intents (id, namespace, goal, payload, publisher,
+  visibility, priority, status, run_at, created_at, expires_at, max_attempts, backoff_base, ttl,
+  target_worker, required_capability)
+VALUES (@id, @namespace, @goal, @payload, @publisher, @visibility, @priority, 'open', @runAt,
+  @createdAt, @expiresAt, @maxAttempts, @backoffBase, @ttl, @targetWorker, @requiredCapability)
+RETURNING ${INTENT_COLUMNS}`;
+
+/**
+ * The claim: one UPDATE whose sub-select picks the first claimable intent in the order of
+ * PROTOCOL.md §4. Four variants (goal given or not × publisher filter or not) so that each
+ * uses a fixed plan over the matching partial index.
+ * @now @token @claimExpiresAt @keyId @workerId @namespace @goal @publisher @caps (JSON array)
+ */
+export function intentClaim(withGoal: boolean, withPublisher: boolean): string {
+  const owner = withPublisher
+    ? 'publisher = @publisher'
+    : "(visibility = 'public' OR publisher = @keyId)";
+  return `UPDATE intents SET status = 'claimed', claim_attempts = claim_attempts + 1,
+  claim_token = @token, claim_expires_at = @claimExpiresAt, claimer = @keyId, worker_id = @workerId
+WHERE id = (
+  SELECT id FROM intents INDEXED BY ${withGoal ? 'intents_claim_by_goal' : 'intents_claim_any'}
+  WHERE status = 'open' AND namespace = @namespace ${withGoal ? 'AND goal = @goal' : ''}
+    AND run_at <= @now AND expires_at > @now AND claim_attempts < max_attempts
+    AND (target_worker IS NULL OR target_worker = @workerId)
+    AND (required_capability IS NULL
+         OR required_capability IN (SELECT value FROM json_each(@caps)))
+    AND ${owner}
+  ORDER BY priority DESC, run_at ASC, claim_attempts ASC, created_at ASC, id ASC
+  LIMIT 1)
+RETURNING ${INTENT_COLUMNS}`;
+}
+
+/** A live token's row, for this key. @id @token @keyId @now */
+const LIVE = `id = @id AND status = 'claimed' AND claim_token = @token AND claimer = @keyId
+  AND claim_expires_at > @now`;
+
+export const intentExtend = `UPDATE intents SET claim_expires_at = @claimExpiresAt WHERE ${LIVE}
+RETURNING ${INTENT_COLUMNS}`;
+
+export const intentFulfill = `UPDATE intents SET status = 'fulfilled', result = @result,
+  result_type = @resultType, completed_at = @now, claim_token = NULL WHERE ${LIVE}
+RETURNING ${INTENT_COLUMNS}`;
+
+export const intentSelectLive = `SELECT ${INTENT_COLUMNS} FROM intents WHERE ${LIVE}`;
+
+/**
+ * A failed or expired claim, once the core has decided its outcome.
+ * @id @token @status @runAt @error @deadReason @completedAt
+ */
+export const intentRelease = `UPDATE intents SET status = @status, run_at = @runAt,
+  claim_token = NULL, error = @error, dead_reason = @deadReason, completed_at = @completedAt
+WHERE id = @id AND status = 'claimed' AND claim_token = @token
+RETURNING ${INTENT_COLUMNS}`;
+
+export const intentGet = `SELECT ${INTENT_COLUMNS} FROM intents WHERE id = @id`;
+
+// @id @now
+export const intentCancel = `UPDATE intents SET status = 'dead', dead_reason = 'cancelled',
+  claim_token = NULL, completed_at = @now
+WHERE id = @id AND status IN ('open', 'claimed')
+RETURNING ${INTENT_COLUMNS}`;
+
+// @id @now
+export const intentRetry = `UPDATE intents SET status = 'open', claim_attempts = 0, run_at = @now,
+  expires_at = @now + CAST(ttl * 1000 AS INTEGER), claim_token = NULL, claim_expires_at = NULL,
+  result = NULL, result_type = NULL, completed_at = NULL, error = NULL, dead_reason = NULL
+WHERE id = @id
+RETURNING ${INTENT_COLUMNS}`;
+
+// @now @limit
+export const leasesExpired = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_lease_expiry
+WHERE status = 'claimed' AND claim_expires_at <= @now ORDER BY claim_expires_at LIMIT @limit`;
+
+// @now @limit
+export const intentsExpire = `UPDATE intents SET status = 'dead', dead_reason = 'expired',
+  completed_at = @now
+WHERE id IN (SELECT id FROM intents INDEXED BY intents_open_expiry
+             WHERE status = 'open' AND expires_at <= @now LIMIT @limit)
+RETURNING ${INTENT_COLUMNS}`;
+
+// @status @before
+export const intentsDeleteFinished = `DELETE FROM intents
+WHERE status = @status AND completed_at < @before`;
+
+export const intentsPurgeAll = `DELETE FROM intents`;
+// @namespace
+export const intentsPurgeNamespace = `DELETE FROM intents WHERE namespace = @namespace`;
+export const deadCountAll = `SELECT COUNT(*) AS n FROM intents WHERE status = 'dead'`;
+export const deadCountNamespace = `SELECT COUNT(*) AS n FROM intents
+WHERE status = 'dead' AND namespace = @namespace`;
+
+// @limit, and @namespace for the second
+export const deadListAll = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_finished
+WHERE status = 'dead' ORDER BY completed_at DESC LIMIT @limit`;
+export const deadListNamespace = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_finished
+WHERE status = 'dead' AND namespace = @namespace ORDER BY completed_at DESC LIMIT @limit`;
+
+// @now @limit
+export const intentsDueAfter = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_due
+WHERE status = 'open' AND run_at > @now ORDER BY run_at LIMIT @limit`;
+
+// @keyId @idemKey
+export const idempotencyGet = `SELECT body_hash AS bodyHash, status, response, created_at AS createdAt
+FROM idempotency WHERE key_id = @keyId AND idem_key = @idemKey`;
+// @keyId @idemKey @bodyHash @status @response @createdAt
+export const idempotencyPut = `INSERT OR REPLACE INTO idempotency
+  (key_id, idem_key, body_hash, status, response, created_at)
+VALUES (@keyId, @idemKey, @bodyHash, @status, @response, @createdAt)`;
+// @before
+export const idempotencyDeleteBefore = `DELETE FROM idempotency WHERE created_at < @before`;
+// @keyId
+export const idempotencyDeleteKey = `DELETE FROM idempotency WHERE key_id = @keyId`;
+
+// @owner @name @value @expiresAt
+export const kvSet = `INSERT INTO kv (owner, name, value, expires_at)
+VALUES (@owner, @name, @value, @expiresAt)
+ON CONFLICT (owner, name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`;
+// @owner @name @now
+export const kvGet = `SELECT value FROM kv WHERE owner = @owner AND name = @name AND expires_at > @now`;
+// @now
+export const kvDeleteExpired = `DELETE FROM kv WHERE expires_at <= @now`;
+
+const KEY_COLUMNS = `key_id AS keyId, key_hash AS keyHash, prefix, owner, created_at AS createdAt,
+  last_used_at AS lastUsedAt, requests`;
+// @keyId @keyHash @prefix @owner @createdAt @lastUsedAt @requests
+export const keyCreate = `INSERT INTO api_keys
+  (key_id, key_hash, prefix, owner, created_at, last_used_at, requests)
+VALUES (@keyId, @keyHash, @prefix, @owner, @createdAt, @lastUsedAt, @requests)`;
+// @keyHash
+export const keyByHash = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = @keyHash`;
+export const keyList = `SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id`;
+// @keyId
+export const keyDeleteById = `DELETE FROM api_keys WHERE key_id = @keyId RETURNING key_id AS keyId`;
+// @keyHash
+export const keyDeleteByHash = `DELETE FROM api_keys WHERE key_hash = @keyHash
+RETURNING key_id AS keyId`;
+// @keyId @count @lastUsedAt
+export const keyUsageAdd = `UPDATE api_keys SET requests = requests + @count,
+  last_used_at = MAX(COALESCE(last_used_at, 0), @lastUsedAt) WHERE key_id = @keyId`;
+
+export const ping = `SELECT 1 AS ok`;

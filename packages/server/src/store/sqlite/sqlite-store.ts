@@ -1,0 +1,349 @@
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { ResultType } from '@intent-bus/protocol';
+import type { Random } from '../../core/clock.js';
+import { REASON_LEASE_EXPIRED, afterFailure } from '../../core/lifecycle.js';
+import type { NewIntent } from '../../core/validate.js';
+import {
+  StoreUnavailableError,
+  type ApiKeyRow,
+  type ClaimRequest,
+  type IdempotencyInput,
+  type IntentRow,
+  type KeyUsage,
+  type PublishOutcome,
+  type Store,
+  type TokenRef,
+} from '../store.js';
+import { migrations } from './migrations/index.js';
+import * as q from './queries.js';
+
+type Stmt = Database.Statement<unknown[], unknown>;
+
+/** SQLite result codes that mean "the store is in trouble", not "the request is wrong". */
+const UNAVAILABLE =
+  /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|NOMEM|CORRUPT|NOTADB|PROTOCOL)/;
+
+export interface SqliteStoreOptions {
+  path: string;
+  /** How long a statement waits for another process's write lock before failing (ms). */
+  busyTimeoutMs?: number;
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly stmts = new Map<string, Stmt>();
+
+  constructor(private readonly options: SqliteStoreOptions) {
+    const { path } = options;
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // Create the file ourselves so that it is mode 600 from the first byte.
+      if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    }
+    this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 250 });
+    // WAL: readers never block the writer. synchronous=NORMAL: a commit survives a killed
+    // process (the WAL is in the OS page cache); only a power loss can drop the last commits.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  private stmt(sql: string): Stmt {
+    let s = this.stmts.get(sql);
+    if (s === undefined) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Runs `fn` and turns storage faults into StoreUnavailableError. */
+  private run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(translate(err));
+    }
+  }
+
+  async migrate(): Promise<void> {
+    return this.run(() => {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+      const applied = new Set(
+        (
+          this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]
+        ).map((r) => r.version),
+      );
+      for (const m of migrations) {
+        if (applied.has(m.version)) continue;
+        this.db.transaction(() => {
+          this.db.exec(m.sql);
+          this.db
+            .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+            .run(m.version, m.name, Date.now());
+        })();
+      }
+      this.prepareAll();
+    });
+  }
+
+  /** Prepares every statement once, so a query the planner cannot serve fails at start. */
+  private prepareAll(): void {
+    for (const [name, value] of Object.entries(q)) {
+      if (typeof value === 'string' && name !== 'INTENT_COLUMNS') this.stmt(value);
+    }
+    for (const g of [true, false]) for (const p of [true, false]) this.stmt(q.intentClaim(g, p));
+  }
+
+  async ping(): Promise<void> {
+    return this.run(() => void this.stmt(q.ping).get());
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async intentPublish(intent: NewIntent, idem: IdempotencyInput | null): Promise<PublishOutcome> {
+    return this.run(() =>
+      this.db.transaction((): PublishOutcome => {
+        if (idem) {
+          const prior = this.stmt(q.idempotencyGet).get({
+            keyId: idem.keyId,
+            idemKey: idem.key,
+          }) as
+            { bodyHash: string; status: number; response: string; createdAt: number } | undefined;
+          if (prior && prior.createdAt >= idem.notBefore) {
+            if (prior.bodyHash !== idem.bodyHash) return { kind: 'conflict' };
+            return { kind: 'replay', status: prior.status, body: prior.response };
+          }
+        }
+        const row = this.stmt(q.intentInsert).get(intent) as IntentRow;
+        if (idem) {
+          this.stmt(q.idempotencyPut).run({
+            keyId: idem.keyId,
+            idemKey: idem.key,
+            bodyHash: idem.bodyHash,
+            status: 201,
+            response: JSON.stringify({ id: row.id, status: 'published', namespace: row.namespace }),
+            createdAt: intent.createdAt,
+          });
+        }
+        return { kind: 'created', row };
+      })(),
+    );
+  }
+
+  async intentClaim(req: ClaimRequest): Promise<IntentRow | null> {
+    const sql = q.intentClaim(req.goal != null, req.publisher != null);
+    return this.run(
+      () =>
+        (this.stmt(sql).get({
+          now: req.now,
+          token: req.token,
+          claimExpiresAt: req.now + req.leaseMs,
+          keyId: req.keyId,
+          workerId: req.workerId,
+          namespace: req.namespace,
+          goal: req.goal,
+          publisher: req.publisher,
+          caps: JSON.stringify(req.capabilities),
+        }) as IntentRow | undefined) ?? null,
+    );
+  }
+
+  async intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null> {
+    return this.run(
+      () => (this.stmt(q.intentExtend).get({ ...ref, claimExpiresAt }) as IntentRow) ?? null,
+    );
+  }
+
+  async intentFulfill(
+    ref: TokenRef,
+    result: string | null,
+    resultType: ResultType,
+  ): Promise<IntentRow | null> {
+    return this.run(
+      () => (this.stmt(q.intentFulfill).get({ ...ref, result, resultType }) as IntentRow) ?? null,
+    );
+  }
+
+  async intentFail(ref: TokenRef, error: string | null, random: Random): Promise<IntentRow | null> {
+    return this.run(() =>
+      this.db.transaction(() => {
+        const row = this.stmt(q.intentSelectLive).get(ref) as IntentRow | undefined;
+        if (!row) return null;
+        return this.release(row, ref.now, error, error, random);
+      })(),
+    );
+  }
+
+  /** Applies the core's decision for a claim that failed at time `at`. */
+  private release(
+    row: IntentRow,
+    at: number,
+    error: string | null,
+    deadReason: string | null,
+    random: Random,
+  ): IntentRow {
+    const outcome = afterFailure(row, at, random);
+    const dead = outcome.status === 'dead';
+    return this.stmt(q.intentRelease).get({
+      id: row.id,
+      token: row.claimToken,
+      status: outcome.status,
+      runAt: dead ? row.runAt : outcome.runAt,
+      error,
+      deadReason: dead ? (deadReason ?? 'failed') : null,
+      completedAt: dead ? at : null,
+    }) as IntentRow;
+  }
+
+  async intentGet(id: string): Promise<IntentRow | null> {
+    return this.run(() => (this.stmt(q.intentGet).get({ id }) as IntentRow | undefined) ?? null);
+  }
+
+  async intentCancel(id: string, now: number): Promise<IntentRow | null> {
+    return this.run(
+      () =>
+        (this.stmt(q.intentCancel).get({ id, now }) as IntentRow | undefined) ??
+        (this.stmt(q.intentGet).get({ id }) as IntentRow | undefined) ??
+        null,
+    );
+  }
+
+  async intentRetry(id: string, now: number): Promise<IntentRow | null> {
+    return this.run(() => (this.stmt(q.intentRetry).get({ id, now }) as IntentRow) ?? null);
+  }
+
+  async leasesSweep(now: number, random: Random, limit: number): Promise<IntentRow[]> {
+    return this.run(() =>
+      this.db.transaction(() => {
+        const expired = this.stmt(q.leasesExpired).all({ now, limit }) as IntentRow[];
+        return expired.map((row) =>
+          this.release(
+            row,
+            row.claimExpiresAt ?? now,
+            REASON_LEASE_EXPIRED,
+            REASON_LEASE_EXPIRED,
+            random,
+          ),
+        );
+      })(),
+    );
+  }
+
+  async intentsExpire(now: number, limit: number): Promise<IntentRow[]> {
+    return this.run(() => this.stmt(q.intentsExpire).all({ now, limit }) as IntentRow[]);
+  }
+
+  async intentsDeleteFinished(before: number): Promise<{ fulfilled: number; dead: number }> {
+    return this.run(() =>
+      this.db.transaction(() => ({
+        fulfilled: this.stmt(q.intentsDeleteFinished).run({ status: 'fulfilled', before }).changes,
+        dead: this.stmt(q.intentsDeleteFinished).run({ status: 'dead', before }).changes,
+      }))(),
+    );
+  }
+
+  async intentsPurge(namespace: string | null): Promise<{ intents: number; dead: number }> {
+    return this.run(() =>
+      this.db.transaction(() => {
+        const dead =
+          namespace == null
+            ? (this.stmt(q.deadCountAll).get() as { n: number }).n
+            : (this.stmt(q.deadCountNamespace).get({ namespace }) as { n: number }).n;
+        const intents =
+          namespace == null
+            ? this.stmt(q.intentsPurgeAll).run().changes
+            : this.stmt(q.intentsPurgeNamespace).run({ namespace }).changes;
+        return { intents, dead };
+      })(),
+    );
+  }
+
+  async deadList(limit: number, namespace: string | null): Promise<IntentRow[]> {
+    return this.run(
+      () =>
+        (namespace == null
+          ? this.stmt(q.deadListAll).all({ limit })
+          : this.stmt(q.deadListNamespace).all({ limit, namespace })) as IntentRow[],
+    );
+  }
+
+  async intentsDueAfter(now: number, limit: number): Promise<IntentRow[]> {
+    return this.run(() => this.stmt(q.intentsDueAfter).all({ now, limit }) as IntentRow[]);
+  }
+
+  async kvSet(owner: string, name: string, value: string, expiresAt: number): Promise<void> {
+    return this.run(() => void this.stmt(q.kvSet).run({ owner, name, value, expiresAt }));
+  }
+
+  async kvGet(owner: string, name: string, now: number): Promise<string | null> {
+    return this.run(
+      () =>
+        (this.stmt(q.kvGet).get({ owner, name, now }) as { value: string } | undefined)?.value ??
+        null,
+    );
+  }
+
+  async kvDeleteExpired(now: number): Promise<number> {
+    return this.run(() => this.stmt(q.kvDeleteExpired).run({ now }).changes);
+  }
+
+  async idempotencyDeleteBefore(before: number): Promise<number> {
+    return this.run(() => this.stmt(q.idempotencyDeleteBefore).run({ before }).changes);
+  }
+
+  async keyCreate(row: ApiKeyRow): Promise<void> {
+    return this.run(() => void this.stmt(q.keyCreate).run(row));
+  }
+
+  async keyByHash(hash: string): Promise<ApiKeyRow | null> {
+    return this.run(
+      () => (this.stmt(q.keyByHash).get({ keyHash: hash }) as ApiKeyRow | undefined) ?? null,
+    );
+  }
+
+  async keyList(): Promise<ApiKeyRow[]> {
+    return this.run(() => this.stmt(q.keyList).all() as ApiKeyRow[]);
+  }
+
+  async keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<boolean> {
+    return this.run(() =>
+      this.db.transaction(() => {
+        const gone = (
+          'keyId' in by
+            ? this.stmt(q.keyDeleteById).get({ keyId: by.keyId })
+            : this.stmt(q.keyDeleteByHash).get({ keyHash: by.keyHash })
+        ) as { keyId: string } | undefined;
+        if (!gone) return false;
+        this.stmt(q.idempotencyDeleteKey).run({ keyId: gone.keyId });
+        return true;
+      })(),
+    );
+  }
+
+  async keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void> {
+    if (usage.size === 0) return;
+    return this.run(() =>
+      this.db.transaction(() => {
+        for (const [keyId, u] of usage) {
+          this.stmt(q.keyUsageAdd).run({ keyId, count: u.count, lastUsedAt: u.lastUsedAt });
+        }
+      })(),
+    );
+  }
+}
+
+function translate(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && UNAVAILABLE.test(code)) {
+    return new StoreUnavailableError(`store unavailable: ${code}`, err);
+  }
+  return err;
+}

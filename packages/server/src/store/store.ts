@@ -1,0 +1,141 @@
+/**
+ * The storage seam. Routes and housekeeping ask the store for resource-named operations;
+ * each is one atomic step, and no connection or transaction ever leaks out.
+ * SQLite implements it now; PostgreSQL drops in behind the same contract tests.
+ * All times are milliseconds since the epoch.
+ */
+import type { IntentStatus, ResultType, Visibility } from '@intent-bus/protocol';
+import type { Random } from '../core/clock.js';
+import type { ClaimFilter } from '../core/routing.js';
+import type { NewIntent } from '../core/validate.js';
+
+export interface IntentRow {
+  id: string;
+  namespace: string;
+  goal: string;
+  /** JSON text exactly as stored. */
+  payload: string;
+  publisher: string;
+  visibility: Visibility;
+  priority: number;
+  status: IntentStatus;
+  runAt: number;
+  createdAt: number;
+  expiresAt: number;
+  maxAttempts: number;
+  claimAttempts: number;
+  backoffBase: number;
+  ttl: number;
+  targetWorker: string | null;
+  requiredCapability: string | null;
+  claimToken: string | null;
+  claimExpiresAt: number | null;
+  claimer: string | null;
+  workerId: string | null;
+  /** JSON text of the result (a text result is stored as a JSON string). */
+  result: string | null;
+  resultType: ResultType | null;
+  completedAt: number | null;
+  error: string | null;
+  deadReason: string | null;
+}
+
+export interface IdempotencyInput {
+  keyId: string;
+  key: string;
+  bodyHash: string;
+  /** Rows created before this time are out of the window and ignored. */
+  notBefore: number;
+}
+
+export type PublishOutcome =
+  | { kind: 'created'; row: IntentRow }
+  | { kind: 'replay'; status: number; body: string }
+  | { kind: 'conflict' };
+
+export interface ClaimRequest extends ClaimFilter {
+  now: number;
+  token: string;
+  leaseMs: number;
+}
+
+export interface TokenRef {
+  id: string;
+  token: string;
+  keyId: string;
+  now: number;
+}
+
+export interface ApiKeyRow {
+  keyId: string;
+  keyHash: string;
+  prefix: string;
+  owner: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+  requests: number;
+}
+
+export interface KeyUsage {
+  count: number;
+  lastUsedAt: number;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Applies pending numbered migrations. */
+  migrate(): Promise<void>;
+  /** Throws when the store cannot serve requests. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  intentPublish(intent: NewIntent, idem: IdempotencyInput | null): Promise<PublishOutcome>;
+  /** Atomically claims the first matching intent in the order of PROTOCOL.md §4. */
+  intentClaim(req: ClaimRequest): Promise<IntentRow | null>;
+  /** Null when the token is not live for this key. */
+  intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null>;
+  intentFulfill(
+    ref: TokenRef,
+    result: string | null,
+    resultType: ResultType,
+  ): Promise<IntentRow | null>;
+  intentFail(ref: TokenRef, error: string | null, random: Random): Promise<IntentRow | null>;
+  intentGet(id: string): Promise<IntentRow | null>;
+  /** Open or claimed → dead (cancelled); anything else unchanged. Null if unknown. */
+  intentCancel(id: string, now: number): Promise<IntentRow | null>;
+  /** Any → open with attempts reset. Null if unknown. */
+  intentRetry(id: string, now: number): Promise<IntentRow | null>;
+  /** Expired leases back to open with backoff, or dead after the last attempt. */
+  leasesSweep(now: number, random: Random, limit: number): Promise<IntentRow[]>;
+  /** Open intents past expires_at → dead (expired). */
+  intentsExpire(now: number, limit: number): Promise<IntentRow[]>;
+  /** Deletes fulfilled and dead intents that reached their state before `before`. */
+  intentsDeleteFinished(before: number): Promise<{ fulfilled: number; dead: number }>;
+  intentsPurge(namespace: string | null): Promise<{ intents: number; dead: number }>;
+  deadList(limit: number, namespace: string | null): Promise<IntentRow[]>;
+  /** Open intents that become claimable after `now`, soonest first (to arm wake timers). */
+  intentsDueAfter(now: number, limit: number): Promise<IntentRow[]>;
+
+  kvSet(owner: string, name: string, value: string, expiresAt: number): Promise<void>;
+  kvGet(owner: string, name: string, now: number): Promise<string | null>;
+  kvDeleteExpired(now: number): Promise<number>;
+  idempotencyDeleteBefore(before: number): Promise<number>;
+
+  keyCreate(row: ApiKeyRow): Promise<void>;
+  keyByHash(hash: string): Promise<ApiKeyRow | null>;
+  keyList(): Promise<ApiKeyRow[]>;
+  /** Removes the key and its idempotency rows; false when unknown. */
+  keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<boolean>;
+  keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void>;
+}
+
+/** A fault of the store itself (locked, full, read-only, unreachable): the client may retry. */
+export class StoreUnavailableError extends Error {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
+}

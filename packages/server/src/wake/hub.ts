@@ -1,0 +1,240 @@
+/**
+ * Waiting requests and the events that wake them, in-process. Routes and housekeeping
+ * announce "this intent is claimable (now or at time t)" and "this intent finished";
+ * the hub hands each claimable event to one matching waiting claimer and wakes every
+ * result waiter of a finished intent. No polling: direct wake-ups, plus one timer for
+ * the soonest future run_at. With PostgreSQL the same announcements arrive through
+ * LISTEN/NOTIFY from other nodes and are fed into the same hub.
+ */
+import type { Clock } from '../core/clock.js';
+import { matchesClaim, type ClaimFilter, type RoutingAttrs } from '../core/routing.js';
+import { MinHeap } from './min-heap.js';
+
+export interface ClaimableEvent extends RoutingAttrs {
+  id: string;
+}
+
+/** How the rest of the server announces changes. */
+export interface WakeBus {
+  /** The intent can be claimed from time `at` (ms) on. */
+  claimable(event: ClaimableEvent, at: number): void;
+  /** The intent reached fulfilled or dead. */
+  finished(id: string): void;
+}
+
+export type WaitOutcome =
+  { kind: 'woken'; event: ClaimableEvent | null } | { kind: 'timeout' } | { kind: 'closed' };
+
+interface Waiter {
+  settle(outcome: WaitOutcome): void;
+  release(): void;
+}
+
+interface ClaimWaiter extends Waiter {
+  filter: ClaimFilter;
+}
+
+export interface HubLimits {
+  /** Waiting requests on this node (claims and results). */
+  maxWaiters: number;
+  /** Waiting claims per tester key; the main key is exempt. */
+  maxWaitersPerKey: number;
+  /** Future wake-ups kept in memory; past it the farthest are dropped (claimers still poll). */
+  maxScheduled?: number;
+}
+
+/** A registered wait: `wait()` resolves once, on wake, timeout, abort or hub close. */
+export interface Ticket {
+  wait(): Promise<WaitOutcome>;
+  /**
+   * Stop waiting (the request answered by itself). Returns the outcome if one had already
+   * arrived, so a wake-up that was not used can be passed on.
+   */
+  cancel(): WaitOutcome | null;
+}
+
+export class WaiterHub implements WakeBus {
+  private readonly claimWaiters = new Map<string, Set<ClaimWaiter>>();
+  private readonly resultWaiters = new Map<string, Set<Waiter>>();
+  private readonly perKey = new Map<string, number>();
+  private readonly allWaiters = new Set<Waiter>();
+  private total = 0;
+  private closed = false;
+  private readonly scheduled = new MinHeap<{ at: number; event: ClaimableEvent }>(
+    (a, b) => a.at - b.at,
+  );
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly limits: HubLimits,
+  ) {}
+
+  get waiting(): number {
+    return this.total;
+  }
+
+  claimable(event: ClaimableEvent, at: number): void {
+    if (this.closed) return;
+    if (at <= this.clock.now()) {
+      this.dispatch(event);
+      return;
+    }
+    this.scheduled.push({ at, event });
+    const max = this.limits.maxScheduled ?? 100_000;
+    if (this.scheduled.size > max) this.scheduled.dropLargest();
+    this.armTimer();
+  }
+
+  finished(id: string): void {
+    const set = this.resultWaiters.get(id);
+    if (!set) return;
+    for (const w of [...set]) w.settle({ kind: 'woken', event: null });
+  }
+
+  /** Hands the event to the longest-waiting matching claimer, if any. */
+  private dispatch(event: ClaimableEvent): void {
+    const set = this.claimWaiters.get(event.namespace);
+    if (!set) return;
+    for (const w of set) {
+      if (matchesClaim(event, w.filter)) {
+        w.settle({ kind: 'woken', event });
+        return;
+      }
+    }
+  }
+
+  private armTimer(): void {
+    const next = this.scheduled.peek();
+    if (!next || next.at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = next.at;
+    const delay = Math.min(Math.max(0, next.at - this.clock.now()), 2_147_483_647);
+    this.timer = setTimeout(() => this.fireDue(), delay);
+  }
+
+  private fireDue(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = this.clock.now();
+    for (let top = this.scheduled.peek(); top && top.at <= now; top = this.scheduled.peek()) {
+      this.scheduled.pop();
+      this.dispatch(top.event);
+    }
+    this.armTimer();
+  }
+
+  /**
+   * Registers a waiting claim. Null when a limit is reached (the caller answers at once,
+   * as if wait=0) or the hub is closed.
+   */
+  waitForClaim(
+    filter: ClaimFilter,
+    exemptFromKeyLimit: boolean,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Ticket | null {
+    if (!this.admit(filter.keyId, exemptFromKeyLimit)) return null;
+    let set = this.claimWaiters.get(filter.namespace);
+    if (!set) this.claimWaiters.set(filter.namespace, (set = new Set()));
+    const bucket = set;
+    return this.makeTicket(timeoutMs, signal, filter.keyId, exemptFromKeyLimit, (w) => {
+      const cw = Object.assign(w, { filter });
+      bucket.add(cw);
+      return () => {
+        bucket.delete(cw);
+        if (bucket.size === 0 && this.claimWaiters.get(filter.namespace) === bucket)
+          this.claimWaiters.delete(filter.namespace);
+      };
+    });
+  }
+
+  /** Registers a wait for intent `id` to finish. Null when the node is full or closed. */
+  waitForResult(id: string, timeoutMs: number, signal?: AbortSignal): Ticket | null {
+    if (!this.admit(null, true)) return null;
+    let set = this.resultWaiters.get(id);
+    if (!set) this.resultWaiters.set(id, (set = new Set()));
+    const bucket = set;
+    return this.makeTicket(timeoutMs, signal, null, true, (w) => {
+      bucket.add(w);
+      return () => {
+        bucket.delete(w);
+        if (bucket.size === 0 && this.resultWaiters.get(id) === bucket)
+          this.resultWaiters.delete(id);
+      };
+    });
+  }
+
+  private admit(keyId: string | null, exempt: boolean): boolean {
+    if (this.closed || this.total >= this.limits.maxWaiters) return false;
+    if (keyId != null && !exempt && (this.perKey.get(keyId) ?? 0) >= this.limits.maxWaitersPerKey)
+      return false;
+    return true;
+  }
+
+  private makeTicket(
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    keyId: string | null,
+    exempt: boolean,
+    register: (w: Waiter) => () => void,
+  ): Ticket {
+    let resolveWait!: (o: WaitOutcome) => void;
+    let outcome: WaitOutcome | null = null;
+    const promise = new Promise<WaitOutcome>((r) => (resolveWait = r));
+    const counted = keyId != null && !exempt;
+    this.total++;
+    if (counted) this.perKey.set(keyId, (this.perKey.get(keyId) ?? 0) + 1);
+    let timer: NodeJS.Timeout | null = null;
+    const onAbort = (): void => waiter.settle({ kind: 'closed' });
+    let unregister = (): void => {};
+    const waiter: Waiter = {
+      settle: (o) => {
+        if (outcome) return;
+        outcome = o;
+        waiter.release();
+        resolveWait(o);
+      },
+      release: () => {
+        unregister();
+        unregister = () => {};
+        if (timer) clearTimeout(timer);
+        timer = null;
+        signal?.removeEventListener('abort', onAbort);
+        this.allWaiters.delete(waiter);
+        if (counted) {
+          const n = (this.perKey.get(keyId) ?? 1) - 1;
+          if (n <= 0) this.perKey.delete(keyId);
+          else this.perKey.set(keyId, n);
+        }
+        this.total--;
+        waiter.release = () => {};
+      },
+    };
+    unregister = register(waiter);
+    this.allWaiters.add(waiter);
+    timer = setTimeout(() => waiter.settle({ kind: 'timeout' }), Math.max(0, timeoutMs));
+    if (signal) {
+      if (signal.aborted) queueMicrotask(onAbort);
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+    return {
+      wait: () => promise,
+      cancel: () => {
+        if (outcome) return outcome;
+        outcome = { kind: 'closed' };
+        waiter.release();
+        return null;
+      },
+    };
+  }
+
+  /** Ends every wait ("closed") and stops timers; later waits are refused. */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const w of [...this.allWaiters]) w.settle({ kind: 'closed' });
+  }
+}
