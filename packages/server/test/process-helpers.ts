@@ -1,0 +1,98 @@
+/**
+ * Runs the real `serve` entry point (the built dist/main.js) as a child process, for
+ * what only a process can show: SIGKILL durability, signals, start-up errors.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ADMIN_TOKEN, DASHBOARD_PASSWORD, MAIN_KEY } from './helpers.js';
+
+export const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+export interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function ensureBuilt(): void {
+  if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run "npm run build" first`);
+}
+
+/** The environment of a test server; secrets included unless `withSecrets` is false. */
+export function serverEnv(
+  dbPath: string,
+  extra: Record<string, string> = {},
+  withSecrets = true,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    BUS_PORT: '0',
+    BUS_DB_PATH: dbPath,
+    ...extra,
+  };
+  if (withSecrets) {
+    env.BUS_SECRET ??= MAIN_KEY;
+    env.BUS_ADMIN_SECRET ??= ADMIN_TOKEN;
+    env.DASHBOARD_PASSWORD ??= DASHBOARD_PASSWORD;
+  }
+  return env;
+}
+
+/** Runs main.js to completion (for start-up failures). */
+export function runToExit(
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  ensureBuilt();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN_JS, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`main.js did not exit: ${stderr}`));
+    }, 10_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Starts main.js and resolves once it logs the address it listens on. */
+export function startProcess(env: NodeJS.ProcessEnv): Promise<ServerProcess> {
+  ensureBuilt();
+  const child = spawn(process.execPath, [MAIN_JS], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start: ${err}`));
+    }, 10_000);
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]!, stdout: () => out, stderr: () => err, exited });
+      }
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${err}`));
+    });
+  });
+}

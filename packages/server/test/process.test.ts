@@ -1,0 +1,132 @@
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeApi } from './helpers.js';
+import { runToExit, serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+
+const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'intent-bus-proc-')), 'bus.db');
+
+/** A start-up failure is one line naming the variable, never a stack trace. */
+function expectOneLine(stderr: string, variable: string): void {
+  const lines = stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain(variable);
+  expect(lines[0]).toMatch(/^intent-bus: /);
+  expect(stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('the serve process', () => {
+  const running: ServerProcess[] = [];
+  afterEach(() => {
+    for (const p of running.splice(0)) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  });
+
+  it('keeps every acknowledged intent across SIGKILL', async () => {
+    const db = tempDb();
+    const first = await startProcess(serverEnv(db));
+    running.push(first);
+    const api = makeApi(first.url);
+    const published = new Set<string>();
+    await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const r = await api('POST', '/intent', { body: { goal: 'durable', payload: { i } } });
+        expect(r.status).toBe(201);
+        published.add(r.json.id);
+      }),
+    );
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+
+    const second = await startProcess(serverEnv(db));
+    running.push(second);
+    const api2 = makeApi(second.url);
+    const claimed = new Set<string>();
+    for (;;) {
+      const c = await api2('POST', '/claim?goal=durable');
+      if (c.status === 204) break;
+      expect(c.status).toBe(200);
+      claimed.add(c.json.id);
+    }
+    expect(claimed).toEqual(published);
+  });
+
+  it('ends long polls with 204, finishes and exits 0 on SIGTERM', async () => {
+    const p = await startProcess(serverEnv(tempDb()));
+    running.push(p);
+    const api = makeApi(p.url);
+    const waiting = api('POST', '/claim?goal=nothing&wait=20');
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    p.child.kill('SIGTERM');
+    const answer = await waiting;
+    expect(answer.status).toBe(204);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((await p.exited).code).toBe(0);
+  });
+
+  it('generates secrets on first run, mode 600, printed once', async () => {
+    const db = tempDb();
+    const env = serverEnv(db, {}, false);
+    const first = await startProcess(env);
+    running.push(first);
+    expect(first.stderr()).toContain('BUS_SECRET=');
+    const secretsPath = join(db, '..', 'secrets.json');
+    const secrets = JSON.parse(readFileSync(secretsPath, 'utf8')) as Record<string, string>;
+    expect(first.stderr()).toContain(secrets.BUS_SECRET);
+    expect(statSync(secretsPath).mode & 0o777).toBe(0o600);
+    expect(statSync(db).mode & 0o777).toBe(0o600);
+    // The generated key works.
+    const r = await makeApi(first.url)('GET', '/get/nothing', { key: secrets.BUS_SECRET });
+    expect(r.status).toBe(404);
+    first.child.kill('SIGTERM');
+    await first.exited;
+
+    const second = await startProcess(env);
+    running.push(second);
+    expect(second.stderr()).not.toContain('BUS_SECRET=');
+    const r2 = await makeApi(second.url)('GET', '/get/nothing', { key: secrets.BUS_SECRET! });
+    expect(r2.status).toBe(404);
+  });
+
+  it('stops with one line for a bad value', async () => {
+    const r = await runToExit(serverEnv(tempDb(), { BUS_PORT: 'eighty' }));
+    expect(r.code).toBe(2);
+    expectOneLine(r.stderr, 'BUS_PORT');
+  });
+
+  it('stops with one line for a weak secret', async () => {
+    const r = await runToExit(serverEnv(tempDb(), { BUS_SECRET: 'dev_secret' }));
+    expect(r.code).toBe(2);
+    expectOneLine(r.stderr, 'BUS_SECRET');
+  });
+
+  it('stops with one line when the port is in use', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const r = await runToExit(serverEnv(tempDb(), { BUS_PORT: String(port) }));
+      expect(r.code).toBe(2);
+      expectOneLine(r.stderr, 'BUS_PORT');
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('stops with one line when the database path cannot be used', async () => {
+    // A folder that cannot exist: its parent is a regular file.
+    const file = tempDb();
+    writeFileSync(file, 'not a folder');
+    const r = await runToExit(serverEnv(join(file, 'sub', 'bus.db')));
+    expect(r.code).toBe(2);
+    expectOneLine(r.stderr, 'BUS_DB_PATH');
+  });
+
+  it('refuses an unknown flag as a usage error', async () => {
+    const r = await runToExit(serverEnv(tempDb()), ['serve', '--colour', 'blue']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--colour');
+  });
+});

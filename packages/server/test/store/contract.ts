@@ -1,0 +1,295 @@
+/**
+ * The Store contract: one suite, run against every backend (SQLite now, PostgreSQL when
+ * it lands). Each test gets a fresh store from the factory.
+ */
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { matchesClaim, type ClaimFilter } from '../../src/core/routing.js';
+import type { NewIntent } from '../../src/core/validate.js';
+import type { IntentRow, Store } from '../../src/store/store.js';
+
+const T0 = 1_800_000_000_000;
+const id = (): string => randomBytes(16).toString('hex');
+
+export function intent(over: Partial<NewIntent> = {}): NewIntent {
+  return {
+    id: id(),
+    namespace: 'default',
+    goal: 'g',
+    payload: '{"n":1}',
+    publisher: 'kid_a',
+    visibility: 'private',
+    priority: 100,
+    runAt: T0,
+    createdAt: T0,
+    expiresAt: T0 + 86_400_000,
+    maxAttempts: 3,
+    backoffBase: 5,
+    ttl: 86_400,
+    targetWorker: null,
+    requiredCapability: null,
+    ...over,
+  };
+}
+
+const claimBy = (over: Partial<ClaimFilter> = {}) => ({
+  keyId: 'kid_a',
+  namespace: 'default',
+  goal: null,
+  publisher: null,
+  workerId: null,
+  capabilities: [] as string[],
+  now: T0,
+  token: id(),
+  leaseMs: 60_000,
+  ...over,
+});
+
+async function put(store: Store, i: NewIntent): Promise<IntentRow> {
+  const out = await store.intentPublish(i, null);
+  if (out.kind !== 'created') throw new Error('not created');
+  return out.row;
+}
+
+/** The order of PROTOCOL.md §4, as a reference for the store's claim statement. */
+function referenceOrder(a: IntentRow, b: IntentRow): number {
+  return (
+    b.priority - a.priority ||
+    a.runAt - b.runAt ||
+    a.claimAttempts - b.claimAttempts ||
+    a.createdAt - b.createdAt ||
+    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  );
+}
+
+export function storeContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    const stores: Store[] = [];
+    const fresh = async (): Promise<Store> => {
+      const s = await open();
+      await s.migrate();
+      stores.push(s);
+      return s;
+    };
+    afterEach(async () => {
+      for (const s of stores.splice(0)) await s.close();
+    });
+
+    it('publishes and reads back every field', async () => {
+      const s = await fresh();
+      const i = intent({ targetWorker: 'w1', requiredCapability: 'gpu', visibility: 'public' });
+      const row = await put(s, i);
+      expect(row).toMatchObject({ ...i, status: 'open', claimAttempts: 0, claimToken: null });
+      expect(await s.intentGet(i.id)).toEqual(row);
+      expect(await s.intentGet(id())).toBeNull();
+    });
+
+    it('claims once, then the token alone extends, fulfils or fails', async () => {
+      const s = await fresh();
+      const i = await put(s, intent());
+      const c = await s.intentClaim(claimBy({ token: 't1', workerId: 'w' }));
+      expect(c).toMatchObject({ id: i.id, status: 'claimed', claimAttempts: 1, claimToken: 't1' });
+      expect(c?.claimExpiresAt).toBe(T0 + 60_000);
+      expect(await s.intentClaim(claimBy())).toBeNull();
+      const ref = { id: i.id, token: 't1', keyId: 'kid_a', now: T0 + 1000 };
+      expect(await s.intentExtend({ ...ref, token: 'wrong' }, T0 + 5000)).toBeNull();
+      expect(await s.intentExtend({ ...ref, keyId: 'kid_b' }, T0 + 5000)).toBeNull();
+      expect((await s.intentExtend(ref, T0 + 120_000))?.claimExpiresAt).toBe(T0 + 120_000);
+      // After the lease ends the token is dead.
+      expect(await s.intentFulfill({ ...ref, now: T0 + 120_000 }, '1', 'json')).toBeNull();
+      const done = await s.intentFulfill(ref, '"ok"', 'text');
+      expect(done).toMatchObject({
+        status: 'fulfilled',
+        result: '"ok"',
+        resultType: 'text',
+        completedAt: T0 + 1000,
+      });
+      expect(await s.intentFulfill(ref, '1', 'json')).toBeNull();
+    });
+
+    it('fails back to open with backoff, then dead after the last attempt', async () => {
+      const s = await fresh();
+      const i = await put(s, intent({ maxAttempts: 2, backoffBase: 1 }));
+      await s.intentClaim(claimBy({ token: 't1' }));
+      const r1 = await s.intentFail(
+        { id: i.id, token: 't1', keyId: 'kid_a', now: T0 },
+        'boom',
+        () => 0,
+      );
+      expect(r1).toMatchObject({
+        status: 'open',
+        runAt: T0 + 2000,
+        error: 'boom',
+        claimToken: null,
+      });
+      expect(await s.intentClaim(claimBy({ now: T0 + 1999 }))).toBeNull();
+      await s.intentClaim(claimBy({ now: T0 + 2000, token: 't2' }));
+      const r2 = await s.intentFail(
+        { id: i.id, token: 't2', keyId: 'kid_a', now: T0 + 3000 },
+        'again',
+        () => 0,
+      );
+      expect(r2).toMatchObject({ status: 'dead', deadReason: 'again', completedAt: T0 + 3000 });
+      expect((await s.deadList(10, null)).map((r) => r.id)).toEqual([i.id]);
+    });
+
+    it('sweeps expired leases and expires open intents past their TTL', async () => {
+      const s = await fresh();
+      const a = await put(s, intent({ maxAttempts: 1 }));
+      const b = await put(s, intent({ createdAt: T0 + 1 }));
+      const c = await put(s, intent({ expiresAt: T0 + 10, createdAt: T0 + 2 }));
+      await s.intentClaim(claimBy({ token: 'ta' }));
+      await s.intentClaim(claimBy({ token: 'tb' }));
+      expect(await s.leasesSweep(T0 + 59_999, () => 0, 10)).toEqual([]);
+      const swept = await s.leasesSweep(T0 + 60_000, () => 0, 10);
+      expect(swept.find((r) => r.id === a.id)).toMatchObject({
+        status: 'dead',
+        deadReason: 'lease expired',
+      });
+      expect(swept.find((r) => r.id === b.id)).toMatchObject({
+        status: 'open',
+        runAt: T0 + 60_000 + 10_000,
+      });
+      const expired = await s.intentsExpire(T0 + 60_000, 10);
+      expect(expired.map((r) => r.id)).toEqual([c.id]);
+      expect(expired[0]).toMatchObject({ status: 'dead', deadReason: 'expired' });
+    });
+
+    it('cancels and retries', async () => {
+      const s = await fresh();
+      const i = await put(s, intent({ ttl: 10 }));
+      await s.intentClaim(claimBy({ token: 't1' }));
+      expect(await s.intentCancel(i.id, T0 + 5)).toMatchObject({
+        status: 'dead',
+        deadReason: 'cancelled',
+      });
+      expect(await s.intentCancel(i.id, T0 + 6)).toMatchObject({
+        status: 'dead',
+        completedAt: T0 + 5,
+      });
+      const r = await s.intentRetry(i.id, T0 + 100);
+      expect(r).toMatchObject({
+        status: 'open',
+        claimAttempts: 0,
+        runAt: T0 + 100,
+        expiresAt: T0 + 100 + 10_000,
+        deadReason: null,
+        error: null,
+        claimToken: null,
+      });
+      expect(await s.intentCancel(id(), T0)).toBeNull();
+      expect(await s.intentRetry(id(), T0)).toBeNull();
+    });
+
+    it('deletes finished intents past retention and purges by namespace', async () => {
+      const s = await fresh();
+      const a = await put(s, intent());
+      await put(s, intent({ namespace: 'other' }));
+      await s.intentClaim(claimBy({ token: 't' }));
+      await s.intentFulfill({ id: a.id, token: 't', keyId: 'kid_a', now: T0 }, null, 'json');
+      expect(await s.intentsDeleteFinished(T0)).toEqual({ fulfilled: 0, dead: 0 });
+      expect(await s.intentsDeleteFinished(T0 + 1)).toEqual({ fulfilled: 1, dead: 0 });
+      expect(await s.intentsPurge('other')).toEqual({ intents: 1, dead: 0 });
+      expect(await s.intentsPurge(null)).toEqual({ intents: 0, dead: 0 });
+    });
+
+    it('keeps idempotency per key and body', async () => {
+      const s = await fresh();
+      const idem = { keyId: 'kid_a', key: 'k1', bodyHash: 'h1', notBefore: T0 - 1 };
+      const first = await s.intentPublish(intent(), idem);
+      expect(first.kind).toBe('created');
+      const again = await s.intentPublish(intent(), idem);
+      expect(again.kind).toBe('replay');
+      if (again.kind === 'replay' && first.kind === 'created') {
+        expect(JSON.parse(again.body).id).toBe(first.row.id);
+        expect(again.status).toBe(201);
+      }
+      expect((await s.intentPublish(intent(), { ...idem, bodyHash: 'h2' })).kind).toBe('conflict');
+      expect((await s.intentPublish(intent(), { ...idem, keyId: 'kid_b' })).kind).toBe('created');
+      expect((await s.intentPublish(intent(), { ...idem, notBefore: T0 + 1 })).kind).toBe(
+        'created',
+      );
+      expect(await s.idempotencyDeleteBefore(T0)).toBe(0);
+      expect(await s.idempotencyDeleteBefore(T0 + 1)).toBe(2);
+    });
+
+    it('keeps KV per owner with expiry', async () => {
+      const s = await fresh();
+      await s.kvSet('a', 'n', '{"x":1}', T0 + 10);
+      await s.kvSet('b', 'n', '2', T0 + 10);
+      expect(await s.kvGet('a', 'n', T0)).toBe('{"x":1}');
+      expect(await s.kvGet('b', 'n', T0)).toBe('2');
+      expect(await s.kvGet('a', 'n', T0 + 10)).toBeNull();
+      await s.kvSet('a', 'n', '3', T0 + 20);
+      expect(await s.kvGet('a', 'n', T0 + 10)).toBe('3');
+      expect(await s.kvDeleteExpired(T0 + 15)).toBe(1);
+    });
+
+    it('creates, finds, counts and revokes keys', async () => {
+      const s = await fresh();
+      const row = {
+        keyId: 'kid_1',
+        keyHash: 'h',
+        prefix: 'tk_12345',
+        owner: 'o',
+        createdAt: T0,
+        lastUsedAt: null,
+        requests: 0,
+      };
+      await s.keyCreate(row);
+      expect(await s.keyByHash('h')).toEqual(row);
+      await s.keyUsageAdd(new Map([['kid_1', { count: 3, lastUsedAt: T0 + 5 }]]));
+      expect((await s.keyList())[0]).toMatchObject({ requests: 3, lastUsedAt: T0 + 5 });
+      expect(await s.keyRevoke({ keyId: 'kid_1' })).toBe(true);
+      expect(await s.keyRevoke({ keyHash: 'h' })).toBe(false);
+      expect(await s.keyList()).toEqual([]);
+    });
+
+    it('lists open intents due later, soonest first', async () => {
+      const s = await fresh();
+      const late = await put(s, intent({ runAt: T0 + 500 }));
+      const soon = await put(s, intent({ runAt: T0 + 100 }));
+      await put(s, intent());
+      expect((await s.intentsDueAfter(T0, 10)).map((r) => r.id)).toEqual([soon.id, late.id]);
+    });
+
+    it('claims exactly what the routing predicate and the order of §4 pick', async () => {
+      const s = await fresh();
+      const pick = <T>(xs: readonly T[]) => fc.constantFrom(...xs);
+      const intentArb = fc.record({
+        namespace: pick(['default', 'n2']),
+        goal: pick(['a', 'b']),
+        publisher: pick(['kid_a', 'kid_b']),
+        visibility: pick(['private', 'public'] as const),
+        priority: pick([0, 100, 500]),
+        runAt: pick([T0 - 2, T0 - 1, T0, T0 + 1]),
+        createdAt: pick([T0 - 3, T0 - 2]),
+        expiresAt: pick([T0, T0 + 1000]),
+        targetWorker: pick([null, 'w1', 'w2']),
+        requiredCapability: pick([null, 'gpu', 'cpu']),
+      });
+      const claimArb = fc.record({
+        keyId: pick(['kid_a', 'kid_b']),
+        namespace: pick(['default', 'n2']),
+        goal: pick([null, 'a', 'b']),
+        publisher: pick([null, 'kid_a', 'kid_b']),
+        workerId: pick([null, 'w1', 'w2']),
+        capabilities: pick([[], ['gpu'], ['cpu', 'gpu'], ['GPU']]),
+      });
+      await fc.assert(
+        fc.asyncProperty(fc.array(intentArb, { maxLength: 12 }), claimArb, async (specs, claim) => {
+          await s.intentsPurge(null);
+          const rows: IntentRow[] = [];
+          for (const spec of specs) rows.push(await put(s, intent(spec)));
+          const expected = rows
+            .filter((r) => r.runAt <= T0 && r.expiresAt > T0 && matchesClaim(r, claim))
+            .sort(referenceOrder)[0];
+          const got = await s.intentClaim(claimBy({ ...claim }));
+          expect(got?.id ?? null).toBe(expected?.id ?? null);
+        }),
+        { numRuns: 150 },
+      );
+    });
+  });
+}
