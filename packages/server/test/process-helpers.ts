@@ -68,9 +68,9 @@ export function runToExit(
 }
 
 /** Starts main.js and resolves once it logs the address it listens on. */
-export function startProcess(env: NodeJS.ProcessEnv): Promise<ServerProcess> {
+export function startProcess(env: NodeJS.ProcessEnv, cwd?: string): Promise<ServerProcess> {
   ensureBuilt();
-  const child = spawn(process.execPath, [MAIN_JS], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN_JS], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

@@ -1,0 +1,52 @@
+/**
+ * The README is the front door: its quickstart and curl examples run here as written,
+ * against a real server started the way `npm start` starts it (generated secrets in
+ * ./intent-bus-data), with only the address changed to an ephemeral port.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+
+const README = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+const shellBlocks = [...README.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+describe('README examples', () => {
+  let server: ServerProcess;
+  let cwd: string;
+  beforeAll(async () => {
+    cwd = mkdtempSync(join(tmpdir(), 'intent-bus-readme-'));
+    server = await startProcess(serverEnv('./intent-bus-data/bus.db', {}, false), cwd);
+  });
+  afterAll(async () => {
+    server.child.kill('SIGTERM');
+    await server.exited;
+  });
+
+  it('has the install, start and test commands', () => {
+    expect(shellBlocks[0]!.trim()).toBe('npm ci\nnpm start');
+    expect(shellBlocks.some((b) => b.trim() === 'npm test')).toBe(true);
+  });
+
+  it('runs every curl example in order', () => {
+    const examples = shellBlocks.filter((b) => b.includes('curl')).join('\n');
+    const script = `set -e\n${examples.replaceAll('http://127.0.0.1:8080', server.url)}`;
+    const r = spawnSync('bash', ['-c', script], { cwd, encoding: 'utf8', timeout: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = r.stdout;
+    expect(out).toContain('"status":"published"');
+    expect(out).toContain('"claim_token"');
+    expect(out).toContain('"status":"fulfilled"');
+    expect(out).toContain('"result":"delivered"');
+    expect(out).toContain('"goal":"run_backup"');
+    expect(out).toContain('{"value":{"percent":81}}');
+    expect(out).toContain('"api_key":"tk_');
+    // /fail after the fulfil is refused: the token is no longer live.
+    expect(out).toContain('"code":"not_found"');
+    expect(out).not.toContain('internal_error');
+  });
+});
