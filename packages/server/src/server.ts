@@ -93,7 +93,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     cleanupIntervalSeconds: config.cleanupIntervalSeconds,
     retentionSeconds: config.retentionSeconds,
   });
-  const ctx: BusContext = { config, store, hub, clock, random, auth, housekeeper };
+  const ctx: BusContext = { config, store, wake: hub, hub, clock, random, auth, housekeeper };
   const app = await buildApp({ ctx, logger });
   // Long polls end (204) before the server waits for in-flight requests to finish.
   app.addHook('preClose', async () => hub.close());

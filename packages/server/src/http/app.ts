@@ -143,6 +143,12 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     }
   });
 
+  // A route that takes a body and got none validates as an empty object, so the answer
+  // names the missing field ("Missing claim_token") instead of "not an object".
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
+  });
+
   app.addHook('onSend', async (req, reply, payload) => {
     for (const k in STATIC_HEADERS) reply.header(k, STATIC_HEADERS[k]);
     reply.header('x-request-id', req.id);

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock, Random } from '../core/clock.js';
 import type { Config } from '../config.js';
 import type { Store } from '../store/store.js';
-import type { WaiterHub } from '../wake/hub.js';
+import type { WaiterHub, WakeBus } from '../wake/hub.js';
 import type { Authenticator, Principal } from './auth.js';
 import type { Housekeeper } from '../housekeeping/housekeeper.js';
 
@@ -10,6 +10,9 @@ import type { Housekeeper } from '../housekeeping/housekeeper.js';
 export interface BusContext {
   config: Config;
   store: Store;
+  /** Where state changes are announced (this node's hub; with PostgreSQL, every node's). */
+  wake: WakeBus;
+  /** This node's waiting requests. */
   hub: WaiterHub;
   clock: Clock;
   random: Random;

@@ -16,7 +16,7 @@ function idParam(params: unknown, name: 'id' | 'intent_id'): string {
 }
 
 export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
-  const { store, clock, hub } = ctx;
+  const { store, clock, wake } = ctx;
 
   app.post(
     '/admin/generate_key',
@@ -77,14 +77,14 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   app.post('/admin/intents/:id/cancel', async (req) => {
     const row = await store.intentCancel(idParam(req.params, 'id'), clock.now());
     if (!row) throw notFound('Intent not found');
-    announce(hub, row);
+    announce(wake, row);
     return { ok: true, id: row.id, status: row.status };
   });
 
   app.post('/admin/intents/:id/retry', async (req) => {
     const row = await store.intentRetry(idParam(req.params, 'id'), clock.now());
     if (!row) throw notFound('Intent not found');
-    announce(hub, row);
+    announce(wake, row);
     return { ok: true, id: row.id, status: row.status, intent: statusObject(row) };
   });
 

@@ -35,7 +35,7 @@ function intentId(req: FastifyRequest): string {
 }
 
 export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
-  const { store, hub, clock } = ctx;
+  const { store, hub, wake, clock } = ctx;
 
   const tokenRef = (req: FastifyRequest): TokenRef => ({
     id: intentId(req),
@@ -89,7 +89,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     if (out.kind === 'replay') {
       return reply.code(out.status).type('application/json; charset=utf-8').send(out.body);
     }
-    announce(hub, out.row);
+    announce(wake, out.row);
     return reply
       .code(201)
       .send({ id: out.row.id, status: 'published', namespace: out.row.namespace });
@@ -167,7 +167,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       const result = body.result === undefined ? null : JSON.stringify(body.result);
       const row = await store.intentFulfill(ref, result, resultType);
       if (!row) throw lostLease();
-      announce(hub, row);
+      announce(wake, row);
       return { ok: true, id: row.id, status: 'fulfilled' };
     },
   );
@@ -180,7 +180,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       const error = truncateError((req.body as { error?: string | null }).error);
       const row = await store.intentFail(ref, error, ctx.random);
       if (!row) throw lostLease();
-      announce(hub, row);
+      announce(wake, row);
       return { ok: true, id: row.id, status: row.status };
     },
   );
