@@ -10,10 +10,12 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyHttpOptions,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
 import { ERROR_CODES, LIMITS } from '@intent-bus/protocol';
 import { BusError } from '../core/errors.js';
+import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
 import { AdminUnauthorized, checkSameSite } from './auth.js';
 import type { BusContext } from './context.js';
@@ -23,6 +25,8 @@ import { healthRoutes } from './routes/health.js';
 import { intentRoutes } from './routes/intents.js';
 import { kvRoutes } from './routes/kv.js';
 
+/** The payload may nest 10 levels (§5.1); the body around it a little more. */
+const MAX_BODY_DEPTH = LIMITS.payloadMaxDepth + 2;
 const REQUEST_ID = new RegExp(LIMITS.requestIdPattern);
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
@@ -88,11 +92,15 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     requestTimeout: 90_000,
     keepAliveTimeout: 65_000,
     trustProxy: config.trustProxy,
+    // Long enough that the routes' own checks answer over-long names and ids (400/404);
+    // Node's header size limit bounds the URL anyway.
     routerOptions: {
-      maxParamLength: 1024,
+      maxParamLength: 8192,
       ignoreTrailingSlash: false,
       ignoreDuplicateSlashes: false,
     },
+    // Bad URLs and the like never reach the error handler or the hooks: same answer here.
+    frameworkErrors: (err, req, reply) => replyError(err, req, reply),
     clientErrorHandler: (err, socket) => {
       const body = JSON.stringify({
         error: { code: 'invalid_request', message: 'Malformed HTTP request' },
@@ -124,11 +132,19 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       );
     }
     req.rawBody = body;
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(body.toString('utf8')));
+      parsed = JSON.parse(body.toString('utf8'));
     } catch {
-      done(new BusError('invalid_json', 'Request body is not valid JSON'));
+      return done(new BusError('invalid_json', 'Request body is not valid JSON'));
     }
+    // Bounds every later walk of the body (hashing, validation), unknown fields included.
+    if (nestingExceeds(parsed, MAX_BODY_DEPTH)) {
+      return done(
+        new BusError('invalid_request', `Request body nests deeper than ${MAX_BODY_DEPTH} levels`),
+      );
+    }
+    done(null, parsed);
   });
 
   let closing = false;
@@ -150,8 +166,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
-    for (const k in STATIC_HEADERS) reply.header(k, STATIC_HEADERS[k]);
-    reply.header('x-request-id', req.id);
+    standardHeaders(req, reply);
     return payload;
   });
 
@@ -167,17 +182,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     );
   });
 
-  app.setErrorHandler(async (err, req, reply) => {
-    const w = toWireError(err);
-    if (w.internal) req.log.error({ err }, 'internal error');
-    else if (w.status === 503)
-      req.log.warn({ err: { message: (err as Error).message } }, 'store unavailable');
-    if (w.retryAfterSeconds !== undefined) reply.header('retry-after', String(w.retryAfterSeconds));
-    if (err instanceof AdminUnauthorized) {
-      reply.header('www-authenticate', 'Basic realm="IntentBus Admin"');
-    }
-    return reply.code(w.status).send(w.body);
-  });
+  app.setErrorHandler(async (err, req, reply) => replyError(err, req, reply));
 
   app.setNotFoundHandler(async (_req, reply) =>
     reply.code(404).send({ error: { code: 'not_found', message: 'No such route' } }),
@@ -228,6 +233,25 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     });
   }
   return app;
+}
+
+function standardHeaders(req: FastifyRequest, reply: FastifyReply): void {
+  for (const k in STATIC_HEADERS) reply.header(k, STATIC_HEADERS[k]);
+  reply.header('x-request-id', req.id);
+}
+
+/** Answers anything thrown in the protocol's error shape. */
+function replyError(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const w = toWireError(err);
+  if (w.internal) req.log.error({ err }, 'internal error');
+  else if (w.status === 503)
+    req.log.warn({ err: { message: (err as Error).message } }, 'store unavailable');
+  standardHeaders(req, reply);
+  if (w.retryAfterSeconds !== undefined) reply.header('retry-after', String(w.retryAfterSeconds));
+  if (err instanceof AdminUnauthorized) {
+    reply.header('www-authenticate', 'Basic realm="IntentBus Admin"');
+  }
+  return reply.code(w.status).send(w.body);
 }
 
 function hasBody(req: FastifyRequest): boolean {

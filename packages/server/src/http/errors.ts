@@ -32,6 +32,7 @@ const FASTIFY_CODES: Record<string, [ErrorCode, string]> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'Request body must be JSON'],
   FST_ERR_CTP_EMPTY_JSON_BODY: ['invalid_json', 'Request body is empty'],
   FST_ERR_BAD_URL: ['invalid_request', 'Malformed URL'],
+  FST_ERR_MAX_PARAM_LENGTH: ['invalid_request', 'A path segment is too long'],
   FST_ERR_ASYNC_CONSTRAINT: ['invalid_request', 'Malformed request'],
 };
 
