@@ -16,6 +16,10 @@ export const ERROR_CODES = {
     status: 403,
     meaning: 'The HMAC signature headers are wrong, stale or replayed',
   },
+  https_required: {
+    status: 403,
+    meaning: 'Plain HTTP from a non-local client while HTTPS is enforced',
+  },
   not_found: {
     status: 404,
     meaning: 'No such route, intent, key or live claim token for this key',

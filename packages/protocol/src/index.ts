@@ -3,3 +3,4 @@ export * from './limits.js';
 export * as schemas from './schemas.js';
 export { FIELD_MESSAGES } from './schemas.js';
 export type * from './types.js';
+export * from './signing.js';

@@ -3,12 +3,14 @@
  * `main.ts` (the `serve` command) and by the tests, which start real servers on
  * ephemeral ports.
  */
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Config } from './config.js';
 import { ConfigError } from './config.js';
 import { systemClock, type Clock, type Random } from './core/clock.js';
+import { SlidingWindowLimiter } from './core/rate-limit.js';
 import { Housekeeper } from './housekeeping/housekeeper.js';
 import { buildApp } from './http/app.js';
 import { Authenticator } from './http/auth.js';
@@ -58,6 +60,18 @@ export function openStore(config: Config): Store {
   }
 }
 
+function readTls(config: Config): { cert: Buffer; key: Buffer } | null {
+  if (config.tlsCert == null || config.tlsKey == null) return null;
+  const read = (path: string, variable: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(variable, `cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(config.tlsCert, 'BUS_TLS_CERT'), key: read(config.tlsKey, 'BUS_TLS_KEY') };
+}
+
 export async function startBus(options: BusOptions): Promise<Bus> {
   const { config } = options;
   const clock = options.clock ?? systemClock;
@@ -83,18 +97,37 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     config.adminSecret,
     config.dashboardPassword,
   );
+  const limiter = new SlidingWindowLimiter(config.rateLimitPerMinute);
   const housekeeper = new Housekeeper({
     store,
     wake: hub,
     clock,
     random,
     auth,
+    limiter,
     log: logger,
     cleanupIntervalSeconds: config.cleanupIntervalSeconds,
     retentionSeconds: config.retentionSeconds,
   });
-  const ctx: BusContext = { config, store, wake: hub, hub, clock, random, auth, housekeeper };
-  const app = await buildApp({ ctx, logger });
+  const ctx: BusContext = {
+    config,
+    store,
+    wake: hub,
+    hub,
+    clock,
+    random,
+    auth,
+    housekeeper,
+    limiter,
+  };
+  let app: FastifyInstance;
+  try {
+    app = await buildApp({ ctx, logger, tls: readTls(config) });
+  } catch (err) {
+    await store.close();
+    if (err instanceof ConfigError || config.tlsCert == null) throw err;
+    throw new ConfigError('BUS_TLS_CERT', `cannot use the certificate: ${(err as Error).message}`);
+  }
   // Long polls end (204) before the server waits for in-flight requests to finish.
   app.addHook('preClose', async () => hub.close());
 
@@ -119,7 +152,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     store,
     hub,
     housekeeper,
-    url: `http://${host}:${addr.port}`,
+    url: `${config.tlsCert ? 'https' : 'http'}://${host}:${addr.port}`,
     close: () =>
       (closing ??= (async () => {
         await app.close();

@@ -11,6 +11,7 @@ import type { Store } from '../store/store.js';
 import { announce } from '../wake/announce.js';
 import type { WakeBus } from '../wake/hub.js';
 import type { Authenticator } from '../http/auth.js';
+import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 
 const BATCH = 500;
 const SWEEP_INTERVAL_MS = 1000;
@@ -21,6 +22,7 @@ export interface HousekeeperOptions {
   clock: Clock;
   random: Random;
   auth: Authenticator;
+  limiter: SlidingWindowLimiter;
   log: FastifyBaseLogger;
   cleanupIntervalSeconds: number;
   retentionSeconds: number;
@@ -93,6 +95,7 @@ export class Housekeeper {
     const finished = await store.intentsDeleteFinished(now - this.o.retentionSeconds * 1000);
     const kv = await store.kvDeleteExpired(now);
     const idem = await store.idempotencyDeleteBefore(now - LIMITS.idempotencyWindowSeconds * 1000);
+    const nonces = await store.noncesDeleteExpired(now);
     await store.keyUsageAdd(this.o.auth.takeUsage());
     return {
       expired_open_deleted: expired,
@@ -103,9 +106,9 @@ export class Housekeeper {
       // A dead letter is the dead intent itself (its reason is kept on the row).
       dead_letters_deleted: finished.dead,
       store_deleted: kv,
-      rate_limits_deleted: 0,
+      rate_limits_deleted: this.o.limiter.prune(now),
       idempotency_deleted: idem,
-      nonces_deleted: 0,
+      nonces_deleted: nonces,
     };
   }
 

@@ -18,7 +18,8 @@ import { BusError } from '../core/errors.js';
 import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
 import { AdminUnauthorized, checkSameSite } from './auth.js';
-import type { BusContext } from './context.js';
+import { principalOf, type BusContext } from './context.js';
+import { checkSignature } from './signature.js';
 import { toWireError } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
@@ -68,12 +69,25 @@ function validatorCompiler(): (arg: {
     (httpPart === 'body' ? strict : coercing).compile(schema) as (data: unknown) => boolean;
 }
 
+/**
+ * Socket limits: a client must send its headers within 10 s and its whole request within
+ * 30 s (a slow client cannot hold a socket by trickling); an idle socket goes after
+ * 120 s. Answers may take longer: a long poll holds at most 60 s after the request is in.
+ */
+export const SERVER_TIMEOUTS = {
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  connectionsCheckingInterval: 1_000,
+} as const;
+
 export interface AppOptions {
   ctx: BusContext;
   logger: FastifyBaseLogger;
+  /** PEM certificate and key to serve HTTPS directly. */
+  tls?: { cert: Buffer; key: Buffer } | null;
 }
 
-export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<FastifyInstance> {
   const { config } = ctx;
   const options: FastifyHttpOptions<Server, FastifyBaseLogger> = {
     loggerInstance: logger,
@@ -87,10 +101,10 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     },
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    // Slow clients cannot hold a socket forever; long polls are within requestTimeout.
-    connectionTimeout: 0,
-    requestTimeout: 90_000,
+    connectionTimeout: 120_000,
+    requestTimeout: SERVER_TIMEOUTS.requestTimeout,
     keepAliveTimeout: 65_000,
+    http: { ...SERVER_TIMEOUTS },
     trustProxy: config.trustProxy,
     // Long enough that the routes' own checks answer over-long names and ids (400/404);
     // Node's header size limit bounds the URL anyway.
@@ -116,7 +130,13 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       } else socket.destroy(err);
     },
   };
-  const app = Fastify(options);
+  // The HTTPS server takes the same options; Fastify's types split the two kinds apart.
+  const app = tls
+    ? (Fastify({
+        ...options,
+        https: { ...SERVER_TIMEOUTS, ...tls },
+      } as typeof options) as FastifyInstance)
+    : Fastify(options);
   app.setValidatorCompiler(validatorCompiler());
   app.decorateRequest('principal', null);
   app.decorateRequest('rawBody', null);
@@ -125,13 +145,13 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   // must be JSON; its exact bytes are kept for request signatures.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    req.rawBody = body;
     if (body.length === 0 || /^\s*$/.test(body.toString('latin1'))) return done(null, undefined);
     if (!isJsonType(req.headers['content-type'])) {
       return done(
         new BusError('unsupported_media_type', 'Request body must be JSON (application/json)'),
       );
     }
-    req.rawBody = body;
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString('utf8'));
@@ -154,6 +174,14 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
 
   app.addHook('onRequest', async (req) => {
     if (closing) throw new BusError('shutting_down', 'The bus is shutting down');
+    if (
+      config.enforceHttps &&
+      req.protocol !== 'https' &&
+      !isLoopback(req.ip) &&
+      req.url !== '/health'
+    ) {
+      throw new BusError('https_required', 'Use HTTPS to reach this bus');
+    }
     if ((req.method === 'GET' || req.method === 'HEAD') && hasBody(req)) {
       throw new BusError('invalid_request', `${req.method} requests must not carry a body`);
     }
@@ -202,8 +230,30 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     client.addHook('onRequest', async (req) => {
       if (config.maintenanceMode)
         throw new BusError('maintenance', 'The bus is in maintenance mode');
-      req.principal = await ctx.auth.authenticate(req, ctx.clock.now());
+      const now = ctx.clock.now();
+      const principal = await ctx.auth.authenticate(req, now);
+      req.principal = principal;
+      if (!principal.isMain) {
+        const admission = ctx.limiter.take(principal.keyId, now);
+        if (!admission.ok) {
+          throw new BusError(
+            'rate_limited',
+            `Rate limit of ${config.rateLimitPerMinute} requests per minute`,
+            {
+              retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000)),
+            },
+          );
+        }
+      }
     });
+    // Signatures cover the exact body bytes, so they are checked once the body is read.
+    client.addHook('preValidation', async (req) =>
+      checkSignature(req, principalOf(req), {
+        store: ctx.store,
+        now: ctx.clock.now(),
+        required: config.requireSignatures,
+      }),
+    );
     await intentRoutes(client, ctx);
     await kvRoutes(client, ctx);
   });
@@ -252,6 +302,11 @@ function replyError(err: unknown, req: FastifyRequest, reply: FastifyReply): Fas
     reply.header('www-authenticate', 'Basic realm="IntentBus Admin"');
   }
   return reply.code(w.status).send(w.body);
+}
+
+/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6. */
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || /^(::ffff:)?127\./.test(ip);
 }
 
 function hasBody(req: FastifyRequest): boolean {

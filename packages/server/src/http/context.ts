@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock, Random } from '../core/clock.js';
+import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 import type { Config } from '../config.js';
 import type { Store } from '../store/store.js';
 import type { WaiterHub, WakeBus } from '../wake/hub.js';
@@ -18,6 +19,8 @@ export interface BusContext {
   random: Random;
   auth: Authenticator;
   housekeeper: Housekeeper;
+  /** Requests per minute per tester key. */
+  limiter: SlidingWindowLimiter;
 }
 
 declare module 'fastify' {

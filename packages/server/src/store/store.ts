@@ -50,6 +50,7 @@ export interface IdempotencyInput {
 
 export type PublishOutcome =
   | { kind: 'created'; row: IntentRow }
+  | { kind: 'limit_exceeded'; open: number }
   | { kind: 'replay'; status: number; body: string }
   | { kind: 'conflict' };
 
@@ -89,7 +90,15 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
 
-  intentPublish(intent: NewIntent, idem: IdempotencyInput | null): Promise<PublishOutcome>;
+  /**
+   * Inserts the intent unless an idempotent replay or conflict answers first, or the
+   * publisher already has `maxOpen` open + claimed intents (null: no quota).
+   */
+  intentPublish(
+    intent: NewIntent,
+    idem: IdempotencyInput | null,
+    maxOpen: number | null,
+  ): Promise<PublishOutcome>;
   /** Atomically claims the first matching intent in the order of PROTOCOL.md §4. */
   intentClaim(req: ClaimRequest): Promise<IntentRow | null>;
   /** Null when the token is not live for this key. */
@@ -121,11 +130,24 @@ export interface Store {
   kvDeleteExpired(now: number): Promise<number>;
   idempotencyDeleteBefore(before: number): Promise<number>;
 
+  /**
+   * Remembers a request nonce of a key until `expiresAt`. 'replay' when it is already
+   * remembered; 'full' when `capacity` live nonces are held (nothing is evicted early).
+   */
+  nonceRecord(
+    keyId: string,
+    nonce: string,
+    expiresAt: number,
+    now: number,
+    capacity: number,
+  ): Promise<'recorded' | 'replay' | 'full'>;
+  noncesDeleteExpired(now: number): Promise<number>;
+
   keyCreate(row: ApiKeyRow): Promise<void>;
   keyByHash(hash: string): Promise<ApiKeyRow | null>;
   keyList(): Promise<ApiKeyRow[]>;
-  /** Removes the key and its idempotency rows; false when unknown. */
-  keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<boolean>;
+  /** Removes the key and its idempotency and nonce rows; its key id, or null when unknown. */
+  keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<string | null>;
   keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void>;
 }
 

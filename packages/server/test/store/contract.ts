@@ -47,7 +47,7 @@ const claimBy = (over: Partial<ClaimFilter> = {}) => ({
 });
 
 async function put(store: Store, i: NewIntent): Promise<IntentRow> {
-  const out = await store.intentPublish(i, null);
+  const out = await store.intentPublish(i, null, null);
   if (out.kind !== 'created') throw new Error('not created');
   return out.row;
 }
@@ -197,21 +197,52 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     it('keeps idempotency per key and body', async () => {
       const s = await fresh();
       const idem = { keyId: 'kid_a', key: 'k1', bodyHash: 'h1', notBefore: T0 - 1 };
-      const first = await s.intentPublish(intent(), idem);
+      const first = await s.intentPublish(intent(), idem, null);
       expect(first.kind).toBe('created');
-      const again = await s.intentPublish(intent(), idem);
+      const again = await s.intentPublish(intent(), idem, null);
       expect(again.kind).toBe('replay');
       if (again.kind === 'replay' && first.kind === 'created') {
         expect(JSON.parse(again.body).id).toBe(first.row.id);
         expect(again.status).toBe(201);
       }
-      expect((await s.intentPublish(intent(), { ...idem, bodyHash: 'h2' })).kind).toBe('conflict');
-      expect((await s.intentPublish(intent(), { ...idem, keyId: 'kid_b' })).kind).toBe('created');
-      expect((await s.intentPublish(intent(), { ...idem, notBefore: T0 + 1 })).kind).toBe(
+      expect((await s.intentPublish(intent(), { ...idem, bodyHash: 'h2' }, null)).kind).toBe(
+        'conflict',
+      );
+      expect((await s.intentPublish(intent(), { ...idem, keyId: 'kid_b' }, null)).kind).toBe(
+        'created',
+      );
+      expect((await s.intentPublish(intent(), { ...idem, notBefore: T0 + 1 }, null)).kind).toBe(
         'created',
       );
       expect(await s.idempotencyDeleteBefore(T0)).toBe(0);
       expect(await s.idempotencyDeleteBefore(T0 + 1)).toBe(2);
+    });
+
+    it('refuses a publish past the open + claimed quota, replays first', async () => {
+      const s = await fresh();
+      const idem = { keyId: 'kid_a', key: 'k1', bodyHash: 'h1', notBefore: T0 - 1 };
+      expect((await s.intentPublish(intent(), idem, 2)).kind).toBe('created');
+      expect((await s.intentPublish(intent(), null, 2)).kind).toBe('created');
+      expect(await s.intentPublish(intent(), null, 2)).toEqual({ kind: 'limit_exceeded', open: 2 });
+      expect((await s.intentPublish(intent(), idem, 2)).kind).toBe('replay');
+      expect((await s.intentPublish(intent({ publisher: 'kid_b' }), null, 2)).kind).toBe('created');
+      // Fulfilled intents no longer count.
+      const c = await s.intentClaim(claimBy({ token: 't' }));
+      await s.intentFulfill({ id: c!.id, token: 't', keyId: 'kid_a', now: T0 }, null, 'json');
+      expect((await s.intentPublish(intent(), null, 2)).kind).toBe('created');
+    });
+
+    it('remembers nonces per key inside their window, never evicting early', async () => {
+      const s = await fresh();
+      expect(await s.nonceRecord('kid_a', 'n1', T0 + 300_000, T0, 3)).toBe('recorded');
+      expect(await s.nonceRecord('kid_a', 'n1', T0 + 300_000, T0 + 1, 3)).toBe('replay');
+      expect(await s.nonceRecord('kid_b', 'n1', T0 + 300_000, T0, 3)).toBe('recorded');
+      expect(await s.nonceRecord('kid_a', 'n2', T0 + 1000, T0, 3)).toBe('recorded');
+      expect(await s.nonceRecord('kid_a', 'n3', T0 + 300_000, T0, 3)).toBe('full');
+      // Once n2's window has passed, it makes room, and may even be used again.
+      expect(await s.nonceRecord('kid_a', 'n2', T0 + 301_000, T0 + 1000, 3)).toBe('recorded');
+      expect(await s.noncesDeleteExpired(T0 + 300_000)).toBe(2);
+      expect(await s.nonceRecord('kid_a', 'n1', T0 + 600_000, T0 + 300_000, 3)).toBe('recorded');
     });
 
     it('keeps KV per owner with expiry', async () => {
@@ -241,8 +272,8 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await s.keyByHash('h')).toEqual(row);
       await s.keyUsageAdd(new Map([['kid_1', { count: 3, lastUsedAt: T0 + 5 }]]));
       expect((await s.keyList())[0]).toMatchObject({ requests: 3, lastUsedAt: T0 + 5 });
-      expect(await s.keyRevoke({ keyId: 'kid_1' })).toBe(true);
-      expect(await s.keyRevoke({ keyHash: 'h' })).toBe(false);
+      expect(await s.keyRevoke({ keyId: 'kid_1' })).toBe('kid_1');
+      expect(await s.keyRevoke({ keyHash: 'h' })).toBeNull();
       expect(await s.keyList()).toEqual([]);
     });
 

@@ -39,13 +39,14 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
 
   app.post('/admin/revoke_key', { schema: { body: schemas.revokeKeyBody } }, async (req) => {
     const body = req.body as { api_key?: string; key_id?: string };
-    let revoked: boolean;
+    let keyId: string | null;
     if (body.api_key !== undefined)
-      revoked = await store.keyRevoke({ keyHash: hashKey(body.api_key) });
-    else if (body.key_id !== undefined) revoked = await store.keyRevoke({ keyId: body.key_id });
+      keyId = await store.keyRevoke({ keyHash: hashKey(body.api_key) });
+    else if (body.key_id !== undefined) keyId = await store.keyRevoke({ keyId: body.key_id });
     else throw invalid('api_key', 'Missing api_key or key_id');
-    if (!revoked) throw notFound('Key not found');
+    if (keyId == null) throw notFound('Key not found');
     ctx.auth.forget();
+    ctx.limiter.forget(keyId);
     return { ok: true, revoked: true };
   });
 

@@ -82,9 +82,16 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
             bodyHash: createHash('sha256').update(canonicalJson(body)).digest('hex'),
             notBefore: now - LIMITS.idempotencyWindowSeconds * 1000,
           };
-    const out = await store.intentPublish(intent, idem);
+    const out = await store.intentPublish(intent, idem, p.isMain ? null : ctx.config.maxOpenPerKey);
     if (out.kind === 'conflict') {
       throw new BusError('idempotency_conflict', 'Key reused with different payload');
+    }
+    if (out.kind === 'limit_exceeded') {
+      throw new BusError(
+        'limit_exceeded',
+        `This key has ${out.open} open or claimed intents (limit ${ctx.config.maxOpenPerKey})`,
+        { retryAfterSeconds: 5 },
+      );
     }
     if (out.kind === 'replay') {
       return reply.code(out.status).type('application/json; charset=utf-8').send(out.body);

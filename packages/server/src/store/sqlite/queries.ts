@@ -126,6 +126,22 @@ export const idempotencyDeleteBefore = `DELETE FROM idempotency WHERE created_at
 // @keyId
 export const idempotencyDeleteKey = `DELETE FROM idempotency WHERE key_id = @keyId`;
 
+// @publisher
+export const intentsLiveOfPublisher = `SELECT COUNT(*) AS n FROM intents
+  INDEXED BY intents_publisher_live WHERE publisher = @publisher AND status IN ('open', 'claimed')`;
+
+// @keyId @nonce @expiresAt
+export const nonceInsert = `INSERT OR IGNORE INTO nonces (key_id, nonce, expires_at)
+VALUES (@keyId, @nonce, @expiresAt)`;
+// @keyId @nonce @now: the same nonce remembered past its window is forgotten first.
+export const nonceDeleteStale = `DELETE FROM nonces
+WHERE key_id = @keyId AND nonce = @nonce AND expires_at <= @now`;
+export const nonceCount = `SELECT COUNT(*) AS n FROM nonces`;
+// @now
+export const noncesDeleteExpired = `DELETE FROM nonces WHERE expires_at <= @now`;
+// @keyId
+export const noncesDeleteKey = `DELETE FROM nonces WHERE key_id = @keyId`;
+
 // @owner @name @value @expiresAt
 export const kvSet = `INSERT INTO kv (owner, name, value, expires_at)
 VALUES (@owner, @name, @value, @expiresAt)

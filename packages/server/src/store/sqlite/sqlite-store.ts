@@ -108,7 +108,11 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
-  async intentPublish(intent: NewIntent, idem: IdempotencyInput | null): Promise<PublishOutcome> {
+  async intentPublish(
+    intent: NewIntent,
+    idem: IdempotencyInput | null,
+    maxOpen: number | null,
+  ): Promise<PublishOutcome> {
     return this.run(() =>
       this.db.transaction((): PublishOutcome => {
         if (idem) {
@@ -121,6 +125,14 @@ export class SqliteStore implements Store {
             if (prior.bodyHash !== idem.bodyHash) return { kind: 'conflict' };
             return { kind: 'replay', status: prior.status, body: prior.response };
           }
+        }
+        if (maxOpen != null) {
+          const { n } = this.stmt(q.intentsLiveOfPublisher).get({
+            publisher: intent.publisher,
+          }) as {
+            n: number;
+          };
+          if (n >= maxOpen) return { kind: 'limit_exceeded', open: n };
         }
         const row = this.stmt(q.intentInsert).get(intent) as IntentRow;
         if (idem) {
@@ -299,6 +311,41 @@ export class SqliteStore implements Store {
     return this.run(() => this.stmt(q.idempotencyDeleteBefore).run({ before }).changes);
   }
 
+  /** Live nonce rows, counted once and then kept up to date by this process. */
+  private nonces = -1;
+
+  async nonceRecord(
+    keyId: string,
+    nonce: string,
+    expiresAt: number,
+    now: number,
+    capacity: number,
+  ): Promise<'recorded' | 'replay' | 'full'> {
+    return this.run(() =>
+      this.db.transaction(() => {
+        if (this.nonces < 0) this.nonces = (this.stmt(q.nonceCount).get() as { n: number }).n;
+        this.nonces -= this.stmt(q.nonceDeleteStale).run({ keyId, nonce, now }).changes;
+        if (this.nonces >= capacity) {
+          this.nonces -= this.stmt(q.noncesDeleteExpired).run({ now }).changes;
+          if (this.nonces >= capacity) return 'full' as const;
+        }
+        if (this.stmt(q.nonceInsert).run({ keyId, nonce, expiresAt }).changes === 0) {
+          return 'replay' as const;
+        }
+        this.nonces++;
+        return 'recorded' as const;
+      })(),
+    );
+  }
+
+  async noncesDeleteExpired(now: number): Promise<number> {
+    return this.run(() => {
+      const n = this.stmt(q.noncesDeleteExpired).run({ now }).changes;
+      if (this.nonces >= 0) this.nonces -= n;
+      return n;
+    });
+  }
+
   async keyCreate(row: ApiKeyRow): Promise<void> {
     return this.run(() => void this.stmt(q.keyCreate).run(row));
   }
@@ -313,7 +360,7 @@ export class SqliteStore implements Store {
     return this.run(() => this.stmt(q.keyList).all() as ApiKeyRow[]);
   }
 
-  async keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<boolean> {
+  async keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<string | null> {
     return this.run(() =>
       this.db.transaction(() => {
         const gone = (
@@ -321,9 +368,10 @@ export class SqliteStore implements Store {
             ? this.stmt(q.keyDeleteById).get({ keyId: by.keyId })
             : this.stmt(q.keyDeleteByHash).get({ keyHash: by.keyHash })
         ) as { keyId: string } | undefined;
-        if (!gone) return false;
+        if (!gone) return null;
         this.stmt(q.idempotencyDeleteKey).run({ keyId: gone.keyId });
-        return true;
+        this.nonces -= this.stmt(q.noncesDeleteKey).run({ keyId: gone.keyId }).changes;
+        return gone.keyId;
       })(),
     );
   }

@@ -88,4 +88,17 @@ CREATE TABLE kv (
 CREATE INDEX kv_expiry ON kv (expires_at);
 `,
   },
+  {
+    version: 2,
+    name: 'request nonces',
+    sql: `
+CREATE TABLE nonces (
+  key_id     TEXT NOT NULL,
+  nonce      TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (key_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX nonces_expiry ON nonces (expires_at);
+`,
+  },
 ];
