@@ -2,13 +2,28 @@
  * Test support: a real bus on a real SQLite file in a fresh temporary folder, listening
  * on an ephemeral 127.0.0.1 port, spoken to over real HTTP with fetch.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { resolveConfig, type Config } from '../src/config.js';
 import { ManualClock, type Clock, type Random } from '../src/core/clock.js';
 import { startBus, type Bus, type ReadyConfig } from '../src/server.js';
+
+/**
+ * Every test bus logs at debug level into test-artifacts/logs; after the run the global
+ * teardown searches those files for secrets, tokens and payloads (none may appear).
+ */
+export const LOG_DIR = fileURLToPath(new URL('../../../test-artifacts/logs/', import.meta.url));
+let logCount = 0;
+export function testLogFile(kind: string): string {
+  mkdirSync(LOG_DIR, { recursive: true });
+  return join(LOG_DIR, `${kind}-${process.pid}-${++logCount}.log`);
+}
+function testLogger(): pino.Logger {
+  return pino({ level: 'debug' }, pino.destination({ dest: testLogFile('bus'), sync: true }));
+}
 
 export const MAIN_KEY = 'k_main_test_0123456789abcdef';
 export const ADMIN_TOKEN = 'admin_test_0123456789abcdef';
@@ -103,7 +118,7 @@ export async function startTestBus(options: StartOptions = {}): Promise<TestBus>
     config,
     clock,
     random: options.random ?? Math.random,
-    logger: pino({ level: 'silent' }),
+    logger: testLogger(),
   });
   const api = makeApi(bus.url);
   return {

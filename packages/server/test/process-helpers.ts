@@ -3,9 +3,9 @@
  * what only a process can show: SIGKILL durability, signals, start-up errors.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ADMIN_TOKEN, DASHBOARD_PASSWORD, MAIN_KEY } from './helpers.js';
+import { ADMIN_TOKEN, DASHBOARD_PASSWORD, MAIN_KEY, testLogFile } from './helpers.js';
 
 export const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -31,6 +31,7 @@ export function serverEnv(
     PATH: process.env.PATH,
     BUS_PORT: '0',
     BUS_DB_PATH: dbPath,
+    BUS_LOG_LEVEL: 'debug',
     ...extra,
   };
   if (withSecrets) {
@@ -54,6 +55,7 @@ export function runToExit(
     });
     let stdout = '';
     let stderr = '';
+    child.stdout.pipe(createWriteStream(testLogFile('process')));
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
@@ -82,6 +84,7 @@ export function startProcess(env: NodeJS.ProcessEnv, cwd?: string): Promise<Serv
       reject(new Error(`server did not start: ${err}`));
     }, 10_000);
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.pipe(createWriteStream(testLogFile('process')));
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
