@@ -17,7 +17,7 @@ import { Authenticator } from './http/auth.js';
 import type { BusContext } from './http/context.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
-import { announce } from './wake/announce.js';
+import { claimableEvent } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
 
 export type ReadyConfig = Config & {
@@ -42,9 +42,6 @@ export interface Bus {
   url: string;
   close(): Promise<void>;
 }
-
-/** Wake-up timers lost with the previous process are re-armed from the store. */
-const REARM_LIMIT = 10_000;
 
 export function openStore(config: Config): Store {
   if (config.databaseUrl != null) {
@@ -87,10 +84,15 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       `cannot prepare ${config.dbPath}: ${(err as Error).message}`,
     );
   }
-  const hub = new WaiterHub(clock, {
-    maxWaiters: config.maxWaiters,
-    maxWaitersPerKey: config.maxWaitersPerKey,
-  });
+  const hub = new WaiterHub(
+    clock,
+    { maxWaiters: config.maxWaiters, maxWaitersPerKey: config.maxWaitersPerKey },
+    async (after, limit) =>
+      (await store.intentsDueAfter(after, limit)).map((row) => ({
+        at: row.runAt,
+        event: claimableEvent(row),
+      })),
+  );
   const auth = new Authenticator(
     store,
     config.secret,
@@ -131,8 +133,6 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   // Long polls end (204) before the server waits for in-flight requests to finish.
   app.addHook('preClose', async () => hub.close());
 
-  for (const row of await store.intentsDueAfter(clock.now(), REARM_LIMIT)) announce(hub, row);
-
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -144,6 +144,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     throw err;
   }
   housekeeper.start();
+  hub.start();
   const addr = app.server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   let closing: Promise<void> | null = null;

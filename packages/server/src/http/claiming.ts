@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ClaimFilter } from '../core/routing.js';
 import type { IntentRow } from '../store/store.js';
+import { claimableEvent } from '../wake/announce.js';
 import type { ClaimableEvent } from '../wake/hub.js';
 import type { BusContext } from './context.js';
 
@@ -29,12 +30,27 @@ export async function claimWithWait(
       remaining > 0 && !signal.aborted
         ? ctx.hub.waitForClaim(filter, exemptFromWaiterLimit, remaining, signal)
         : null;
-    const row = await ctx.store.intentClaim({
-      ...filter,
-      now: ctx.clock.now(),
-      token: randomBytes(16).toString('hex'),
-      leaseMs: ctx.config.claimTimeoutSeconds * 1000,
-    });
+    let row: IntentRow | null;
+    try {
+      row = await ctx.store.intentClaim({
+        ...filter,
+        now: ctx.clock.now(),
+        token: randomBytes(16).toString('hex'),
+        leaseMs: ctx.config.claimTimeoutSeconds * 1000,
+      });
+    } catch (err) {
+      // The store failed: leave no waiter behind and lose no wake-up.
+      const pending = ticket?.cancel();
+      passOn(hint, null);
+      if (pending?.kind === 'woken') passOn(pending.event, null);
+      throw err;
+    }
+    if (row && signal.aborted) {
+      // The client left while the claim ran: nobody would ever run it. Put it back.
+      const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
+      if (back) ctx.hub.claimable(claimableEvent(back), 0);
+      row = null;
+    }
     if (row) {
       const pending = ticket?.cancel();
       passOn(hint, row);

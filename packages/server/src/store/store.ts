@@ -101,6 +101,11 @@ export interface Store {
   ): Promise<PublishOutcome>;
   /** Atomically claims the first matching intent in the order of PROTOCOL.md §4. */
   intentClaim(req: ClaimRequest): Promise<IntentRow | null>;
+  /**
+   * Undoes a claim nobody received (the client left): open again, the attempt not
+   * counted. Null when that claim is no longer current.
+   */
+  intentUnclaim(id: string, token: string): Promise<IntentRow | null>;
   /** Null when the token is not live for this key. */
   intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null>;
   intentFulfill(

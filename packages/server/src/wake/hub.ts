@@ -8,7 +8,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { matchesClaim, type ClaimFilter, type RoutingAttrs } from '../core/routing.js';
-import { MinHeap } from './min-heap.js';
+import { DueSchedule, type LoadDue } from './due-schedule.js';
 
 export interface ClaimableEvent extends RoutingAttrs {
   id: string;
@@ -39,7 +39,7 @@ export interface HubLimits {
   maxWaiters: number;
   /** Waiting claims per tester key; the main key is exempt. */
   maxWaitersPerKey: number;
-  /** Future wake-ups kept in memory; past it the farthest are dropped (claimers still poll). */
+  /** Future wake-ups kept in memory; later ones wait in the store (see DueSchedule). */
   maxScheduled?: number;
 }
 
@@ -60,16 +60,25 @@ export class WaiterHub implements WakeBus {
   private readonly allWaiters = new Set<Waiter>();
   private total = 0;
   private closed = false;
-  private readonly scheduled = new MinHeap<{ at: number; event: ClaimableEvent }>(
-    (a, b) => a.at - b.at,
-  );
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt = Infinity;
+  private readonly due: DueSchedule;
 
   constructor(
     private readonly clock: Clock,
     private readonly limits: HubLimits,
-  ) {}
+    loadDue: LoadDue | null = null,
+  ) {
+    this.due = new DueSchedule(
+      clock,
+      (e) => this.dispatch(e),
+      limits.maxScheduled ?? 100_000,
+      loadDue,
+    );
+  }
+
+  /** Arms the wake-ups of intents already waiting in the store for their run_at. */
+  start(): void {
+    this.due.start();
+  }
 
   get waiting(): number {
     return this.total;
@@ -81,10 +90,7 @@ export class WaiterHub implements WakeBus {
       this.dispatch(event);
       return;
     }
-    this.scheduled.push({ at, event });
-    const max = this.limits.maxScheduled ?? 100_000;
-    if (this.scheduled.size > max) this.scheduled.dropLargest();
-    this.armTimer();
+    this.due.add(at, event);
   }
 
   finished(id: string): void {
@@ -103,26 +109,6 @@ export class WaiterHub implements WakeBus {
         return;
       }
     }
-  }
-
-  private armTimer(): void {
-    const next = this.scheduled.peek();
-    if (!next || next.at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = next.at;
-    const delay = Math.min(Math.max(0, next.at - this.clock.now()), 2_147_483_647);
-    this.timer = setTimeout(() => this.fireDue(), delay);
-  }
-
-  private fireDue(): void {
-    this.timer = null;
-    this.timerAt = Infinity;
-    const now = this.clock.now();
-    for (let top = this.scheduled.peek(); top && top.at <= now; top = this.scheduled.peek()) {
-      this.scheduled.pop();
-      this.dispatch(top.event);
-    }
-    this.armTimer();
   }
 
   /**
@@ -150,13 +136,22 @@ export class WaiterHub implements WakeBus {
     });
   }
 
-  /** Registers a wait for intent `id` to finish. Null when the node is full or closed. */
-  waitForResult(id: string, timeoutMs: number, signal?: AbortSignal): Ticket | null {
-    if (!this.admit(null, true)) return null;
+  /**
+   * Registers a wait for intent `id` to finish; it counts against the same per-key cap as
+   * waiting claims. Null when a limit is reached or the hub is closed.
+   */
+  waitForResult(
+    id: string,
+    keyId: string,
+    exemptFromKeyLimit: boolean,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Ticket | null {
+    if (!this.admit(keyId, exemptFromKeyLimit)) return null;
     let set = this.resultWaiters.get(id);
     if (!set) this.resultWaiters.set(id, (set = new Set()));
     const bucket = set;
-    return this.makeTicket(timeoutMs, signal, null, true, (w) => {
+    return this.makeTicket(timeoutMs, signal, keyId, exemptFromKeyLimit, (w) => {
       bucket.add(w);
       return () => {
         bucket.delete(w);
@@ -233,8 +228,7 @@ export class WaiterHub implements WakeBus {
   /** Ends every wait ("closed") and stops timers; later waits are refused. */
   close(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.due.stop();
     for (const w of [...this.allWaiters]) w.settle({ kind: 'closed' });
   }
 }

@@ -35,12 +35,13 @@ export class MinHeap<T> {
     return top;
   }
 
-  /** Removes the largest item (a leaf): keeps the heap bounded. */
-  dropLargest(): void {
+  /** Removes and returns the largest item (a leaf): keeps the heap bounded. */
+  dropLargest(): T | undefined {
     const a = this.items;
-    if (a.length === 0) return;
+    if (a.length === 0) return undefined;
     let worst = a.length >> 1;
     for (let i = worst + 1; i < a.length; i++) if (this.compare(a[i]!, a[worst]!) > 0) worst = i;
+    const dropped = a[worst];
     const last = a.pop()!;
     if (worst < a.length) {
       a[worst] = last;
@@ -53,6 +54,7 @@ export class MinHeap<T> {
         i = parent;
       }
     }
+    return dropped;
   }
 
   private siftDown(i: number): void {

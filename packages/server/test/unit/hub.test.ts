@@ -3,6 +3,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { ClaimFilter } from '../../src/core/routing.js';
 import { WaiterHub, type ClaimableEvent } from '../../src/wake/hub.js';
 import { MinHeap } from '../../src/wake/min-heap.js';
+import { DueSchedule } from '../../src/wake/due-schedule.js';
 import fc from 'fast-check';
 
 const filter = (over: Partial<ClaimFilter> = {}): ClaimFilter => ({
@@ -66,7 +67,7 @@ describe('WaiterHub', () => {
     hub = new WaiterHub(new ManualClock(0), { maxWaiters: 10, maxWaitersPerKey: 10 });
     const ac = new AbortController();
     const a = hub.waitForClaim(filter(), false, 5000, ac.signal)!;
-    const r = hub.waitForResult('i1', 5000)!;
+    const r = hub.waitForResult('i1', 'kid_a', false, 5000)!;
     ac.abort();
     expect(await a.wait()).toEqual({ kind: 'closed' });
     hub.finished('i1');
@@ -95,5 +96,40 @@ describe('MinHeap', () => {
         expect(out).toEqual(sorted);
       }),
     );
+  });
+});
+
+describe('DueSchedule', () => {
+  it('fires every due wake-up in order, holding at most its capacity in memory', async () => {
+    const clock = { now: () => Date.now() };
+    const t0 = Date.now() + 50;
+    // The "store": 25 intents due over 250 ms, several sharing a run_at.
+    const store = Array.from({ length: 25 }, (_, i) => ({
+      at: t0 + Math.floor(i / 2) * 20,
+      event: event({ id: `i${i}` }),
+    }));
+    const fired: string[] = [];
+    let maxSize = 0;
+    let loads = 0;
+    const schedule: DueSchedule = new DueSchedule(
+      clock,
+      (e) => {
+        if (!fired.includes(e.id)) fired.push(e.id);
+        maxSize = Math.max(maxSize, schedule.size);
+      },
+      4,
+      async (after, limit) => {
+        loads++;
+        return store.filter((r) => r.at > after).slice(0, limit);
+      },
+    );
+    schedule.start();
+    // Events announced while running beyond the horizon are left to the loader.
+    schedule.add(t0 + 10_000, event({ id: 'far' }));
+    await new Promise((r) => setTimeout(r, 600));
+    schedule.stop();
+    expect(fired).toEqual(store.map((r) => r.event.id));
+    expect(maxSize).toBeLessThanOrEqual(4);
+    expect(loads).toBeGreaterThan(3);
   });
 });

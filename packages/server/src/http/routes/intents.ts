@@ -201,14 +201,17 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       let row = await readable(id, p);
       const waitMs = Math.round(((req.query as { wait?: number }).wait ?? 0) * 1000);
       if (waitMs > 0 && !isFinal(row)) {
-        const ticket = hub.waitForResult(id, waitMs, clientGone(reply));
+        const ticket = hub.waitForResult(id, p.keyId, p.isMain, waitMs, clientGone(reply));
         if (ticket) {
-          // Re-read after registering: a finish between the two reads is not missed.
-          row = await readable(id, p);
-          if (isFinal(row)) ticket.cancel();
-          else {
-            await ticket.wait();
+          try {
+            // Re-read after registering: a finish between the two reads is not missed.
             row = await readable(id, p);
+            if (!isFinal(row)) {
+              await ticket.wait();
+              row = await readable(id, p);
+            }
+          } finally {
+            ticket.cancel();
           }
         }
       }

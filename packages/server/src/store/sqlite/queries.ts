@@ -67,6 +67,12 @@ export const intentRelease = `UPDATE intents SET status = @status, run_at = @run
 WHERE id = @id AND status = 'claimed' AND claim_token = @token
 RETURNING ${INTENT_COLUMNS}`;
 
+// @id @token
+export const intentUnclaim = `UPDATE intents SET status = 'open',
+  claim_attempts = claim_attempts - 1, claim_token = NULL, claim_expires_at = NULL
+WHERE id = @id AND status = 'claimed' AND claim_token = @token
+RETURNING ${INTENT_COLUMNS}`;
+
 export const intentGet = `SELECT ${INTENT_COLUMNS} FROM intents WHERE id = @id`;
 
 // @id @now

@@ -168,6 +168,10 @@ export class SqliteStore implements Store {
     );
   }
 
+  async intentUnclaim(id: string, token: string): Promise<IntentRow | null> {
+    return this.run(() => (this.stmt(q.intentUnclaim).get({ id, token }) as IntentRow) ?? null);
+  }
+
   async intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null> {
     return this.run(
       () => (this.stmt(q.intentExtend).get({ ...ref, claimExpiresAt }) as IntentRow) ?? null,
