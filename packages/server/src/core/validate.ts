@@ -46,7 +46,7 @@ export interface NewIntent {
 
 export function normalizePublish(
   body: PublishRequest,
-  ctx: { id: string; publisher: string; now: number },
+  ctx: { id: string; publisher: string; now: number; payloadText?: string },
 ): NewIntent {
   const goal = body.goal.trim();
   if (goal.length < 1 || goal.length > LIMITS.goalMaxLength) {
@@ -60,7 +60,8 @@ export function normalizePublish(
     id: ctx.id,
     namespace: body.namespace ?? LIMITS.defaultNamespace,
     goal,
-    payload: JSON.stringify(body.payload),
+    // The payload as the client sent it when known (numbers kept exactly).
+    payload: ctx.payloadText ?? JSON.stringify(body.payload),
     publisher: ctx.publisher,
     visibility: body.visibility ?? 'private',
     priority: body.priority ?? LIMITS.priority.default,

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { rawMember } from './raw-json.js';
 import type { Clock, Random } from '../core/clock.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 import type { Config } from '../config.js';
@@ -43,6 +44,11 @@ export function clientGone(reply: FastifyReply): AbortSignal {
     if (!reply.raw.writableFinished) ac.abort();
   });
   return ac.signal;
+}
+
+/** The exact text of a top-level member of the JSON body (numbers kept as sent). */
+export function rawBodyMember(req: FastifyRequest, key: string): string | undefined {
+  return req.rawBody ? rawMember(req.rawBody.toString('utf8'), key) : undefined;
 }
 
 export function header(req: FastifyRequest, name: string): string | undefined {

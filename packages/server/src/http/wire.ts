@@ -8,16 +8,17 @@ import type {
   StatusObject,
 } from '@intent-bus/protocol';
 import { toSeconds, toSecondsOrNull } from '../core/clock.js';
+import { withRawMembers } from './raw-json.js';
 import type { ApiKeyRow, IntentRow } from '../store/store.js';
 
-const parseJson = (text: string | null): unknown => (text == null ? null : JSON.parse(text));
+export const JSON_TYPE = 'application/json; charset=utf-8';
 
-export function claimedIntent(row: IntentRow, claimTimeoutSeconds: number): ClaimedIntent {
-  return {
+/** A claimed intent (§5.2) as JSON text, its payload exactly as published. */
+export function claimedIntent(row: IntentRow, claimTimeoutSeconds: number): string {
+  const out: Omit<ClaimedIntent, 'payload'> = {
     id: row.id,
     namespace: row.namespace,
     goal: row.goal,
-    payload: parseJson(row.payload),
     claim_attempts: row.claimAttempts,
     priority: row.priority,
     target_worker: row.targetWorker,
@@ -26,6 +27,7 @@ export function claimedIntent(row: IntentRow, claimTimeoutSeconds: number): Clai
     claim_timeout: claimTimeoutSeconds,
     claim_expires_at: toSeconds(row.claimExpiresAt!),
   };
+  return withRawMembers(out, { payload: row.payload });
 }
 
 export function statusObject(row: IntentRow): StatusObject & { dead_reason?: string } {
@@ -51,24 +53,26 @@ export function statusObject(row: IntentRow): StatusObject & { dead_reason?: str
   return out;
 }
 
-export function resultObject(row: IntentRow): ResultObject {
-  return {
-    ...statusObject(row),
-    result: parseJson(row.result),
-    result_type: row.resultType,
-    completed_at: toSecondsOrNull(row.completedAt),
-  };
+function resultFields(row: IntentRow): Omit<ResultObject, keyof StatusObject | 'result'> {
+  return { result_type: row.resultType, completed_at: toSecondsOrNull(row.completedAt) };
 }
 
-export function adminIntent(row: IntentRow): AdminIntent {
-  return {
-    ...resultObject(row),
-    payload: parseJson(row.payload),
+/** The status object with the result (§5.3) as JSON text, the result exactly as sent. */
+export function resultObject(row: IntentRow): string {
+  return withRawMembers({ ...statusObject(row), ...resultFields(row) }, { result: row.result });
+}
+
+/** Everything about an intent, for the admin. */
+export function adminIntent(row: IntentRow): string {
+  const out: Omit<AdminIntent, 'payload' | 'result'> = {
+    ...statusObject(row),
+    ...resultFields(row),
     publisher: row.publisher,
     backoff_base: row.backoffBase,
     ttl: row.ttl,
     dead_reason: row.deadReason,
   };
+  return withRawMembers(out, { payload: row.payload, result: row.result });
 }
 
 export function deadLetter(row: IntentRow): DeadLetter {

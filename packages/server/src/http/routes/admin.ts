@@ -5,7 +5,8 @@ import { invalid, notFound } from '../../core/errors.js';
 import { announce } from '../../wake/announce.js';
 import { hashKey, newApiKey } from '../auth.js';
 import type { BusContext } from '../context.js';
-import { adminIntent, deadLetter, keyInfo, statusObject } from '../wire.js';
+import { withRawMembers } from '../raw-json.js';
+import { JSON_TYPE, adminIntent, deadLetter, keyInfo, statusObject } from '../wire.js';
 
 const ID = new RegExp(LIMITS.idPattern);
 
@@ -69,10 +70,10 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
 
   app.post('/admin/cleanup', async () => ({ ok: true, ...(await ctx.housekeeper.runCleanup()) }));
 
-  app.get('/admin/intents/:id', async (req) => {
+  app.get('/admin/intents/:id', async (req, reply) => {
     const row = await store.intentGet(idParam(req.params, 'id'));
     if (!row) throw notFound('Intent not found');
-    return adminIntent(row);
+    return reply.type(JSON_TYPE).send(adminIntent(row));
   });
 
   app.post('/admin/intents/:id/cancel', async (req) => {
@@ -94,9 +95,10 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
     return (await store.deadList(q.limit ?? 100, q.namespace ?? null)).map(deadLetter);
   });
 
-  app.get('/admin/dead/:intent_id', async (req) => {
+  app.get('/admin/dead/:intent_id', async (req, reply) => {
     const row = await store.intentGet(idParam(req.params, 'intent_id'));
     if (!row || row.status !== 'dead') throw notFound('Dead letter not found');
-    return { ...deadLetter(row), payload: JSON.parse(row.payload) as unknown, error: row.error };
+    const text = withRawMembers({ ...deadLetter(row), error: row.error }, { payload: row.payload });
+    return reply.type(JSON_TYPE).send(text);
   });
 }

@@ -14,8 +14,8 @@ import type { IntentRow, TokenRef } from '../../store/store.js';
 import { announce } from '../../wake/announce.js';
 import { MAIN_KEY_ID, type Principal } from '../auth.js';
 import { claimWithWait } from '../claiming.js';
-import { clientGone, header, principalOf, type BusContext } from '../context.js';
-import { claimedIntent, resultObject, statusObject } from '../wire.js';
+import { clientGone, header, principalOf, rawBodyMember, type BusContext } from '../context.js';
+import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js';
 
 const ID = new RegExp(LIMITS.idPattern);
 const WORKER = new RegExp(LIMITS.workerPattern);
@@ -72,6 +72,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       id: randomBytes(16).toString('hex'),
       publisher: p.keyId,
       now,
+      payloadText: rawBodyMember(req, 'payload'),
     });
     const idem =
       idemKey === undefined
@@ -140,7 +141,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     const waitMs = Math.round((q.wait ?? 0) * 1000);
     const row = await claimWithWait(ctx, filter, p.isMain, waitMs, clientGone(reply));
     if (!row) return reply.code(204).header('Retry-After', '1').send();
-    return claimedIntent(row, ctx.config.claimTimeoutSeconds);
+    return reply.type(JSON_TYPE).send(claimedIntent(row, ctx.config.claimTimeoutSeconds));
   });
 
   app.post(
@@ -171,7 +172,10 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
         throw invalid('result', 'A text result must be a string');
       }
       if (body.result !== undefined) checkJsonValue('result', body.result);
-      const result = body.result === undefined ? null : JSON.stringify(body.result);
+      const result =
+        body.result === undefined
+          ? null
+          : (rawBodyMember(req, 'result') ?? JSON.stringify(body.result));
       const row = await store.intentFulfill(ref, result, resultType);
       if (!row) throw lostLease();
       announce(wake, row);
@@ -215,7 +219,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
           }
         }
       }
-      return resultObject(row);
+      return reply.type(JSON_TYPE).send(resultObject(row));
     },
   );
 

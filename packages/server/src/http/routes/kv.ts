@@ -3,7 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { schemas } from '@intent-bus/protocol';
 import { notFound } from '../../core/errors.js';
 import { checkJsonValue, clampKvTtl } from '../../core/validate.js';
-import { principalOf, type BusContext } from '../context.js';
+import { withRawMembers } from '../raw-json.js';
+import { JSON_TYPE } from '../wire.js';
+import { principalOf, rawBodyMember, type BusContext } from '../context.js';
 
 export async function kvRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
   app.post(
@@ -14,7 +16,8 @@ export async function kvRoutes(app: FastifyInstance, ctx: BusContext): Promise<v
       const body = req.body as { value: unknown; ttl?: number };
       checkJsonValue('value', body.value);
       const expiresAt = ctx.clock.now() + Math.round(clampKvTtl(body.ttl) * 1000);
-      await ctx.store.kvSet(principalOf(req).keyId, name, JSON.stringify(body.value), expiresAt);
+      const value = rawBodyMember(req, 'value') ?? JSON.stringify(body.value);
+      await ctx.store.kvSet(principalOf(req).keyId, name, value, expiresAt);
       return { ok: true };
     },
   );
@@ -24,6 +27,6 @@ export async function kvRoutes(app: FastifyInstance, ctx: BusContext): Promise<v
     const value = await ctx.store.kvGet(principalOf(req).keyId, name, ctx.clock.now());
     if (value == null) throw notFound('Key not found or expired');
     // The value is stored as JSON text: splice it in rather than parse and re-serialise.
-    return reply.type('application/json; charset=utf-8').send(`{"value":${value}}`);
+    return reply.type(JSON_TYPE).send(withRawMembers({}, { value }));
   });
 }
