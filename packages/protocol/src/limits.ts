@@ -21,6 +21,8 @@ export const LIMITS = {
   idempotencyWindowSeconds: 86_400,
   ownerMaxLength: 128,
   capabilitiesMax: 32,
+  /** A claimer's worker id or capability: any text without control characters. */
+  claimerNameMaxLength: 128,
   claimTokenMaxLength: 128,
   publisherMaxLength: 128,
   defaultNamespace: 'default',

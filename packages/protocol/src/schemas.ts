@@ -5,7 +5,6 @@
  */
 import { LIMITS as L } from './limits.js';
 
-const workerName = { type: 'string', pattern: L.workerPattern } as const;
 const nullableWorkerName = { type: ['string', 'null'], pattern: L.workerPattern } as const;
 
 export const publishBody = {
@@ -36,14 +35,15 @@ export const claimQuery = {
     goal: { type: 'string', minLength: 1, maxLength: L.goalMaxLength },
     namespace: { type: 'string', pattern: L.namespacePattern },
     publisher: { type: 'string', minLength: 1, maxLength: L.publisherMaxLength },
-    worker_id: workerName,
+    worker_id: { type: 'string', maxLength: L.claimerNameMaxLength },
     capabilities: { type: 'string', maxLength: 2048 },
     capability: { type: 'string', maxLength: 2048 },
     wait: { type: 'number', minimum: L.claimWaitSeconds.min, maximum: L.claimWaitSeconds.max },
   },
 } as const;
 
-const claimToken = { type: 'string', minLength: 1, maxLength: L.claimTokenMaxLength } as const;
+// Any string: one that cannot be a live token answers 404 like any other dead token.
+const claimToken = { type: 'string' } as const;
 
 export const extendBody = {
   type: 'object',

@@ -744,11 +744,17 @@ describe('PROTOCOL.md §2 state table', () => {
       const id = await publish(t.api, { goal: 'g' });
       await claimOk(t, id);
       for (const [path, rest] of endpoints) {
-        for (const token of [12345, null, true, ['a'], { t: 'x' }, '']) {
+        for (const token of [12345, null, true, ['a'], { t: 'x' }]) {
           const r = await t.api('POST', `${path}/${id}`, { body: { ...rest, claim_token: token } });
           expect(r.status, `${path} ${JSON.stringify(token)}: ${r.text}`).toBe(400);
           expect(errorCode(r)).toBe('invalid_request');
           expect(r.json.error.message).toContain('Missing claim_token');
+        }
+        // A string that cannot be a live token is just a dead token.
+        for (const token of ['', 'x'.repeat(500)]) {
+          const r = await t.api('POST', `${path}/${id}`, { body: { ...rest, claim_token: token } });
+          expect(r.status, `${path} ${token.length}: ${r.text}`).toBe(404);
+          expect(errorCode(r)).toBe('not_found');
         }
       }
     });

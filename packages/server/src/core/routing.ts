@@ -2,7 +2,7 @@
  * Who may claim what (PROTOCOL.md §4). The store's claim statement encodes the same rule
  * in SQL; this predicate decides which waiting claimers a newly claimable intent wakes.
  */
-import type { Visibility } from '@intent-bus/protocol';
+import { LIMITS, type Visibility } from '@intent-bus/protocol';
 
 /** What a claim asks for, with the publisher filter already resolved to a key id. */
 export interface ClaimFilter {
@@ -34,6 +34,14 @@ export function matchesClaim(intent: RoutingAttrs, claim: ClaimFilter): boolean 
   if (claim.publisher != null) return intent.publisher === claim.publisher;
   return intent.visibility === 'public' || intent.publisher === claim.keyId;
 }
+
+/**
+ * A claimer names itself freely (PROTOCOL.md §4 sets no format): any text up to 128
+ * characters without control characters. A name that no intent targets simply matches none.
+ */
+export const isClaimerName = (s: string): boolean =>
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  s.length <= LIMITS.claimerNameMaxLength && !/[\u0000-\u001f\u007f]/.test(s);
 
 /** A comma list, whitespace around items ignored, empty items dropped. */
 export function parseCapabilities(raw: string | undefined | null): string[] {

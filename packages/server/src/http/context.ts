@@ -1,4 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LIMITS } from '@intent-bus/protocol';
+import { notFound } from '../core/errors.js';
 import { rawMember } from './raw-json.js';
 import type { Clock, Random } from '../core/clock.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
@@ -44,6 +46,15 @@ export function clientGone(reply: FastifyReply): AbortSignal {
     if (!reply.raw.writableFinished) ac.abort();
   });
   return ac.signal;
+}
+
+const INTENT_ID = new RegExp(LIMITS.idPattern);
+
+/** The intent id of the path; malformed ids cannot exist, so they answer like unknown ones. */
+export function intentIdParam(req: FastifyRequest, name: 'id' | 'intent_id' = 'id'): string {
+  const id = (req.params as Record<string, string | undefined>)[name] ?? '';
+  if (!INTENT_ID.test(id)) throw notFound('Intent not found');
+  return id;
 }
 
 /** The exact text of a top-level member of the JSON body (numbers kept as sent). */

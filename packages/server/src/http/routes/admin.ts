@@ -1,20 +1,12 @@
 /** The admin API of PROTOCOL.md §6 (dashboard, intents list and stats come later). */
 import type { FastifyInstance } from 'fastify';
-import { LIMITS, schemas } from '@intent-bus/protocol';
+import { schemas } from '@intent-bus/protocol';
 import { invalid, notFound } from '../../core/errors.js';
 import { announce } from '../../wake/announce.js';
 import { hashKey, newApiKey } from '../auth.js';
-import type { BusContext } from '../context.js';
+import { intentIdParam, type BusContext } from '../context.js';
 import { withRawMembers } from '../raw-json.js';
 import { JSON_TYPE, adminIntent, deadLetter, keyInfo, statusObject } from '../wire.js';
-
-const ID = new RegExp(LIMITS.idPattern);
-
-function idParam(params: unknown, name: 'id' | 'intent_id'): string {
-  const id = (params as Record<string, string>)[name] ?? '';
-  if (!ID.test(id)) throw notFound('Intent not found');
-  return id;
-}
 
 export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
   const { store, clock, wake } = ctx;
@@ -71,20 +63,20 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   app.post('/admin/cleanup', async () => ({ ok: true, ...(await ctx.housekeeper.runCleanup()) }));
 
   app.get('/admin/intents/:id', async (req, reply) => {
-    const row = await store.intentGet(idParam(req.params, 'id'));
+    const row = await store.intentGet(intentIdParam(req));
     if (!row) throw notFound('Intent not found');
     return reply.type(JSON_TYPE).send(adminIntent(row));
   });
 
   app.post('/admin/intents/:id/cancel', async (req) => {
-    const row = await store.intentCancel(idParam(req.params, 'id'), clock.now());
+    const row = await store.intentCancel(intentIdParam(req), clock.now());
     if (!row) throw notFound('Intent not found');
     announce(wake, row);
     return { ok: true, id: row.id, status: row.status };
   });
 
   app.post('/admin/intents/:id/retry', async (req) => {
-    const row = await store.intentRetry(idParam(req.params, 'id'), clock.now());
+    const row = await store.intentRetry(intentIdParam(req), clock.now());
     if (!row) throw notFound('Intent not found');
     announce(wake, row);
     return { ok: true, id: row.id, status: row.status, intent: statusObject(row) };
@@ -96,7 +88,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   });
 
   app.get('/admin/dead/:intent_id', async (req, reply) => {
-    const row = await store.intentGet(idParam(req.params, 'intent_id'));
+    const row = await store.intentGet(intentIdParam(req, 'intent_id'));
     if (!row || row.status !== 'dead') throw notFound('Dead letter not found');
     const text = withRawMembers({ ...deadLetter(row), error: row.error }, { payload: row.payload });
     return reply.type(JSON_TYPE).send(text);

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { LIMITS, schemas, type PublishRequest, type ResultType } from '@intent-bus/protocol';
 import { BusError, invalid, notFound } from '../../core/errors.js';
-import { parseCapabilities, type ClaimFilter } from '../../core/routing.js';
+import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import {
   canonicalJson,
   checkJsonValue,
@@ -14,36 +14,31 @@ import type { IntentRow, TokenRef } from '../../store/store.js';
 import { announce } from '../../wake/announce.js';
 import { MAIN_KEY_ID, type Principal } from '../auth.js';
 import { claimWithWait } from '../claiming.js';
-import { clientGone, header, principalOf, rawBodyMember, type BusContext } from '../context.js';
+import {
+  clientGone,
+  header,
+  intentIdParam,
+  principalOf,
+  rawBodyMember,
+  type BusContext,
+} from '../context.js';
 import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js';
 
-const ID = new RegExp(LIMITS.idPattern);
-const WORKER = new RegExp(LIMITS.workerPattern);
 
-interface IdParams {
-  id: string;
-}
 interface TokenBody {
   claim_token: string;
 }
 
-/** Malformed ids cannot exist: answer them like unknown ones. */
-function intentId(req: FastifyRequest): string {
-  const { id } = req.params as IdParams;
-  if (!ID.test(id)) throw notFound('Intent not found');
-  return id;
-}
 
 export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
   const { store, hub, wake, clock } = ctx;
 
-  const tokenRef = (req: FastifyRequest): TokenRef => ({
-    id: intentId(req),
-    token: (req.body as TokenBody).claim_token,
-    keyId: principalOf(req).keyId,
-    now: clock.now(),
-  });
   const lostLease = (): BusError => notFound('Claim token is not live for this intent');
+  const tokenRef = (req: FastifyRequest): TokenRef => {
+    const token = (req.body as TokenBody).claim_token;
+    if (token.length < 1 || token.length > LIMITS.claimTokenMaxLength) throw lostLease();
+    return { id: intentIdParam(req), token, keyId: principalOf(req).keyId, now: clock.now() };
+  };
 
   /** The row, if this key may read it: publisher, current or last claimer, or the main key. */
   async function readable(id: string, p: Principal): Promise<IntentRow> {
@@ -114,9 +109,10 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       capability?: string;
       wait?: number;
     };
-    const workerId = header(req, 'x-worker-id') ?? q.worker_id ?? null;
-    if (workerId != null && !WORKER.test(workerId)) {
-      throw invalid('worker_id', 'worker_id must match ' + LIMITS.workerPattern);
+    // An empty header or parameter is no worker id.
+    const workerId = header(req, 'x-worker-id') || q.worker_id || null;
+    if (workerId != null && !isClaimerName(workerId)) {
+      throw invalid('worker_id', `worker_id: at most ${LIMITS.claimerNameMaxLength} characters, no control characters`);
     }
     const capabilities = parseCapabilities(
       header(req, 'x-worker-capabilities') ??
@@ -124,10 +120,10 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
         q.capabilities ??
         q.capability,
     );
-    if (capabilities.length > LIMITS.capabilitiesMax || capabilities.some((c) => !WORKER.test(c))) {
+    if (capabilities.length > LIMITS.capabilitiesMax || !capabilities.every(isClaimerName)) {
       throw invalid(
         'capabilities',
-        `capabilities: at most ${LIMITS.capabilitiesMax} items, each matching ${LIMITS.workerPattern}`,
+        `capabilities: at most ${LIMITS.capabilitiesMax} items of at most ${LIMITS.claimerNameMaxLength} characters`,
       );
     }
     const filter: ClaimFilter = {
@@ -201,7 +197,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     { schema: { params: schemas.intentIdParams, querystring: schemas.resultQuery } },
     async (req, reply) => {
       const p = principalOf(req);
-      const id = intentId(req);
+      const id = intentIdParam(req);
       let row = await readable(id, p);
       const waitMs = Math.round(((req.query as { wait?: number }).wait ?? 0) * 1000);
       if (waitMs > 0 && !isFinal(row)) {
@@ -224,7 +220,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
   );
 
   app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req) =>
-    statusObject(await readable(intentId(req), principalOf(req))),
+    statusObject(await readable(intentIdParam(req), principalOf(req))),
   );
 }
 
