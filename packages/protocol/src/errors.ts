@@ -25,7 +25,15 @@ export const ERROR_CODES = {
     meaning: 'No such route, intent, key or live claim token for this key',
   },
   method_not_allowed: { status: 405, meaning: 'The route exists but not with this method' },
+  request_timeout: {
+    status: 408,
+    meaning: 'The request was not received in time (slow client)',
+  },
   payload_too_large: { status: 413, meaning: 'The body is over the size limit' },
+  headers_too_large: {
+    status: 431,
+    meaning: 'The request headers are too large',
+  },
   unsupported_media_type: { status: 415, meaning: 'A body with a non-JSON content type' },
   idempotency_conflict: { status: 422, meaning: 'Idempotency-Key reused with a different body' },
   rate_limited: { status: 429, meaning: 'Too many requests for this key; see Retry-After' },

@@ -23,7 +23,8 @@ import { WaiterHub } from './wake/hub.js';
 export type ReadyConfig = Config & {
   secret: string;
   adminSecret: string;
-  dashboardPassword: string;
+  /** Null only on PostgreSQL when unset: the Basic login is then off. */
+  dashboardPassword: string | null;
 };
 
 export interface BusOptions {
@@ -105,7 +106,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     wake: hub,
     clock,
     random,
-    auth,
+    takeUsage: () => auth.takeUsage(),
     limiter,
     log: logger,
     cleanupIntervalSeconds: config.cleanupIntervalSeconds,

@@ -6,8 +6,10 @@
  *     └─fail / lease───┤ (attempts < max_attempts, run_at = t + backoff)
  *                      ▼
  *                     dead  (attempts >= max_attempts; also TTL expiry and admin cancel)
+ *
+ * Which rows an operation may touch (a live token, a cancellable status) is stated once,
+ * in each store's statements, and checked by the Store contract tests on every backend.
  */
-import type { IntentStatus } from '@intent-bus/protocol';
 import type { Random } from './clock.js';
 
 export const REASON_LEASE_EXPIRED = 'lease expired';
@@ -31,22 +33,4 @@ export type FailureOutcome = { status: 'open'; runAt: number } | { status: 'dead
 export function afterFailure(row: FailureInput, at: number, random: Random): FailureOutcome {
   if (row.claimAttempts >= row.maxAttempts) return { status: 'dead' };
   return { status: 'open', runAt: at + backoffMs(row.backoffBase, row.claimAttempts, random) };
-}
-
-/** Admin cancel changes only intents that may still run. */
-export const isCancellable = (status: IntentStatus): boolean =>
-  status === 'open' || status === 'claimed';
-
-/** A claim token is live while its intent is claimed with it and the lease has not ended. */
-export function isTokenLive(
-  row: { status: IntentStatus; claimToken: string | null; claimExpiresAt: number | null },
-  token: string,
-  now: number,
-): boolean {
-  return (
-    row.status === 'claimed' &&
-    row.claimToken === token &&
-    row.claimExpiresAt != null &&
-    row.claimExpiresAt > now
-  );
 }

@@ -7,13 +7,15 @@ import type { CleanupCounts } from '@intent-bus/protocol';
 import { LIMITS } from '@intent-bus/protocol';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock, Random } from '../core/clock.js';
-import type { Store } from '../store/store.js';
+import type { KeyUsage, Store } from '../store/store.js';
 import { announce } from '../wake/announce.js';
 import type { WakeBus } from '../wake/hub.js';
-import type { Authenticator } from '../http/auth.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 
 const BATCH = 500;
+
+/** Lets waiting requests run between two batches of a long pass. */
+const yieldToRequests = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const SWEEP_INTERVAL_MS = 1000;
 
 export interface HousekeeperOptions {
@@ -21,7 +23,8 @@ export interface HousekeeperOptions {
   wake: WakeBus;
   clock: Clock;
   random: Random;
-  auth: Authenticator;
+  /** Key usage counted since the last call (see Authenticator.takeUsage). */
+  takeUsage: () => ReadonlyMap<string, KeyUsage>;
   limiter: SlidingWindowLimiter;
   log: FastifyBaseLogger;
   cleanupIntervalSeconds: number;
@@ -36,10 +39,13 @@ export class Housekeeper {
 
   start(): void {
     const every = (ms: number, task: () => Promise<unknown>, name: string): void => {
+      let busy = false;
       const t = setInterval(() => {
-        this.serial(task).catch((err: unknown) =>
-          this.o.log.warn({ err, task: name }, 'housekeeping failed'),
-        );
+        if (busy) return; // the last pass is still running (a slow store): skip this tick
+        busy = true;
+        this.serial(task)
+          .catch((err: unknown) => this.o.log.warn({ err, task: name }, 'housekeeping failed'))
+          .finally(() => (busy = false));
       }, ms);
       t.unref();
       this.timers.push(t);
@@ -48,14 +54,14 @@ export class Housekeeper {
     every(this.o.cleanupIntervalSeconds * 1000, () => this.cleanupPass(), 'cleanup');
   }
 
-  /** Waits for the pass in progress, then stops the timers. */
+  /** Stops the timers, waits for the pass in progress and keeps the last usage counts. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await this.running.catch(() => undefined);
+    await this.flushUsage().catch(() => undefined);
   }
 
-  /** One pass at a time, so a slow store never stacks passes up. */
+  /** One pass at a time (admin cleanup waits for a timer's pass and the other way round). */
   private serial<T>(task: () => Promise<T>): Promise<T> {
     const next = this.running.catch(() => undefined).then(task);
     this.running = next;
@@ -74,6 +80,7 @@ export class Housekeeper {
         announce(this.o.wake, row);
       }
       if (rows.length < BATCH) return { requeued, dead };
+      await yieldToRequests();
     }
   }
 
@@ -84,6 +91,7 @@ export class Housekeeper {
       for (const row of rows) announce(this.o.wake, row);
       n += rows.length;
       if (rows.length < BATCH) return n;
+      await yieldToRequests();
     }
   }
 
@@ -96,7 +104,7 @@ export class Housekeeper {
     const kv = await store.kvDeleteExpired(now);
     const idem = await store.idempotencyDeleteBefore(now - LIMITS.idempotencyWindowSeconds * 1000);
     const nonces = await store.noncesDeleteExpired(now);
-    await store.keyUsageAdd(this.o.auth.takeUsage());
+    await store.keyUsageAdd(this.o.takeUsage());
     return {
       expired_open_deleted: expired,
       expired_claims_requeued: leases.requeued,
@@ -119,6 +127,6 @@ export class Housekeeper {
 
   /** Flushes key usage counters (also done by each cleanup pass). */
   flushUsage(): Promise<void> {
-    return this.serial(() => this.o.store.keyUsageAdd(this.o.auth.takeUsage()));
+    return this.serial(() => this.o.store.keyUsageAdd(this.o.takeUsage()));
   }
 }

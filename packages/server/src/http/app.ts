@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Ajv from 'ajv';
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -13,11 +13,11 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import { ERROR_CODES, LIMITS } from '@intent-bus/protocol';
+import { ERROR_CODES, LIMITS, type ErrorCode } from '@intent-bus/protocol';
 import { BusError } from '../core/errors.js';
 import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
-import { AdminUnauthorized, checkSameSite } from './auth.js';
+import { AdminUnauthorized, checkSameSite, hasBody } from './auth.js';
 import { principalOf, type BusContext } from './context.js';
 import { checkSignature } from './signature.js';
 import { toWireError } from './errors.js';
@@ -30,6 +30,12 @@ import { kvRoutes } from './routes/kv.js';
 const MAX_BODY_DEPTH = LIMITS.payloadMaxDepth + 2;
 const REQUEST_ID = new RegExp(LIMITS.requestIdPattern);
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+
+/** Node's HTTP parser errors a client caused, and how they are answered. */
+const CLIENT_ERRORS: Record<string, [ErrorCode, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: ['request_timeout', 'The request was not received in time'],
+  HPE_HEADER_OVERFLOW: ['headers_too_large', 'Request headers are too large'],
+};
 
 const STATIC_HEADERS: Record<string, string> = {
   'x-frame-options': 'DENY',
@@ -115,19 +121,23 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     },
     // Bad URLs and the like never reach the error handler or the hooks: same answer here.
     frameworkErrors: (err, req, reply) => replyError(err, req, reply),
+    // Errors below HTTP (malformed, too slow, headers too large): answered on the socket.
     clientErrorHandler: (err, socket) => {
-      const body = JSON.stringify({
-        error: { code: 'invalid_request', message: 'Malformed HTTP request' },
-      });
-      if (socket.writable) {
-        const headers = Object.entries(STATIC_HEADERS)
-          .map(([k, v]) => `${k}: ${v}\r\n`)
-          .join('');
-        socket.end(
-          `HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json\r\n` +
-            `${headers}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-        );
-      } else socket.destroy(err);
+      if (!socket.writable) return socket.destroy(err);
+      const [code, message] = CLIENT_ERRORS[(err as NodeJS.ErrnoException).code ?? ''] ?? [
+        'invalid_request',
+        'Malformed HTTP request',
+      ];
+      const status = ERROR_CODES[code].status;
+      const body = JSON.stringify({ error: { code, message } });
+      const headers = Object.entries(STATIC_HEADERS)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\n` +
+          `content-type: application/json\r\n${headers}` +
+          `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
     },
   };
   // The HTTPS server takes the same options; Fastify's types split the two kinds apart.
@@ -178,7 +188,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
       config.enforceHttps &&
       req.protocol !== 'https' &&
       !isLoopback(req.ip) &&
-      req.url !== '/health'
+      req.url.split('?')[0] !== '/health'
     ) {
       throw new BusError('https_required', 'Use HTTPS to reach this bus');
     }
@@ -212,9 +222,9 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
 
   app.setErrorHandler(async (err, req, reply) => replyError(err, req, reply));
 
-  app.setNotFoundHandler(async (_req, reply) =>
-    reply.code(404).send({ error: { code: 'not_found', message: 'No such route' } }),
-  );
+  app.setNotFoundHandler(async () => {
+    throw new BusError('not_found', 'No such route');
+  });
 
   // Which methods each path has, to answer the others with 405 instead of 404.
   const routeMethods = new Map<string, Set<string>>();
@@ -275,11 +285,10 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     app.route({
       method: others,
       url,
-      handler: async (_req, reply) =>
-        reply
-          .code(ERROR_CODES.method_not_allowed.status)
-          .header('allow', allowed.join(', '))
-          .send({ error: { code: 'method_not_allowed', message: `Use ${allowed.join(' or ')}` } }),
+      handler: async (_req, reply) => {
+        reply.header('allow', allowed.join(', '));
+        throw new BusError('method_not_allowed', `Use ${allowed.join(' or ')}`);
+      },
     });
   }
   return app;
@@ -307,9 +316,4 @@ function replyError(err: unknown, req: FastifyRequest, reply: FastifyReply): Fas
 /** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6. */
 function isLoopback(ip: string): boolean {
   return ip === '::1' || /^(::ffff:)?127\./.test(ip);
-}
-
-function hasBody(req: FastifyRequest): boolean {
-  const len = req.headers['content-length'];
-  return (len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined;
 }

@@ -42,7 +42,8 @@ export class Authenticator {
     private readonly store: Store,
     private readonly mainKey: string,
     private readonly adminToken: string,
-    private readonly dashboardPassword: string,
+    /** Null turns the Basic login off. */
+    private readonly dashboardPassword: string | null,
   ) {}
 
   async authenticate(req: FastifyRequest, now: number): Promise<Principal> {
@@ -92,7 +93,7 @@ export class Authenticator {
       throw adminUnauthorized();
     }
     const auth = req.headers.authorization;
-    if (typeof auth === 'string' && /^basic /i.test(auth)) {
+    if (this.dashboardPassword != null && typeof auth === 'string' && /^basic /i.test(auth)) {
       const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon >= 0) {
@@ -116,16 +117,30 @@ const adminUnauthorized = (): BusError =>
  */
 export function checkSameSite(req: FastifyRequest): void {
   const origin = req.headers.origin;
-  if (typeof origin === 'string' && origin !== '' && hostOf(origin) !== req.headers.host) {
+  // req.host is the Host header, or X-Forwarded-Host when BUS_TRUST_PROXY is set.
+  if (typeof origin === 'string' && origin !== '' && hostOf(origin) !== req.host) {
     throw new BusError('forbidden', 'Cross-site admin request refused');
   }
   if (req.headers['sec-fetch-site'] === 'cross-site') {
     throw new BusError('forbidden', 'Cross-site admin request refused');
   }
+  // A form body is what a cross-site page can send without asking; an empty one is no body.
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain'].includes(type)) {
+  if (FORM_TYPES.has(type) && hasBody(req)) {
     throw new BusError('forbidden', 'Form bodies are not accepted on admin routes');
   }
+}
+
+const FORM_TYPES = new Set([
+  'application/x-www-form-urlencoded',
+  'multipart/form-data',
+  'text/plain',
+]);
+
+/** Whether the request carries body bytes (Content-Length above 0, or chunked). */
+export function hasBody(req: FastifyRequest): boolean {
+  const len = req.headers['content-length'];
+  return (len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 function hostOf(origin: string): string | null {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { afterFailure, backoffMs, isTokenLive } from '../../src/core/lifecycle.js';
+import { afterFailure, backoffMs } from '../../src/core/lifecycle.js';
 import {
   matchesClaim,
   parseCapabilities,
@@ -40,14 +40,6 @@ describe('backoff and failure outcome', () => {
     expect(afterFailure({ ...row, claimAttempts: 3 }, 1_000_000, () => 0)).toEqual({
       status: 'dead',
     });
-  });
-
-  it('knows a live token', () => {
-    const row = { status: 'claimed' as const, claimToken: 'a', claimExpiresAt: 100 };
-    expect(isTokenLive(row, 'a', 99)).toBe(true);
-    expect(isTokenLive(row, 'a', 100)).toBe(false);
-    expect(isTokenLive(row, 'b', 99)).toBe(false);
-    expect(isTokenLive({ ...row, status: 'open' }, 'a', 99)).toBe(false);
   });
 });
 

@@ -24,11 +24,9 @@ import {
 } from '../context.js';
 import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js';
 
-
 interface TokenBody {
   claim_token: string;
 }
-
 
 export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
   const { store, hub, wake, clock } = ctx;
@@ -112,7 +110,10 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     // An empty header or parameter is no worker id.
     const workerId = header(req, 'x-worker-id') || q.worker_id || null;
     if (workerId != null && !isClaimerName(workerId)) {
-      throw invalid('worker_id', `worker_id: at most ${LIMITS.claimerNameMaxLength} characters, no control characters`);
+      throw invalid(
+        'worker_id',
+        `worker_id: at most ${LIMITS.claimerNameMaxLength} characters, no control characters`,
+      );
     }
     const capabilities = parseCapabilities(
       header(req, 'x-worker-capabilities') ??

@@ -63,7 +63,7 @@ export const intentSelectLive = `SELECT ${INTENT_COLUMNS} FROM intents WHERE ${L
  * @id @token @status @runAt @error @deadReason @completedAt
  */
 export const intentRelease = `UPDATE intents SET status = @status, run_at = @runAt,
-  claim_token = NULL, error = @error, dead_reason = @deadReason, completed_at = @completedAt
+  claim_token = NULL, claim_expires_at = NULL, error = @error, dead_reason = @deadReason, completed_at = @completedAt
 WHERE id = @id AND status = 'claimed' AND claim_token = @token
 RETURNING ${INTENT_COLUMNS}`;
 
@@ -75,8 +75,8 @@ RETURNING ${INTENT_COLUMNS}`;
 
 export const intentGet = `SELECT ${INTENT_COLUMNS} FROM intents WHERE id = @id`;
 
-// @id @now
-export const intentCancel = `UPDATE intents SET status = 'dead', dead_reason = 'cancelled',
+// @id @now @reason
+export const intentCancel = `UPDATE intents SET status = 'dead', dead_reason = @reason,
   claim_token = NULL, completed_at = @now
 WHERE id = @id AND status IN ('open', 'claimed')
 RETURNING ${INTENT_COLUMNS}`;
@@ -92,20 +92,26 @@ RETURNING ${INTENT_COLUMNS}`;
 export const leasesExpired = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_lease_expiry
 WHERE status = 'claimed' AND claim_expires_at <= @now ORDER BY claim_expires_at LIMIT @limit`;
 
-// @now @limit
-export const intentsExpire = `UPDATE intents SET status = 'dead', dead_reason = 'expired',
+// @now @limit @reason
+export const intentsExpire = `UPDATE intents SET status = 'dead', dead_reason = @reason,
   completed_at = @now
 WHERE id IN (SELECT id FROM intents INDEXED BY intents_open_expiry
              WHERE status = 'open' AND expires_at <= @now LIMIT @limit)
 RETURNING ${INTENT_COLUMNS}`;
 
-// @status @before
-export const intentsDeleteFinished = `DELETE FROM intents
-WHERE status = @status AND completed_at < @before`;
+// Bulk deletes take at most @limit rows per statement: the caller loops and lets other
+// work run between batches, so a large cleanup or purge never freezes the bus.
+// @status @before @limit
+export const intentsDeleteFinished = `DELETE FROM intents WHERE rowid IN (
+  SELECT rowid FROM intents INDEXED BY intents_finished
+  WHERE status = @status AND completed_at < @before LIMIT @limit)`;
 
-export const intentsPurgeAll = `DELETE FROM intents`;
-// @namespace
-export const intentsPurgeNamespace = `DELETE FROM intents WHERE namespace = @namespace`;
+// @limit
+export const intentsPurgeAll = `DELETE FROM intents WHERE rowid IN (
+  SELECT rowid FROM intents LIMIT @limit)`;
+// @namespace @limit
+export const intentsPurgeNamespace = `DELETE FROM intents WHERE rowid IN (
+  SELECT rowid FROM intents WHERE namespace = @namespace LIMIT @limit)`;
 export const deadCountAll = `SELECT COUNT(*) AS n FROM intents WHERE status = 'dead'`;
 export const deadCountNamespace = `SELECT COUNT(*) AS n FROM intents
 WHERE status = 'dead' AND namespace = @namespace`;
@@ -128,7 +134,8 @@ export const idempotencyPut = `INSERT OR REPLACE INTO idempotency
   (key_id, idem_key, body_hash, status, response, created_at)
 VALUES (@keyId, @idemKey, @bodyHash, @status, @response, @createdAt)`;
 // @before
-export const idempotencyDeleteBefore = `DELETE FROM idempotency WHERE created_at < @before`;
+export const idempotencyDeleteBefore = `DELETE FROM idempotency WHERE rowid IN (
+  SELECT rowid FROM idempotency WHERE created_at < @before LIMIT @limit)`;
 // @keyId
 export const idempotencyDeleteKey = `DELETE FROM idempotency WHERE key_id = @keyId`;
 
@@ -144,7 +151,8 @@ export const nonceDeleteStale = `DELETE FROM nonces
 WHERE key_id = @keyId AND nonce = @nonce AND expires_at <= @now`;
 export const nonceCount = `SELECT COUNT(*) AS n FROM nonces`;
 // @now
-export const noncesDeleteExpired = `DELETE FROM nonces WHERE expires_at <= @now`;
+export const noncesDeleteExpired = `DELETE FROM nonces WHERE (key_id, nonce) IN (
+  SELECT key_id, nonce FROM nonces WHERE expires_at <= @now LIMIT @limit)`;
 // @keyId
 export const noncesDeleteKey = `DELETE FROM nonces WHERE key_id = @keyId`;
 
@@ -155,7 +163,8 @@ ON CONFLICT (owner, name) DO UPDATE SET value = excluded.value, expires_at = exc
 // @owner @name @now
 export const kvGet = `SELECT value FROM kv WHERE owner = @owner AND name = @name AND expires_at > @now`;
 // @now
-export const kvDeleteExpired = `DELETE FROM kv WHERE expires_at <= @now`;
+export const kvDeleteExpired = `DELETE FROM kv WHERE rowid IN (
+  SELECT rowid FROM kv WHERE expires_at <= @now LIMIT @limit)`;
 
 const KEY_COLUMNS = `key_id AS keyId, key_hash AS keyHash, prefix, owner, created_at AS createdAt,
   last_used_at AS lastUsedAt, requests`;

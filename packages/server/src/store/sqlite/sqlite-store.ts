@@ -3,7 +3,12 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ResultType } from '@intent-bus/protocol';
 import type { Random } from '../../core/clock.js';
-import { REASON_LEASE_EXPIRED, afterFailure } from '../../core/lifecycle.js';
+import {
+  REASON_CANCELLED,
+  REASON_EXPIRED,
+  REASON_LEASE_EXPIRED,
+  afterFailure,
+} from '../../core/lifecycle.js';
 import type { NewIntent } from '../../core/validate.js';
 import {
   StoreUnavailableError,
@@ -20,6 +25,9 @@ import { migrations } from './migrations/index.js';
 import * as q from './queries.js';
 
 type Stmt = Database.Statement<unknown[], unknown>;
+
+/** Rows per bulk DELETE statement. */
+const DELETE_BATCH = 5000;
 
 /** SQLite result codes that mean "the store is in trouble", not "the request is wrong". */
 const UNAVAILABLE =
@@ -81,12 +89,14 @@ export class SqliteStore implements Store {
       );
       for (const m of migrations) {
         if (applied.has(m.version)) continue;
-        this.db.transaction(() => {
-          this.db.exec(m.sql);
-          this.db
-            .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-            .run(m.version, m.name, Date.now());
-        })();
+        this.db
+          .transaction(() => {
+            this.db.exec(m.sql);
+            this.db
+              .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+              .run(m.version, m.name, Date.now());
+          })
+          .immediate();
       }
       this.prepareAll();
     });
@@ -114,39 +124,45 @@ export class SqliteStore implements Store {
     maxOpen: number | null,
   ): Promise<PublishOutcome> {
     return this.run(() =>
-      this.db.transaction((): PublishOutcome => {
-        if (idem) {
-          const prior = this.stmt(q.idempotencyGet).get({
-            keyId: idem.keyId,
-            idemKey: idem.key,
-          }) as
-            { bodyHash: string; status: number; response: string; createdAt: number } | undefined;
-          if (prior && prior.createdAt >= idem.notBefore) {
-            if (prior.bodyHash !== idem.bodyHash) return { kind: 'conflict' };
-            return { kind: 'replay', status: prior.status, body: prior.response };
+      this.db
+        .transaction((): PublishOutcome => {
+          if (idem) {
+            const prior = this.stmt(q.idempotencyGet).get({
+              keyId: idem.keyId,
+              idemKey: idem.key,
+            }) as
+              { bodyHash: string; status: number; response: string; createdAt: number } | undefined;
+            if (prior && prior.createdAt >= idem.notBefore) {
+              if (prior.bodyHash !== idem.bodyHash) return { kind: 'conflict' };
+              return { kind: 'replay', status: prior.status, body: prior.response };
+            }
           }
-        }
-        if (maxOpen != null) {
-          const { n } = this.stmt(q.intentsLiveOfPublisher).get({
-            publisher: intent.publisher,
-          }) as {
-            n: number;
-          };
-          if (n >= maxOpen) return { kind: 'limit_exceeded', open: n };
-        }
-        const row = this.stmt(q.intentInsert).get(intent) as IntentRow;
-        if (idem) {
-          this.stmt(q.idempotencyPut).run({
-            keyId: idem.keyId,
-            idemKey: idem.key,
-            bodyHash: idem.bodyHash,
-            status: 201,
-            response: JSON.stringify({ id: row.id, status: 'published', namespace: row.namespace }),
-            createdAt: intent.createdAt,
-          });
-        }
-        return { kind: 'created', row };
-      })(),
+          if (maxOpen != null) {
+            const { n } = this.stmt(q.intentsLiveOfPublisher).get({
+              publisher: intent.publisher,
+            }) as {
+              n: number;
+            };
+            if (n >= maxOpen) return { kind: 'limit_exceeded', open: n };
+          }
+          const row = this.stmt(q.intentInsert).get(intent) as IntentRow;
+          if (idem) {
+            this.stmt(q.idempotencyPut).run({
+              keyId: idem.keyId,
+              idemKey: idem.key,
+              bodyHash: idem.bodyHash,
+              status: 201,
+              response: JSON.stringify({
+                id: row.id,
+                status: 'published',
+                namespace: row.namespace,
+              }),
+              createdAt: intent.createdAt,
+            });
+          }
+          return { kind: 'created', row };
+        })
+        .immediate(),
     );
   }
 
@@ -190,11 +206,13 @@ export class SqliteStore implements Store {
 
   async intentFail(ref: TokenRef, error: string | null, random: Random): Promise<IntentRow | null> {
     return this.run(() =>
-      this.db.transaction(() => {
-        const row = this.stmt(q.intentSelectLive).get(ref) as IntentRow | undefined;
-        if (!row) return null;
-        return this.release(row, ref.now, error, error, random);
-      })(),
+      this.db
+        .transaction(() => {
+          const row = this.stmt(q.intentSelectLive).get(ref) as IntentRow | undefined;
+          if (!row) return null;
+          return this.release(row, ref.now, error, error, random);
+        })
+        .immediate(),
     );
   }
 
@@ -226,7 +244,8 @@ export class SqliteStore implements Store {
   async intentCancel(id: string, now: number): Promise<IntentRow | null> {
     return this.run(
       () =>
-        (this.stmt(q.intentCancel).get({ id, now }) as IntentRow | undefined) ??
+        (this.stmt(q.intentCancel).get({ id, now, reason: REASON_CANCELLED }) as
+          IntentRow | undefined) ??
         (this.stmt(q.intentGet).get({ id }) as IntentRow | undefined) ??
         null,
     );
@@ -238,48 +257,65 @@ export class SqliteStore implements Store {
 
   async leasesSweep(now: number, random: Random, limit: number): Promise<IntentRow[]> {
     return this.run(() =>
-      this.db.transaction(() => {
-        const expired = this.stmt(q.leasesExpired).all({ now, limit }) as IntentRow[];
-        return expired.map((row) =>
-          this.release(
-            row,
-            row.claimExpiresAt ?? now,
-            REASON_LEASE_EXPIRED,
-            REASON_LEASE_EXPIRED,
-            random,
-          ),
-        );
-      })(),
+      this.db
+        .transaction(() => {
+          const expired = this.stmt(q.leasesExpired).all({ now, limit }) as IntentRow[];
+          return expired.map((row) =>
+            this.release(
+              row,
+              row.claimExpiresAt ?? now,
+              REASON_LEASE_EXPIRED,
+              REASON_LEASE_EXPIRED,
+              random,
+            ),
+          );
+        })
+        .immediate(),
     );
   }
 
   async intentsExpire(now: number, limit: number): Promise<IntentRow[]> {
-    return this.run(() => this.stmt(q.intentsExpire).all({ now, limit }) as IntentRow[]);
+    return this.run(
+      () => this.stmt(q.intentsExpire).all({ now, limit, reason: REASON_EXPIRED }) as IntentRow[],
+    );
+  }
+
+  /**
+   * Runs a bulk DELETE (with @limit) batch by batch until it deletes less than a batch,
+   * letting requests run between batches.
+   */
+  private async batched(sql: string, params: Record<string, unknown>): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.run(
+        () => this.stmt(sql).run({ ...params, limit: DELETE_BATCH }).changes,
+      );
+      total += n;
+      if (n < DELETE_BATCH) return total;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   async intentsDeleteFinished(before: number): Promise<{ fulfilled: number; dead: number }> {
-    return this.run(() =>
-      this.db.transaction(() => ({
-        fulfilled: this.stmt(q.intentsDeleteFinished).run({ status: 'fulfilled', before }).changes,
-        dead: this.stmt(q.intentsDeleteFinished).run({ status: 'dead', before }).changes,
-      }))(),
-    );
+    return {
+      fulfilled: await this.batched(q.intentsDeleteFinished, { status: 'fulfilled', before }),
+      dead: await this.batched(q.intentsDeleteFinished, { status: 'dead', before }),
+    };
   }
 
   async intentsPurge(namespace: string | null): Promise<{ intents: number; dead: number }> {
-    return this.run(() =>
-      this.db.transaction(() => {
-        const dead =
-          namespace == null
-            ? (this.stmt(q.deadCountAll).get() as { n: number }).n
-            : (this.stmt(q.deadCountNamespace).get({ namespace }) as { n: number }).n;
-        const intents =
-          namespace == null
-            ? this.stmt(q.intentsPurgeAll).run().changes
-            : this.stmt(q.intentsPurgeNamespace).run({ namespace }).changes;
-        return { intents, dead };
-      })(),
+    const dead = await this.run(
+      () =>
+        (namespace == null
+          ? (this.stmt(q.deadCountAll).get() as { n: number })
+          : (this.stmt(q.deadCountNamespace).get({ namespace }) as { n: number })
+        ).n,
     );
+    const intents =
+      namespace == null
+        ? await this.batched(q.intentsPurgeAll, {})
+        : await this.batched(q.intentsPurgeNamespace, { namespace });
+    return { intents, dead };
   }
 
   async deadList(limit: number, namespace: string | null): Promise<IntentRow[]> {
@@ -308,11 +344,11 @@ export class SqliteStore implements Store {
   }
 
   async kvDeleteExpired(now: number): Promise<number> {
-    return this.run(() => this.stmt(q.kvDeleteExpired).run({ now }).changes);
+    return this.batched(q.kvDeleteExpired, { now });
   }
 
   async idempotencyDeleteBefore(before: number): Promise<number> {
-    return this.run(() => this.stmt(q.idempotencyDeleteBefore).run({ before }).changes);
+    return this.batched(q.idempotencyDeleteBefore, { before });
   }
 
   /** Live nonce rows, counted once and then kept up to date by this process. */
@@ -326,28 +362,31 @@ export class SqliteStore implements Store {
     capacity: number,
   ): Promise<'recorded' | 'replay' | 'full'> {
     return this.run(() =>
-      this.db.transaction(() => {
-        if (this.nonces < 0) this.nonces = (this.stmt(q.nonceCount).get() as { n: number }).n;
-        this.nonces -= this.stmt(q.nonceDeleteStale).run({ keyId, nonce, now }).changes;
-        if (this.nonces >= capacity) {
-          this.nonces -= this.stmt(q.noncesDeleteExpired).run({ now }).changes;
-          if (this.nonces >= capacity) return 'full' as const;
-        }
-        if (this.stmt(q.nonceInsert).run({ keyId, nonce, expiresAt }).changes === 0) {
-          return 'replay' as const;
-        }
-        this.nonces++;
-        return 'recorded' as const;
-      })(),
+      this.db
+        .transaction(() => {
+          if (this.nonces < 0) this.nonces = (this.stmt(q.nonceCount).get() as { n: number }).n;
+          this.nonces -= this.stmt(q.nonceDeleteStale).run({ keyId, nonce, now }).changes;
+          if (this.nonces >= capacity) {
+            this.nonces -= this.stmt(q.noncesDeleteExpired).run({
+              now,
+              limit: DELETE_BATCH,
+            }).changes;
+            if (this.nonces >= capacity) return 'full' as const;
+          }
+          if (this.stmt(q.nonceInsert).run({ keyId, nonce, expiresAt }).changes === 0) {
+            return 'replay' as const;
+          }
+          this.nonces++;
+          return 'recorded' as const;
+        })
+        .immediate(),
     );
   }
 
   async noncesDeleteExpired(now: number): Promise<number> {
-    return this.run(() => {
-      const n = this.stmt(q.noncesDeleteExpired).run({ now }).changes;
-      if (this.nonces >= 0) this.nonces -= n;
-      return n;
-    });
+    const n = await this.batched(q.noncesDeleteExpired, { now });
+    if (this.nonces >= 0) this.nonces -= n;
+    return n;
   }
 
   async keyCreate(row: ApiKeyRow): Promise<void> {
@@ -366,28 +405,32 @@ export class SqliteStore implements Store {
 
   async keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<string | null> {
     return this.run(() =>
-      this.db.transaction(() => {
-        const gone = (
-          'keyId' in by
-            ? this.stmt(q.keyDeleteById).get({ keyId: by.keyId })
-            : this.stmt(q.keyDeleteByHash).get({ keyHash: by.keyHash })
-        ) as { keyId: string } | undefined;
-        if (!gone) return null;
-        this.stmt(q.idempotencyDeleteKey).run({ keyId: gone.keyId });
-        this.nonces -= this.stmt(q.noncesDeleteKey).run({ keyId: gone.keyId }).changes;
-        return gone.keyId;
-      })(),
+      this.db
+        .transaction(() => {
+          const gone = (
+            'keyId' in by
+              ? this.stmt(q.keyDeleteById).get({ keyId: by.keyId })
+              : this.stmt(q.keyDeleteByHash).get({ keyHash: by.keyHash })
+          ) as { keyId: string } | undefined;
+          if (!gone) return null;
+          this.stmt(q.idempotencyDeleteKey).run({ keyId: gone.keyId });
+          this.nonces -= this.stmt(q.noncesDeleteKey).run({ keyId: gone.keyId }).changes;
+          return gone.keyId;
+        })
+        .immediate(),
     );
   }
 
   async keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void> {
     if (usage.size === 0) return;
     return this.run(() =>
-      this.db.transaction(() => {
-        for (const [keyId, u] of usage) {
-          this.stmt(q.keyUsageAdd).run({ keyId, count: u.count, lastUsedAt: u.lastUsedAt });
-        }
-      })(),
+      this.db
+        .transaction(() => {
+          for (const [keyId, u] of usage) {
+            this.stmt(q.keyUsageAdd).run({ keyId, count: u.count, lastUsedAt: u.lastUsedAt });
+          }
+        })
+        .immediate(),
     );
   }
 }
