@@ -129,7 +129,11 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
         'Malformed HTTP request',
       ];
       const status = ERROR_CODES[code].status;
-      const body = JSON.stringify({ error: { code, message } });
+      // An answer to HEAD has no body, or the client would read it as the next response.
+      const head = /^HEAD /.test(
+        (err as unknown as { rawPacket?: Buffer }).rawPacket?.toString('latin1') ?? '',
+      );
+      const body = head ? '' : JSON.stringify({ error: { code, message } });
       const headers = Object.entries(STATIC_HEADERS)
         .map(([k, v]) => `${k}: ${v}\r\n`)
         .join('');
