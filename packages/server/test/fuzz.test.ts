@@ -109,7 +109,8 @@ const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
  * would trip the log scan without any leak, so such ids are replaced before sending.
  */
 function logSafe(name: string, value: string): string {
-  if (name.toLowerCase() !== 'x-request-id' || !REQUEST_ID.test(value)) return value;
+  // The server sees the value trimmed, as HTTP header values are.
+  if (name.toLowerCase() !== 'x-request-id' || !REQUEST_ID.test(value.trim())) return value;
   return LOG_FORBIDDEN.some((re) => re.test(value)) ? 'fuzz-request-id' : value;
 }
 
