@@ -44,7 +44,13 @@ import {
 // Run settings
 // ---------------------------------------------------------------------------------------
 
-const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
+// CI replays one fixed seed so that a submission lands or fails on its own merits; local
+// runs and `npm run test:fuzz` explore new cases (a failure prints its seed).
+const SEED = process.env.FUZZ_SEED
+  ? Number(process.env.FUZZ_SEED)
+  : process.env.CI
+    ? 20261127
+    : undefined;
 const RUNS = process.env.FUZZ_RUNS ? Number(process.env.FUZZ_RUNS) : undefined;
 /** Per-test timeout: generous, since a failing property shrinks over real HTTP. */
 const TEST_TIMEOUT = RUNS ? Math.max(120_000, RUNS * 200) : 120_000;
