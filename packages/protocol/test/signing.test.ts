@@ -3,7 +3,7 @@
  * hmac-vectors.json, and the corners of the canonical path (decoding, encoding, sorting).
  */
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   NONCE_MAX_LENGTH,
@@ -14,24 +14,7 @@ import {
   signingPrefix,
   splitTarget,
 } from '../src/signing.js';
-
-interface Vector {
-  method: string;
-  raw_path: string;
-  raw_query: string;
-  body_utf8: string;
-  api_key: string;
-  timestamp: string;
-  nonce: string;
-  canonical_path: string;
-  signature: string;
-}
-
-const VECTORS = (
-  JSON.parse(
-    readFileSync(new URL('../../../../shared/spec/hmac-vectors.json', import.meta.url), 'utf8'),
-  ) as { vectors: Vector[] }
-).vectors;
+import { SPEC_VECTORS_URL, VECTORS, VECTORS_URL } from './vectors.js';
 
 const hmac = (key: string, prefix: string, body: string): string =>
   createHmac('sha256', key).update(prefix).update(Buffer.from(body, 'utf8')).digest('hex');
@@ -273,5 +256,13 @@ describe('splitTarget and signingPrefix', () => {
   it('uses the window and nonce length of §3', () => {
     expect(SIGNATURE_WINDOW_SECONDS).toBe(300);
     expect(NONCE_MAX_LENGTH).toBe(128);
+  });
+});
+
+describe('the vectors kept in the repository', () => {
+  it('are the spec’s own, when the spec folder is beside the repository', () => {
+    if (!existsSync(SPEC_VECTORS_URL)) return; // a clone without ../shared: nothing to compare
+    const read = (url: URL): unknown => JSON.parse(readFileSync(url, 'utf8'));
+    expect(read(VECTORS_URL)).toEqual(read(SPEC_VECTORS_URL));
   });
 });

@@ -4,29 +4,11 @@
  * BUS_REQUIRE_SIGNATURES, canonical forms, nonces, and a Python-SDK-style round trip (§11).
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalPath, signingPrefix, splitTarget } from '@intent-bus/protocol';
 import { hashKey } from '../src/http/auth.js';
 import { MAIN_KEY, errorCode, startTestBus, type ApiResponse, type TestBus } from './helpers.js';
-
-interface Vector {
-  method: string;
-  raw_path: string;
-  raw_query: string;
-  body_utf8: string;
-  api_key: string;
-  timestamp: string;
-  nonce: string;
-  canonical_path: string;
-  signature: string;
-}
-
-const VECTORS = (
-  JSON.parse(
-    readFileSync(new URL('../../../../shared/spec/hmac-vectors.json', import.meta.url), 'utf8'),
-  ) as { vectors: Vector[] }
-).vectors;
+import { VECTORS, type Vector } from '../../protocol/test/vectors.js';
 
 /** The main key and the tester key the vectors are signed with. */
 const VECTOR_MAIN_KEY = 'k_main_0123456789abcdef';
