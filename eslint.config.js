@@ -17,4 +17,22 @@ export default tseslint.config(
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
   },
+  {
+    // The SDK (and the protocol it ships) runs in browsers, Deno and Bun as well as Node.
+    files: ['packages/sdk/src/**/*.ts', 'packages/protocol/src/**/*.ts'],
+    ignores: ['packages/sdk/src/node.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(node:|fs$|path$|os$|crypto$|http$|https$|net$|child_process$|util$|stream$)',
+              message: 'No Node-only imports in the SDK core: use src/node.ts.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -1,0 +1,79 @@
+/** Dispatches `intent-bus COMMAND …` and turns every outcome into an exit code. */
+import { parseArgs } from 'node:util';
+import { serveMain } from '@intent-bus/server';
+import { admin } from './admin.js';
+import {
+  GLOBAL_HELP,
+  GLOBAL_OPTIONS,
+  kv,
+  makeContext,
+  publish,
+  result,
+  status,
+  type Command,
+} from './commands.js';
+import { listen } from './listen.js';
+import { EXIT, Exit, UsageError, describeError, exitCodeOf } from './output.js';
+
+const COMMANDS: Command[] = [publish, listen, result, status, kv, admin];
+
+const MAIN_HELP = `intent-bus: run code on any device from anywhere, using just HTTP
+
+Usage: intent-bus COMMAND [ARGS] [FLAGS]
+
+Commands:
+  serve     run the bus (flags and environment: intent-bus serve --help)
+${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}
+
+intent-bus COMMAND --help shows a command's flags.
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found or nothing to do.
+
+${GLOBAL_HELP}`;
+
+const helpOf = (c: Command): string => `Usage: ${c.usage}\n\n${GLOBAL_HELP}\n`;
+
+/** Runs one command line; resolves with the exit code (serve keeps the process alive). */
+export async function runCli(argv: string[]): Promise<number | 'serving'> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${MAIN_HELP}\n`);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write('0.1.0\n');
+    return EXIT.ok;
+  }
+  if (name === 'serve') {
+    serveMain(rest);
+    return 'serving';
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`intent-bus: unknown command "${name}"\n\n${MAIN_HELP}\n`);
+    return EXIT.usage;
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...GLOBAL_OPTIONS, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(helpOf(command));
+      return EXIT.ok;
+    }
+    await command.run(
+      makeContext(positionals, values as Record<string, string | boolean | undefined>),
+    );
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof Exit) return err.code;
+    const code = err instanceof TypeError && 'code' in err ? EXIT.usage : exitCodeOf(err);
+    process.stderr.write(`intent-bus ${name}: ${describeError(err)}\n`);
+    if (code === EXIT.usage) process.stderr.write(`\n${helpOf(command)}`);
+    return code;
+  }
+}
+
+export { UsageError };

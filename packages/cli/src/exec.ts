@@ -1,0 +1,112 @@
+/**
+ * `listen --exec`: runs a command per job. The payload goes to its stdin as JSON, and
+ * INTENT_ID, INTENT_GOAL and INTENT_ATTEMPT to its environment. Exit 0 fulfils with its
+ * stdout (JSON when it parses, else text); anything else fails the job with the exit
+ * code and the tail of stderr. After `timeoutSeconds` (0: never) it is killed.
+ */
+import { spawn } from 'node:child_process';
+import type { ClaimedIntent } from '@intent-bus/sdk';
+import { splitWords } from './words.js';
+
+export interface ExecSpec {
+  command: string;
+  /** Run through `sh -c` instead of splitting into words. */
+  shell: boolean;
+  timeoutSeconds: number;
+}
+
+export type ExecOutcome =
+  { ok: true; result: unknown; resultType: 'json' | 'text' } | { ok: false; error: string };
+
+/** Output beyond this is not kept (the bus refuses large results anyway). */
+const MAX_STDOUT = 4 * 1024 * 1024;
+const STDERR_TAIL = 400;
+const KILL_GRACE_MS = 5000;
+
+export function commandWords(spec: ExecSpec): string[] {
+  return spec.shell ? ['sh', '-c', spec.command] : splitWords(spec.command);
+}
+
+/** stdout as a result: JSON when it parses, else the text without its final newline. */
+export function stdoutResult(stdout: string): { result: unknown; resultType: 'json' | 'text' } {
+  const trimmed = stdout.trim();
+  if (trimmed) {
+    try {
+      return { result: JSON.parse(trimmed), resultType: 'json' };
+    } catch {
+      // not JSON: a text result
+    }
+  }
+  return { result: stdout.replace(/\r?\n$/, ''), resultType: 'text' };
+}
+
+export function runCommand(
+  spec: ExecSpec,
+  job: ClaimedIntent,
+  signal: AbortSignal,
+): Promise<ExecOutcome> {
+  const [file, ...args] = commandWords(spec);
+  if (!file) return Promise.resolve({ ok: false, error: 'empty command' });
+  return new Promise((resolve) => {
+    const child = spawn(file, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        INTENT_ID: job.id,
+        INTENT_GOAL: job.goal,
+        INTENT_ATTEMPT: String(job.claim_attempts),
+      },
+    });
+    let stdout = '';
+    let stdoutBytes = 0;
+    let stderr = '';
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | null = null;
+    const kill = (): void => {
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    };
+    const timer =
+      spec.timeoutSeconds > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            kill();
+          }, spec.timeoutSeconds * 1000)
+        : null;
+    const onAbort = (): void => kill();
+    signal.addEventListener('abort', onAbort, { once: true });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdoutBytes += d.length;
+      if (stdoutBytes <= MAX_STDOUT) stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr = (stderr + d).slice(-4 * STDERR_TAIL);
+    });
+    // A command that never reads its stdin must not fail the job.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(JSON.stringify(job.payload ?? null));
+    const done = (outcome: ExecOutcome): void => {
+      if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(outcome);
+    };
+    child.on('error', (err) => done({ ok: false, error: `cannot run ${file}: ${err.message}` }));
+    child.on('close', (code, sig) => {
+      const tail = stderr.trim().slice(-STDERR_TAIL);
+      if (timedOut)
+        return done({
+          ok: false,
+          error: `timed out after ${spec.timeoutSeconds} s${tail ? `: ${tail}` : ''}`,
+        });
+      if (signal.aborted) return done({ ok: false, error: 'stopped: the worker shut down' });
+      if (code === 0) {
+        if (stdoutBytes > MAX_STDOUT)
+          return done({ ok: false, error: `stdout over ${MAX_STDOUT} bytes` });
+        return done({ ok: true, ...stdoutResult(stdout) });
+      }
+      const how = code != null ? `exit ${code}` : `killed by ${sig}`;
+      done({ ok: false, error: tail ? `${how}: ${tail}` : how });
+    });
+  });
+}

@@ -1,0 +1,108 @@
+/** `intent-bus listen`: this machine becomes a worker for a goal. */
+import { WorkerRuntime, text, type RuntimeLogger } from '@intent-bus/sdk';
+import { runCommand, commandWords, type ExecSpec } from './exec.js';
+import { numberArg, type Command } from './commands.js';
+import { EXIT, Exit, UsageError } from './output.js';
+
+export const listen: Command = {
+  name: 'listen',
+  summary: 'claim and run jobs of a goal (a worker in one line)',
+  usage: `intent-bus listen GOAL [-n NS] [-w WORKER_ID] [-c CAP,CAP] [--concurrency N] [--once]
+                  [--exec 'CMD' [--shell] [--timeout S]]
+
+  --exec CMD      run CMD for each job: the payload as JSON on its stdin, INTENT_ID,
+                  INTENT_GOAL and INTENT_ATTEMPT in its environment. CMD is split into
+                  words like a shell does (quotes respected) but nothing is expanded.
+                  Exit 0 fulfils with its stdout (JSON if it parses, else text);
+                  anything else fails the job with the exit code and stderr's tail.
+  --shell         run CMD with sh -c instead (pipes, variables, globs)
+  --timeout S     kill CMD after S seconds and fail the job (default 600, 0: never)
+  --once          take at most one job, then exit (3 when there was none)
+  Without --exec, each job is printed and fulfilled.
+  SIGINT or SIGTERM stops claiming and lets jobs in flight finish.`,
+  options: {
+    namespace: { type: 'string', short: 'n' },
+    'worker-id': { type: 'string', short: 'w' },
+    capabilities: { type: 'string', short: 'c' },
+    concurrency: { type: 'string' },
+    once: { type: 'boolean' },
+    exec: { type: 'string' },
+    shell: { type: 'boolean' },
+    timeout: { type: 'string' },
+    wait: { type: 'string' },
+  },
+  async run(ctx) {
+    if (ctx.positionals.length !== 1) throw new UsageError('expected GOAL');
+    const goal = ctx.positionals[0]!;
+    const v = ctx.values;
+    const exec: ExecSpec | null =
+      v.exec === undefined
+        ? null
+        : {
+            command: v.exec as string,
+            shell: v.shell === true,
+            timeoutSeconds: numberArg('timeout', v.timeout as string | undefined) ?? 600,
+          };
+    if (exec) {
+      try {
+        if (commandWords(exec).length === 0) throw new UsageError('--exec is empty');
+      } catch (err) {
+        throw err instanceof UsageError ? err : new UsageError(`--exec: ${(err as Error).message}`);
+      }
+    } else if (v.shell || v.timeout !== undefined) {
+      throw new UsageError('--shell and --timeout go with --exec');
+    }
+    const concurrency = numberArg('concurrency', v.concurrency as string | undefined) ?? 1;
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      throw new UsageError('--concurrency must be 1 or more');
+    const logger: RuntimeLogger = {
+      info: (m, f) => ctx.out.note(`${m}${f ? ` ${JSON.stringify(f)}` : ''}`),
+      warn: (m, f) => ctx.out.note(`warning: ${m}${f ? ` ${JSON.stringify(f)}` : ''}`),
+      error: (m, f) => ctx.out.note(`error: ${m}${f ? ` ${JSON.stringify(f)}` : ''}`),
+    };
+    const runtime = new WorkerRuntime({
+      client: ctx.client(),
+      workerId: v['worker-id'] as string | undefined,
+      capabilities: ((v.capabilities as string | undefined) ?? '')
+        .split(',')
+        .map((c) => c.trim())
+        .filter(Boolean),
+      concurrency: v.once ? 1 : concurrency,
+      logger,
+    });
+    if (!v.once && !ctx.out.json) {
+      ctx.out.note(
+        `listening for ${goal} in ${(v.namespace as string | undefined) ?? 'default'} (Ctrl-C to stop)`,
+      );
+    }
+    const summary = await runtime.listen({
+      goal,
+      namespace: v.namespace as string | undefined,
+      once: v.once === true,
+      waitSeconds: numberArg('wait', v.wait as string | undefined),
+      handler: async (job) => {
+        const { signal, ...intent } = job;
+        ctx.out.result(
+          intent,
+          () =>
+            `job ${job.id} (${job.goal}, attempt ${job.claim_attempts}): ${JSON.stringify(job.payload)}`,
+        );
+        if (!exec) return null;
+        const outcome = await runCommand(exec, job, signal);
+        if (!outcome.ok) {
+          if (!ctx.out.json) ctx.out.note(`job ${job.id} failed: ${outcome.error}`);
+          throw new Error(outcome.error);
+        }
+        if (!ctx.out.json) ctx.out.note(`job ${job.id} done`);
+        return outcome.resultType === 'text' ? text(outcome.result as string) : outcome.result;
+      },
+    });
+    if (v.once) {
+      if (summary.claimed === 0) {
+        if (!ctx.out.json) ctx.out.note('nothing to do');
+        throw new Exit(EXIT.notFound);
+      }
+      if (summary.fulfilled === 0) throw new Exit(EXIT.error);
+    }
+  },
+};

@@ -1,0 +1,453 @@
+/**
+ * IntentClient: every client endpoint of PROTOCOL.md §5 and the admin API of §6 over
+ * fetch. Requests are signed (HMAC, §3) by default; only what is safe is retried, with
+ * exponential backoff and jitter: publish (an idempotency key makes it safe), result and
+ * status reads, KV set and get, and admin reads. Claims and claim mutations are never
+ * retried: a lost answer there is a lost lease, which the bus recovers by itself.
+ */
+import type {
+  ClaimedIntent,
+  CleanupCounts,
+  DeadLetter,
+  KeyInfo,
+  PublishResponse,
+  ResultObject,
+  StatusObject,
+  Visibility,
+} from '../../protocol/src/types.js';
+import {
+  IntentBusError,
+  NetworkError,
+  RateLimitError,
+  ServerError,
+  errorFromResponse,
+} from './errors.js';
+import { newNonce, signedHeaders } from './signing.js';
+
+export interface IntentClientOptions {
+  /** Default http://127.0.0.1:8080. */
+  baseUrl?: string;
+  /** The API key (`X-API-KEY`). Default: `INTENT_API_KEY` from the environment, when there is one. */
+  apiKey?: string;
+  /** `X-Admin-Token` for the `admin` methods. */
+  adminToken?: string;
+  /** Sign requests with the protocol's HMAC (default true). */
+  sign?: boolean;
+  /** Per-request timeout in milliseconds, long polls excepted (default 30 000). */
+  timeoutMs?: number;
+  /** Retries of a safe request after a network error, 5xx or 429 (default 3). */
+  retries?: number;
+  /** A fetch to use instead of the global one. */
+  fetch?: typeof fetch;
+  /** Sent as User-Agent where the platform allows it. */
+  userAgent?: string;
+}
+
+export interface PublishOptions {
+  namespace?: string;
+  visibility?: Visibility;
+  priority?: number;
+  /** Seconds until claimable. */
+  delay?: number;
+  maxAttempts?: number;
+  backoffBase?: number;
+  targetWorker?: string;
+  requiredCapability?: string;
+  /** Seconds after it becomes claimable before it expires to dead. */
+  ttl?: number;
+  /** Generated when absent, so that retries never publish twice. */
+  idempotencyKey?: string;
+}
+
+export interface ClaimOptions {
+  goal?: string;
+  namespace?: string;
+  /** Claim only intents of this publisher (your own key or key id; any with the main key). */
+  publisher?: string;
+  workerId?: string;
+  capabilities?: readonly string[];
+  /** Long poll: hold up to this many seconds (0-30) for an intent. */
+  waitSeconds?: number;
+  signal?: AbortSignal;
+}
+
+export interface ClaimOutcome {
+  intent: ClaimedIntent | null;
+  /** When nothing was claimable: how long the bus asks to wait before the next claim. */
+  retryAfterSeconds: number;
+}
+
+export type ResultType = 'json' | 'text';
+
+export interface AdminIntent extends ResultObject {
+  payload: unknown;
+  publisher: string;
+  backoff_base: number;
+  ttl: number;
+  dead_reason: string | null;
+}
+
+interface RequestSpec {
+  method: 'GET' | 'POST';
+  path: string;
+  query?: Record<string, string | number | undefined>;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Which credential to send (default: the API key). */
+  auth?: 'key' | 'admin' | 'none';
+  /** Safe to send again after a failure. */
+  retry?: boolean;
+  /** 404 here means the claim token is dead. */
+  leaseRoute?: boolean;
+  /** Extra time the bus may hold the request (long polls). */
+  holdSeconds?: number;
+  signal?: AbortSignal;
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+  headers: Headers;
+}
+
+const encoder = new TextEncoder();
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+function envApiKey(): string | undefined {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
+    ?.env;
+  return env?.INTENT_API_KEY || undefined;
+}
+
+export class IntentClient {
+  readonly baseUrl: string;
+  private readonly apiKey: string | undefined;
+  private readonly o: Required<Pick<IntentClientOptions, 'sign' | 'timeoutMs' | 'retries'>> &
+    IntentClientOptions;
+  /** The admin API (§6): needs `adminToken`. */
+  readonly admin: AdminApi;
+
+  constructor(options: IntentClientOptions = {}) {
+    this.baseUrl = (options.baseUrl ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    this.apiKey = options.apiKey ?? envApiKey();
+    this.o = { sign: true, timeoutMs: 30_000, retries: 3, ...options };
+    this.admin = new AdminApi(this);
+  }
+
+  async publish(
+    goal: string,
+    payload: unknown,
+    options: PublishOptions = {},
+  ): Promise<PublishResponse> {
+    const body: Record<string, unknown> = { goal, payload };
+    const fields: Array<[keyof PublishOptions, string]> = [
+      ['namespace', 'namespace'],
+      ['visibility', 'visibility'],
+      ['priority', 'priority'],
+      ['delay', 'delay'],
+      ['maxAttempts', 'max_attempts'],
+      ['backoffBase', 'backoff_base'],
+      ['targetWorker', 'target_worker'],
+      ['requiredCapability', 'required_capability'],
+      ['ttl', 'ttl'],
+    ];
+    for (const [from, to] of fields) if (options[from] !== undefined) body[to] = options[from];
+    const a = await this.request({
+      method: 'POST',
+      path: '/intent',
+      body,
+      headers: { 'Idempotency-Key': options.idempotencyKey ?? newNonce() },
+      retry: true,
+    });
+    return a.body as PublishResponse;
+  }
+
+  /** Claims one intent, or null when none is claimable (see `claimOutcome` for Retry-After). */
+  async claim(options: ClaimOptions = {}): Promise<ClaimedIntent | null> {
+    return (await this.claimOutcome(options)).intent;
+  }
+
+  async claimOutcome(options: ClaimOptions = {}): Promise<ClaimOutcome> {
+    const headers: Record<string, string> = {};
+    if (options.workerId) headers['X-Worker-ID'] = options.workerId;
+    if (options.capabilities?.length)
+      headers['X-Worker-Capabilities'] = options.capabilities.join(',');
+    const a = await this.request({
+      method: 'POST',
+      path: '/claim',
+      query: {
+        goal: options.goal,
+        namespace: options.namespace ?? 'default',
+        publisher: options.publisher,
+        wait: options.waitSeconds || undefined,
+      },
+      headers,
+      holdSeconds: options.waitSeconds ?? 0,
+      signal: options.signal,
+    });
+    if (a.status === 204) {
+      const retryAfter = Number(a.headers.get('retry-after') ?? '1');
+      return { intent: null, retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 1 };
+    }
+    return { intent: a.body as ClaimedIntent, retryAfterSeconds: 0 };
+  }
+
+  /** Extends a live claim to now + seconds (10-3600). Throws LeaseLostError when it is gone. */
+  async extendClaim(
+    id: string,
+    claimToken: string,
+    seconds: number,
+  ): Promise<{ ok: true; id: string; extended_by: number; claim_expires_at: number }> {
+    const a = await this.request({
+      method: 'POST',
+      path: `/extend_claim/${encodeURIComponent(id)}`,
+      body: { claim_token: claimToken, seconds },
+      leaseRoute: true,
+    });
+    return a.body as { ok: true; id: string; extended_by: number; claim_expires_at: number };
+  }
+
+  async fulfill(
+    id: string,
+    claimToken: string,
+    result?: unknown,
+    options: { resultType?: ResultType } = {},
+  ): Promise<{ ok: true; id: string; status: 'fulfilled' }> {
+    const body: Record<string, unknown> = {
+      claim_token: claimToken,
+      result_type: options.resultType ?? 'json',
+    };
+    if (result !== undefined) body.result = result;
+    const a = await this.request({
+      method: 'POST',
+      path: `/fulfill/${encodeURIComponent(id)}`,
+      body,
+      leaseRoute: true,
+    });
+    return a.body as { ok: true; id: string; status: 'fulfilled' };
+  }
+
+  async fail(
+    id: string,
+    claimToken: string,
+    error?: string,
+  ): Promise<{ ok: true; id: string; status: 'open' | 'dead' }> {
+    const body: Record<string, unknown> = { claim_token: claimToken };
+    if (error !== undefined) body.error = error;
+    const a = await this.request({
+      method: 'POST',
+      path: `/fail/${encodeURIComponent(id)}`,
+      body,
+      leaseRoute: true,
+    });
+    return a.body as { ok: true; id: string; status: 'open' | 'dead' };
+  }
+
+  /** The status with the result; `waitSeconds` (0-60) holds until it is fulfilled or dead. */
+  async getResult(
+    id: string,
+    options: { waitSeconds?: number; signal?: AbortSignal } = {},
+  ): Promise<ResultObject> {
+    const a = await this.request({
+      method: 'GET',
+      path: `/result/${encodeURIComponent(id)}`,
+      query: { wait: options.waitSeconds || undefined },
+      holdSeconds: options.waitSeconds ?? 0,
+      retry: true,
+      signal: options.signal,
+    });
+    return a.body as ResultObject;
+  }
+
+  async getStatus(id: string): Promise<StatusObject> {
+    const a = await this.request({
+      method: 'GET',
+      path: `/status/${encodeURIComponent(id)}`,
+      retry: true,
+    });
+    return a.body as StatusObject;
+  }
+
+  /** Stores a JSON value under a name of this key, for `ttl` seconds (1-86400, default 600). */
+  async set(name: string, value: unknown, options: { ttl?: number } = {}): Promise<void> {
+    const body: Record<string, unknown> = { value };
+    if (options.ttl !== undefined) body.ttl = options.ttl;
+    await this.request({
+      method: 'POST',
+      path: `/set/${encodeURIComponent(name)}`,
+      body,
+      retry: true,
+    });
+  }
+
+  /** The value stored under a name of this key, or undefined when absent or expired. */
+  async get(name: string): Promise<unknown> {
+    try {
+      const a = await this.request({
+        method: 'GET',
+        path: `/get/${encodeURIComponent(name)}`,
+        retry: true,
+      });
+      return (a.body as { value: unknown }).value;
+    } catch (err) {
+      if (err instanceof IntentBusError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async health(): Promise<{ ok: boolean; ts: number; version: string; reason?: string }> {
+    const a = await this.request({ method: 'GET', path: '/health', retry: true, auth: 'none' });
+    return a.body as { ok: boolean; ts: number; version: string };
+  }
+
+  /** Sends one request, with retries when it is safe. @internal */
+  async request(spec: RequestSpec): Promise<Answer> {
+    const attempts = spec.retry ? this.o.retries + 1 : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(spec);
+      } catch (err) {
+        const retryable =
+          err instanceof NetworkError ||
+          err instanceof ServerError ||
+          err instanceof RateLimitError;
+        if (!retryable || attempt >= attempts || spec.signal?.aborted) throw err;
+        const asked =
+          err instanceof RateLimitError || err instanceof ServerError
+            ? (err.retryAfterSeconds ?? 0)
+            : 0;
+        const backoff = Math.min(8000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random());
+        await sleep(Math.max(asked * 1000, backoff), spec.signal);
+      }
+    }
+  }
+
+  private async once(spec: RequestSpec): Promise<Answer> {
+    let target = spec.path;
+    const params = Object.entries(spec.query ?? {}).filter(([, v]) => v !== undefined && v !== '');
+    if (params.length > 0) {
+      target +=
+        '?' +
+        params
+          .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+          .join('&');
+    }
+    const bodyText = spec.body === undefined ? '' : JSON.stringify(spec.body);
+    const bodyBytes = encoder.encode(bodyText);
+    const headers: Record<string, string> = { Accept: 'application/json', ...spec.headers };
+    if (bodyText) headers['Content-Type'] = 'application/json';
+    if (this.o.userAgent) headers['User-Agent'] = this.o.userAgent;
+    if (spec.auth === 'admin') {
+      if (!this.o.adminToken) {
+        throw new IntentBusError('No admin token: pass adminToken', 'no_admin_token', 0);
+      }
+      headers['X-Admin-Token'] = this.o.adminToken;
+    } else if (spec.auth !== 'none') {
+      if (!this.apiKey) {
+        throw new IntentBusError('No API key: pass apiKey or set INTENT_API_KEY', 'no_api_key', 0);
+      }
+      headers['X-API-KEY'] = this.apiKey;
+      if (this.o.sign) {
+        Object.assign(
+          headers,
+          await signedHeaders(this.apiKey, spec.method, target, bodyBytes, Date.now() / 1000),
+        );
+      }
+    }
+    const timeout = AbortSignal.timeout(this.o.timeoutMs + (spec.holdSeconds ?? 0) * 1000);
+    const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
+    let res: Response;
+    try {
+      res = await (this.o.fetch ?? fetch)(this.baseUrl + target, {
+        method: spec.method,
+        headers,
+        body: bodyText ? bodyBytes : undefined,
+        signal,
+      });
+    } catch (err) {
+      const why = spec.signal?.aborted ? 'aborted' : timeout.aborted ? 'timed out' : 'failed';
+      throw new NetworkError(
+        `${spec.method} ${spec.path} ${why}: ${(err as Error).message}`,
+        'network_error',
+        0,
+        {
+          cause: err,
+        },
+      );
+    }
+    const text = await res.text().catch(() => '');
+    let body: unknown = undefined;
+    if (text) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+    }
+    if (res.status >= 400) {
+      throw errorFromResponse(
+        res.status,
+        body,
+        res.headers.get('retry-after'),
+        spec.leaseRoute ?? false,
+      );
+    }
+    return { status: res.status, body, headers: res.headers };
+  }
+}
+
+/** The admin API (PROTOCOL.md §6), reached as `client.admin`. */
+export class AdminApi {
+  constructor(private readonly client: IntentClient) {}
+
+  private call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    return this.client
+      .request({ method, path, body, auth: 'admin', retry: method === 'GET' })
+      .then((a) => a.body as T);
+  }
+
+  generateKey(owner: string): Promise<{ api_key: string; owner: string; key_id: string }> {
+    return this.call('POST', '/admin/generate_key', { owner });
+  }
+  revokeKey(key: { apiKey: string } | { keyId: string }): Promise<{ ok: true }> {
+    return this.call(
+      'POST',
+      '/admin/revoke_key',
+      'apiKey' in key ? { api_key: key.apiKey } : { key_id: key.keyId },
+    );
+  }
+  keys(): Promise<KeyInfo[]> {
+    return this.call('GET', '/admin/keys');
+  }
+  purge(
+    options: { namespace?: string } = {},
+  ): Promise<{ ok: true; intents_deleted: number; dead_letters_deleted: number }> {
+    return this.call('POST', '/admin/purge', { confirm: true, ...options });
+  }
+  cleanup(): Promise<CleanupCounts & { ok: true }> {
+    return this.call('POST', '/admin/cleanup');
+  }
+  intent(id: string): Promise<AdminIntent> {
+    return this.call('GET', `/admin/intents/${encodeURIComponent(id)}`);
+  }
+  cancel(id: string): Promise<{ ok: true; id: string; status: string }> {
+    return this.call('POST', `/admin/intents/${encodeURIComponent(id)}/cancel`);
+  }
+  retry(id: string): Promise<{ ok: true; id: string; status: string }> {
+    return this.call('POST', `/admin/intents/${encodeURIComponent(id)}/retry`);
+  }
+  deadLetters(options: { namespace?: string; limit?: number } = {}): Promise<DeadLetter[]> {
+    const q = new URLSearchParams();
+    if (options.namespace) q.set('namespace', options.namespace);
+    if (options.limit) q.set('limit', String(options.limit));
+    const qs = q.toString();
+    return this.call('GET', `/admin/dead${qs ? `?${qs}` : ''}`);
+  }
+  deadLetter(id: string): Promise<DeadLetter & { payload: unknown; error: string | null }> {
+    return this.call('GET', `/admin/dead/${encodeURIComponent(id)}`);
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * WorkerRuntime: turns a handler into a worker. Each of `concurrency` loops long-polls a
+ * claim, runs the handler, and fulfils with its return value or fails with its error.
+ * While a handler runs longer than half its lease, the lease is extended. A lost lease is
+ * logged and never retried. On abort (or SIGINT / SIGTERM in Node) it stops claiming and
+ * lets jobs in flight finish, up to a grace period. When the bus is unreachable it backs
+ * off with jitter and reconnects by itself.
+ */
+import type { ClaimedIntent } from '../../protocol/src/types.js';
+import type { IntentClient } from './client.js';
+import {
+  IntentBusError,
+  LeaseLostError,
+  NetworkError,
+  RateLimitError,
+  ServerError,
+} from './errors.js';
+
+/** What a handler receives. */
+export interface Job extends ClaimedIntent {
+  /** Aborted when the runtime stops and the grace period is over, or the lease is lost. */
+  signal: AbortSignal;
+}
+
+/** Return `text(s)` from a handler to fulfil with a text result instead of JSON. */
+export class TextResult {
+  constructor(readonly text: string) {}
+}
+export const text = (s: string): TextResult => new TextResult(s);
+
+export type Handler = (job: Job) => unknown | Promise<unknown>;
+
+export interface RuntimeLogger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface WorkerRuntimeOptions {
+  client: IntentClient;
+  workerId?: string;
+  capabilities?: readonly string[];
+  /** Jobs run at once (default 1). */
+  concurrency?: number;
+  logger?: RuntimeLogger;
+}
+
+export interface ListenOptions {
+  goal?: string;
+  namespace?: string;
+  handler: Handler;
+  /** Stops the runtime when aborted. */
+  signal?: AbortSignal;
+  /** Stop on SIGINT and SIGTERM where the platform has them (default true). */
+  handleSignals?: boolean;
+  /** How long jobs in flight may still run after a stop (default 30 000 ms). */
+  graceMs?: number;
+  /** Long-poll length of each claim (default 25 s, at most 30). */
+  waitSeconds?: number;
+  /** One claim attempt (with `waitSeconds`), its job if any, then stop. */
+  once?: boolean;
+}
+
+export interface ListenSummary {
+  claimed: number;
+  fulfilled: number;
+  failed: number;
+  leaseLost: number;
+}
+
+const silent: RuntimeLogger = { info() {}, warn() {}, error() {} };
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+type SignalSource = {
+  on(e: string, f: () => void): unknown;
+  off(e: string, f: () => void): unknown;
+};
+
+export class WorkerRuntime {
+  private readonly client: IntentClient;
+  private readonly log: RuntimeLogger;
+  private readonly concurrency: number;
+
+  constructor(private readonly options: WorkerRuntimeOptions) {
+    this.client = options.client;
+    this.log = options.logger ?? silent;
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
+  }
+
+  /** Runs until stopped; resolves once jobs in flight have finished (or the grace ran out). */
+  async listen(o: ListenOptions): Promise<ListenSummary> {
+    const stopping = new AbortController(); // stop claiming
+    const hardStop = new AbortController(); // abort handlers after the grace period
+    const summary: ListenSummary = { claimed: 0, fulfilled: 0, failed: 0, leaseLost: 0 };
+    const stop = (): void => {
+      if (stopping.signal.aborted) return;
+      this.log.info('stopping: no new claims, letting jobs in flight finish');
+      stopping.abort();
+      const grace = setTimeout(() => hardStop.abort(), o.graceMs ?? 30_000);
+      (grace as { unref?: () => void }).unref?.();
+    };
+    o.signal?.addEventListener('abort', stop, { once: true });
+    if (o.signal?.aborted) stop();
+    const proc = (globalThis as { process?: SignalSource }).process;
+    const handleSignals = (o.handleSignals ?? true) && typeof proc?.on === 'function';
+    if (handleSignals) {
+      proc!.on('SIGINT', stop);
+      proc!.on('SIGTERM', stop);
+    }
+
+    const loop = async (): Promise<void> => {
+      let failures = 0;
+      while (!stopping.signal.aborted) {
+        let job: ClaimedIntent | null;
+        try {
+          const out = await this.client.claimOutcome({
+            goal: o.goal,
+            namespace: o.namespace,
+            workerId: this.options.workerId,
+            capabilities: this.options.capabilities,
+            waitSeconds: Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25)),
+            signal: stopping.signal,
+          });
+          failures = 0;
+          job = out.intent;
+          if (!job) {
+            if (o.once) return stop();
+            await sleep(out.retryAfterSeconds * 1000, stopping.signal);
+            continue;
+          }
+        } catch (err) {
+          if (stopping.signal.aborted) return;
+          if (o.once) throw err;
+          if (err instanceof RateLimitError) {
+            await sleep(err.retryAfterSeconds * 1000, stopping.signal);
+            continue;
+          }
+          if (err instanceof NetworkError || err instanceof ServerError) {
+            failures++;
+            const ms = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random());
+            this.log.warn('bus unreachable, retrying', {
+              error: err.message,
+              retryInMs: Math.round(ms),
+            });
+            await sleep(ms, stopping.signal);
+            continue;
+          }
+          throw err; // auth or validation: a configuration problem, not a passing one
+        }
+        summary.claimed++;
+        if (o.once) stopping.abort(); // no other loop may claim
+        await this.run(job, o.handler, hardStop.signal, summary);
+      }
+    };
+
+    try {
+      await Promise.all(Array.from({ length: this.concurrency }, loop));
+    } finally {
+      if (handleSignals) {
+        proc!.off('SIGINT', stop);
+        proc!.off('SIGTERM', stop);
+      }
+      o.signal?.removeEventListener('abort', stop);
+      stop();
+    }
+    return summary;
+  }
+
+  /** Runs one job with lease extension, then reports its outcome. */
+  private async run(
+    claimed: ClaimedIntent,
+    handler: Handler,
+    hardStop: AbortSignal,
+    summary: ListenSummary,
+  ): Promise<void> {
+    const lease = new AbortController();
+    const signal = AbortSignal.any([hardStop, lease.signal]);
+    const leaseMs = claimed.claim_timeout * 1000;
+    // Extend at half the lease, by a whole lease, for as long as the handler runs.
+    const extender = setInterval(() => {
+      this.client
+        .extendClaim(
+          claimed.id,
+          claimed.claim_token,
+          Math.min(3600, Math.max(10, claimed.claim_timeout)),
+        )
+        .catch((err: unknown) => {
+          if (err instanceof LeaseLostError) {
+            this.log.warn('lease lost while the job ran', { id: claimed.id });
+            lease.abort();
+          } else
+            this.log.warn('could not extend the lease', {
+              id: claimed.id,
+              error: (err as Error).message,
+            });
+        });
+    }, leaseMs / 2);
+    (extender as { unref?: () => void }).unref?.();
+    let outcome: { ok: true; value: unknown } | { ok: false; error: string };
+    try {
+      outcome = { ok: true, value: await handler({ ...claimed, signal }) };
+    } catch (err) {
+      outcome = { ok: false, error: err instanceof Error ? err.message : String(err) };
+    } finally {
+      clearInterval(extender);
+    }
+    if (lease.signal.aborted) {
+      summary.leaseLost++;
+      return;
+    }
+    try {
+      if (outcome.ok) {
+        const v = outcome.value;
+        if (v instanceof TextResult) {
+          await this.client.fulfill(claimed.id, claimed.claim_token, v.text, {
+            resultType: 'text',
+          });
+        } else {
+          await this.client.fulfill(claimed.id, claimed.claim_token, v === undefined ? null : v);
+        }
+        summary.fulfilled++;
+      } else {
+        await this.client.fail(claimed.id, claimed.claim_token, outcome.error);
+        summary.failed++;
+        this.log.warn('job failed', { id: claimed.id, error: outcome.error });
+      }
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        summary.leaseLost++;
+        this.log.warn('lease lost before the outcome could be reported; not retried', {
+          id: claimed.id,
+        });
+      } else if (err instanceof IntentBusError) {
+        this.log.error('could not report the outcome', { id: claimed.id, error: err.message });
+      } else throw err;
+    }
+  }
+}
