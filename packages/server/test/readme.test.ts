@@ -3,15 +3,16 @@
  * against a real server started the way `npm start` starts it (generated secrets in
  * ./intent-bus-data), with only the address changed to an ephemeral port.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
 
-const README = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const shellBlocks = [...README.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
 describe('README examples', () => {
@@ -19,6 +20,8 @@ describe('README examples', () => {
   let cwd: string;
   beforeAll(async () => {
     cwd = mkdtempSync(join(tmpdir(), 'intent-bus-readme-'));
+    // As in a clone after `npm ci`: `npx intent-bus` finds the installed command.
+    symlinkSync(join(ROOT, 'node_modules'), join(cwd, 'node_modules'));
     server = await startProcess(serverEnv('./intent-bus-data/bus.db', {}, false), cwd);
   });
   afterAll(async () => {
@@ -48,5 +51,22 @@ describe('README examples', () => {
     // /fail after the fulfil is refused: the token is no longer live.
     expect(out).toContain('"code":"not_found"');
     expect(out).not.toContain('internal_error');
+  });
+
+  it('runs the two-terminal story: a listen --exec worker, a publish --wait', async () => {
+    const t1 = shellBlocks.find((b) => b.includes('# terminal 1'));
+    const t2 = shellBlocks.find((b) => b.includes('# terminal 2'));
+    expect(t1).toBeDefined();
+    expect(t2).toBeDefined();
+    const env = { ...process.env, INTENT_BUS_URL: server.url };
+    const worker = spawn('bash', ['-c', t1!], { cwd, env, detached: true, stdio: 'ignore' });
+    try {
+      const r = spawnSync('bash', ['-c', t2!], { cwd, env, encoding: 'utf8', timeout: 20_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const uname = spawnSync('uname', ['-sm'], { encoding: 'utf8' }).stdout.trim();
+      expect(r.stdout.trim()).toBe(uname);
+    } finally {
+      process.kill(-worker.pid!, 'SIGTERM');
+    }
   });
 });
