@@ -124,6 +124,19 @@ export const purgeBody = {
   },
 } as const;
 
+export const adminIntentsQuery = {
+  type: 'object',
+  properties: {
+    namespace: { type: 'string', pattern: L.namespacePattern },
+    goal: { type: 'string', minLength: 1, maxLength: L.goalMaxLength },
+    status: { type: 'string', enum: ['open', 'claimed', 'fulfilled', 'dead'] },
+    publisher: { type: 'string', minLength: 1, maxLength: 64 },
+    worker_id: { type: 'string', minLength: 1, maxLength: L.claimerNameMaxLength },
+    limit: { type: 'integer', minimum: 1, maximum: 200 },
+    cursor: { type: 'string', maxLength: 200 },
+  },
+} as const;
+
 export const deadListQuery = {
   type: 'object',
   properties: {

@@ -19,6 +19,8 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
+import { BusEvents } from './events.js';
+import { BusMetrics } from './metrics.js';
 
 export type ReadyConfig = Config & {
   secret: string;
@@ -101,9 +103,11 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     config.dashboardPassword,
   );
   const limiter = new SlidingWindowLimiter(config.rateLimitPerMinute);
+  const metrics = new BusMetrics(store);
+  const events = new BusEvents(hub, metrics, clock);
   const housekeeper = new Housekeeper({
     store,
-    wake: hub,
+    events,
     clock,
     random,
     takeUsage: () => auth.takeUsage(),
@@ -115,7 +119,8 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   const ctx: BusContext = {
     config,
     store,
-    wake: hub,
+    events,
+    metrics,
     hub,
     clock,
     random,

@@ -8,8 +8,7 @@ import { LIMITS } from '@intent-bus/protocol';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock, Random } from '../core/clock.js';
 import type { KeyUsage, Store } from '../store/store.js';
-import { announce } from '../wake/announce.js';
-import type { WakeBus } from '../wake/hub.js';
+import type { BusEvents } from '../events.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 
 const BATCH = 500;
@@ -20,7 +19,7 @@ const SWEEP_INTERVAL_MS = 1000;
 
 export interface HousekeeperOptions {
   store: Store;
-  wake: WakeBus;
+  events: BusEvents;
   clock: Clock;
   random: Random;
   /** Key usage counted since the last call (see Authenticator.takeUsage). */
@@ -77,7 +76,7 @@ export class Housekeeper {
       for (const row of rows) {
         if (row.status === 'open') requeued++;
         else dead++;
-        announce(this.o.wake, row);
+        this.o.events.failed(row);
       }
       if (rows.length < BATCH) return { requeued, dead };
       await yieldToRequests();
@@ -88,7 +87,7 @@ export class Housekeeper {
     let n = 0;
     for (;;) {
       const rows = await this.o.store.intentsExpire(this.o.clock.now(), BATCH);
-      for (const row of rows) announce(this.o.wake, row);
+      for (const row of rows) this.o.events.changed(row);
       n += rows.length;
       if (rows.length < BATCH) return n;
       await yieldToRequests();

@@ -25,6 +25,7 @@ import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { intentRoutes } from './routes/intents.js';
 import { kvRoutes } from './routes/kv.js';
+import { metricsRoutes } from './routes/metrics.js';
 
 /** The payload may nest 10 levels (§5.1); the body around it a little more. */
 const MAX_BODY_DEPTH = LIMITS.payloadMaxDepth + 2;
@@ -213,6 +214,12 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   });
 
   app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.request(
+      req.method,
+      req.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
     req.log.info(
       {
         method: req.method,
@@ -281,6 +288,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   });
 
   await healthRoutes(app, ctx);
+  await metricsRoutes(app, ctx);
 
   const allowedBy = new Map([...routeMethods].map(([url, set]) => [url, [...set]]));
   for (const [url, allowed] of allowedBy) {

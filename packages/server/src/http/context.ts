@@ -6,7 +6,9 @@ import type { Clock, Random } from '../core/clock.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 import type { Config } from '../config.js';
 import type { Store } from '../store/store.js';
-import type { WaiterHub, WakeBus } from '../wake/hub.js';
+import type { WaiterHub } from '../wake/hub.js';
+import type { BusEvents } from '../events.js';
+import type { BusMetrics } from '../metrics.js';
 import type { Authenticator, Principal } from './auth.js';
 import type { Housekeeper } from '../housekeeping/housekeeper.js';
 
@@ -14,8 +16,9 @@ import type { Housekeeper } from '../housekeeping/housekeeper.js';
 export interface BusContext {
   config: Config;
   store: Store;
-  /** Where state changes are announced (this node's hub; with PostgreSQL, every node's). */
-  wake: WakeBus;
+  /** Where every change of state is reported (wake-ups, metrics). */
+  events: BusEvents;
+  metrics: BusMetrics;
   /** This node's waiting requests. */
   hub: WaiterHub;
   clock: Clock;

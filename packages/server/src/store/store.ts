@@ -67,6 +67,35 @@ export interface TokenRef {
   now: number;
 }
 
+export interface IntentListFilter {
+  namespace?: string;
+  goal?: string;
+  status?: IntentStatus;
+  /** Key id of the publisher. */
+  publisher?: string;
+  workerId?: string;
+}
+
+/** Where a newest-first listing continues: strictly older than this row. */
+export interface ListCursor {
+  createdAt: number;
+  id: string;
+}
+
+export interface StatusCount {
+  namespace: string;
+  status: IntentStatus;
+  n: number;
+}
+
+export interface MinuteCounts {
+  /** Start of the minute, ms. */
+  minute: number;
+  published: number;
+  fulfilled: number;
+  dead: number;
+}
+
 export interface ApiKeyRow {
   keyId: string;
   keyHash: string;
@@ -127,6 +156,17 @@ export interface Store {
   intentsDeleteFinished(before: number): Promise<{ fulfilled: number; dead: number }>;
   intentsPurge(namespace: string | null): Promise<{ intents: number; dead: number }>;
   deadList(limit: number, namespace: string | null): Promise<IntentRow[]>;
+  /** Newest first, filtered, continuing after `cursor`. */
+  intentsList(
+    filter: IntentListFilter,
+    limit: number,
+    cursor: ListCursor | null,
+  ): Promise<IntentRow[]>;
+  /** Intents per namespace and status. */
+  intentsCount(): Promise<StatusCount[]>;
+  /** Published, fulfilled and dead intents per minute since `since` (ms), oldest first. */
+  intentsPerMinute(since: number): Promise<MinuteCounts[]>;
+  keyCount(): Promise<number>;
   /** Open intents that become claimable after `now`, soonest first (to arm wake timers). */
   intentsDueAfter(now: number, limit: number): Promise<IntentRow[]>;
 

@@ -1,15 +1,25 @@
 /** The admin API of PROTOCOL.md §6 (dashboard, intents list and stats come later). */
 import type { FastifyInstance } from 'fastify';
-import { schemas } from '@intent-bus/protocol';
+import { schemas, type IntentStatus } from '@intent-bus/protocol';
+import type { IntentRow, ListCursor } from '../../store/store.js';
 import { invalid, notFound } from '../../core/errors.js';
-import { announce } from '../../wake/announce.js';
 import { hashKey, newApiKey } from '../auth.js';
 import { intentIdParam, type BusContext } from '../context.js';
 import { withRawMembers } from '../raw-json.js';
 import { JSON_TYPE, adminIntent, deadLetter, keyInfo, statusObject } from '../wire.js';
 
+/** A listing cursor names the last row shown: opaque to clients. */
+const encodeCursor = (row: IntentRow): string =>
+  Buffer.from(`${row.createdAt}:${row.id}`).toString('base64url');
+
+function decodeCursor(cursor: string): ListCursor {
+  const m = /^(\d{1,16}):([0-9a-f]{32})$/.exec(Buffer.from(cursor, 'base64url').toString('latin1'));
+  if (!m) throw invalid('cursor', 'cursor is not one this bus handed out');
+  return { createdAt: Number(m[1]), id: m[2]! };
+}
+
 export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
-  const { store, clock, wake } = ctx;
+  const { store, clock, events } = ctx;
 
   app.post(
     '/admin/generate_key',
@@ -69,17 +79,75 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   });
 
   app.post('/admin/intents/:id/cancel', async (req) => {
-    const row = await store.intentCancel(intentIdParam(req), clock.now());
+    const id = intentIdParam(req);
+    const before = await store.intentGet(id);
+    const row = await store.intentCancel(id, clock.now());
     if (!row) throw notFound('Intent not found');
-    announce(wake, row);
+    if (before && before.status !== row.status) events.changed(row);
     return { ok: true, id: row.id, status: row.status };
   });
 
   app.post('/admin/intents/:id/retry', async (req) => {
     const row = await store.intentRetry(intentIdParam(req), clock.now());
     if (!row) throw notFound('Intent not found');
-    announce(wake, row);
+    events.changed(row);
     return { ok: true, id: row.id, status: row.status, intent: statusObject(row) };
+  });
+
+  app.get('/admin/intents', { schema: { querystring: schemas.adminIntentsQuery } }, async (req) => {
+    const q = req.query as {
+      namespace?: string;
+      goal?: string;
+      status?: IntentStatus;
+      publisher?: string;
+      worker_id?: string;
+      limit?: number;
+      cursor?: string;
+    };
+    const limit = q.limit ?? 50;
+    const rows = await store.intentsList(
+      {
+        namespace: q.namespace,
+        goal: q.goal,
+        status: q.status,
+        publisher: q.publisher,
+        workerId: q.worker_id,
+      },
+      limit + 1,
+      q.cursor === undefined ? null : decodeCursor(q.cursor),
+    );
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    return {
+      items: items.map(statusObject),
+      next_cursor: rows.length > limit && last ? encodeCursor(last) : null,
+    };
+  });
+
+  app.get('/admin/stats', async () => {
+    const now = clock.now();
+    const byStatus = { open: 0, claimed: 0, fulfilled: 0, dead: 0 };
+    const byNamespace: Record<string, typeof byStatus> = {};
+    for (const c of await store.intentsCount()) {
+      byStatus[c.status] += c.n;
+      (byNamespace[c.namespace] ??= { open: 0, claimed: 0, fulfilled: 0, dead: 0 })[c.status] = c.n;
+    }
+    const thisMinute = Math.floor(now / 60_000) * 60_000;
+    const first = thisMinute - 59 * 60_000;
+    const counted = new Map((await store.intentsPerMinute(first)).map((m) => [m.minute, m]));
+    const failures = events.failuresPerMinute();
+    const perMinute = Array.from({ length: 60 }, (_, i) => {
+      const minute = first + i * 60_000;
+      const m = counted.get(minute);
+      return {
+        minute: minute / 1000,
+        published: m?.published ?? 0,
+        fulfilled: m?.fulfilled ?? 0,
+        failed: failures.get(minute) ?? 0,
+        dead: m?.dead ?? 0,
+      };
+    });
+    return { by_status: byStatus, by_namespace: byNamespace, per_minute: perMinute };
   });
 
   app.get('/admin/dead', { schema: { querystring: schemas.deadListQuery } }, async (req) => {

@@ -11,7 +11,6 @@ import {
   truncateError,
 } from '../../core/validate.js';
 import type { IntentRow, TokenRef } from '../../store/store.js';
-import { announce } from '../../wake/announce.js';
 import { MAIN_KEY_ID, type Principal } from '../auth.js';
 import { claimWithWait } from '../claiming.js';
 import {
@@ -29,7 +28,7 @@ interface TokenBody {
 }
 
 export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
-  const { store, hub, wake, clock } = ctx;
+  const { store, hub, events, clock } = ctx;
 
   const lostLease = (): BusError => notFound('Claim token is not live for this intent');
   const tokenRef = (req: FastifyRequest): TokenRef => {
@@ -90,7 +89,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     if (out.kind === 'replay') {
       return reply.code(out.status).type('application/json; charset=utf-8').send(out.body);
     }
-    announce(wake, out.row);
+    events.published(out.row);
     return reply
       .code(201)
       .send({ id: out.row.id, status: 'published', namespace: out.row.namespace });
@@ -138,6 +137,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     const waitMs = Math.round((q.wait ?? 0) * 1000);
     const row = await claimWithWait(ctx, filter, p.isMain, waitMs, clientGone(reply));
     if (!row) return reply.code(204).header('Retry-After', '1').send();
+    events.claimed(row, clock.now());
     return reply.type(JSON_TYPE).send(claimedIntent(row, ctx.config.claimTimeoutSeconds));
   });
 
@@ -175,7 +175,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
           : (rawBodyMember(req, 'result') ?? JSON.stringify(body.result));
       const row = await store.intentFulfill(ref, result, resultType);
       if (!row) throw lostLease();
-      announce(wake, row);
+      events.fulfilled(row);
       return { ok: true, id: row.id, status: 'fulfilled' };
     },
   );
@@ -188,7 +188,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       const error = truncateError((req.body as { error?: string | null }).error);
       const row = await store.intentFail(ref, error, ctx.random);
       if (!row) throw lostLease();
-      announce(wake, row);
+      events.failed(row);
       return { ok: true, id: row.id, status: row.status };
     },
   );

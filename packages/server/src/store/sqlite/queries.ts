@@ -122,6 +122,28 @@ WHERE status = 'dead' ORDER BY completed_at DESC LIMIT @limit`;
 export const deadListNamespace = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_finished
 WHERE status = 'dead' AND namespace = @namespace ORDER BY completed_at DESC LIMIT @limit`;
 
+// Admin listing, newest first. Each filter is optional (NULL matches all).
+// @namespace @goal @status @publisher @workerId @cursorAt @cursorId @limit
+export const intentsList = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_created
+WHERE (@namespace IS NULL OR namespace = @namespace) AND (@goal IS NULL OR goal = @goal)
+  AND (@status IS NULL OR status = @status) AND (@publisher IS NULL OR publisher = @publisher)
+  AND (@workerId IS NULL OR worker_id = @workerId)
+  AND (@cursorAt IS NULL OR created_at < @cursorAt OR (created_at = @cursorAt AND id < @cursorId))
+ORDER BY created_at DESC, id DESC LIMIT @limit`;
+
+export const intentsCount = `SELECT namespace, status, COUNT(*) AS n FROM intents
+GROUP BY namespace, status ORDER BY namespace, status`;
+
+// @since: counts per minute (ms of the minute's start).
+export const publishedPerMinute = `SELECT (created_at / 60000) * 60000 AS minute, COUNT(*) AS n
+FROM intents INDEXED BY intents_created WHERE created_at >= @since GROUP BY minute`;
+// @status @since
+export const finishedPerMinute = `SELECT (completed_at / 60000) * 60000 AS minute, COUNT(*) AS n
+FROM intents INDEXED BY intents_finished WHERE status = @status AND completed_at >= @since
+GROUP BY minute`;
+
+export const keyCount = `SELECT COUNT(*) AS n FROM api_keys`;
+
 // @now @limit
 export const intentsDueAfter = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_due
 WHERE status = 'open' AND run_at > @now ORDER BY run_at LIMIT @limit`;

@@ -16,7 +16,11 @@ import {
   type ClaimRequest,
   type IdempotencyInput,
   type IntentRow,
+  type IntentListFilter,
   type KeyUsage,
+  type ListCursor,
+  type MinuteCounts,
+  type StatusCount,
   type PublishOutcome,
   type Store,
   type TokenRef,
@@ -325,6 +329,53 @@ export class SqliteStore implements Store {
           ? this.stmt(q.deadListAll).all({ limit })
           : this.stmt(q.deadListNamespace).all({ limit, namespace })) as IntentRow[],
     );
+  }
+
+  async intentsList(
+    filter: IntentListFilter,
+    limit: number,
+    cursor: ListCursor | null,
+  ): Promise<IntentRow[]> {
+    return this.run(
+      () =>
+        this.stmt(q.intentsList).all({
+          namespace: filter.namespace ?? null,
+          goal: filter.goal ?? null,
+          status: filter.status ?? null,
+          publisher: filter.publisher ?? null,
+          workerId: filter.workerId ?? null,
+          cursorAt: cursor?.createdAt ?? null,
+          cursorId: cursor?.id ?? null,
+          limit,
+        }) as IntentRow[],
+    );
+  }
+
+  async intentsCount(): Promise<StatusCount[]> {
+    return this.run(() => this.stmt(q.intentsCount).all() as StatusCount[]);
+  }
+
+  async intentsPerMinute(since: number): Promise<MinuteCounts[]> {
+    return this.run(() => {
+      const byMinute = new Map<number, MinuteCounts>();
+      const at = (minute: number): MinuteCounts => {
+        let m = byMinute.get(minute);
+        if (!m) byMinute.set(minute, (m = { minute, published: 0, fulfilled: 0, dead: 0 }));
+        return m;
+      };
+      type Row = { minute: number; n: number };
+      for (const r of this.stmt(q.publishedPerMinute).all({ since }) as Row[])
+        at(r.minute).published = r.n;
+      for (const status of ['fulfilled', 'dead'] as const) {
+        for (const r of this.stmt(q.finishedPerMinute).all({ status, since }) as Row[])
+          at(r.minute)[status] = r.n;
+      }
+      return [...byMinute.values()].sort((a, b) => a.minute - b.minute);
+    });
+  }
+
+  async keyCount(): Promise<number> {
+    return this.run(() => (this.stmt(q.keyCount).get() as { n: number }).n);
   }
 
   async intentsDueAfter(now: number, limit: number): Promise<IntentRow[]> {

@@ -1,0 +1,62 @@
+/**
+ * Where every change of an intent's state is reported, once: it wakes the waiting
+ * requests (announce) and counts the change for /metrics and /admin/stats. Routes and
+ * housekeeping call these after the store made the change.
+ */
+import type { Clock } from './core/clock.js';
+import type { BusMetrics } from './metrics.js';
+import type { IntentRow } from './store/store.js';
+import { announce } from './wake/announce.js';
+import type { WakeBus } from './wake/hub.js';
+
+const MINUTES_KEPT = 60;
+
+export class BusEvents {
+  /** Failed attempts per minute on this node (the store keeps no trace of retried ones). */
+  private readonly failures = new Map<number, number>();
+
+  constructor(
+    private readonly wake: WakeBus,
+    private readonly metrics: BusMetrics,
+    private readonly clock: Clock,
+  ) {}
+
+  published(row: IntentRow): void {
+    this.metrics.count('published', row.namespace, row.goal);
+    announce(this.wake, row);
+  }
+
+  claimed(row: IntentRow, now: number): void {
+    this.metrics.count('claimed', row.namespace, row.goal);
+    this.metrics.waitedForClaim(row.namespace, (now - row.runAt) / 1000);
+  }
+
+  fulfilled(row: IntentRow): void {
+    this.metrics.count('fulfilled', row.namespace, row.goal);
+    this.metrics.publishToFulfil(
+      row.namespace,
+      ((row.completedAt ?? row.createdAt) - row.createdAt) / 1000,
+    );
+    announce(this.wake, row);
+  }
+
+  /** A failed attempt (/fail or an expired lease): back to open, or dead. */
+  failed(row: IntentRow): void {
+    this.metrics.count('failed', row.namespace, row.goal);
+    const minute = Math.floor(this.clock.now() / 60_000) * 60_000;
+    this.failures.set(minute, (this.failures.get(minute) ?? 0) + 1);
+    for (const m of this.failures.keys())
+      if (m < minute - MINUTES_KEPT * 60_000) this.failures.delete(m);
+    this.changed(row);
+  }
+
+  /** Any other change: TTL expiry, cancel, retry. */
+  changed(row: IntentRow): void {
+    if (row.status === 'dead') this.metrics.count('dead', row.namespace, row.goal);
+    announce(this.wake, row);
+  }
+
+  failuresPerMinute(): ReadonlyMap<number, number> {
+    return this.failures;
+  }
+}

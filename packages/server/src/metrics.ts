@@ -1,0 +1,124 @@
+/**
+ * Prometheus metrics (PROTOCOL.md §7, PRODUCT.md "Observability") with prom-client: the
+ * 2.1 gauges read from the store at scrape time, counters of what happened by namespace
+ * and goal (label sets bounded), latency histograms, HTTP durations and process metrics.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Store } from './store/store.js';
+
+/** Distinct (namespace, goal) label pairs kept; later ones are counted under "_other". */
+const MAX_LABEL_PAIRS = 500;
+const OTHER = '_other';
+
+export class BusMetrics {
+  readonly registry = new Registry();
+  private readonly pairs = new Set<string>();
+  private readonly counters: Record<
+    'published' | 'claimed' | 'fulfilled' | 'failed' | 'dead',
+    Counter<'namespace' | 'goal'>
+  >;
+  private readonly latency: Histogram<'namespace'>;
+  private readonly claimWait: Histogram<'namespace'>;
+  private readonly http: Histogram<'method' | 'route' | 'status'>;
+
+  constructor(store: Store) {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry, prefix: 'intent_bus_process_' });
+    const counter = (name: string, help: string): Counter<'namespace' | 'goal'> =>
+      new Counter({ name, help, labelNames: ['namespace', 'goal'], registers: [registry] });
+    this.counters = {
+      published: counter('intent_bus_published_total', 'Intents published'),
+      claimed: counter('intent_bus_claimed_total', 'Claims handed out'),
+      fulfilled: counter('intent_bus_fulfilled_total', 'Intents fulfilled'),
+      failed: counter('intent_bus_failed_total', 'Failed attempts: /fail or an expired lease'),
+      dead: counter('intent_bus_dead_total', 'Intents that became dead letters'),
+    };
+    const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+    this.latency = new Histogram({
+      name: 'intent_bus_publish_to_fulfil_seconds',
+      help: 'Time from publish to fulfil',
+      labelNames: ['namespace'],
+      buckets,
+      registers: [registry],
+    });
+    this.claimWait = new Histogram({
+      name: 'intent_bus_claim_wait_seconds',
+      help: 'Time an intent waited to be claimed after it became claimable',
+      labelNames: ['namespace'],
+      buckets,
+      registers: [registry],
+    });
+    this.http = new Histogram({
+      name: 'intent_bus_http_request_duration_seconds',
+      help: 'HTTP request duration by route',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 60],
+      registers: [registry],
+    });
+
+    // The 2.1 gauges: read from the store when scraped, so every node reports the truth.
+    const intents = new Gauge({
+      name: 'intent_bus_intents_total',
+      help: 'Intents by status and namespace',
+      labelNames: ['status', 'namespace'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const c of await store.intentsCount())
+          this.set({ status: c.status, namespace: c.namespace }, c.n);
+      },
+    });
+    void intents;
+    new Gauge({
+      name: 'intent_bus_dead_letters_total',
+      help: 'Dead letters kept',
+      registers: [registry],
+      async collect() {
+        const counts = await store.intentsCount();
+        this.set(counts.filter((c) => c.status === 'dead').reduce((n, c) => n + c.n, 0));
+      },
+    });
+    new Gauge({
+      name: 'intent_bus_tester_keys_total',
+      help: 'Live tester keys',
+      registers: [registry],
+      async collect() {
+        this.set(await store.keyCount());
+      },
+    });
+  }
+
+  /** Label values, with new (namespace, goal) pairs past the bound folded into "_other". */
+  private labels(namespace: string, goal: string): { namespace: string; goal: string } {
+    const pair = `${namespace}\u0000${goal}`;
+    if (this.pairs.has(pair)) return { namespace, goal };
+    if (this.pairs.size < MAX_LABEL_PAIRS) {
+      this.pairs.add(pair);
+      return { namespace, goal };
+    }
+    return { namespace: OTHER, goal: OTHER };
+  }
+
+  count(event: keyof BusMetrics['counters'], namespace: string, goal: string): void {
+    this.counters[event].inc(this.labels(namespace, goal));
+  }
+
+  publishToFulfil(namespace: string, seconds: number): void {
+    this.latency.observe({ namespace: this.labels(namespace, '').namespace }, Math.max(0, seconds));
+  }
+
+  waitedForClaim(namespace: string, seconds: number): void {
+    this.claimWait.observe(
+      { namespace: this.labels(namespace, '').namespace },
+      Math.max(0, seconds),
+    );
+  }
+
+  request(method: string, route: string, status: number, seconds: number): void {
+    this.http.observe({ method, route, status: String(status) }, seconds);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
