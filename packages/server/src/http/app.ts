@@ -22,6 +22,7 @@ import { principalOf, type BusContext } from './context.js';
 import { checkSignature } from './signature.js';
 import { toWireError } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { intentRoutes } from './routes/intents.js';
 import { kvRoutes } from './routes/kv.js';
@@ -285,6 +286,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
       if (req.method !== 'GET' && req.method !== 'HEAD') checkSameSite(req);
     });
     await adminRoutes(admin, ctx);
+    await dashboardRoutes(admin, ctx);
   });
 
   await healthRoutes(app, ctx);
