@@ -21,6 +21,7 @@ import { AdminUnauthorized, checkSameSite, hasBody } from './auth.js';
 import { principalOf, type BusContext } from './context.js';
 import { checkSignature } from './signature.js';
 import { toWireError } from './errors.js';
+import { OpenApiDocument } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
@@ -240,7 +241,9 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
 
   // Which methods each path has, to answer the others with 405 instead of 404.
   const routeMethods = new Map<string, Set<string>>();
+  const openapi = new OpenApiDocument();
   app.addHook('onRoute', (route) => {
+    openapi.add(route);
     const set = routeMethods.get(route.url) ?? new Set<string>();
     for (const m of [route.method].flat()) set.add(m);
     routeMethods.set(route.url, set);
@@ -290,6 +293,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   });
 
   await healthRoutes(app, ctx);
+  app.get('/openapi.json', async () => openapi.document());
   await metricsRoutes(app, ctx);
 
   const allowedBy = new Map([...routeMethods].map(([url, set]) => [url, [...set]]));
@@ -299,6 +303,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     app.route({
       method: others,
       url,
+      config: { openapi: false },
       handler: async (_req, reply) => {
         reply.header('allow', allowed.join(', '));
         throw new BusError('method_not_allowed', `Use ${allowed.join(' or ')}`);
