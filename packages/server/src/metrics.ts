@@ -23,7 +23,7 @@ export class BusMetrics {
 
   constructor(store: Store) {
     const registry = this.registry;
-    collectDefaultMetrics({ register: registry, prefix: 'intent_bus_process_' });
+    collectDefaultMetrics({ register: registry, prefix: 'intent_bus_' });
     const counter = (name: string, help: string): Counter<'namespace' | 'goal'> =>
       new Counter({ name, help, labelNames: ['namespace', 'goal'], registers: [registry] });
     this.counters = {
