@@ -6,7 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Store } from './store/store.js';
 
-/** Distinct (namespace, goal) label pairs kept; later ones are counted under "_other". */
+/** Distinct (namespace, goal) pairs, and namespaces, kept as labels; later ones count as "_other". */
 const MAX_LABEL_PAIRS = 500;
 const OTHER = '_other';
 
@@ -57,7 +57,7 @@ export class BusMetrics {
     });
 
     // The 2.1 gauges: read from the store when scraped, so every node reports the truth.
-    const intents = new Gauge({
+    new Gauge({
       name: 'intent_bus_intents_total',
       help: 'Intents by status and namespace',
       labelNames: ['status', 'namespace'],
@@ -68,7 +68,6 @@ export class BusMetrics {
           this.set({ status: c.status, namespace: c.namespace }, c.n);
       },
     });
-    void intents;
     new Gauge({
       name: 'intent_bus_dead_letters_total',
       help: 'Dead letters kept',
@@ -88,6 +87,16 @@ export class BusMetrics {
     });
   }
 
+  private readonly namespaces = new Set<string>();
+
+  /** A namespace label, new ones past the bound folded into "_other". */
+  private ns(namespace: string): string {
+    if (this.namespaces.has(namespace)) return namespace;
+    if (this.namespaces.size >= MAX_LABEL_PAIRS) return OTHER;
+    this.namespaces.add(namespace);
+    return namespace;
+  }
+
   /** Label values, with new (namespace, goal) pairs past the bound folded into "_other". */
   private labels(namespace: string, goal: string): { namespace: string; goal: string } {
     const pair = `${namespace}\u0000${goal}`;
@@ -104,7 +113,7 @@ export class BusMetrics {
   }
 
   publishToFulfil(namespace: string, seconds: number): void {
-    this.latency.observe({ namespace: this.labels(namespace, '').namespace }, Math.max(0, seconds));
+    this.latency.observe({ namespace: this.ns(namespace) }, Math.max(0, seconds));
   }
 
   waitedForClaim(namespace: string, seconds: number): void {
