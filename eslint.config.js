@@ -18,6 +18,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard: plain browser scripts served as they are (no build step).
+    files: ['packages/server/dashboard/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // The SDK (and the protocol it ships) runs in browsers, Deno and Bun as well as Node.
     files: ['packages/sdk/src/**/*.ts', 'packages/protocol/src/**/*.ts'],
     ignores: ['packages/sdk/src/node.ts'],
@@ -27,7 +32,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^(node:|fs$|path$|os$|crypto$|http$|https$|net$|child_process$|util$|stream$)',
+              regex:
+                '^(node:|fs$|path$|os$|crypto$|http$|https$|net$|child_process$|util$|stream$)',
               message: 'No Node-only imports in the SDK core: use src/node.ts.',
             },
           ],

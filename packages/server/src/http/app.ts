@@ -285,8 +285,10 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', async (req) => {
-      ctx.auth.checkAdmin(req);
+      // The cross-site rule first: a foreign page's request is refused without ever
+      // prompting the browser for the admin login.
       if (req.method !== 'GET' && req.method !== 'HEAD') checkSameSite(req);
+      ctx.auth.checkAdmin(req);
     });
     await adminRoutes(admin, ctx);
     await dashboardRoutes(admin, ctx);
