@@ -16,6 +16,7 @@ import type {
   Visibility,
 } from '../../protocol/src/types.js';
 import {
+  AuthError,
   IntentBusError,
   NetworkError,
   RateLimitError,
@@ -99,6 +100,8 @@ interface RequestSpec {
   retry?: boolean;
   /** 404 here means the claim token is dead. */
   leaseRoute?: boolean;
+  /** An error status to hand back as an answer instead of throwing (health's 503). */
+  answer?: (status: number, body: unknown) => boolean;
   /** Extra time the bus may hold the request (long polls). */
   holdSeconds?: number;
   signal?: AbortSignal;
@@ -299,9 +302,17 @@ export class IntentClient {
     }
   }
 
+  /** `ok: false` with a `reason` when the bus answers 503 because its store is unusable. */
   async health(): Promise<{ ok: boolean; ts: number; version: string; reason?: string }> {
-    const a = await this.request({ method: 'GET', path: '/health', retry: true, auth: 'none' });
-    return a.body as { ok: boolean; ts: number; version: string };
+    const a = await this.request({
+      method: 'GET',
+      path: '/health',
+      retry: true,
+      auth: 'none',
+      answer: (status, body) =>
+        status === 503 && typeof (body as { ok?: unknown } | null)?.ok === 'boolean',
+    });
+    return a.body as { ok: boolean; ts: number; version: string; reason?: string };
   }
 
   /** Sends one request, with retries when it is safe. @internal */
@@ -343,12 +354,12 @@ export class IntentClient {
     if (this.o.userAgent) headers['User-Agent'] = this.o.userAgent;
     if (spec.auth === 'admin') {
       if (!this.o.adminToken) {
-        throw new IntentBusError('No admin token: pass adminToken', 'no_admin_token', 0);
+        throw new AuthError('No admin token: pass adminToken', 'no_admin_token', 0);
       }
       headers['X-Admin-Token'] = this.o.adminToken;
     } else if (spec.auth !== 'none') {
       if (!this.apiKey) {
-        throw new IntentBusError('No API key: pass apiKey or set INTENT_API_KEY', 'no_api_key', 0);
+        throw new AuthError('No API key: pass apiKey or set INTENT_API_KEY', 'no_api_key', 0);
       }
       headers['X-API-KEY'] = this.apiKey;
       if (this.o.sign) {
@@ -388,7 +399,7 @@ export class IntentClient {
         body = text;
       }
     }
-    if (res.status >= 400) {
+    if (res.status >= 400 && !spec.answer?.(res.status, body)) {
       throw errorFromResponse(
         res.status,
         body,

@@ -14,7 +14,10 @@ export class IntentBusError extends Error {
   }
 }
 
-/** 401 or 403: a missing, unknown or refused key, signature or admin credential. */
+/**
+ * 401 or 403: a missing, unknown or refused key, signature or admin credential (status 0
+ * when the client has no credential to send at all: codes `no_api_key`, `no_admin_token`).
+ */
 export class AuthError extends IntentBusError {}
 
 /** 429: slow down; `retryAfterSeconds` says for how long. */

@@ -53,7 +53,10 @@ export interface ListenOptions {
   signal?: AbortSignal;
   /** Stop on SIGINT and SIGTERM where the platform has them (default true). */
   handleSignals?: boolean;
-  /** How long jobs in flight may still run after a stop (default 30 000 ms). */
+  /**
+   * How long jobs in flight may still run after a stop (default 30 000 ms); then their
+   * `signal` aborts, and a job whose handler has still not settled is failed.
+   */
   graceMs?: number;
   /** Long-poll length of each claim (default 25 s, at most 30). */
   waitSeconds?: number;
@@ -160,7 +163,8 @@ export class WorkerRuntime {
     };
 
     try {
-      await Promise.all(Array.from({ length: this.concurrency }, loop));
+      // `once` makes one claim: more loops would claim more intents and strand their leases.
+      await Promise.all(Array.from({ length: o.once ? 1 : this.concurrency }, loop));
     } finally {
       if (handleSignals) {
         proc!.off('SIGINT', stop);
@@ -181,38 +185,61 @@ export class WorkerRuntime {
   ): Promise<void> {
     const lease = new AbortController();
     const signal = AbortSignal.any([hardStop, lease.signal]);
-    const leaseMs = claimed.claim_timeout * 1000;
-    // Extend at half the lease, by a whole lease, for as long as the handler runs.
+    // Extend by a whole lease (10-3600 s, the bus's range), for as long as the handler runs,
+    // each time half of the shorter of the first lease and an extension has passed: an
+    // extension shorter than the first lease must not leave a gap before the next one.
+    const extendBy = Math.min(3600, Math.max(10, claimed.claim_timeout));
+    const everyMs = (Math.min(claimed.claim_timeout, extendBy) * 1000) / 2;
     const extender = setInterval(() => {
-      this.client
-        .extendClaim(
-          claimed.id,
-          claimed.claim_token,
-          Math.min(3600, Math.max(10, claimed.claim_timeout)),
-        )
-        .catch((err: unknown) => {
-          if (err instanceof LeaseLostError) {
-            this.log.warn('lease lost while the job ran', { id: claimed.id });
-            lease.abort();
-          } else
-            this.log.warn('could not extend the lease', {
-              id: claimed.id,
-              error: (err as Error).message,
-            });
-        });
-    }, leaseMs / 2);
+      this.client.extendClaim(claimed.id, claimed.claim_token, extendBy).catch((err: unknown) => {
+        if (err instanceof LeaseLostError) {
+          this.log.warn('lease lost while the job ran', { id: claimed.id });
+          lease.abort();
+        } else
+          this.log.warn('could not extend the lease', {
+            id: claimed.id,
+            error: (err as Error).message,
+          });
+      });
+    }, everyMs);
     (extender as { unref?: () => void }).unref?.();
+    // Once the grace period is over, stop waiting for a handler that ignores its signal, so
+    // that listen() can resolve; the job is then failed (handed back to the bus).
+    let onHardStop = (): void => {};
+    const graceOver = new Promise<never>((_, reject) => {
+      onHardStop = () =>
+        reject(
+          new Error('the worker stopped and the grace period ran out before the job finished'),
+        );
+    });
+    graceOver.catch(() => undefined);
+    hardStop.addEventListener('abort', onHardStop, { once: true });
+    if (hardStop.aborted) onHardStop();
     let outcome: { ok: true; value: unknown } | { ok: false; error: string };
     try {
-      outcome = { ok: true, value: await handler({ ...claimed, signal }) };
+      const handled = Promise.resolve().then(() => handler({ ...claimed, signal }));
+      handled.catch(() => undefined); // it may still settle after the grace ran out
+      outcome = { ok: true, value: await Promise.race([handled, graceOver]) };
     } catch (err) {
       outcome = { ok: false, error: err instanceof Error ? err.message : String(err) };
     } finally {
       clearInterval(extender);
+      hardStop.removeEventListener('abort', onHardStop);
     }
     if (lease.signal.aborted) {
       summary.leaseLost++;
       return;
+    }
+    if (outcome.ok && !(outcome.value instanceof TextResult)) {
+      // A value JSON cannot carry (a BigInt, a cycle) fails the job instead of stalling it.
+      try {
+        JSON.stringify(outcome.value);
+      } catch (err) {
+        outcome = {
+          ok: false,
+          error: `the handler's result is not JSON: ${(err as Error).message}`,
+        };
+      }
     }
     try {
       if (outcome.ok) {

@@ -162,7 +162,14 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     url: `${config.tlsCert ? 'https' : 'http'}://${host}:${addr.port}`,
     close: () =>
       (closing ??= (async () => {
-        await app.close();
+        // A socket that connected but never sent a request is not "idle" to Node and
+        // would hold the close; in-flight requests get a few seconds, then sockets go.
+        const force = setTimeout(() => app.server.closeAllConnections(), 3000);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(force);
+        }
         await housekeeper.stop();
         await store.close();
       })()),
