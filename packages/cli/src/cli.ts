@@ -1,6 +1,5 @@
 /** Dispatches `intent-bus COMMAND …` and turns every outcome into an exit code. */
 import { parseArgs } from 'node:util';
-import { serveMain } from '@intent-bus/server';
 import { admin } from './admin.js';
 import {
   GLOBAL_HELP,
@@ -44,7 +43,11 @@ export async function runCli(argv: string[]): Promise<number | 'serving'> {
     return EXIT.ok;
   }
   if (name === 'serve') {
-    serveMain(rest);
+    // Loaded only here: the server (fastify, SQLite) costs every client command ~150 ms
+    // at start, and a client machine need not be able to load it at all.
+    const { serveMain } = await import('@intent-bus/server');
+    // -h is "this help" for every command, serve included.
+    serveMain(rest.map((a) => (a === '-h' ? '--help' : a)));
     return 'serving';
   }
   const command = COMMANDS.find((c) => c.name === name);

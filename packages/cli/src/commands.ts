@@ -111,6 +111,11 @@ function humanStatus(s: StatusObject | ResultObject): string {
   ];
   if (s.worker_id) lines.push(`worker:    ${s.worker_id}`);
   if (s.error) lines.push(`error:     ${s.error}`);
+  // Why it is dead when no worker said (cancelled, expired, lease expired): the bus adds
+  // `dead_reason` to the status object.
+  const reason = (s as { dead_reason?: unknown }).dead_reason;
+  if (s.status === 'dead' && typeof reason === 'string' && reason !== s.error)
+    lines.push(`reason:    ${reason}`);
   if ('result' in s && s.status === 'fulfilled') lines.push(`result:    ${show(s.result)}`);
   return lines.join('\n');
 }

@@ -50,6 +50,11 @@ export function runCommand(
   return new Promise((resolve) => {
     const child = spawn(file, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
+      // Its own process group: a timeout or a hard stop kills everything the command
+      // started (a grandchild holding stdout open would otherwise keep the job running),
+      // and a Ctrl-C in the worker's terminal reaches the worker only, which then lets
+      // the job finish as promised.
+      detached: process.platform !== 'win32',
       env: {
         ...process.env,
         INTENT_ID: job.id,
@@ -62,9 +67,17 @@ export function runCommand(
     let stderr = '';
     let timedOut = false;
     let killTimer: NodeJS.Timeout | null = null;
+    const signalAll = (sig: NodeJS.Signals): void => {
+      try {
+        if (child.pid !== undefined && process.platform !== 'win32') process.kill(-child.pid, sig);
+        else child.kill(sig);
+      } catch {
+        child.kill(sig); // the group is gone already
+      }
+    };
     const kill = (): void => {
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+      signalAll('SIGTERM');
+      killTimer = setTimeout(() => signalAll('SIGKILL'), KILL_GRACE_MS);
     };
     const timer =
       spec.timeoutSeconds > 0

@@ -18,6 +18,7 @@ export const listen: Command = {
   --shell         run CMD with sh -c instead (pipes, variables, globs)
   --timeout S     kill CMD after S seconds and fail the job (default 600, 0: never)
   --once          take at most one job, then exit (3 when there was none)
+  --wait S        seconds each claim waits for a job at the bus (long poll, default 25)
   Without --exec, each job is printed and fulfilled.
   SIGINT or SIGTERM stops claiming and lets jobs in flight finish.`,
   options: {

@@ -43,8 +43,18 @@ export function exitCodeOf(err: unknown): number {
   return EXIT.error;
 }
 
+/** The reasons a network error was chained from ("fetch failed" alone says nothing). */
+function causes(err: Error): string {
+  const seen: string[] = [];
+  for (let c = err.cause, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    const m = c.message.replace(/\s+/g, ' ').trim();
+    if (m && !err.message.includes(m) && !seen.includes(m)) seen.push(m);
+  }
+  return seen.map((m) => `: ${m}`).join('');
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof IntentBusError)
-    return `${err.message} (${err.code}${err.status ? `, HTTP ${err.status}` : ''})`;
+    return `${err.message}${causes(err)} (${err.code}${err.status ? `, HTTP ${err.status}` : ''})`;
   return err instanceof Error ? err.message : String(err);
 }

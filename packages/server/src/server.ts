@@ -144,8 +144,11 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   } catch (err) {
     await store.close();
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
       throw new ConfigError('BUS_PORT', `cannot listen on ${config.host}:${config.port} (${code})`);
+    }
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      throw new ConfigError('BUS_HOST', `cannot listen on ${config.host} (${code})`);
     }
     throw err;
   }
