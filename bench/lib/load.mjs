@@ -1,0 +1,377 @@
+// The load generator: the protocol over HTTP/1.1 keep-alive with undici's Pool (through
+// its dispatch API, see http.mjs), as little work per request as we can manage (bodies
+// built as strings), so that the generator is not what limits a run. Its own event-loop
+// utilisation and CPU are measured beside every result to show when it is.
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import { call } from './http.mjs';
+import { cpuLoad, cpuSeconds, cpuTimes, io, memory, resetPeakRss } from './procs.mjs';
+import { percentile } from './stats.mjs';
+
+const POOL_OPTIONS = {
+  pipelining: 1,
+  keepAliveTimeout: 60_000,
+  keepAliveMaxTimeout: 600_000,
+  // A long poll holds a claim open up to `wait` seconds (at most 30).
+  headersTimeout: 60_000,
+  bodyTimeout: 60_000,
+};
+
+const netKind = (err) => `network:${err?.code ?? err?.name ?? 'error'}`;
+
+/**
+ * Measures what the run cost the server and the generator, from `begin()` to `end()`, and
+ * how busy the two pinned CPUs were (`noisePct`: the server CPU's busy time that was not
+ * the server's, i.e. other processes on a shared machine).
+ */
+function costMeter(serverPid, pinned) {
+  let elu0, cpu0, srv0, t0, times0, io0;
+  return {
+    begin() {
+      times0 = pinned ? cpuTimes() : null;
+      t0 = performance.now();
+      elu0 = performance.eventLoopUtilization();
+      cpu0 = process.cpuUsage();
+      srv0 = cpuSeconds(serverPid);
+      io0 = io(serverPid);
+    },
+    end() {
+      const seconds = (performance.now() - t0) / 1000;
+      const elu = performance.eventLoopUtilization(elu0).utilization;
+      const cpu = process.cpuUsage(cpu0);
+      const srv1 = cpuSeconds(serverPid);
+      const srvCpu = srv0 == null || srv1 == null ? null : srv1 - srv0;
+      const times1 = pinned ? cpuTimes() : null;
+      const serverCore = pinned ? cpuLoad(times0, times1, pinned.serverCpu) : null;
+      const generatorCore = pinned ? cpuLoad(times0, times1, pinned.generatorCpu) : null;
+      const serverCpuPct = srvCpu == null ? null : (100 * srvCpu) / seconds;
+      const io1 = io(serverPid);
+      const ioDelta =
+        io0 && io1
+          ? {
+              writtenMb: (io1.wchar - io0.wchar) / 2 ** 20,
+              writeSyscalls: io1.syscw - io0.syscw,
+              storageMb: (io1.writeBytes - io0.writeBytes) / 2 ** 20,
+            }
+          : null;
+      return {
+        cores: {
+          server: serverCore,
+          generator: generatorCore,
+          noisePct:
+            serverCore && serverCpuPct != null
+              ? Math.max(0, serverCore.busyPct - serverCpuPct)
+              : null,
+        },
+        server: {
+          cpuSeconds: srvCpu,
+          cpuPct: serverCpuPct,
+          io: ioDelta,
+          ...memory(serverPid),
+        },
+        generator: {
+          elu,
+          cpuPct: (100 * (cpu.user + cpu.system)) / 1e6 / seconds,
+        },
+      };
+    },
+  };
+}
+
+/**
+ * One run: `jobs` intents of a goal of their own, `workers` loops of claim → fulfil.
+ * mode `concurrent`: a publisher with `publishInFlight` publishes in flight while the
+ * workers run, timed from the first publish to the last fulfil; `preload`: everything
+ * published first (not timed), then the drain is timed.
+ */
+export async function runJobs({
+  url,
+  key,
+  serverPid,
+  goal,
+  jobs,
+  workers,
+  mode,
+  waitSeconds,
+  publishInFlight,
+  timeoutMs,
+  pinned,
+}) {
+  const keepAlive = { ...POOL_OPTIONS };
+  const pubPool = new Pool(url, { ...keepAlive, connections: publishInFlight });
+  const workPool = new Pool(url, { ...keepAlive, connections: workers });
+  let stopped = false;
+  let stopReason = null;
+  let finish;
+  const finished = new Promise((resolve) => (finish = resolve));
+  const sleepers = new Set();
+  const sleep = (ms) =>
+    new Promise((resolve) => {
+      if (stopped) return resolve();
+      const wake = () => {
+        clearTimeout(timer);
+        sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      sleepers.add(wake);
+    });
+  const stop = (reason) => {
+    if (stopped) return;
+    stopped = true;
+    stopReason = reason;
+    for (const wake of [...sleepers]) wake();
+    // Ends the requests in flight (long polls included): they fail, their loops see `stopped`.
+    pubPool.destroy().catch(() => {});
+    workPool.destroy().catch(() => {});
+    finish();
+  };
+
+  const errors = {};
+  const error = (step, kind) => {
+    const k = `${step} ${kind}`;
+    errors[k] = (errors[k] ?? 0) + 1;
+  };
+
+  const sentAt = new Map(); // id → when its publish request was sent
+  const fulfilledAt = new Map(); // id → when its fulfil was answered 200
+  const claimedIds = new Set();
+  const publishMs = [];
+  const claimMs = [];
+  const fulfilMs = [];
+  let matched = 0; // ids both published (201 seen) and fulfilled
+  let lastFulfil = 0;
+  let publishDone = false;
+  let timing = false;
+  let windowRequests = 0;
+  let claims204 = 0;
+  let duplicates = 0;
+  let reclaims = 0;
+
+  const checkDone = () => {
+    if (publishDone && matched === sentAt.size) stop('done');
+  };
+
+  let nextJob = 0;
+  const pubHeaders = { 'content-type': 'application/json', 'x-api-key': key };
+  const goalJson = JSON.stringify(goal);
+  async function publishLane() {
+    while (!stopped) {
+      const n = nextJob++;
+      if (n >= jobs) return;
+      const body = `{"goal":${goalJson},"payload":{"n":${n}}}`;
+      const t0 = performance.now();
+      let res;
+      try {
+        res = await call(pubPool, 'POST', '/intent', pubHeaders, body);
+      } catch (err) {
+        if (stopped) return;
+        error('publish', netKind(err));
+        continue;
+      }
+      const t1 = performance.now();
+      if (timing) windowRequests++;
+      if (res.status !== 201) {
+        error('publish', res.status);
+        if (res.status === 503 || res.status === 429) await sleep(res.retryAfterMs(100));
+        continue;
+      }
+      publishMs.push(t1 - t0);
+      const id = JSON.parse(res.text()).id;
+      sentAt.set(id, t0);
+      const done = fulfilledAt.get(id);
+      if (done !== undefined) {
+        // Its fulfil was answered before its publish was: rare, counted all the same.
+        matched++;
+        if (done > lastFulfil) lastFulfil = done;
+      }
+    }
+  }
+  const publishAll = () =>
+    Promise.all(Array.from({ length: publishInFlight }, publishLane)).then(() => {
+      publishDone = true;
+      checkDone();
+    });
+
+  const claimPath = `/claim?goal=${encodeURIComponent(goal)}${waitSeconds > 0 ? `&wait=${waitSeconds}` : ''}`;
+  async function worker(w) {
+    const headers = { 'x-api-key': key, 'x-worker-id': `bench-${w}` };
+    const fulHeaders = { ...headers, 'content-type': 'application/json' };
+    while (!stopped) {
+      const t0 = performance.now();
+      let res;
+      try {
+        res = await call(workPool, 'POST', claimPath, headers, null);
+      } catch (err) {
+        if (stopped) return;
+        error('claim', netKind(err));
+        await sleep(100);
+        continue;
+      }
+      const t1 = performance.now();
+      if (timing) windowRequests++;
+      if (res.status === 204) {
+        claims204++;
+        await sleep(res.retryAfterMs(1000));
+        continue;
+      }
+      if (res.status !== 200) {
+        error('claim', res.status);
+        await sleep(res.retryAfterMs(100));
+        continue;
+      }
+      claimMs.push(t1 - t0);
+      const claim = JSON.parse(res.text());
+      const id = claim.id;
+      if (claimedIds.has(id)) reclaims++;
+      else claimedIds.add(id);
+      const body = `{"claim_token":"${claim.claim_token}","result":"ok","result_type":"text"}`;
+      try {
+        res = await call(workPool, 'POST', `/fulfill/${id}`, fulHeaders, body);
+      } catch (err) {
+        if (stopped) return;
+        error('fulfill', netKind(err));
+        continue;
+      }
+      const t2 = performance.now();
+      if (timing) windowRequests++;
+      if (res.status !== 200) {
+        // 404: the token was not live any more, someone else holds (or held) the job.
+        if (res.status === 404) duplicates++;
+        error('fulfill', res.status);
+        continue;
+      }
+      fulfilMs.push(t2 - t1);
+      if (fulfilledAt.has(id)) {
+        duplicates++;
+        continue;
+      }
+      fulfilledAt.set(id, t2);
+      if (sentAt.has(id)) {
+        matched++;
+        lastFulfil = t2;
+        checkDone();
+      }
+    }
+  }
+
+  const meter = costMeter(serverPid, pinned);
+  const peakReset = resetPeakRss(serverPid);
+  const timeout = setTimeout(() => stop('timeout'), timeoutMs);
+  let publishSeconds = null;
+  const lanes = [];
+  try {
+    if (mode === 'preload') {
+      const p0 = performance.now();
+      await publishAll();
+      publishSeconds = (performance.now() - p0) / 1000;
+    }
+    timing = true;
+    meter.begin();
+    const windowStart = performance.now();
+    if (mode === 'concurrent') lanes.push(publishAll());
+    for (let w = 0; w < workers; w++) lanes.push(worker(w));
+    if (!stopped) checkDone();
+    await finished;
+    const windowEnd = stopReason === 'done' ? Math.max(lastFulfil, windowStart) : performance.now();
+    const cost = meter.end();
+    await Promise.allSettled(lanes);
+
+    const seconds = (windowEnd - windowStart) / 1000;
+    const latency = [];
+    for (const [id, t0] of sentAt) {
+      const t1 = fulfilledAt.get(id);
+      if (t1 !== undefined) latency.push(t1 - t0);
+    }
+    const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
+    return {
+      stop: stopReason,
+      jobs,
+      published: sentAt.size,
+      fulfilled: matched,
+      successPct: (100 * matched) / jobs,
+      seconds,
+      jobsPerSec: seconds > 0 ? matched / seconds : null,
+      requests: windowRequests,
+      reqPerSec: seconds > 0 ? windowRequests / seconds : null,
+      publishSeconds,
+      latencyMs: {
+        p50: percentile(latency, 50),
+        p99: percentile(latency, 99),
+        max: percentile(latency, 100),
+      },
+      publishP50Ms: percentile(publishMs, 50),
+      publishP99Ms: percentile(publishMs, 99),
+      claimP99Ms: percentile(claimMs, 99),
+      fulfilP99Ms: percentile(fulfilMs, 99),
+      claims204,
+      errors,
+      errorCount,
+      duplicates,
+      reclaims,
+      orphans: fulfilledAt.size - matched,
+      server: { ...cost.server, peakIsThisRun: peakReset },
+      generator: cost.generator,
+      cores: cost.cores,
+    };
+  } finally {
+    clearTimeout(timeout);
+    stop(stopReason ?? 'error');
+    await Promise.allSettled(lanes);
+    await Promise.allSettled([pubPool.destroy(), workPool.destroy()]);
+  }
+}
+
+/**
+ * The ceiling: `concurrency` loops of POST /noop (a small JSON body, a small JSON answer,
+ * parsed like the bus's) against the trivial server for `seconds`.
+ */
+export async function runCeiling({ url, serverPid, concurrency, seconds, pinned }) {
+  const pool = new Pool(url, { ...POOL_OPTIONS, connections: concurrency });
+  const headers = { 'content-type': 'application/json' };
+  const body = '{"n":1}';
+  const latency = [];
+  const errors = {};
+  let count = 0;
+  const meter = costMeter(serverPid, pinned);
+  meter.begin();
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  async function lane() {
+    while (performance.now() < end) {
+      const a = performance.now();
+      try {
+        const res = await call(pool, 'POST', '/noop', headers, body);
+        JSON.parse(res.text());
+        if (res.status === 200) {
+          count++;
+          latency.push(performance.now() - a);
+        } else {
+          errors[res.status] = (errors[res.status] ?? 0) + 1;
+        }
+      } catch (err) {
+        const k = netKind(err);
+        errors[k] = (errors[k] ?? 0) + 1;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: concurrency }, lane));
+    const elapsed = (performance.now() - t0) / 1000;
+    const cost = meter.end();
+    return {
+      concurrency,
+      requests: count,
+      seconds: elapsed,
+      reqPerSec: count / elapsed,
+      p99Ms: percentile(latency, 99),
+      errors,
+      server: { cpuPct: cost.server.cpuPct },
+      generator: cost.generator,
+      cores: cost.cores,
+    };
+  } finally {
+    await pool.destroy();
+  }
+}

@@ -1,0 +1,329 @@
+#!/usr/bin/env node
+// The Intent Bus benchmark (issue 6): starts the bus and a trivial server of the same HTTP
+// stack pinned to one core, drives both from this process pinned to another, prints a
+// table and writes bench/results/<timestamp>.json. See bench/README.md.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runCeiling, runJobs } from './lib/load.mjs';
+import {
+  ROOT,
+  allowedCpus,
+  hasTaskset,
+  killAllSync,
+  pinSelf,
+  startBus,
+  startNoop,
+  stopAll,
+} from './lib/procs.mjs';
+import { formatMarkdown, formatTable, summarize } from './lib/stats.mjs';
+
+export const PROFILES = {
+  light: { workers: 5, jobs: 50 },
+  medium: { workers: 15, jobs: 500 },
+  heavy: { workers: 40, jobs: 2000 },
+  extreme: { workers: 100, jobs: 5000 },
+  'heavy-long': { workers: 40, jobs: 20000 },
+  'extreme-long': { workers: 100, jobs: 50000 },
+};
+const MODES = ['concurrent', 'preload'];
+
+const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [options])
+
+  --profiles LIST       ${Object.keys(PROFILES).join(',')} or all (default all)
+  --modes LIST          concurrent,preload (default both)
+  --long-poll on|off|both
+                        claims with ?wait=S (on), plain 2.1 polling (off), or both (default on)
+  --wait S              long-poll seconds, 1-30 (default 10)
+  --runs N              counted runs per configuration, median quoted (default 5)
+  --warmup N            runs discarded before them (default 1)
+  --publishers N        publishes in flight (default 8)
+  --ceiling-seconds S   length of each ceiling measurement; 0 = no ceiling (default 2)
+  --run-timeout S       a run still going after S seconds stops as timed out (default 300)
+  --max-minutes M       no new configuration starts after M minutes (default 180)
+  --no-pin              do not pin with taskset
+  --server-cpu N        CPU for the servers (default: the first this process may use)
+  --gen-cpu N           CPU for this generator (default: the second)
+  --log-level L         the bus's BUS_LOG_LEVEL (default warn)
+  --cpu-prof            write a V8 CPU profile of each bus (results/<timestamp>-cpuprof/)
+  --out DIR             where the JSON goes (default bench/results)
+  --help
+`;
+
+function parseOptions(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      profiles: { type: 'string', default: 'all' },
+      modes: { type: 'string', default: MODES.join(',') },
+      'long-poll': { type: 'string', default: 'on' },
+      wait: { type: 'string', default: '10' },
+      runs: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      publishers: { type: 'string', default: '8' },
+      'ceiling-seconds': { type: 'string', default: '2' },
+      'run-timeout': { type: 'string', default: '300' },
+      'max-minutes': { type: 'string', default: '180' },
+      'no-pin': { type: 'boolean', default: false },
+      'server-cpu': { type: 'string' },
+      'gen-cpu': { type: 'string' },
+      'log-level': { type: 'string', default: 'warn' },
+      'cpu-prof': { type: 'boolean', default: false },
+      out: { type: 'string', default: join(ROOT, 'bench/results') },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const int = (name, min, max) => {
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new Error(`--${name}: expected an integer ${min}-${max}, got ${values[name]}`);
+    }
+    return n;
+  };
+  const profiles =
+    values.profiles === 'all'
+      ? Object.keys(PROFILES)
+      : values.profiles.split(',').map((s) => s.trim());
+  for (const p of profiles) if (!PROFILES[p]) throw new Error(`--profiles: unknown profile ${p}`);
+  const modes = values.modes.split(',').map((s) => s.trim());
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode ${m}`);
+  const lp = { on: [true], off: [false], both: [true, false] }[values['long-poll']];
+  if (!lp) throw new Error('--long-poll: on, off or both');
+  return {
+    profiles,
+    modes,
+    longPoll: lp,
+    wait: int('wait', 1, 30),
+    runs: int('runs', 1, 100),
+    warmup: int('warmup', 0, 10),
+    publishers: int('publishers', 1, 256),
+    ceilingSeconds: int('ceiling-seconds', 0, 60),
+    runTimeout: int('run-timeout', 1, 3600),
+    maxMinutes: int('max-minutes', 1, 24 * 60),
+    pin: !values['no-pin'],
+    serverCpu: values['server-cpu'] == null ? null : int('server-cpu', 0, 4095),
+    genCpu: values['gen-cpu'] == null ? null : int('gen-cpu', 0, 4095),
+    logLevel: values['log-level'],
+    cpuProf: values['cpu-prof'],
+    out: resolve(values.out),
+  };
+}
+
+function machine() {
+  let cpuModel = cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m);
+    if (m) cpuModel = m[1].trim();
+  } catch {
+    // Not Linux.
+  }
+  const git = (...args) => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const porcelain = git('status', '--porcelain');
+  return {
+    cpuModel,
+    cores: cpus().length,
+    allowedCpus: allowedCpus(),
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    kernel: release(),
+    loadavgAtStart: loadavg(),
+    git: { commit: git('rev-parse', 'HEAD'), dirty: porcelain == null ? null : porcelain !== '' },
+  };
+}
+
+function command(argv) {
+  const direct = [
+    'node',
+    relative(process.cwd(), process.argv[1]) || 'bench/run.mjs',
+    ...argv,
+  ].join(' ');
+  const script = process.env.npm_lifecycle_event;
+  return script ? { npm: `npm run ${script}`, node: direct } : { node: direct };
+}
+
+const log = (line) => process.stderr.write(`${line}\n`);
+const fmt = (x, d = 0) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d));
+
+async function main() {
+  const argv = process.argv.slice(2);
+  const opts = parseOptions(argv);
+  const started = new Date();
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const info = machine();
+
+  // Pinning: the servers on one CPU, this generator on another.
+  let pinning = { pinned: false, reason: 'disabled (--no-pin)' };
+  let serverCpu = null;
+  if (opts.pin) {
+    const allowed = info.allowedCpus;
+    if (!hasTaskset()) pinning = { pinned: false, reason: 'taskset not found' };
+    else if (allowed.length < 2) pinning = { pinned: false, reason: 'fewer than 2 CPUs' };
+    else {
+      serverCpu = opts.serverCpu ?? allowed[0];
+      const genCpu = opts.genCpu ?? allowed.find((c) => c !== serverCpu);
+      pinSelf(genCpu);
+      pinning = { pinned: true, serverCpu, generatorCpu: genCpu };
+    }
+  }
+  log(
+    `machine: ${info.cpuModel}, ${info.cores} cores, node ${info.node}, load ${info.loadavgAtStart.map((l) => l.toFixed(2)).join(' ')}; ` +
+      (pinning.pinned
+        ? `servers on cpu ${pinning.serverCpu}, generator on cpu ${pinning.generatorCpu}`
+        : `not pinned: ${pinning.reason}`),
+  );
+
+  const report = {
+    started: started.toISOString(),
+    finished: null,
+    command: command(argv),
+    machine: info,
+    pinning,
+    options: { ...opts, out: relative(ROOT, opts.out) },
+    profiles: PROFILES,
+    configurations: [],
+  };
+  mkdirSync(opts.out, { recursive: true });
+  const file = join(opts.out, `${stamp}.json`);
+  const save = () => writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  const profDir = opts.cpuProf ? join(opts.out, `${stamp}-cpuprof`) : null;
+
+  const noop = opts.ceilingSeconds > 0 ? await startNoop({ cpu: serverCpu }) : null;
+  try {
+    if (noop) {
+      // Warms the ceiling server (JIT) once; not reported.
+      await runCeiling({ url: noop.url, serverPid: noop.pid, concurrency: 48, seconds: 1 });
+    }
+    const deadline = Date.now() + opts.maxMinutes * 60_000;
+    for (const profile of opts.profiles) {
+      for (const mode of opts.modes) {
+        for (const longPoll of opts.longPoll) {
+          if (Date.now() > deadline) {
+            log(`--max-minutes ${opts.maxMinutes} reached: skipping the rest`);
+            report.truncated = true;
+            continue;
+          }
+          const { workers, jobs } = PROFILES[profile];
+          const waitSeconds = longPoll ? opts.wait : 0;
+          const name = `${profile} ${mode} long-poll ${longPoll ? `${opts.wait}s` : 'off'}`;
+          const cpuProfDir = profDir
+            ? join(profDir, `${profile}-${mode}-${longPoll ? 'lp' : 'poll'}`)
+            : undefined;
+          const bus = await startBus({ cpu: serverCpu, logLevel: opts.logLevel, cpuProfDir });
+          const config = { profile, mode, workers, jobs, waitSeconds, warmupRuns: [], runs: [] };
+          try {
+            for (let i = 0; i < opts.warmup + opts.runs; i++) {
+              const counted = i >= opts.warmup;
+              const ceiling = noop
+                ? await runCeiling({
+                    url: noop.url,
+                    serverPid: noop.pid,
+                    concurrency: workers + (mode === 'concurrent' ? opts.publishers : 0),
+                    seconds: opts.ceilingSeconds,
+                    pinned: pinning.pinned ? pinning : null,
+                  })
+                : null;
+              const r = await runJobs({
+                url: bus.url,
+                key: bus.secret,
+                serverPid: bus.pid,
+                goal: `bench.${profile}.${mode}.${i}`,
+                jobs,
+                workers,
+                mode,
+                waitSeconds,
+                publishInFlight: opts.publishers,
+                timeoutMs: opts.runTimeout * 1000,
+                pinned: pinning.pinned ? pinning : null,
+              });
+              r.requestsPerJob = mode === 'concurrent' ? 3 : 2;
+              r.ceiling = ceiling;
+              if (!bus.alive())
+                throw new Error(`the bus stopped during ${name}:\n${bus.logTail(30)}`);
+              await bus.purge();
+              (counted ? config.runs : config.warmupRuns).push(r);
+              log(
+                `${name} ${counted ? `run ${i - opts.warmup + 1}/${opts.runs}` : 'warm-up'}: ` +
+                  `${fmt(r.successPct, 1)}% ${fmt(r.jobsPerSec)} jobs/s p99 ${fmt(r.latencyMs.p99, 1)} ms, ` +
+                  `errors ${r.errorCount} dup ${r.duplicates}, server cpu ${fmt(r.server.cpuPct)}%, ` +
+                  `gen elu ${fmt(r.generator.elu, 2)}, noise ${fmt(r.cores.noisePct)}%` +
+                  (ceiling ? `, ceiling ${fmt(ceiling.reqPerSec)} req/s` : '') +
+                  (r.stop === 'done' ? '' : ` [${r.stop}]`),
+              );
+            }
+          } finally {
+            await bus.stop();
+          }
+          config.summary = summarize(config.runs);
+          report.configurations.push(config);
+          save();
+        }
+      }
+    }
+  } finally {
+    await noop?.stop();
+  }
+  report.finished = new Date().toISOString();
+  report.machine.loadavgAtEnd = loadavg();
+  save();
+
+  const header =
+    `Intent Bus bench, ${report.started}: ${info.cpuModel}, ${info.cores} cores, node ${info.node}, ` +
+    (pinning.pinned
+      ? `servers on cpu ${pinning.serverCpu}, generator on cpu ${pinning.generatorCpu}`
+      : `not pinned (${pinning.reason})`) +
+    `\ncommand: ${report.command.npm ?? report.command.node}; medians of ${opts.runs} counted run(s) after ${opts.warmup} warm-up`;
+  process.stdout.write(`\n${header}\n\n${formatTable(report.configurations)}\n\n`);
+  process.stdout.write(`results: ${relative(process.cwd(), file)}\n`);
+  if (process.env.BENCH_MARKDOWN)
+    process.stdout.write(`\n${formatMarkdown(report.configurations)}\n`);
+  if (profDir) process.stdout.write(`cpu profiles: ${relative(process.cwd(), profDir)}\n`);
+  // Speed is never pass/fail here (the machine is shared and noisy); correctness is: a
+  // counted run that lost a job, saw an error or a duplicate, or timed out fails the bench.
+  const failures = report.configurations.flatMap((c) => {
+    const s = c.summary;
+    const name = `${c.profile} ${c.mode} long-poll ${c.waitSeconds > 0 ? 'on' : 'off'}`;
+    const out = [];
+    if (s.successPctMin < 100) out.push(`${name}: success ${s.successPctMin.toFixed(1)}%`);
+    if (s.errorsTotal > 0) out.push(`${name}: errors ${JSON.stringify(s.errors)}`);
+    if (s.duplicatesTotal > 0) out.push(`${name}: ${s.duplicatesTotal} duplicates`);
+    if (s.timeouts > 0) out.push(`${name}: ${s.timeouts} run(s) timed out`);
+    return out;
+  });
+  for (const f of failures) log(`FAILED ${f}`);
+  return failures.length > 0 ? 1 : 0;
+}
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (interrupted) {
+      killAllSync();
+      process.exit(130);
+    }
+    interrupted = true;
+    log(`${signal}: stopping the servers`);
+    stopAll().finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err) => {
+    log(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    await stopAll();
+    process.exit(1);
+  },
+);
