@@ -17,11 +17,11 @@ export interface Principal {
 
 export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
 
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
 /** Constant-time equality of two secrets of any length (compares their digests). */
-export function secretEquals(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
+export function secretEquals(given: string, expected: string | Buffer): boolean {
+  return timingSafeEqual(digest(given), typeof expected === 'string' ? digest(expected) : expected);
 }
 
 export function newApiKey(): { apiKey: string; keyId: string } {
@@ -38,18 +38,23 @@ export class Authenticator {
   private readonly cache = new Map<string, Principal>();
   private usage = new Map<string, KeyUsage>();
 
+  /** The main key's SHA-256, computed once (every request is compared with it). */
+  private readonly mainKeyDigest: Buffer;
+
   constructor(
     private readonly store: Store,
-    private readonly mainKey: string,
+    mainKey: string,
     private readonly adminToken: string,
     /** Null turns the Basic login off. */
     private readonly dashboardPassword: string | null,
-  ) {}
+  ) {
+    this.mainKeyDigest = digest(mainKey);
+  }
 
   async authenticate(req: FastifyRequest, now: number): Promise<Principal> {
     const raw = req.headers['x-api-key'];
     if (typeof raw !== 'string' || raw.length === 0 || raw.length > 256) throw unauthorized();
-    if (secretEquals(raw, this.mainKey)) return { keyId: MAIN_KEY_ID, isMain: true };
+    if (secretEquals(raw, this.mainKeyDigest)) return { keyId: MAIN_KEY_ID, isMain: true };
     const principal = await this.lookup(raw);
     if (!principal) throw unauthorized();
     const u = this.usage.get(principal.keyId);
@@ -62,7 +67,7 @@ export class Authenticator {
 
   /** The key id behind a raw tester key, or null. */
   async lookup(rawKey: string): Promise<Principal | null> {
-    if (secretEquals(rawKey, this.mainKey)) return { keyId: MAIN_KEY_ID, isMain: true };
+    if (secretEquals(rawKey, this.mainKeyDigest)) return { keyId: MAIN_KEY_ID, isMain: true };
     const hash = hashKey(rawKey);
     const cached = this.cache.get(hash);
     if (cached) return cached;

@@ -26,7 +26,7 @@ RETURNING ${INTENT_COLUMNS}`;
  * uses a fixed plan over the matching partial index.
  * @now @token @claimExpiresAt @keyId @workerId @namespace @goal @publisher @caps (JSON array)
  */
-export function intentClaim(withGoal: boolean, withPublisher: boolean): string {
+function claimStatement(withGoal: boolean, withPublisher: boolean): string {
   const owner = withPublisher
     ? 'publisher = @publisher'
     : "(visibility = 'public' OR publisher = @keyId)";
@@ -44,6 +44,11 @@ WHERE id = (
   LIMIT 1)
 RETURNING ${INTENT_COLUMNS}`;
 }
+
+/** The four texts, built once: a claim looks its statement up by text on every call. */
+const CLAIMS = [false, true].map((g) => [false, true].map((p) => claimStatement(g, p)));
+export const intentClaim = (withGoal: boolean, withPublisher: boolean): string =>
+  CLAIMS[Number(withGoal)]![Number(withPublisher)]!;
 
 /** A live token's row, for this key. @id @token @keyId @now */
 const LIVE = `id = @id AND status = 'claimed' AND claim_token = @token AND claimer = @keyId
