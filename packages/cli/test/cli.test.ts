@@ -4,6 +4,7 @@
  * real SQLite file, a real HTTP port), and the tests read only what a user sees: stdout,
  * stderr and the exit code (0 ok, 1 error, 2 usage, 3 not found / nothing to do).
  */
+import { CLEANUP_COUNTERS } from '@intent-bus/protocol';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IntentClient, RateLimitError } from '@intent-bus/sdk';
@@ -12,6 +13,7 @@ import {
   ADMIN_TOKEN,
   DASHBOARD_PASSWORD,
   MAIN_KEY,
+  selfSignedCert,
   startTestBus,
   type TestBus,
 } from '../../server/test/helpers.js';
@@ -806,19 +808,7 @@ describe('admin', () => {
       const cleanJson = JSON.parse(
         (await cli(['admin', 'cleanup', '--json', ...withToken], { env: e })).stdout,
       );
-      for (const k of [
-        'expired_open_deleted',
-        'expired_claims_requeued',
-        'expired_claims_dead',
-        'fulfilled_deleted',
-        'dead_deleted',
-        'dead_letters_deleted',
-        'store_deleted',
-        'rate_limits_deleted',
-        'idempotency_deleted',
-        'nonces_deleted',
-      ])
-        expect(typeof cleanJson[k], k).toBe('number');
+      for (const k of CLEANUP_COUNTERS) expect(typeof cleanJson[k], k).toBe('number');
     } finally {
       await own.close();
     }
@@ -1108,28 +1098,7 @@ describe('serve', () => {
 
   it('serves HTTPS with --tls-cert and --tls-key', async () => {
     const dir = tempDir();
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
-    const ssl = await settle(
-      spawnProc('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ]),
-    );
-    expect(ssl.code, `openssl is needed for this test: ${ssl.stderr}`).toBe(0);
+    const { cert, key } = selfSignedCert(dir);
     const port = await freePort();
     const p = startCli(
       [

@@ -4,3 +4,4 @@ export * as schemas from './schemas.js';
 export { FIELD_MESSAGES } from './schemas.js';
 export type * from './types.js';
 export * from './signing.js';
+export { CLEANUP_COUNTERS } from './cleanup.js';

@@ -89,15 +89,4 @@ export interface KeyInfo {
   requests: number;
 }
 
-export interface CleanupCounts {
-  expired_open_deleted: number;
-  expired_claims_requeued: number;
-  expired_claims_dead: number;
-  fulfilled_deleted: number;
-  dead_deleted: number;
-  dead_letters_deleted: number;
-  store_deleted: number;
-  rate_limits_deleted: number;
-  idempotency_deleted: number;
-  nonces_deleted: number;
-}
+export type { CleanupCounts } from './cleanup.js';

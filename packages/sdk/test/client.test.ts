@@ -2,6 +2,7 @@
  * IntentClient against a real bus over real HTTP: every method, how each option reaches
  * the wire, signing, typed errors, retries and timeouts. No mock of the server.
  */
+import { CLEANUP_COUNTERS } from '../../protocol/src/cleanup.js';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -555,18 +556,7 @@ describe('IntentClient against a real bus', () => {
     it('cleanup answers the counts of every housekeeping pass', async () => {
       const out = await c.admin.cleanup();
       expect(out.ok).toBe(true);
-      for (const k of [
-        'expired_open_deleted',
-        'expired_claims_requeued',
-        'expired_claims_dead',
-        'fulfilled_deleted',
-        'dead_deleted',
-        'dead_letters_deleted',
-        'store_deleted',
-        'rate_limits_deleted',
-        'idempotency_deleted',
-        'nonces_deleted',
-      ] as const) {
+      for (const k of CLEANUP_COUNTERS) {
         expect(typeof out[k]).toBe('number');
       }
     });

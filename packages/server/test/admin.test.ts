@@ -3,6 +3,7 @@
  * (keys, purge, cleanup and retention, intents, dead letters), over real HTTP.
  */
 import { randomBytes } from 'node:crypto';
+import { CLEANUP_COUNTERS } from '@intent-bus/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADMIN_TOKEN,
@@ -18,19 +19,6 @@ const REALM = 'Basic realm="IntentBus Admin"';
 const basic = (user: string, password: string): string =>
   'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
 const unknownId = (): string => randomBytes(16).toString('hex');
-
-const CLEANUP_COUNTERS = [
-  'expired_open_deleted',
-  'expired_claims_requeued',
-  'expired_claims_dead',
-  'fulfilled_deleted',
-  'dead_deleted',
-  'dead_letters_deleted',
-  'store_deleted',
-  'rate_limits_deleted',
-  'idempotency_deleted',
-  'nonces_deleted',
-] as const;
 
 function expectAdminUnauthorized(r: ApiResponse): void {
   expect(r.status).toBe(401);

@@ -2,6 +2,7 @@
  * Test support: a real bus on a real SQLite file in a fresh temporary folder, listening
  * on an ephemeral 127.0.0.1 port, spoken to over real HTTP with fetch.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -159,4 +160,32 @@ export function errorCode(r: ApiResponse): string {
     throw new Error(`not the error shape: ${r.status} ${r.text}`);
   }
   return e.code as string;
+}
+
+/** A self-signed certificate for 127.0.0.1 and localhost, valid one day, made with openssl. */
+export function selfSignedCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore', timeout: 15_000 },
+  );
+  return { cert, key };
 }

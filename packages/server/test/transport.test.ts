@@ -3,7 +3,6 @@
  * BUS_TRUST_PROXY, direct TLS (BUS_TLS_CERT / BUS_TLS_KEY), BUS_MAINTENANCE_MODE, and
  * the socket timeouts that keep a slow client from holding a connection.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -20,6 +19,7 @@ import {
   startTestBus,
   type ApiResponse,
   type TestBus,
+  selfSignedCert,
 } from './helpers.js';
 import { SERVER_TIMEOUTS } from '../src/http/app.js';
 
@@ -192,27 +192,7 @@ describe('direct TLS (BUS_TLS_CERT, BUS_TLS_KEY)', () => {
   let key: string;
   beforeAll(() => {
     certDir = mkdtempSync(join(tmpdir(), 'intent-bus-tls-'));
-    cert = join(certDir, 'cert.pem');
-    key = join(certDir, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-      ],
-      { stdio: 'ignore', timeout: 15_000 },
-    );
+    ({ cert, key } = selfSignedCert(certDir));
   });
   afterAll(() => rmSync(certDir, { recursive: true, force: true }));
 
