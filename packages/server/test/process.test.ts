@@ -71,6 +71,10 @@ describe('the serve process', () => {
     const env = serverEnv(db, {}, false);
     const first = await startProcess(env);
     running.push(first);
+    // stdout (the "listening" line) and stderr (the banner) are two pipes: wait for both.
+    for (let i = 0; i < 100 && !first.stderr().includes('BUS_SECRET='); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(first.stderr()).toContain('BUS_SECRET=');
     const secretsPath = join(db, '..', 'secrets.json');
     const secrets = JSON.parse(readFileSync(secretsPath, 'utf8')) as Record<string, string>;

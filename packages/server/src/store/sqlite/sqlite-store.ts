@@ -127,6 +127,14 @@ export class SqliteStore implements Store {
     idem: IdempotencyInput | null,
     maxOpen: number | null,
   ): Promise<PublishOutcome> {
+    // Nothing to check first (the main key, no Idempotency-Key): the INSERT is atomic on
+    // its own, without the two extra statements of BEGIN and COMMIT.
+    if (!idem && maxOpen == null) {
+      return this.run(() => ({
+        kind: 'created',
+        row: this.stmt(q.intentInsert).get(intent) as IntentRow,
+      }));
+    }
     return this.run(() =>
       this.db
         .transaction((): PublishOutcome => {
