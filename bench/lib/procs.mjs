@@ -230,6 +230,17 @@ async function waitHealthy(url, child, logFile, what, timeoutMs = 30_000) {
   throw new Error(`${what} did not answer /health within ${timeoutMs} ms:\n${tail(logFile)}`);
 }
 
+/** Waits for a server to answer /health; if it never does, stops it and removes its folder. */
+async function waitStarted(url, child, dir, logFile, what) {
+  try {
+    await waitHealthy(url, child, logFile, what);
+  } catch (err) {
+    await stopChild(child, 2000);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 /** An environment without the caller's bus settings, so only ours apply. */
 function cleanEnv() {
   const env = {};
@@ -268,13 +279,7 @@ export async function startBus({ cpu, logLevel, cpuProfDir, extraEnv = {} }) {
   const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
   const child = spawnNode({ script: BUS_MAIN, nodeArgs, env, cpu, dir, logFile });
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitHealthy(url, child, logFile, 'the bus');
-  } catch (err) {
-    await stopChild(child, 2000);
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  await waitStarted(url, child, dir, logFile, 'the bus');
   return {
     url,
     pid: child.pid,
@@ -316,13 +321,7 @@ export async function startNoop({ cpu }) {
     logFile,
   });
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitHealthy(url, child, logFile, 'the ceiling server');
-  } catch (err) {
-    await stopChild(child, 2000);
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  await waitStarted(url, child, dir, logFile, 'the ceiling server');
   return {
     url,
     pid: child.pid,

@@ -7,7 +7,7 @@
  * off with jitter and reconnects by itself.
  */
 import type { ClaimedIntent } from '../../protocol/src/types.js';
-import type { IntentClient } from './client.js';
+import { sleep, type IntentClient } from './client.js';
 import {
   IntentBusError,
   LeaseLostError,
@@ -72,13 +72,6 @@ export interface ListenSummary {
 }
 
 const silent: RuntimeLogger = { info() {}, warn() {}, error() {} };
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 type SignalSource = {
   on(e: string, f: () => void): unknown;

@@ -4,7 +4,7 @@
  * and goal (label sets bounded), latency histograms, HTTP durations and process metrics.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Store } from './store/store.js';
+import type { StatusCount, Store } from './store/store.js';
 
 /** Distinct (namespace, goal) pairs, and namespaces, kept as labels; later ones count as "_other". */
 const MAX_LABEL_PAIRS = 500;
@@ -21,7 +21,10 @@ export class BusMetrics {
   private readonly claimWait: Histogram<'namespace'>;
   private readonly http: Histogram<'method' | 'route' | 'status'>;
 
-  constructor(store: Store) {
+  /** Intents by namespace and status, counted at the start of each scrape. */
+  private counts: StatusCount[] = [];
+
+  constructor(private readonly store: Store) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'intent_bus_' });
     const counter = (name: string, help: string): Counter<'namespace' | 'goal'> =>
@@ -56,25 +59,26 @@ export class BusMetrics {
       registers: [registry],
     });
 
-    // The 2.1 gauges: read from the store when scraped, so every node reports the truth.
+    // The 2.1 gauges: read from the store when scraped, so every node reports the truth
+    // (one count per scrape, taken by text(), feeds both intent gauges).
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client binds `this` in collect()
+    const self = this;
     new Gauge({
       name: 'intent_bus_intents_total',
       help: 'Intents by status and namespace',
       labelNames: ['status', 'namespace'],
       registers: [registry],
-      async collect() {
+      collect() {
         this.reset();
-        for (const c of await store.intentsCount())
-          this.set({ status: c.status, namespace: c.namespace }, c.n);
+        for (const c of self.counts) this.set({ status: c.status, namespace: c.namespace }, c.n);
       },
     });
     new Gauge({
       name: 'intent_bus_dead_letters_total',
       help: 'Dead letters kept',
       registers: [registry],
-      async collect() {
-        const counts = await store.intentsCount();
-        this.set(counts.filter((c) => c.status === 'dead').reduce((n, c) => n + c.n, 0));
+      collect() {
+        this.set(self.counts.filter((c) => c.status === 'dead').reduce((n, c) => n + c.n, 0));
       },
     });
     new Gauge({
@@ -127,7 +131,8 @@ export class BusMetrics {
     this.http.observe({ method, route, status: String(status) }, seconds);
   }
 
-  text(): Promise<string> {
+  async text(): Promise<string> {
+    this.counts = await this.store.intentsCount();
     return this.registry.metrics();
   }
 }

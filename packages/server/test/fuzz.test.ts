@@ -1466,6 +1466,17 @@ describe('fuzzing every endpoint over real HTTP', () => {
     return out;
   }
 
+  /** Sends every generated request, checks each answer, then that the bus is still up. */
+  async function checkRequests(parts: fc.Arbitrary<Parts>, runs: number): Promise<void> {
+    await fc.assert(
+      fc.asyncProperty(parts, async (p) => {
+        await exchange(assemble(p));
+      }),
+      settings(runs),
+    );
+    await expectHealthy();
+  }
+
   async function expectHealthy(): Promise<void> {
     const r = await fetch(`${t.url}/health`);
     const text = await r.text();
@@ -1514,13 +1525,7 @@ describe('fuzzing every endpoint over real HTTP', () => {
           sign: signMode,
         }),
       );
-      await fc.assert(
-        fc.asyncProperty(parts, async (p) => {
-          await exchange(assemble(p));
-        }),
-        settings(600),
-      );
-      await expectHealthy();
+      await checkRequests(parts, 600);
     },
     TEST_TIMEOUT,
   );
@@ -1555,13 +1560,7 @@ describe('fuzzing every endpoint over real HTTP', () => {
           sign: fc.constantFrom<SignMode>('none', 'none', 'valid'),
         }),
       );
-      await fc.assert(
-        fc.asyncProperty(parts, async (p) => {
-          await exchange(assemble(p));
-        }),
-        settings(500),
-      );
-      await expectHealthy();
+      await checkRequests(parts, 500);
     },
     TEST_TIMEOUT,
   );
@@ -1609,13 +1608,7 @@ describe('fuzzing every endpoint over real HTTP', () => {
             sign: fc.constantFrom<SignMode>('none', 'none', 'valid'),
           }),
         );
-      await fc.assert(
-        fc.asyncProperty(parts, async (p) => {
-          await exchange(assemble(p));
-        }),
-        settings(400),
-      );
-      await expectHealthy();
+      await checkRequests(parts, 400);
     },
     TEST_TIMEOUT,
   );
@@ -1661,13 +1654,7 @@ describe('fuzzing every endpoint over real HTTP', () => {
           sign: signMode,
         }),
       );
-      await fc.assert(
-        fc.asyncProperty(parts, async (p) => {
-          await exchange(assemble(p));
-        }),
-        settings(400),
-      );
-      await expectHealthy();
+      await checkRequests(parts, 400);
     },
     TEST_TIMEOUT,
   );
@@ -1704,13 +1691,7 @@ describe('fuzzing every endpoint over real HTTP', () => {
           sign: fc.constantFrom<SignMode>('none', 'none', 'valid'),
         }),
       );
-      await fc.assert(
-        fc.asyncProperty(parts, async (p) => {
-          await exchange(assemble(p));
-        }),
-        settings(400),
-      );
-      await expectHealthy();
+      await checkRequests(parts, 400);
     },
     TEST_TIMEOUT,
   );
