@@ -40,7 +40,9 @@ function costMeter(serverPid, pinned) {
       const elu = performance.eventLoopUtilization(elu0).utilization;
       const cpu = process.cpuUsage(cpu0);
       const srv1 = cpuSeconds(serverPid);
-      const srvCpu = srv0 == null || srv1 == null ? null : srv1 - srv0;
+      const srvUser = srv0 == null || srv1 == null ? null : srv1.user - srv0.user;
+      const srvSystem = srv0 == null || srv1 == null ? null : srv1.system - srv0.system;
+      const srvCpu = srvUser == null ? null : srvUser + srvSystem;
       const times1 = pinned ? cpuTimes() : null;
       const serverCore = pinned ? cpuLoad(times0, times1, pinned.serverCpu) : null;
       const generatorCore = pinned ? cpuLoad(times0, times1, pinned.generatorCpu) : null;
@@ -65,6 +67,8 @@ function costMeter(serverPid, pinned) {
         },
         server: {
           cpuSeconds: srvCpu,
+          // The kernel's share: system calls (socket writes, SQLite's file I/O and locks).
+          systemPct: srvCpu ? (100 * srvSystem) / srvCpu : null,
           cpuPct: serverCpuPct,
           io: ioDelta,
           ...memory(serverPid),

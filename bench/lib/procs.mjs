@@ -81,13 +81,13 @@ export function pinSelf(cpu) {
   execFileSync('taskset', ['-a', '-cp', String(cpu), String(process.pid)], { stdio: 'ignore' });
 }
 
-/** utime + stime of a process in seconds (its threads included), or null. */
+/** CPU time of a process in seconds, its threads included: { user, system }, or null. */
 export function cpuSeconds(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces) start at field 3.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / clockTicks;
+    return { user: Number(f[11]) / clockTicks, system: Number(f[12]) / clockTicks };
   } catch {
     return null;
   }

@@ -58,6 +58,7 @@ export function summarize(runs) {
     timeouts: runs.filter((r) => r.stop !== 'done').length,
     server: {
       cpuPct: med('server.cpuPct'),
+      systemPct: med('server.systemPct'),
       cpuUsPerRequest: median(
         runs.map((r) =>
           r.server.cpuSeconds != null && r.requests > 0
@@ -122,6 +123,7 @@ export const TABLE_COLUMNS = [
   ['err', (c) => String(c.summary.errorsTotal)],
   ['dup', (c) => String(c.summary.duplicatesTotal)],
   ['srv cpu%', (c) => fmt(c.summary.server.cpuPct)],
+  ['srv sys%', (c) => fmt(c.summary.server.systemPct)],
   ['srv µs/req', (c) => fmt(c.summary.server.cpuUsPerRequest)],
   ['srv MB', (c) => fmt(c.summary.server.peakRssMbMax)],
   ['disk KB/job', (c) => fmt(c.summary.server.storageKbPerJob)],

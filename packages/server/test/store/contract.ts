@@ -277,12 +277,24 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await s.keyList()).toEqual([]);
     });
 
-    it('lists open intents due later, soonest first', async () => {
+    it('lists open intents due later, soonest first, retries after a failure included', async () => {
       const s = await fresh();
       const late = await put(s, intent({ runAt: T0 + 500 }));
       const soon = await put(s, intent({ runAt: T0 + 100 }));
       await put(s, intent());
       expect((await s.intentsDueAfter(T0, 10)).map((r) => r.id)).toEqual([soon.id, late.id]);
+      const retried = await put(s, intent({ goal: 'retry', backoffBase: 1 }));
+      await s.intentClaim(claimBy({ goal: 'retry', token: 't1' }));
+      await s.intentFail({ id: retried.id, token: 't1', keyId: 'kid_a', now: T0 }, 'x', () => 0);
+      expect((await s.intentsDueAfter(T0, 10)).map((r) => r.id)).toEqual([
+        soon.id,
+        late.id,
+        retried.id,
+      ]);
+      expect((await s.intentsDueAfter(T0 + 300, 10)).map((r) => r.id)).toEqual([
+        late.id,
+        retried.id,
+      ]);
     });
 
     it('claims exactly what the routing predicate and the order of §4 pick', async () => {

@@ -123,9 +123,10 @@ WHERE status = 'dead' AND namespace = @namespace`;
 
 // @limit, and @namespace for the second
 export const deadListAll = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_finished
-WHERE status = 'dead' ORDER BY completed_at DESC LIMIT @limit`;
+WHERE status = 'dead' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT @limit`;
 export const deadListNamespace = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_finished
-WHERE status = 'dead' AND namespace = @namespace ORDER BY completed_at DESC LIMIT @limit`;
+WHERE status = 'dead' AND completed_at IS NOT NULL AND namespace = @namespace
+ORDER BY completed_at DESC LIMIT @limit`;
 
 // Admin listing, newest first. Each filter is optional (NULL matches all).
 // @namespace @goal @status @publisher @workerId @cursorAt @cursorId @limit
@@ -149,9 +150,10 @@ GROUP BY minute`;
 
 export const keyCount = `SELECT COUNT(*) AS n FROM api_keys`;
 
-// @now @limit
+// @now @limit. Open intents due after their creation are the only ones that can be due
+// after now (the index holds only those).
 export const intentsDueAfter = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_due
-WHERE status = 'open' AND run_at > @now ORDER BY run_at LIMIT @limit`;
+WHERE status = 'open' AND run_at > created_at AND run_at > @now ORDER BY run_at LIMIT @limit`;
 
 // @keyId @idemKey
 export const idempotencyGet = `SELECT body_hash AS bodyHash, status, response, created_at AS createdAt

@@ -62,6 +62,11 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
+    this.tx = {
+      begin: this.db.prepare('BEGIN IMMEDIATE'),
+      commit: this.db.prepare('COMMIT'),
+      rollback: this.db.prepare('ROLLBACK'),
+    };
   }
 
   private stmt(sql: string): Stmt {
@@ -73,8 +78,37 @@ export class SqliteStore implements Store {
     return s;
   }
 
-  /** Runs `fn` and turns storage faults into StoreUnavailableError. */
-  private run<T>(fn: () => T): Promise<T> {
+  /**
+   * Group commit: the writes of one event-loop turn share one transaction, committed when
+   * the turn's I/O callbacks are done (setImmediate). A write's promise resolves only after
+   * that COMMIT, so nobody is answered for a change that is not durable, and a failed
+   * COMMIT fails every call of the batch (none of them happened). Each changed page goes
+   * to the WAL once per batch instead of once per request.
+   */
+  private batch: Array<(failure?: unknown) => void> | null = null;
+  private readonly tx: { begin: Stmt; commit: Stmt; rollback: Stmt };
+
+  /** Runs a write in this turn's transaction; settles once the transaction is committed. */
+  private write<T>(fn: () => T): Promise<T> {
+    if (this.batch === null) {
+      try {
+        this.tx.begin.run();
+      } catch (err) {
+        return Promise.reject(translate(err));
+      }
+      const batch: Array<(failure?: unknown) => void> = [];
+      this.batch = batch;
+      setImmediate(() => this.commit(batch));
+    }
+    return this.join(fn);
+  }
+
+  /**
+   * Runs a read. While a batch is open the read may see its uncommitted writes, so it
+   * settles with the batch.
+   */
+  private read<T>(fn: () => T): Promise<T> {
+    if (this.batch !== null) return this.join(fn);
     try {
       return Promise.resolve(fn());
     } catch (err) {
@@ -82,8 +116,53 @@ export class SqliteStore implements Store {
     }
   }
 
+  private join<T>(fn: () => T): Promise<T> {
+    let value: T;
+    try {
+      value = fn();
+    } catch (err) {
+      // Most errors undo one statement; some (disk full, I/O) undo the whole transaction.
+      if (!this.db.inTransaction)
+        this.settle(new StoreUnavailableError('store unavailable: transaction rolled back', err));
+      return Promise.reject(translate(err));
+    }
+    const batch = this.batch!;
+    return new Promise((resolve, reject) =>
+      batch.push((failure) => (failure === undefined ? resolve(value) : reject(failure))),
+    );
+  }
+
+  private commit(batch: Array<(failure?: unknown) => void>): void {
+    if (this.batch !== batch) return;
+    try {
+      this.tx.commit.run();
+      this.settle(undefined);
+    } catch (err) {
+      // Whatever the reason, none of the batch happened: every caller may try again.
+      this.settle(new StoreUnavailableError(`store unavailable: commit failed`, err));
+    }
+  }
+
+  /** Ends the open batch: committed (`failure` undefined) or rolled back. */
+  private settle(failure: unknown): void {
+    const batch = this.batch;
+    this.batch = null;
+    if (failure !== undefined) {
+      if (this.db.inTransaction) {
+        try {
+          this.tx.rollback.run();
+        } catch {
+          // The connection is in trouble; the next BEGIN will say so.
+        }
+      }
+      // The nonce count may include rows that were rolled back: count again when needed.
+      this.nonces = -1;
+    }
+    for (const done of batch ?? []) done(failure);
+  }
+
   async migrate(): Promise<void> {
-    return this.run(() => {
+    try {
       this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
       const applied = new Set(
@@ -103,7 +182,9 @@ export class SqliteStore implements Store {
           .immediate();
       }
       this.prepareAll();
-    });
+    } catch (err) {
+      throw translate(err);
+    }
   }
 
   /** Prepares every statement once, so a query the planner cannot serve fails at start. */
@@ -115,10 +196,11 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    return this.run(() => void this.stmt(q.ping).get());
+    return this.read(() => void this.stmt(q.ping).get());
   }
 
   async close(): Promise<void> {
+    if (this.batch !== null) this.commit(this.batch);
     if (this.db.open) this.db.close();
   }
 
@@ -128,14 +210,14 @@ export class SqliteStore implements Store {
     maxOpen: number | null,
   ): Promise<PublishOutcome> {
     // Nothing to check first (the main key, no Idempotency-Key): the INSERT is atomic on
-    // its own, without the two extra statements of BEGIN and COMMIT.
+    // its own, without the savepoint that keeps the checks and the INSERT together.
     if (!idem && maxOpen == null) {
-      return this.run(() => ({
+      return this.write(() => ({
         kind: 'created',
         row: this.stmt(q.intentInsert).get(intent) as IntentRow,
       }));
     }
-    return this.run(() =>
+    return this.write(() =>
       this.db
         .transaction((): PublishOutcome => {
           if (idem) {
@@ -180,7 +262,7 @@ export class SqliteStore implements Store {
 
   async intentClaim(req: ClaimRequest): Promise<IntentRow | null> {
     const sql = q.intentClaim(req.goal != null, req.publisher != null);
-    return this.run(
+    return this.write(
       () =>
         (this.stmt(sql).get({
           now: req.now,
@@ -197,11 +279,11 @@ export class SqliteStore implements Store {
   }
 
   async intentUnclaim(id: string, token: string): Promise<IntentRow | null> {
-    return this.run(() => (this.stmt(q.intentUnclaim).get({ id, token }) as IntentRow) ?? null);
+    return this.write(() => (this.stmt(q.intentUnclaim).get({ id, token }) as IntentRow) ?? null);
   }
 
   async intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null> {
-    return this.run(
+    return this.write(
       () => (this.stmt(q.intentExtend).get({ ...ref, claimExpiresAt }) as IntentRow) ?? null,
     );
   }
@@ -211,13 +293,13 @@ export class SqliteStore implements Store {
     result: string | null,
     resultType: ResultType,
   ): Promise<IntentRow | null> {
-    return this.run(
+    return this.write(
       () => (this.stmt(q.intentFulfill).get({ ...ref, result, resultType }) as IntentRow) ?? null,
     );
   }
 
   async intentFail(ref: TokenRef, error: string | null, random: Random): Promise<IntentRow | null> {
-    return this.run(() =>
+    return this.write(() =>
       this.db
         .transaction(() => {
           const row = this.stmt(q.intentSelectLive).get(ref) as IntentRow | undefined;
@@ -250,11 +332,11 @@ export class SqliteStore implements Store {
   }
 
   async intentGet(id: string): Promise<IntentRow | null> {
-    return this.run(() => (this.stmt(q.intentGet).get({ id }) as IntentRow | undefined) ?? null);
+    return this.read(() => (this.stmt(q.intentGet).get({ id }) as IntentRow | undefined) ?? null);
   }
 
   async intentCancel(id: string, now: number): Promise<IntentRow | null> {
-    return this.run(
+    return this.write(
       () =>
         (this.stmt(q.intentCancel).get({ id, now, reason: REASON_CANCELLED }) as
           IntentRow | undefined) ??
@@ -264,11 +346,11 @@ export class SqliteStore implements Store {
   }
 
   async intentRetry(id: string, now: number): Promise<IntentRow | null> {
-    return this.run(() => (this.stmt(q.intentRetry).get({ id, now }) as IntentRow) ?? null);
+    return this.write(() => (this.stmt(q.intentRetry).get({ id, now }) as IntentRow) ?? null);
   }
 
   async leasesSweep(now: number, random: Random, limit: number): Promise<IntentRow[]> {
-    return this.run(() =>
+    return this.write(() =>
       this.db
         .transaction(() => {
           const expired = this.stmt(q.leasesExpired).all({ now, limit }) as IntentRow[];
@@ -287,7 +369,7 @@ export class SqliteStore implements Store {
   }
 
   async intentsExpire(now: number, limit: number): Promise<IntentRow[]> {
-    return this.run(
+    return this.write(
       () => this.stmt(q.intentsExpire).all({ now, limit, reason: REASON_EXPIRED }) as IntentRow[],
     );
   }
@@ -299,7 +381,7 @@ export class SqliteStore implements Store {
   private async batched(sql: string, params: Record<string, unknown>): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await this.run(
+      const n = await this.write(
         () => this.stmt(sql).run({ ...params, limit: DELETE_BATCH }).changes,
       );
       total += n;
@@ -316,7 +398,7 @@ export class SqliteStore implements Store {
   }
 
   async intentsPurge(namespace: string | null): Promise<{ intents: number; dead: number }> {
-    const dead = await this.run(
+    const dead = await this.read(
       () =>
         (namespace == null
           ? (this.stmt(q.deadCountAll).get() as { n: number })
@@ -331,7 +413,7 @@ export class SqliteStore implements Store {
   }
 
   async deadList(limit: number, namespace: string | null): Promise<IntentRow[]> {
-    return this.run(
+    return this.read(
       () =>
         (namespace == null
           ? this.stmt(q.deadListAll).all({ limit })
@@ -344,7 +426,7 @@ export class SqliteStore implements Store {
     limit: number,
     cursor: ListCursor | null,
   ): Promise<IntentRow[]> {
-    return this.run(
+    return this.read(
       () =>
         this.stmt(q.intentsList).all({
           namespace: filter.namespace ?? null,
@@ -360,11 +442,11 @@ export class SqliteStore implements Store {
   }
 
   async intentsCount(): Promise<StatusCount[]> {
-    return this.run(() => this.stmt(q.intentsCount).all() as StatusCount[]);
+    return this.read(() => this.stmt(q.intentsCount).all() as StatusCount[]);
   }
 
   async intentsPerMinute(since: number): Promise<MinuteCounts[]> {
-    return this.run(() => {
+    return this.read(() => {
       const byMinute = new Map<number, MinuteCounts>();
       const at = (minute: number): MinuteCounts => {
         let m = byMinute.get(minute);
@@ -383,19 +465,19 @@ export class SqliteStore implements Store {
   }
 
   async keyCount(): Promise<number> {
-    return this.run(() => (this.stmt(q.keyCount).get() as { n: number }).n);
+    return this.read(() => (this.stmt(q.keyCount).get() as { n: number }).n);
   }
 
   async intentsDueAfter(now: number, limit: number): Promise<IntentRow[]> {
-    return this.run(() => this.stmt(q.intentsDueAfter).all({ now, limit }) as IntentRow[]);
+    return this.read(() => this.stmt(q.intentsDueAfter).all({ now, limit }) as IntentRow[]);
   }
 
   async kvSet(owner: string, name: string, value: string, expiresAt: number): Promise<void> {
-    return this.run(() => void this.stmt(q.kvSet).run({ owner, name, value, expiresAt }));
+    return this.write(() => void this.stmt(q.kvSet).run({ owner, name, value, expiresAt }));
   }
 
   async kvGet(owner: string, name: string, now: number): Promise<string | null> {
-    return this.run(
+    return this.read(
       () =>
         (this.stmt(q.kvGet).get({ owner, name, now }) as { value: string } | undefined)?.value ??
         null,
@@ -420,7 +502,7 @@ export class SqliteStore implements Store {
     now: number,
     capacity: number,
   ): Promise<'recorded' | 'replay' | 'full'> {
-    return this.run(() =>
+    return this.write(() =>
       this.db
         .transaction(() => {
           if (this.nonces < 0) this.nonces = (this.stmt(q.nonceCount).get() as { n: number }).n;
@@ -449,21 +531,21 @@ export class SqliteStore implements Store {
   }
 
   async keyCreate(row: ApiKeyRow): Promise<void> {
-    return this.run(() => void this.stmt(q.keyCreate).run(row));
+    return this.write(() => void this.stmt(q.keyCreate).run(row));
   }
 
   async keyByHash(hash: string): Promise<ApiKeyRow | null> {
-    return this.run(
+    return this.read(
       () => (this.stmt(q.keyByHash).get({ keyHash: hash }) as ApiKeyRow | undefined) ?? null,
     );
   }
 
   async keyList(): Promise<ApiKeyRow[]> {
-    return this.run(() => this.stmt(q.keyList).all() as ApiKeyRow[]);
+    return this.read(() => this.stmt(q.keyList).all() as ApiKeyRow[]);
   }
 
   async keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<string | null> {
-    return this.run(() =>
+    return this.write(() =>
       this.db
         .transaction(() => {
           const gone = (
@@ -482,7 +564,7 @@ export class SqliteStore implements Store {
 
   async keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void> {
     if (usage.size === 0) return;
-    return this.run(() =>
+    return this.write(() =>
       this.db
         .transaction(() => {
           for (const [keyId, u] of usage) {
