@@ -112,23 +112,45 @@ export class BusMetrics {
     return { namespace: OTHER, goal: OTHER };
   }
 
+  /**
+   * prom-client hashes a label object on every call; the labelled children are looked up
+   * here by one string of the bounded label values instead.
+   */
+  private readonly children = new Map<string, { inc(): void } | { observe(v: number): void }>();
+  private child<C extends { inc(): void } | { observe(v: number): void }>(
+    key: string,
+    make: () => C,
+  ): C {
+    let c = this.children.get(key) as C | undefined;
+    if (c === undefined) this.children.set(key, (c = make()));
+    return c;
+  }
+
   count(event: keyof BusMetrics['counters'], namespace: string, goal: string): void {
-    this.counters[event].inc(this.labels(namespace, goal));
+    const l = this.labels(namespace, goal);
+    this.child(`${event}\u0000${l.namespace}\u0000${l.goal}`, () =>
+      this.counters[event].labels(l),
+    ).inc();
   }
 
   publishToFulfil(namespace: string, seconds: number): void {
-    this.latency.observe({ namespace: this.ns(namespace) }, Math.max(0, seconds));
+    const l = { namespace: this.ns(namespace) };
+    this.child(`latency\u0000${l.namespace}`, () => this.latency.labels(l)).observe(
+      Math.max(0, seconds),
+    );
   }
 
   waitedForClaim(namespace: string, seconds: number): void {
-    this.claimWait.observe(
-      { namespace: this.labels(namespace, '').namespace },
+    const l = { namespace: this.labels(namespace, '').namespace };
+    this.child(`wait\u0000${l.namespace}`, () => this.claimWait.labels(l)).observe(
       Math.max(0, seconds),
     );
   }
 
   request(method: string, route: string, status: number, seconds: number): void {
-    this.http.observe({ method, route, status: String(status) }, seconds);
+    this.child(`http\u0000${method}\u0000${status}\u0000${route}`, () =>
+      this.http.labels({ method, route, status: String(status) }),
+    ).observe(seconds);
   }
 
   async text(): Promise<string> {

@@ -3,7 +3,7 @@
  * tester key); admin routes accept only the admin token or Basic admin:password.
  * Signature checks, rate limits and quotas hook in after `authenticate` (see app.ts).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { BusError } from '../core/errors.js';
 import type { KeyUsage, Store } from '../store/store.js';
@@ -15,9 +15,9 @@ export interface Principal {
   isMain: boolean;
 }
 
-export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+export const hashKey = (key: string): string => hash('sha256', key, 'hex');
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+const digest = (s: string): Buffer => hash('sha256', s, 'buffer');
 
 /** Constant-time equality of two secrets of any length (compares their digests). */
 export function secretEquals(given: string, expected: string | Buffer): boolean {

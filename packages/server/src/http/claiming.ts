@@ -4,20 +4,20 @@
  * attempt runs is never lost. A waiter woken for intent X that ends up claiming another
  * intent passes X's wake-up on, so X still reaches a waiting worker.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { randomHex128 } from '../core/clock.js';
 import type { ClaimFilter } from '../core/routing.js';
 import type { IntentRow } from '../store/store.js';
 import { claimableEvent } from '../wake/announce.js';
 import type { ClaimableEvent } from '../wake/hub.js';
-import type { BusContext } from './context.js';
+import type { BusContext, ClientPresence } from './context.js';
 
 export async function claimWithWait(
   ctx: BusContext,
   filter: ClaimFilter,
   exemptFromWaiterLimit: boolean,
   waitMs: number,
-  signal: AbortSignal,
+  client: ClientPresence,
 ): Promise<IntentRow | null> {
   const deadline = performance.now() + waitMs;
   let hint: ClaimableEvent | null = null;
@@ -27,15 +27,15 @@ export async function claimWithWait(
   for (;;) {
     const remaining = deadline - performance.now();
     const ticket =
-      remaining > 0 && !signal.aborted
-        ? ctx.hub.waitForClaim(filter, exemptFromWaiterLimit, remaining, signal)
+      remaining > 0 && !client.gone
+        ? ctx.hub.waitForClaim(filter, exemptFromWaiterLimit, remaining, client)
         : null;
     let row: IntentRow | null;
     try {
       row = await ctx.store.intentClaim({
         ...filter,
         now: ctx.clock.now(),
-        token: randomBytes(16).toString('hex'),
+        token: randomHex128(),
         leaseMs: ctx.config.claimTimeoutSeconds * 1000,
       });
     } catch (err) {
@@ -45,7 +45,7 @@ export async function claimWithWait(
       if (pending?.kind === 'woken') passOn(pending.event, null);
       throw err;
     }
-    if (row && signal.aborted) {
+    if (row && client.gone) {
       // The client left while the claim ran: nobody would ever run it. Put it back.
       const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
       if (back) ctx.hub.claimable(claimableEvent(back), 0);
@@ -61,7 +61,7 @@ export async function claimWithWait(
     const outcome = await ticket.wait();
     if (outcome.kind !== 'woken') return null;
     hint = outcome.event;
-    if (signal.aborted) {
+    if (client.gone) {
       passOn(hint, null);
       return null;
     }

@@ -6,7 +6,7 @@ import type { Clock, Random } from '../core/clock.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 import type { Config } from '../config.js';
 import type { Store } from '../store/store.js';
-import type { WaiterHub } from '../wake/hub.js';
+import type { Leaving, WaiterHub } from '../wake/hub.js';
 import type { BusEvents } from '../events.js';
 import type { BusMetrics } from '../metrics.js';
 import type { Authenticator, Principal } from './auth.js';
@@ -42,13 +42,33 @@ export function principalOf(req: FastifyRequest): Principal {
   return req.principal;
 }
 
-/** Aborts when the client goes away before the answer is sent (long polls stop waiting). */
-export function clientGone(reply: FastifyReply): AbortSignal {
-  const ac = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) ac.abort();
-  });
-  return ac.signal;
+/**
+ * Whether the client went away before its answer was sent (long polls stop waiting). The
+ * AbortSignal is made on first use: most claims are answered without ever waiting.
+ */
+export class ClientPresence implements Leaving {
+  private controller: AbortController | null = null;
+  private left = false;
+
+  constructor(reply: FastifyReply) {
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished) return;
+      this.left = true;
+      this.controller?.abort();
+    });
+  }
+
+  get gone(): boolean {
+    return this.left;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController();
+      if (this.left) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
 }
 
 const INTENT_ID = new RegExp(LIMITS.idPattern);

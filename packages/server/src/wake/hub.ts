@@ -6,6 +6,7 @@
  * the soonest future run_at. With PostgreSQL the same announcements arrive through
  * LISTEN/NOTIFY from other nodes and are fed into the same hub.
  */
+import { performance } from 'node:perf_hooks';
 import type { Clock } from '../core/clock.js';
 import { matchesClaim, type ClaimFilter, type RoutingAttrs } from '../core/routing.js';
 import { DueSchedule, type LoadDue } from './due-schedule.js';
@@ -43,7 +44,18 @@ export interface HubLimits {
   maxScheduled?: number;
 }
 
-/** A registered wait: `wait()` resolves once, on wake, timeout, abort or hub close. */
+/**
+ * The requester's departure, as an AbortSignal that a wait listens to (an AbortController
+ * is one). Read only when a wait starts, so that it can be made on demand.
+ */
+export interface Leaving {
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A registered wait: `wait()` resolves once, on wake, timeout, abort or hub close. The
+ * timeout counts from registration.
+ */
 export interface Ticket {
   wait(): Promise<WaitOutcome>;
   /**
@@ -119,13 +131,13 @@ export class WaiterHub implements WakeBus {
     filter: ClaimFilter,
     exemptFromKeyLimit: boolean,
     timeoutMs: number,
-    signal?: AbortSignal,
+    leaving?: Leaving,
   ): Ticket | null {
     if (!this.admit(filter.keyId, exemptFromKeyLimit)) return null;
     let set = this.claimWaiters.get(filter.namespace);
     if (!set) this.claimWaiters.set(filter.namespace, (set = new Set()));
     const bucket = set;
-    return this.makeTicket(timeoutMs, signal, filter.keyId, exemptFromKeyLimit, (w) => {
+    return this.makeTicket(timeoutMs, leaving, filter.keyId, exemptFromKeyLimit, (w) => {
       const cw = Object.assign(w, { filter });
       bucket.add(cw);
       return () => {
@@ -145,13 +157,13 @@ export class WaiterHub implements WakeBus {
     keyId: string,
     exemptFromKeyLimit: boolean,
     timeoutMs: number,
-    signal?: AbortSignal,
+    leaving?: Leaving,
   ): Ticket | null {
     if (!this.admit(keyId, exemptFromKeyLimit)) return null;
     let set = this.resultWaiters.get(id);
     if (!set) this.resultWaiters.set(id, (set = new Set()));
     const bucket = set;
-    return this.makeTicket(timeoutMs, signal, keyId, exemptFromKeyLimit, (w) => {
+    return this.makeTicket(timeoutMs, leaving, keyId, exemptFromKeyLimit, (w) => {
       bucket.add(w);
       return () => {
         bucket.delete(w);
@@ -170,18 +182,21 @@ export class WaiterHub implements WakeBus {
 
   private makeTicket(
     timeoutMs: number,
-    signal: AbortSignal | undefined,
+    leaving: Leaving | undefined,
     keyId: string | null,
     exempt: boolean,
     register: (w: Waiter) => () => void,
   ): Ticket {
-    let resolveWait!: (o: WaitOutcome) => void;
+    // Most tickets are cancelled at once (the claim they guard found work): the promise, the
+    // timer and the abort listener are made only when someone waits.
+    const deadline = performance.now() + Math.max(0, timeoutMs);
     let outcome: WaitOutcome | null = null;
-    const promise = new Promise<WaitOutcome>((r) => (resolveWait = r));
+    let promise: Promise<WaitOutcome> | null = null;
+    let resolveWait: ((o: WaitOutcome) => void) | null = null;
+    let timer: NodeJS.Timeout | null = null;
     const counted = keyId != null && !exempt;
     this.total++;
     if (counted) this.perKey.set(keyId, (this.perKey.get(keyId) ?? 0) + 1);
-    let timer: NodeJS.Timeout | null = null;
     const onAbort = (): void => waiter.settle({ kind: 'closed' });
     let unregister = (): void => {};
     const waiter: Waiter = {
@@ -189,14 +204,14 @@ export class WaiterHub implements WakeBus {
         if (outcome) return;
         outcome = o;
         waiter.release();
-        resolveWait(o);
+        resolveWait?.(o);
       },
       release: () => {
         unregister();
         unregister = () => {};
         if (timer) clearTimeout(timer);
         timer = null;
-        signal?.removeEventListener('abort', onAbort);
+        if (resolveWait) leaving?.signal.removeEventListener('abort', onAbort);
         this.allWaiters.delete(waiter);
         if (counted) {
           const n = (this.perKey.get(keyId) ?? 1) - 1;
@@ -209,13 +224,23 @@ export class WaiterHub implements WakeBus {
     };
     unregister = register(waiter);
     this.allWaiters.add(waiter);
-    timer = setTimeout(() => waiter.settle({ kind: 'timeout' }), Math.max(0, timeoutMs));
-    if (signal) {
-      if (signal.aborted) queueMicrotask(onAbort);
-      else signal.addEventListener('abort', onAbort, { once: true });
-    }
     return {
-      wait: () => promise,
+      wait: () => {
+        if (promise) return promise;
+        if (outcome) return (promise = Promise.resolve(outcome));
+        promise = new Promise<WaitOutcome>((r) => (resolveWait = r));
+        const signal = leaving?.signal;
+        if (signal?.aborted) {
+          waiter.settle({ kind: 'closed' });
+          return promise;
+        }
+        signal?.addEventListener('abort', onAbort, { once: true });
+        timer = setTimeout(
+          () => waiter.settle({ kind: 'timeout' }),
+          Math.max(0, deadline - performance.now()),
+        );
+        return promise;
+      },
       cancel: () => {
         if (outcome) return outcome;
         outcome = { kind: 'closed' };

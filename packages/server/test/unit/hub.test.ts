@@ -66,7 +66,7 @@ describe('WaiterHub', () => {
   it('ends every wait on close and on abort', async () => {
     hub = new WaiterHub(new ManualClock(0), { maxWaiters: 10, maxWaitersPerKey: 10 });
     const ac = new AbortController();
-    const a = hub.waitForClaim(filter(), false, 5000, ac.signal)!;
+    const a = hub.waitForClaim(filter(), false, 5000, ac)!;
     const r = hub.waitForResult('i1', 'kid_a', false, 5000)!;
     ac.abort();
     expect(await a.wait()).toEqual({ kind: 'closed' });

@@ -1,7 +1,8 @@
 /** The worker-facing protocol: publish, claim, extend, fulfill, fail, result, status. */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { LIMITS, schemas, type PublishRequest, type ResultType } from '@intent-bus/protocol';
+import { randomHex128 } from '../../core/clock.js';
 import { BusError, invalid, notFound } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import {
@@ -14,7 +15,7 @@ import type { IntentRow, TokenRef } from '../../store/store.js';
 import { MAIN_KEY_ID, type Principal } from '../auth.js';
 import { claimWithWait } from '../claiming.js';
 import {
-  clientGone,
+  ClientPresence,
   header,
   intentIdParam,
   principalOf,
@@ -61,7 +62,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     }
     const now = clock.now();
     const intent = normalizePublish(body, {
-      id: randomBytes(16).toString('hex'),
+      id: randomHex128(),
       publisher: p.keyId,
       now,
       payloadText: rawBodyMember(req, 'payload'),
@@ -135,7 +136,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       capabilities,
     };
     const waitMs = Math.round((q.wait ?? 0) * 1000);
-    const row = await claimWithWait(ctx, filter, p.isMain, waitMs, clientGone(reply));
+    const row = await claimWithWait(ctx, filter, p.isMain, waitMs, new ClientPresence(reply));
     if (!row) return reply.code(204).header('Retry-After', '1').send();
     events.claimed(row, clock.now());
     return reply.type(JSON_TYPE).send(claimedIntent(row, ctx.config.claimTimeoutSeconds));
@@ -202,7 +203,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       let row = await readable(id, p);
       const waitMs = Math.round(((req.query as { wait?: number }).wait ?? 0) * 1000);
       if (waitMs > 0 && !isFinal(row)) {
-        const ticket = hub.waitForResult(id, p.keyId, p.isMain, waitMs, clientGone(reply));
+        const ticket = hub.waitForResult(id, p.keyId, p.isMain, waitMs, new ClientPresence(reply));
         if (ticket) {
           try {
             // Re-read after registering: a finish between the two reads is not missed.
