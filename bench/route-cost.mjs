@@ -4,7 +4,8 @@
 // /proc/<pid>/stat before and after. The steps run in order on one bus: publish N intents,
 // claim them all, fulfil them all; then claims that find nothing and health checks.
 //
-//   npm run bench:routes -- [--requests N] [--concurrency C] [--repeat R] [--no-pin]
+//   npm run bench:routes -- [--requests N] [--concurrency C] [--repeat R] [--log-level L]
+//                           [--no-pin] [--cpu-prof DIR]
 //
 // Timings on a shared machine are noisy: compare the rows of one invocation as ratios.
 import { parseArgs } from 'node:util';
@@ -28,6 +29,7 @@ const { values: opts } = parseArgs({
     repeat: { type: 'string', default: '3' },
     'no-pin': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    'log-level': { type: 'string', default: 'warn' },
   },
 });
 const N = Number(opts.requests);
@@ -72,7 +74,7 @@ async function main() {
   const noop = await startNoop({ cpu: serverCpu });
   const bus = await startBus({
     cpu: serverCpu,
-    logLevel: 'warn',
+    logLevel: opts['log-level'],
     cpuProfDir: opts['cpu-prof'],
   });
   const poolOf = (url) => new Pool(url, { connections: C, pipelining: 1 });

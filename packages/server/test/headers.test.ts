@@ -2,6 +2,7 @@
  * Response headers on every answer, request ids, wire times and /health
  * (PROTOCOL.md §1, §5, §5.2, §5.3).
  */
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorCode, publish, startTestBus, type ApiResponse, type TestBus } from './helpers.js';
@@ -196,6 +197,27 @@ describe('X-Request-ID', () => {
     const unauth = await t.api('POST', '/claim', { key: 'wrong', ...withId('trace-401') });
     expect(unauth.status).toBe(401);
     expect(unauth.headers.get('x-request-id')).toBe('trace-401');
+  });
+
+  it('is in the one log line of each request, with the method, route, status and time', async () => {
+    await t.api('POST', '/intent', { body: { goal: 'g', payload: {} }, ...withId('trace-log') });
+    await t.api('GET', '/nowhere', withId('trace-log-404'));
+    const lines = readFileSync(t.logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request');
+    expect(lines.find((l) => l.reqId === 'trace-log')).toMatchObject({
+      level: 30,
+      method: 'POST',
+      route: '/intent',
+      status: 201,
+      ms: expect.any(Number),
+    });
+    expect(lines.find((l) => l.reqId === 'trace-log-404')).toMatchObject({
+      route: 'unmatched',
+      status: 404,
+    });
   });
 
   it('generates one when absent', async () => {

@@ -22,8 +22,8 @@ export function testLogFile(kind: string): string {
   mkdirSync(LOG_DIR, { recursive: true });
   return join(LOG_DIR, `${kind}-${process.pid}-${++logCount}.log`);
 }
-function testLogger(): pino.Logger {
-  return pino({ level: 'debug' }, pino.destination({ dest: testLogFile('bus'), sync: true }));
+function testLogger(file: string): pino.Logger {
+  return pino({ level: 'debug' }, pino.destination({ dest: file, sync: true }));
 }
 
 export const MAIN_KEY = 'k_main_test_0123456789abcdef';
@@ -38,6 +38,8 @@ export interface TestBus {
   clock: Clock;
   /** Present when the test asked for a manual clock. */
   manual: ManualClock | null;
+  /** The bus's log (JSON lines, debug level, written synchronously). */
+  logFile: string;
   api: Api;
   /** Mints a tester key through the admin API. */
   newKey(owner?: string): Promise<{ api_key: string; key_id: string }>;
@@ -115,11 +117,12 @@ export async function startTestBus(options: StartOptions = {}): Promise<TestBus>
   const config = testConfig(dir, options.env);
   const manual = options.manualClock ? new ManualClock(Date.now()) : null;
   const clock = manual ?? { now: () => Date.now() };
+  const logFile = testLogFile('bus');
   const bus = await startBus({
     config,
     clock,
     random: options.random ?? Math.random,
-    logger: testLogger(),
+    logger: testLogger(logFile),
   });
   const api = makeApi(bus.url);
   return {
@@ -129,6 +132,7 @@ export async function startTestBus(options: StartOptions = {}): Promise<TestBus>
     dbPath: config.dbPath,
     clock,
     manual,
+    logFile,
     api,
     async newKey(owner = 'tester') {
       const r = await api('POST', '/admin/generate_key', { admin: true, body: { owner } });

@@ -19,6 +19,7 @@ import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
 import { AdminUnauthorized, checkSameSite, hasBody } from './auth.js';
 import { principalOf, type BusContext } from './context.js';
+import { RequestLogger } from './request-logger.js';
 import { checkSignature } from './signature.js';
 import { toWireError } from './errors.js';
 import { OpenApiDocument } from './openapi.js';
@@ -102,6 +103,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     loggerInstance: logger,
     // One line per request is written by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (parent, bindings, opts) => new RequestLogger(parent, bindings, opts),
     bodyLimit: config.maxBodyBytes,
     requestIdHeader: false,
     genReqId: (req) => {
@@ -222,8 +224,9 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
       reply.statusCode,
       reply.elapsedTime / 1000,
     );
-    req.log.info(
+    logger.info(
       {
+        reqId: req.id,
         method: req.method,
         route: req.routeOptions.url ?? 'unmatched',
         status: reply.statusCode,
