@@ -24,7 +24,11 @@ export class BusMetrics {
   /** Intents by namespace and status, counted at the start of each scrape. */
   private counts: StatusCount[] = [];
 
-  constructor(private readonly store: Store) {
+  constructor(
+    private readonly store: Store,
+    /** Requests held open on this node (long-poll claims and result waits). */
+    waiting: () => number = () => 0,
+  ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'intent_bus_' });
     const counter = (name: string, help: string): Counter<'namespace' | 'goal'> =>
@@ -79,6 +83,14 @@ export class BusMetrics {
       registers: [registry],
       collect() {
         this.set(self.counts.filter((c) => c.status === 'dead').reduce((n, c) => n + c.n, 0));
+      },
+    });
+    new Gauge({
+      name: 'intent_bus_waiting_requests',
+      help: 'Long-poll claims and result waits held open on this node',
+      registers: [registry],
+      collect() {
+        this.set(waiting());
       },
     });
     new Gauge({

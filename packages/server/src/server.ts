@@ -103,7 +103,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     config.dashboardPassword,
   );
   const limiter = new SlidingWindowLimiter(config.rateLimitPerMinute);
-  const metrics = new BusMetrics(store);
+  const metrics = new BusMetrics(store, () => hub.waiting);
   const events = new BusEvents(hub, metrics, clock);
   const housekeeper = new Housekeeper({
     store,

@@ -185,3 +185,30 @@ describe('metrics, intents list and stats after a scripted run', () => {
     expect(sum('dead')).toBe(1);
   });
 });
+
+describe('the waiting-requests gauge', () => {
+  let t: TestBus;
+  beforeAll(async () => {
+    t = await startTestBus();
+  });
+  afterAll(async () => t.close());
+
+  it('counts the requests held open by long polls', async () => {
+    const scrape = async (): Promise<number | undefined> =>
+      value(
+        parseMetrics(
+          (await t.api('GET', '/metrics', { key: null, headers: { 'x-admin-token': ADMIN_TOKEN } }))
+            .text,
+        ).samples,
+        'intent_bus_waiting_requests',
+      );
+    expect(await scrape()).toBe(0);
+    const held = t.api('POST', '/claim?namespace=held&wait=10');
+    for (let i = 0; i < 200 && t.bus.hub.waiting === 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(await scrape()).toBe(1);
+    await publish(t.api, { goal: 'job', namespace: 'held' });
+    expect((await held).status).toBe(200);
+    expect(await scrape()).toBe(0);
+  });
+});
