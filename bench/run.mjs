@@ -38,7 +38,7 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
                         claims with ?wait=S (on), plain 2.1 polling (off), or both (default on)
   --wait S              long-poll seconds, 1-30 (default 10)
   --runs N              counted runs per configuration, median quoted (default 5)
-  --warmup N            runs discarded before them (default 1)
+  --warmup N            runs discarded before them (default 2: the JIT is still warming during the first)
   --publishers N        publishes in flight (default 8)
   --ceiling-seconds S   length of each ceiling measurement; 0 = no ceiling (default 2)
   --run-timeout S       a run still going after S seconds stops as timed out (default 300)
@@ -62,7 +62,7 @@ function parseOptions(argv) {
       'long-poll': { type: 'string', default: 'on' },
       wait: { type: 'string', default: '10' },
       runs: { type: 'string', default: '5' },
-      warmup: { type: 'string', default: '1' },
+      warmup: { type: 'string', default: '2' },
       publishers: { type: 'string', default: '8' },
       'ceiling-seconds': { type: 'string', default: '2' },
       'run-timeout': { type: 'string', default: '300' },
