@@ -5,7 +5,7 @@
  * intent passes X's wake-up on, so X still reaches a waiting worker.
  */
 import { performance } from 'node:perf_hooks';
-import { randomHex128 } from '../core/clock.js';
+import { randomHex128 } from './ids.js';
 import type { ClaimFilter } from '../core/routing.js';
 import type { IntentRow } from '../store/store.js';
 import { claimableEvent } from '../wake/announce.js';

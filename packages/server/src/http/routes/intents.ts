@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { LIMITS, schemas, type PublishRequest, type ResultType } from '@intent-bus/protocol';
-import { randomHex128 } from '../../core/clock.js';
+import { randomHex128 } from '../ids.js';
 import { BusError, invalid, notFound } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import {
