@@ -17,7 +17,7 @@ import { ERROR_CODES, LIMITS, type ErrorCode } from '@intent-bus/protocol';
 import { BusError } from '../core/errors.js';
 import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
-import { AdminUnauthorized, checkSameSite, hasBody } from './auth.js';
+import { AdminUnauthorized, checkSameSite, hasBody, type Principal } from './auth.js';
 import { principalOf, type BusContext } from './context.js';
 import { RequestLogger } from './request-logger.js';
 import { checkSignature } from './signature.js';
@@ -191,30 +191,34 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     closing = true;
   });
 
-  // The hooks that never wait are written with `done`: Fastify runs those without a
+  // Hooks are written with `done` (see `hook` below): Fastify runs those without a
   // promise and a microtask each, on every request.
-  app.addHook('onRequest', (req, _reply, done) => {
-    if (closing) return done(new BusError('shutting_down', 'The bus is shutting down'));
-    if (
-      config.enforceHttps &&
-      req.protocol !== 'https' &&
-      !isLoopback(req.ip) &&
-      req.url.split('?')[0] !== '/health'
-    ) {
-      return done(new BusError('https_required', 'Use HTTPS to reach this bus'));
-    }
-    if ((req.method === 'GET' || req.method === 'HEAD') && hasBody(req)) {
-      return done(new BusError('invalid_request', `${req.method} requests must not carry a body`));
-    }
-    done();
-  });
+  app.addHook(
+    'onRequest',
+    hook((req) => {
+      if (closing) throw new BusError('shutting_down', 'The bus is shutting down');
+      if (
+        config.enforceHttps &&
+        req.protocol !== 'https' &&
+        !isLoopback(req.ip) &&
+        req.url.split('?')[0] !== '/health'
+      ) {
+        throw new BusError('https_required', 'Use HTTPS to reach this bus');
+      }
+      if ((req.method === 'GET' || req.method === 'HEAD') && hasBody(req)) {
+        throw new BusError('invalid_request', `${req.method} requests must not carry a body`);
+      }
+    }),
+  );
 
   // A route that takes a body and got none validates as an empty object, so the answer
   // names the missing field ("Missing claim_token") instead of "not an object".
-  app.addHook('preValidation', (req, _reply, done) => {
-    if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
-    done();
-  });
+  app.addHook(
+    'preValidation',
+    hook((req) => {
+      if (req.body === undefined && req.routeOptions.schema?.body) req.body = {};
+    }),
+  );
 
   app.addHook('onSend', (req, reply, payload, done) => {
     standardHeaders(req, reply);
@@ -260,44 +264,54 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   // Client routes: X-API-KEY before the body is read. Signatures, rate limits and quotas
   // (the security issue) attach here as further hooks of this scope.
   await app.register(async (client) => {
-    client.addHook('onRequest', async (req) => {
-      if (config.maintenanceMode)
-        throw new BusError('maintenance', 'The bus is in maintenance mode');
-      const now = ctx.clock.now();
-      const principal = await ctx.auth.authenticate(req, now);
+    const admit = (req: FastifyRequest, principal: Principal, now: number): void => {
       req.principal = principal;
-      if (!principal.isMain) {
-        const admission = ctx.limiter.take(principal.keyId, now);
-        if (!admission.ok) {
-          throw new BusError(
-            'rate_limited',
-            `Rate limit of ${config.rateLimitPerMinute} requests per minute`,
-            {
-              retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000)),
-            },
-          );
-        }
+      if (principal.isMain) return;
+      const admission = ctx.limiter.take(principal.keyId, now);
+      if (!admission.ok) {
+        throw new BusError(
+          'rate_limited',
+          `Rate limit of ${config.rateLimitPerMinute} requests per minute`,
+          { retryAfterSeconds: Math.max(1, Math.ceil(admission.retryAfterMs / 1000)) },
+        );
       }
-    });
-    // Signatures cover the exact body bytes, so they are checked once the body is read.
-    client.addHook('preValidation', async (req) =>
-      checkSignature(req, principalOf(req), {
-        store: ctx.store,
-        now: ctx.clock.now(),
-        required: config.requireSignatures,
+    };
+    client.addHook(
+      'onRequest',
+      hook((req) => {
+        if (config.maintenanceMode)
+          throw new BusError('maintenance', 'The bus is in maintenance mode');
+        const now = ctx.clock.now();
+        const principal = ctx.auth.authenticate(req, now);
+        if (principal instanceof Promise) return principal.then((p) => admit(req, p, now));
+        admit(req, principal, now);
       }),
+    );
+    // Signatures cover the exact body bytes, so they are checked once the body is read.
+    client.addHook(
+      'preValidation',
+      hook((req) =>
+        checkSignature(req, principalOf(req), {
+          store: ctx.store,
+          now: ctx.clock.now(),
+          required: config.requireSignatures,
+        }),
+      ),
     );
     await intentRoutes(client, ctx);
     await kvRoutes(client, ctx);
   });
 
   await app.register(async (admin) => {
-    admin.addHook('onRequest', async (req) => {
-      // The cross-site rule first: a foreign page's request is refused without ever
-      // prompting the browser for the admin login.
-      if (req.method !== 'GET' && req.method !== 'HEAD') checkSameSite(req);
-      ctx.auth.checkAdmin(req);
-    });
+    admin.addHook(
+      'onRequest',
+      hook((req) => {
+        // The cross-site rule first: a foreign page's request is refused without ever
+        // prompting the browser for the admin login.
+        if (req.method !== 'GET' && req.method !== 'HEAD') checkSameSite(req);
+        ctx.auth.checkAdmin(req);
+      }),
+    );
     await adminRoutes(admin, ctx);
     await dashboardRoutes(admin, ctx);
   });
@@ -345,4 +359,24 @@ function replyError(err: unknown, req: FastifyRequest, reply: FastifyReply): Fas
 /** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6. */
 function isLoopback(ip: string): boolean {
   return ip === '::1' || /^(::ffff:)?127\./.test(ip);
+}
+
+/**
+ * A request hook as a `done` hook, so that it costs no promise when it does not wait. It
+ * may return a promise when it has to wait (a tester key not seen yet, a signed request's
+ * nonce); whatever it throws, or its promise rejects with, is the request's error.
+ */
+function hook(
+  fn: (req: FastifyRequest) => void | Promise<void>,
+): (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void {
+  return (req, _reply, done) => {
+    let pending: void | Promise<void>;
+    try {
+      pending = fn(req);
+    } catch (err) {
+      return done(err as Error);
+    }
+    if (pending) pending.then(() => done(), done);
+    else done();
+  };
 }

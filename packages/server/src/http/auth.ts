@@ -9,6 +9,7 @@ import { BusError } from '../core/errors.js';
 import type { KeyUsage, Store } from '../store/store.js';
 
 export const MAIN_KEY_ID = 'main';
+const MAIN: Principal = Object.freeze({ keyId: MAIN_KEY_ID, isMain: true });
 
 export interface Principal {
   keyId: string;
@@ -51,32 +52,37 @@ export class Authenticator {
     this.mainKeyDigest = digest(mainKey);
   }
 
-  async authenticate(req: FastifyRequest, now: number): Promise<Principal> {
+  /** The caller's principal; synchronous for the main key and for tester keys seen before. */
+  authenticate(req: FastifyRequest, now: number): Principal | Promise<Principal> {
     const raw = req.headers['x-api-key'];
     if (typeof raw !== 'string' || raw.length === 0 || raw.length > 256) throw unauthorized();
-    if (secretEquals(raw, this.mainKeyDigest)) return { keyId: MAIN_KEY_ID, isMain: true };
-    const principal = await this.lookup(raw);
-    if (!principal) throw unauthorized();
-    const u = this.usage.get(principal.keyId);
-    if (u) {
-      u.count++;
-      u.lastUsedAt = now;
-    } else this.usage.set(principal.keyId, { count: 1, lastUsedAt: now });
-    return principal;
+    const found = this.lookup(raw);
+    const admit = (principal: Principal | null): Principal => {
+      if (!principal) throw unauthorized();
+      if (principal.isMain) return principal;
+      const u = this.usage.get(principal.keyId);
+      if (u) {
+        u.count++;
+        u.lastUsedAt = now;
+      } else this.usage.set(principal.keyId, { count: 1, lastUsedAt: now });
+      return principal;
+    };
+    return found instanceof Promise ? found.then(admit) : admit(found);
   }
 
-  /** The key id behind a raw tester key, or null. */
-  async lookup(rawKey: string): Promise<Principal | null> {
-    if (secretEquals(rawKey, this.mainKeyDigest)) return { keyId: MAIN_KEY_ID, isMain: true };
+  /** The key id behind a raw key, or null; from the store only for a tester key not seen yet. */
+  lookup(rawKey: string): Principal | null | Promise<Principal | null> {
+    if (secretEquals(rawKey, this.mainKeyDigest)) return MAIN;
     const hash = hashKey(rawKey);
     const cached = this.cache.get(hash);
     if (cached) return cached;
-    const row = await this.store.keyByHash(hash);
-    if (!row) return null;
-    const principal = { keyId: row.keyId, isMain: false };
-    if (this.cache.size >= 10_000) this.cache.clear();
-    this.cache.set(hash, principal);
-    return principal;
+    return this.store.keyByHash(hash).then((row) => {
+      if (!row) return null;
+      const principal = { keyId: row.keyId, isMain: false };
+      if (this.cache.size >= 10_000) this.cache.clear();
+      this.cache.set(hash, principal);
+      return principal;
+    });
   }
 
   forget(): void {

@@ -30,11 +30,12 @@ export function hmacHex(key: string, prefix: string, body: Buffer | null): strin
   return h.digest('hex');
 }
 
-export async function checkSignature(
+/** Throws at once for a bad signature; waits (a promise) only to record a good one's nonce. */
+export function checkSignature(
   req: FastifyRequest,
   principal: Principal,
   opts: { store: Store; now: number; required: boolean },
-): Promise<void> {
+): void | Promise<void> {
   const timestamp = header(req, 'x-timestamp');
   const nonce = header(req, 'x-nonce');
   const signature = header(req, 'x-signature');
@@ -66,17 +67,20 @@ export async function checkSignature(
     throw refuse('Bad signature');
   }
   // Only a valid signature spends its nonce, so forgeries cannot burn a client's nonces.
-  const seen = await opts.store.nonceRecord(
-    principal.keyId,
-    nonce,
-    (ts + SIGNATURE_WINDOW_SECONDS) * 1000,
-    opts.now,
-    NONCE_CAPACITY,
-  );
-  if (seen === 'replay') throw refuse('Replay detected');
-  if (seen === 'full') {
-    throw new BusError('database_busy', 'Nonce store is full; retry later', {
-      retryAfterSeconds: 5,
+  return opts.store
+    .nonceRecord(
+      principal.keyId,
+      nonce,
+      (ts + SIGNATURE_WINDOW_SECONDS) * 1000,
+      opts.now,
+      NONCE_CAPACITY,
+    )
+    .then((seen) => {
+      if (seen === 'replay') throw refuse('Replay detected');
+      if (seen === 'full') {
+        throw new BusError('database_busy', 'Nonce store is full; retry later', {
+          retryAfterSeconds: 5,
+        });
+      }
     });
-  }
 }
