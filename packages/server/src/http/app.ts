@@ -33,6 +33,7 @@ import { metricsRoutes } from './routes/metrics.js';
 /** The payload may nest 10 levels (§5.1); the body around it a little more. */
 const MAX_BODY_DEPTH = LIMITS.payloadMaxDepth + 2;
 const REQUEST_ID = new RegExp(LIMITS.requestIdPattern);
+const JSON_NON_WHITESPACE = /[^ \t\r\n]/;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
 /** Node's HTTP parser errors a client caused, and how they are answered. */
@@ -159,13 +160,17 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   app.setValidatorCompiler(validatorCompiler());
   app.decorateRequest('principal', null);
   app.decorateRequest('rawBody', null);
+  app.decorateRequest('bodyText', null);
 
-  // An empty body is no body, whatever its Content-Type (PROTOCOL.md §1). A non-empty body
-  // must be JSON; its exact bytes are kept for request signatures.
+  // An empty body (or JSON whitespace only) is no body, whatever its Content-Type
+  // (PROTOCOL.md §1). A non-empty body must be JSON; its exact bytes are kept for request
+  // signatures, and its text, decoded once, for the members stored as sent.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     req.rawBody = body;
-    if (body.length === 0 || /^\s*$/.test(body.toString('latin1'))) return done(null, undefined);
+    const text = body.toString('utf8');
+    req.bodyText = text;
+    if (!JSON_NON_WHITESPACE.test(text)) return done(null, undefined);
     if (!isJsonType(req.headers['content-type'])) {
       return done(
         new BusError('unsupported_media_type', 'Request body must be JSON (application/json)'),
@@ -173,7 +178,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body.toString('utf8'));
+      parsed = JSON.parse(text);
     } catch {
       return done(new BusError('invalid_json', 'Request body is not valid JSON'));
     }

@@ -34,6 +34,8 @@ declare module 'fastify' {
     principal: Principal | null;
     /** The exact body bytes received (for request signatures), or null without a body. */
     rawBody: Buffer | null;
+    /** The body decoded as UTF-8 once, or null without a body. */
+    bodyText: string | null;
   }
 }
 
@@ -82,7 +84,7 @@ export function intentIdParam(req: FastifyRequest, name: 'id' | 'intent_id' = 'i
 
 /** The exact text of a top-level member of the JSON body (numbers kept as sent). */
 export function rawBodyMember(req: FastifyRequest, key: string): string | undefined {
-  return req.rawBody ? rawMember(req.rawBody.toString('utf8'), key) : undefined;
+  return req.bodyText === null ? undefined : rawMember(req.bodyText, key);
 }
 
 export function header(req: FastifyRequest, name: string): string | undefined {
