@@ -40,6 +40,22 @@ export interface IntentRow {
   deadReason: string | null;
 }
 
+/** The row a publish creates: what was given, open, never claimed. */
+export const openRow = (intent: NewIntent): IntentRow => ({
+  ...intent,
+  status: 'open',
+  claimAttempts: 0,
+  claimToken: null,
+  claimExpiresAt: null,
+  claimer: null,
+  workerId: null,
+  result: null,
+  resultType: null,
+  completedAt: null,
+  error: null,
+  deadReason: null,
+});
+
 export interface IdempotencyInput {
   keyId: string;
   key: string;

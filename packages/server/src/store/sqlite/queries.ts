@@ -17,8 +17,7 @@ export const intentInsert = `INSERT INTO intents (id, namespace, goal, payload, 
   visibility, priority, status, run_at, created_at, expires_at, max_attempts, backoff_base, ttl,
   target_worker, required_capability)
 VALUES (@id, @namespace, @goal, @payload, @publisher, @visibility, @priority, 'open', @runAt,
-  @createdAt, @expiresAt, @maxAttempts, @backoffBase, @ttl, @targetWorker, @requiredCapability)
-RETURNING ${INTENT_COLUMNS}`;
+  @createdAt, @expiresAt, @maxAttempts, @backoffBase, @ttl, @targetWorker, @requiredCapability)`;
 
 /**
  * The claim: one UPDATE whose sub-select picks the first claimable intent in the order of

@@ -12,6 +12,7 @@ import {
 import type { NewIntent } from '../../core/validate.js';
 import {
   StoreUnavailableError,
+  openRow,
   type ApiKeyRow,
   type ClaimRequest,
   type IdempotencyInput,
@@ -212,10 +213,10 @@ export class SqliteStore implements Store {
     // Nothing to check first (the main key, no Idempotency-Key): the INSERT is atomic on
     // its own, without the savepoint that keeps the checks and the INSERT together.
     if (!idem && maxOpen == null) {
-      return this.write(() => ({
-        kind: 'created',
-        row: this.stmt(q.intentInsert).get(intent) as IntentRow,
-      }));
+      return this.write(() => {
+        this.stmt(q.intentInsert).run(intent);
+        return { kind: 'created', row: openRow(intent) };
+      });
     }
     return this.write(() =>
       this.db
@@ -239,7 +240,8 @@ export class SqliteStore implements Store {
             };
             if (n >= maxOpen) return { kind: 'limit_exceeded', open: n };
           }
-          const row = this.stmt(q.intentInsert).get(intent) as IntentRow;
+          this.stmt(q.intentInsert).run(intent);
+          const row = openRow(intent);
           if (idem) {
             this.stmt(q.idempotencyPut).run({
               keyId: idem.keyId,
