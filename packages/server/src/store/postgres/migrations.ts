@@ -1,0 +1,105 @@
+/**
+ * Numbered PostgreSQL migrations. Applied in order, each in its own transaction under an
+ * advisory lock, and recorded in schema_migrations. Never edit a released migration: add
+ * the next number. Version 1 is the SQLite schema as of its migration 3.
+ * Times are BIGINT milliseconds since the epoch (read back as JS numbers: they stay far
+ * below 2^53). Identifiers and other compared text columns use the "C" collation, so that
+ * ORDER BY and cursors compare code points like SQLite's BINARY and JS's `<`, whatever the
+ * database's locale.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+CREATE TABLE intents (
+  id                  TEXT COLLATE "C" PRIMARY KEY,
+  namespace           TEXT COLLATE "C" NOT NULL,
+  goal                TEXT COLLATE "C" NOT NULL,
+  payload             TEXT NOT NULL,
+  publisher           TEXT COLLATE "C" NOT NULL,
+  visibility          TEXT NOT NULL CHECK (visibility IN ('private', 'public')),
+  priority            INTEGER NOT NULL,
+  status              TEXT COLLATE "C" NOT NULL
+                        CHECK (status IN ('open', 'claimed', 'fulfilled', 'dead')),
+  run_at              BIGINT NOT NULL,
+  created_at          BIGINT NOT NULL,
+  expires_at          BIGINT NOT NULL,
+  max_attempts        INTEGER NOT NULL,
+  claim_attempts      INTEGER NOT NULL DEFAULT 0,
+  backoff_base        DOUBLE PRECISION NOT NULL,
+  ttl                 DOUBLE PRECISION NOT NULL,
+  target_worker       TEXT COLLATE "C",
+  required_capability TEXT COLLATE "C",
+  claim_token         TEXT COLLATE "C",
+  claim_expires_at    BIGINT,
+  claimer             TEXT COLLATE "C",
+  worker_id           TEXT COLLATE "C",
+  result              TEXT,
+  result_type         TEXT,
+  completed_at        BIGINT,
+  error               TEXT,
+  dead_reason         TEXT
+);
+-- The claim walks these in the order of PROTOCOL.md §4 and stops at the first match.
+CREATE INDEX intents_claim_by_goal ON intents
+  (namespace, goal, priority DESC, run_at, claim_attempts, created_at, id) WHERE status = 'open';
+CREATE INDEX intents_claim_any ON intents
+  (namespace, priority DESC, run_at, claim_attempts, created_at, id) WHERE status = 'open';
+-- Lease sweeper and TTL pass.
+CREATE INDEX intents_lease_expiry ON intents (claim_expires_at) WHERE status = 'claimed';
+CREATE INDEX intents_open_expiry ON intents (expires_at) WHERE status = 'open';
+-- Only delayed or retried intents can be due after now; a claim leaves this index alone.
+CREATE INDEX intents_due ON intents (run_at) WHERE status = 'open' AND run_at > created_at;
+-- Retention and the dead-letter list: finished intents are the ones with a completion time.
+CREATE INDEX intents_finished ON intents (status, completed_at) WHERE completed_at IS NOT NULL;
+-- Per-key quota (open + claimed intents of one publisher).
+CREATE INDEX intents_publisher_live ON intents (publisher) WHERE status IN ('open', 'claimed');
+CREATE INDEX intents_created ON intents (created_at);
+
+CREATE TABLE api_keys (
+  key_id       TEXT COLLATE "C" PRIMARY KEY,
+  key_hash     TEXT COLLATE "C" NOT NULL UNIQUE,
+  prefix       TEXT NOT NULL,
+  owner        TEXT NOT NULL,
+  created_at   BIGINT NOT NULL,
+  last_used_at BIGINT,
+  requests     BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE TABLE idempotency (
+  key_id     TEXT COLLATE "C" NOT NULL,
+  idem_key   TEXT COLLATE "C" NOT NULL,
+  body_hash  TEXT NOT NULL,
+  status     INTEGER NOT NULL,
+  response   TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (key_id, idem_key)
+);
+CREATE INDEX idempotency_created ON idempotency (created_at);
+
+CREATE TABLE kv (
+  owner      TEXT COLLATE "C" NOT NULL,
+  name       TEXT COLLATE "C" NOT NULL,
+  value      TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (owner, name)
+);
+CREATE INDEX kv_expiry ON kv (expires_at);
+
+CREATE TABLE nonces (
+  key_id     TEXT COLLATE "C" NOT NULL,
+  nonce      TEXT COLLATE "C" NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (key_id, nonce)
+);
+CREATE INDEX nonces_expiry ON nonces (expires_at);
+`,
+  },
+];

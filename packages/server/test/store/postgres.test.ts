@@ -1,0 +1,128 @@
+/**
+ * The Store contract on a real PostgreSQL (BUS_TEST_DATABASE_URL). Every store gets a
+ * schema of its own, so each test starts empty; all are dropped at the end. A database
+ * that cannot be reached fails every test with the reason: this suite never skips.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { PgStore } from '../../src/store/postgres/pg-store.js';
+import { StoreUnavailableError } from '../../src/store/store.js';
+import { intent, storeContract } from './contract.js';
+
+const URL = process.env.BUS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const RUN = `ib_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+const schemas: string[] = [];
+
+let reachable: Promise<void> | undefined;
+/** Throws, with what to do about it, when the database does not answer. */
+function checkReachable(): Promise<void> {
+  reachable ??= (async () => {
+    const client = new pg.Client({ connectionString: URL, connectionTimeoutMillis: 5000 });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+    } catch (err) {
+      throw new Error(
+        `PostgreSQL is not reachable at ${URL} (${(err as Error).message}). Start it ` +
+          '(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) ' +
+          'or set BUS_TEST_DATABASE_URL.',
+        { cause: err },
+      );
+    } finally {
+      await client.end().catch(() => {});
+    }
+  })();
+  return reachable;
+}
+
+async function openStore(max?: number): Promise<PgStore> {
+  await checkReachable();
+  const schema = `${RUN}_${schemas.length}`;
+  schemas.push(schema);
+  return new PgStore({ connectionString: URL, schema, ...(max && { max }) });
+}
+
+afterAll(async () => {
+  if (schemas.length === 0) return;
+  const client = new pg.Client({ connectionString: URL });
+  await client.connect();
+  try {
+    for (const s of schemas)
+      await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(s)} CASCADE`);
+  } finally {
+    await client.end();
+  }
+});
+
+storeContract('postgres', () => openStore());
+
+describe('PostgreSQL store', () => {
+  const stores: PgStore[] = [];
+  const fresh = async (max?: number): Promise<PgStore> => {
+    const s = await openStore(max);
+    stores.push(s);
+    await s.migrate();
+    return s;
+  };
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close();
+  });
+
+  it('gives one open intent to exactly one of two racing claims', async () => {
+    const s = await fresh(4);
+    for (let round = 0; round < 20; round++) {
+      const i = intent({ createdAt: 1_800_000_000_000 + round });
+      await s.intentPublish(i, null, null);
+      const claim = (token: string) =>
+        s.intentClaim({
+          keyId: 'kid_a',
+          namespace: 'default',
+          goal: null,
+          publisher: null,
+          workerId: null,
+          capabilities: [],
+          now: i.runAt,
+          token,
+          leaseMs: 60_000,
+        });
+      const got = (await Promise.all([claim('t1'), claim('t2')])).filter((r) => r !== null);
+      expect(got).toHaveLength(1);
+      expect(got[0]).toMatchObject({ id: i.id, status: 'claimed', claimAttempts: 1 });
+      expect((await s.intentGet(i.id))?.claimToken).toBe(got[0]!.claimToken);
+    }
+  });
+
+  it('lets two stores migrate the same schema at once', async () => {
+    const a = await openStore();
+    const b = new PgStore({ connectionString: URL, schema: schemas[schemas.length - 1]! });
+    stores.push(a, b);
+    await Promise.all([a.migrate(), b.migrate()]);
+    await b.migrate();
+    expect(await a.keyCount()).toBe(0);
+  });
+
+  it('reports an unreachable server as StoreUnavailableError', async () => {
+    const s = new PgStore({ connectionString: 'postgres://postgres@127.0.0.1:1/test' });
+    stores.push(s);
+    await expect(s.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(s.intentGet('x')).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it('passes other errors through', async () => {
+    const s = await fresh();
+    const row = {
+      keyId: 'kid_1',
+      keyHash: 'h',
+      prefix: 'p',
+      owner: 'o',
+      createdAt: 1,
+      lastUsedAt: null,
+      requests: 0,
+    };
+    await s.keyCreate(row);
+    const dup = s.keyCreate(row);
+    await expect(dup).rejects.toMatchObject({ code: '23505' });
+    await expect(dup).rejects.not.toBeInstanceOf(StoreUnavailableError);
+  });
+});
