@@ -15,6 +15,7 @@ import { Housekeeper } from './housekeeping/housekeeper.js';
 import { buildApp } from './http/app.js';
 import { Authenticator } from './http/auth.js';
 import type { BusContext } from './http/context.js';
+import { PgStore } from './store/postgres/pg-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
@@ -47,12 +48,8 @@ export interface Bus {
 }
 
 export function openStore(config: Config): Store {
-  if (config.databaseUrl != null) {
-    throw new ConfigError(
-      'BUS_DATABASE_URL',
-      'the PostgreSQL store is not available yet; unset it to use SQLite',
-    );
-  }
+  // The pool connects on first use: an unreachable database is reported by migrate().
+  if (config.databaseUrl != null) return new PgStore({ connectionString: config.databaseUrl });
   try {
     return new SqliteStore({ path: config.dbPath });
   } catch (err) {
@@ -82,10 +79,16 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     await store.migrate();
   } catch (err) {
     await store.close();
-    throw new ConfigError(
-      'BUS_DB_PATH',
-      `cannot prepare ${config.dbPath}: ${(err as Error).message}`,
-    );
+    throw config.databaseUrl != null
+      ? // The URL may carry a password: name the variable, not its value.
+        new ConfigError(
+          'BUS_DATABASE_URL',
+          `cannot prepare the database: ${(err as Error).message}`,
+        )
+      : new ConfigError(
+          'BUS_DB_PATH',
+          `cannot prepare ${config.dbPath}: ${(err as Error).message}`,
+        );
   }
   const hub = new WaiterHub(
     clock,

@@ -1,0 +1,104 @@
+/**
+ * The `serve` process on PostgreSQL (BUS_DATABASE_URL), one node: the protocol over HTTP,
+ * a long poll, and every acknowledged intent kept across SIGKILL. Each run gets a database
+ * of its own, dropped at the end. A database that cannot be reached fails the test.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeApi } from './helpers.js';
+import { runToExit, serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+
+const ADMIN_URL = process.env.BUS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const DB = `ib_proc_${process.pid}_${randomBytes(4).toString('hex')}`;
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 5000 });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new Error(
+      `PostgreSQL is not reachable at ${ADMIN_URL} (${(err as Error).message}): start it or ` +
+        'set BUS_TEST_DATABASE_URL',
+      { cause: err },
+    );
+  }
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('the serve process on PostgreSQL', () => {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${DB}`;
+  const env = serverEnv('/nonexistent/unused.db', {
+    BUS_DATABASE_URL: url.toString(),
+    BUS_LOG_LEVEL: 'info',
+  });
+  const running: ServerProcess[] = [];
+  beforeAll(async () => admin(`CREATE DATABASE ${DB}`));
+  afterAll(async () => {
+    for (const p of running) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  });
+
+  it('speaks the protocol, wakes a long poll, and keeps every acknowledged intent across SIGKILL', async () => {
+    const first = await startProcess(env);
+    running.push(first);
+    const api = makeApi(first.url);
+    // A long poll woken by a publish, then fulfilled and read back.
+    const waiting = api('POST', '/claim?goal=pg.first&wait=10');
+    await new Promise((r) => setTimeout(r, 200));
+    const p = await api('POST', '/intent', { body: { goal: 'pg.first', payload: { n: 1 } } });
+    expect(p.status).toBe(201);
+    const c = await waiting;
+    expect(c.status).toBe(200);
+    expect(c.json).toMatchObject({ id: p.json.id, payload: { n: 1 } });
+    // A number past 2^53 comes back exactly as sent (stored as text, not re-serialised).
+    const f = await api('POST', `/fulfill/${c.json.id}`, {
+      raw: `{"claim_token":"${c.json.claim_token}","result":{"ok":12345678901234567890}}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(f.status).toBe(200);
+    const r = await api('GET', `/result/${c.json.id}`);
+    expect(r.json).toMatchObject({ status: 'fulfilled' });
+    expect(r.text).toContain('12345678901234567890');
+
+    const published = new Set<string>();
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const x = await api('POST', '/intent', { body: { goal: 'pg.durable', payload: { i } } });
+        expect(x.status).toBe(201);
+        published.add(x.json.id);
+      }),
+    );
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+
+    const second = await startProcess(env);
+    running.push(second);
+    const api2 = makeApi(second.url);
+    const claimed = new Set<string>();
+    for (;;) {
+      const x = await api2('POST', '/claim?goal=pg.durable');
+      if (x.status === 204) break;
+      expect(x.status).toBe(200);
+      claimed.add(x.json.id);
+    }
+    expect(claimed).toEqual(published);
+    const health = await api2('GET', '/health');
+    expect(health.json).toMatchObject({ ok: true });
+  });
+
+  it('refuses to start on a database it cannot reach, naming BUS_DATABASE_URL only', async () => {
+    const out = await runToExit({
+      ...env,
+      BUS_DATABASE_URL: 'postgres://bus:s3cret-pass@127.0.0.1:1/nowhere',
+    });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('BUS_DATABASE_URL');
+    expect(out.stderr).not.toContain('s3cret-pass');
+  });
+});
