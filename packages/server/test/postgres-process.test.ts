@@ -4,6 +4,7 @@
  * of its own, dropped at the end. A database that cannot be reached fails the test.
  */
 import { randomBytes } from 'node:crypto';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeApi } from './helpers.js';
@@ -28,6 +29,46 @@ async function admin(sql: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A TCP relay to the database that a test can cut (every connection dropped, new ones
+ * refused) and restore: the database becomes unreachable without touching the cluster.
+ */
+async function relay(
+  target: URL,
+): Promise<{ port: number; cut(): void; restore(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let down = false;
+  const server: Server = createServer((client) => {
+    if (down) return client.destroy();
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    cut() {
+      down = true;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      down = false;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 describe('the serve process on PostgreSQL', () => {
@@ -90,6 +131,46 @@ describe('the serve process on PostgreSQL', () => {
     expect(claimed).toEqual(published);
     const health = await api2('GET', '/health');
     expect(health.json).toMatchObject({ ok: true });
+  });
+
+  it('answers 503 with Retry-After while the database is unreachable, and recovers by itself', async () => {
+    const link = await relay(url);
+    try {
+      const via = new URL(url);
+      via.hostname = '127.0.0.1';
+      via.port = String(link.port);
+      const p = await startProcess({ ...env, BUS_DATABASE_URL: via.toString() });
+      running.push(p);
+      const api = makeApi(p.url);
+      expect(
+        (await api('POST', '/intent', { body: { goal: 'pg.outage', payload: {} } })).status,
+      ).toBe(201);
+
+      link.cut();
+      for (const [method, path, body] of [
+        ['POST', '/intent', { goal: 'pg.outage', payload: {} }],
+        ['POST', '/claim?goal=pg.outage', undefined],
+        ['GET', '/health', undefined],
+      ] as const) {
+        const r = await api(method, path, body === undefined ? {} : { body });
+        expect(r.status, `${method} ${path}`).toBe(503);
+        expect(r.headers.get('retry-after'), `${method} ${path}`).toMatch(/^\d+$/);
+      }
+      // Through a few housekeeping passes (the lease sweeper runs every second).
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(p.child.exitCode).toBeNull();
+
+      link.restore();
+      let claimed: { status: number } = { status: 0 };
+      for (let i = 0; i < 50 && claimed.status !== 200; i++) {
+        claimed = await api('POST', '/claim?goal=pg.outage');
+        if (claimed.status !== 200) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(claimed.status).toBe(200);
+      expect((await api('GET', '/health')).status).toBe(200);
+    } finally {
+      await link.close();
+    }
   });
 
   it('refuses to start on a database it cannot reach, naming BUS_DATABASE_URL only', async () => {
