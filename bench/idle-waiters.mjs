@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { call } from './lib/http.mjs';
-import { allowedCpus, hasTaskset, memory, pinSelf, startBus, stopAll } from './lib/procs.mjs';
+import { memory, pinGeneratorBesideServer, startBus, stopAll } from './lib/procs.mjs';
 import { percentile } from './lib/stats.mjs';
 
 const { values: opts } = parseArgs({
@@ -24,15 +24,13 @@ const W = Number(opts.waiters);
 const S = Number(opts.samples);
 const GOAL = 'idle.bench';
 
-const cpus = allowedCpus();
-const pinned = !opts['no-pin'] && hasTaskset() && cpus.length >= 2;
-if (pinned) pinSelf(cpus[1]);
+const { serverCpu, note: pinning } = pinGeneratorBesideServer(opts['no-pin']);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
   const bus = await startBus({
-    cpu: pinned ? cpus[0] : undefined,
+    cpu: serverCpu,
     logLevel: 'warn',
     extraEnv: { BUS_MAX_WAITERS: String(Math.max(10_000, W + 100)) },
   });
@@ -105,7 +103,7 @@ async function main() {
         `${before.toFixed(0)} MB → ${held.toFixed(0)} MB (+${(held - before).toFixed(0)} MB); ` +
         `publish → a waiting claim answered, ${S} samples: p50 ${result.wakeMs.p50.toFixed(1)} ms, ` +
         `p99 ${result.wakeMs.p99.toFixed(1)} ms, max ${result.wakeMs.max.toFixed(1)} ms` +
-        (pinned ? `; bus on cpu ${cpus[0]}, generator on cpu ${cpus[1]}` : ''),
+        `; ${pinning}`,
     );
     console.log(JSON.stringify(result));
   } finally {

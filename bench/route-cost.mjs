@@ -13,10 +13,8 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { call } from './lib/http.mjs';
 import {
-  allowedCpus,
   cpuSeconds,
-  hasTaskset,
-  pinSelf,
+  pinGeneratorBesideServer,
   startBus,
   startNoop,
   stopAll,
@@ -36,10 +34,7 @@ const N = Number(opts.requests);
 const C = Number(opts.concurrency);
 const REPEAT = Number(opts.repeat);
 
-const cpus = allowedCpus();
-const pinned = !opts['no-pin'] && hasTaskset() && cpus.length >= 2;
-if (pinned) pinSelf(cpus[1]);
-const serverCpu = pinned ? cpus[0] : undefined;
+const { serverCpu, note: pinning } = pinGeneratorBesideServer(opts['no-pin']);
 
 /** Sends `count` requests made by `make(i)` over C connections; returns the server's cost. */
 async function measure(pool, pid, count, make) {
@@ -158,10 +153,7 @@ async function main() {
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
   const line = (cells) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log(
-    `${N} requests per step, ${C} connections, median of ${REPEAT}; ` +
-      (pinned ? `servers on cpu ${serverCpu}, generator on cpu ${cpus[1]}` : 'not pinned'),
-  );
+  console.log(`${N} requests per step, ${C} connections, median of ${REPEAT}; ` + pinning);
   console.log(line(head));
   for (const r of table) console.log(line(r));
   if (table.some((r) => r[6] !== '0')) process.exitCode = 1;

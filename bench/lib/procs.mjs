@@ -76,6 +76,19 @@ export function hasTaskset() {
   }
 }
 
+/**
+ * The simple pinning of bench:routes and bench:idle: this process to the second allowed
+ * CPU, the servers to the first, when taskset and two CPUs are there and `noPin` is not
+ * set. Returns the server's CPU (undefined: not pinned) and a line describing it.
+ */
+export function pinGeneratorBesideServer(noPin) {
+  const cpus = allowedCpus();
+  if (noPin || !hasTaskset() || cpus.length < 2)
+    return { serverCpu: undefined, note: 'not pinned' };
+  pinSelf(cpus[1]);
+  return { serverCpu: cpus[0], note: `servers on cpu ${cpus[0]}, generator on cpu ${cpus[1]}` };
+}
+
 /** Moves this process (all its threads) to one CPU; its later threads inherit it. */
 export function pinSelf(cpu) {
   execFileSync('taskset', ['-a', '-cp', String(cpu), String(process.pid)], { stdio: 'ignore' });

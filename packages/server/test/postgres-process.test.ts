@@ -8,7 +8,14 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeApi } from './helpers.js';
-import { runToExit, serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+import {
+  runToExit,
+  serverEnv,
+  startProcess,
+  type ServerProcess,
+  claimAll,
+  publishMany,
+} from './process-helpers.js';
 
 const ADMIN_URL = process.env.BUS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const DB = `ib_proc_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -107,27 +114,14 @@ describe('the serve process on PostgreSQL', () => {
     expect(r.json).toMatchObject({ status: 'fulfilled' });
     expect(r.text).toContain('12345678901234567890');
 
-    const published = new Set<string>();
-    await Promise.all(
-      Array.from({ length: 50 }, async (_, i) => {
-        const x = await api('POST', '/intent', { body: { goal: 'pg.durable', payload: { i } } });
-        expect(x.status).toBe(201);
-        published.add(x.json.id);
-      }),
-    );
+    const published = await publishMany(api, 'pg.durable', 50);
     first.child.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
 
     const second = await startProcess(env);
     running.push(second);
     const api2 = makeApi(second.url);
-    const claimed = new Set<string>();
-    for (;;) {
-      const x = await api2('POST', '/claim?goal=pg.durable');
-      if (x.status === 204) break;
-      expect(x.status).toBe(200);
-      claimed.add(x.json.id);
-    }
+    const claimed = await claimAll(api2, 'pg.durable');
     expect(claimed).toEqual(published);
     const health = await api2('GET', '/health');
     expect(health.json).toMatchObject({ ok: true });

@@ -5,7 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ADMIN_TOKEN, DASHBOARD_PASSWORD, MAIN_KEY, testLogFile } from './helpers.js';
+import { expect } from 'vitest';
+import { ADMIN_TOKEN, DASHBOARD_PASSWORD, MAIN_KEY, testLogFile, type Api } from './helpers.js';
 
 export const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -98,4 +99,28 @@ export function startProcess(env: NodeJS.ProcessEnv, cwd?: string): Promise<Serv
       reject(new Error(`server exited with ${code}: ${err}`));
     });
   });
+}
+
+/** Publishes `n` intents of `goal` at once, each answered 201; their ids. */
+export async function publishMany(api: Api, goal: string, n: number): Promise<Set<string>> {
+  const ids = new Set<string>();
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const r = await api('POST', '/intent', { body: { goal, payload: { i } } });
+      expect(r.status).toBe(201);
+      ids.add((r.json as { id: string }).id);
+    }),
+  );
+  return ids;
+}
+
+/** Claims intents of `goal` one by one until none is left; their ids. */
+export async function claimAll(api: Api, goal: string): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (;;) {
+    const r = await api('POST', `/claim?goal=${goal}`);
+    if (r.status === 204) return ids;
+    expect(r.status).toBe(200);
+    ids.add((r.json as { id: string }).id);
+  }
 }

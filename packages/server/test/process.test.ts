@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeApi } from './helpers.js';
-import { runToExit, serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+import {
+  runToExit,
+  serverEnv,
+  startProcess,
+  type ServerProcess,
+  claimAll,
+  publishMany,
+} from './process-helpers.js';
 
 const tempDb = (): string => join(mkdtempSync(join(tmpdir(), 'intent-bus-proc-')), 'bus.db');
 
@@ -28,27 +35,14 @@ describe('the serve process', () => {
     const first = await startProcess(serverEnv(db));
     running.push(first);
     const api = makeApi(first.url);
-    const published = new Set<string>();
-    await Promise.all(
-      Array.from({ length: 100 }, async (_, i) => {
-        const r = await api('POST', '/intent', { body: { goal: 'durable', payload: { i } } });
-        expect(r.status).toBe(201);
-        published.add(r.json.id);
-      }),
-    );
+    const published = await publishMany(api, 'durable', 100);
     first.child.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
 
     const second = await startProcess(serverEnv(db));
     running.push(second);
     const api2 = makeApi(second.url);
-    const claimed = new Set<string>();
-    for (;;) {
-      const c = await api2('POST', '/claim?goal=durable');
-      if (c.status === 204) break;
-      expect(c.status).toBe(200);
-      claimed.add(c.json.id);
-    }
+    const claimed = await claimAll(api2, 'durable');
     expect(claimed).toEqual(published);
   });
 

@@ -34,3 +34,24 @@ export function afterFailure(row: FailureInput, at: number, random: Random): Fai
   if (row.claimAttempts >= row.maxAttempts) return { status: 'dead' };
   return { status: 'open', runAt: at + backoffMs(row.backoffBase, row.claimAttempts, random) };
 }
+
+/**
+ * The columns a failed or expired claim's row takes at time `at`: open again after the
+ * backoff, or dead with `deadReason` (or "failed") and completed at `at`.
+ */
+export function releasedColumns(
+  row: FailureInput & { runAt: number },
+  at: number,
+  deadReason: string | null,
+  random: Random,
+): {
+  status: 'open' | 'dead';
+  runAt: number;
+  deadReason: string | null;
+  completedAt: number | null;
+} {
+  const outcome = afterFailure(row, at, random);
+  return outcome.status === 'dead'
+    ? { status: 'dead', runAt: row.runAt, deadReason: deadReason ?? 'failed', completedAt: at }
+    : { status: 'open', runAt: outcome.runAt, deadReason: null, completedAt: null };
+}

@@ -112,6 +112,39 @@ export interface MinuteCounts {
   dead: number;
 }
 
+type MinuteRow = { minute: number; n: number };
+
+/** The three per-minute counts of a store's queries, merged by minute, oldest first. */
+export function mergeMinuteCounts(
+  published: MinuteRow[],
+  fulfilled: MinuteRow[],
+  dead: MinuteRow[],
+): MinuteCounts[] {
+  const byMinute = new Map<number, MinuteCounts>();
+  const put = (rows: MinuteRow[], field: 'published' | 'fulfilled' | 'dead'): void => {
+    for (const r of rows) {
+      let m = byMinute.get(r.minute);
+      if (!m)
+        byMinute.set(r.minute, (m = { minute: r.minute, published: 0, fulfilled: 0, dead: 0 }));
+      m[field] = r.n;
+    }
+  };
+  put(published, 'published');
+  put(fulfilled, 'fulfilled');
+  put(dead, 'dead');
+  return [...byMinute.values()].sort((a, b) => a.minute - b.minute);
+}
+
+/** Rows per bulk DELETE statement: a long cleanup or purge lets requests run between. */
+export const DELETE_BATCH = 5000;
+
+/** A numbered schema migration. Never edit a released one: add the next number. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
 export interface ApiKeyRow {
   keyId: string;
   keyHash: string;

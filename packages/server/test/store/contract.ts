@@ -33,7 +33,8 @@ export function intent(over: Partial<NewIntent> = {}): NewIntent {
   };
 }
 
-const claimBy = (over: Partial<ClaimFilter> = {}) => ({
+/** A claim by kid_a at T0, nothing filtered; `over` changes any field. */
+export const claimBy = (over: Partial<ClaimFilter> = {}) => ({
   keyId: 'kid_a',
   namespace: 'default',
   goal: null,

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PgStore } from '../../src/store/postgres/pg-store.js';
 import { StoreUnavailableError } from '../../src/store/store.js';
-import { intent, storeContract } from './contract.js';
+import { claimBy, intent, storeContract } from './contract.js';
 
 const URL = process.env.BUS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `ib_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -74,18 +74,7 @@ describe('PostgreSQL store', () => {
     for (let round = 0; round < 20; round++) {
       const i = intent({ createdAt: 1_800_000_000_000 + round });
       await s.intentPublish(i, null, null);
-      const claim = (token: string) =>
-        s.intentClaim({
-          keyId: 'kid_a',
-          namespace: 'default',
-          goal: null,
-          publisher: null,
-          workerId: null,
-          capabilities: [],
-          now: i.runAt,
-          token,
-          leaseMs: 60_000,
-        });
+      const claim = (token: string) => s.intentClaim(claimBy({ now: i.runAt, token }));
       const got = (await Promise.all([claim('t1'), claim('t2')])).filter((r) => r !== null);
       expect(got).toHaveLength(1);
       expect(got[0]).toMatchObject({ id: i.id, status: 'claimed', claimAttempts: 1 });

@@ -7,11 +7,7 @@
  * ORDER BY and cursors compare code points like SQLite's BINARY and JS's `<`, whatever the
  * database's locale.
  */
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import type { Migration } from '../store.js';
 
 export const migrations: readonly Migration[] = [
   {

@@ -5,11 +5,13 @@ import {
   REASON_CANCELLED,
   REASON_EXPIRED,
   REASON_LEASE_EXPIRED,
-  afterFailure,
+  releasedColumns,
 } from '../../core/lifecycle.js';
 import type { NewIntent } from '../../core/validate.js';
 import {
+  DELETE_BATCH,
   StoreUnavailableError,
+  mergeMinuteCounts,
   openRow,
   type ApiKeyRow,
   type ClaimRequest,
@@ -26,9 +28,6 @@ import {
 } from '../store.js';
 import { migrations } from './migrations.js';
 import * as q from './queries.js';
-
-/** Rows per bulk DELETE statement. */
-const DELETE_BATCH = 5000;
 
 /**
  * SQLSTATEs that mean "the store is in trouble", not "the request is wrong": connection
@@ -329,16 +328,15 @@ export class PgStore implements Store {
     deadReason: string | null,
     random: Random,
   ): Promise<IntentRow> {
-    const outcome = afterFailure(row, at, random);
-    const dead = outcome.status === 'dead';
+    const next = releasedColumns(row, at, deadReason, random);
     return (await this.row<IntentRow>(c, q.intentRelease, [
       row.id,
       row.claimToken,
-      outcome.status,
-      dead ? row.runAt : outcome.runAt,
+      next.status,
+      next.runAt,
       error,
-      dead ? (deadReason ?? 'failed') : null,
-      dead ? at : null,
+      next.deadReason,
+      next.completedAt,
     ]))!;
   }
 
@@ -442,20 +440,14 @@ export class PgStore implements Store {
   }
 
   async intentsPerMinute(since: number): Promise<MinuteCounts[]> {
-    const byMinute = new Map<number, MinuteCounts>();
-    const at = (minute: number): MinuteCounts => {
-      let m = byMinute.get(minute);
-      if (!m) byMinute.set(minute, (m = { minute, published: 0, fulfilled: 0, dead: 0 }));
-      return m;
-    };
     type Row = { minute: number; n: number };
-    for (const r of await this.rows<Row>(this.pool, q.publishedPerMinute, [since]))
-      at(r.minute).published = r.n;
-    for (const status of ['fulfilled', 'dead'] as const) {
-      for (const r of await this.rows<Row>(this.pool, q.finishedPerMinute, [status, since]))
-        at(r.minute)[status] = r.n;
-    }
-    return [...byMinute.values()].sort((a, b) => a.minute - b.minute);
+    const finished = (status: string) =>
+      this.rows<Row>(this.pool, q.finishedPerMinute, [status, since]);
+    return mergeMinuteCounts(
+      await this.rows<Row>(this.pool, q.publishedPerMinute, [since]),
+      await finished('fulfilled'),
+      await finished('dead'),
+    );
   }
 
   async keyCount(): Promise<number> {

@@ -7,11 +7,13 @@ import {
   REASON_CANCELLED,
   REASON_EXPIRED,
   REASON_LEASE_EXPIRED,
-  afterFailure,
+  releasedColumns,
 } from '../../core/lifecycle.js';
 import type { NewIntent } from '../../core/validate.js';
 import {
+  DELETE_BATCH,
   StoreUnavailableError,
+  mergeMinuteCounts,
   openRow,
   type ApiKeyRow,
   type ClaimRequest,
@@ -30,9 +32,6 @@ import { migrations } from './migrations/index.js';
 import * as q from './queries.js';
 
 type Stmt = Database.Statement<unknown[], unknown>;
-
-/** Rows per bulk DELETE statement. */
-const DELETE_BATCH = 5000;
 
 /** SQLite result codes that mean "the store is in trouble", not "the request is wrong". */
 const UNAVAILABLE =
@@ -320,16 +319,11 @@ export class SqliteStore implements Store {
     deadReason: string | null,
     random: Random,
   ): IntentRow {
-    const outcome = afterFailure(row, at, random);
-    const dead = outcome.status === 'dead';
     return this.stmt(q.intentRelease).get({
       id: row.id,
       token: row.claimToken,
-      status: outcome.status,
-      runAt: dead ? row.runAt : outcome.runAt,
       error,
-      deadReason: dead ? (deadReason ?? 'failed') : null,
-      completedAt: dead ? at : null,
+      ...releasedColumns(row, at, deadReason, random),
     }) as IntentRow;
   }
 
@@ -448,21 +442,15 @@ export class SqliteStore implements Store {
   }
 
   async intentsPerMinute(since: number): Promise<MinuteCounts[]> {
+    type Row = { minute: number; n: number };
     return this.read(() => {
-      const byMinute = new Map<number, MinuteCounts>();
-      const at = (minute: number): MinuteCounts => {
-        let m = byMinute.get(minute);
-        if (!m) byMinute.set(minute, (m = { minute, published: 0, fulfilled: 0, dead: 0 }));
-        return m;
-      };
-      type Row = { minute: number; n: number };
-      for (const r of this.stmt(q.publishedPerMinute).all({ since }) as Row[])
-        at(r.minute).published = r.n;
-      for (const status of ['fulfilled', 'dead'] as const) {
-        for (const r of this.stmt(q.finishedPerMinute).all({ status, since }) as Row[])
-          at(r.minute)[status] = r.n;
-      }
-      return [...byMinute.values()].sort((a, b) => a.minute - b.minute);
+      const finished = (status: string) =>
+        this.stmt(q.finishedPerMinute).all({ status, since }) as Row[];
+      return mergeMinuteCounts(
+        this.stmt(q.publishedPerMinute).all({ since }) as Row[],
+        finished('fulfilled'),
+        finished('dead'),
+      );
     });
   }
 

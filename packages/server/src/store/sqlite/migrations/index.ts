@@ -3,11 +3,7 @@
  * recorded in schema_migrations. Never edit a released migration: add the next number.
  * Times are integer milliseconds since the epoch.
  */
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import type { Migration } from '../../store.js';
 
 export const migrations: readonly Migration[] = [
   {
