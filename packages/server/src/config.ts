@@ -49,6 +49,7 @@ const SETTINGS = [
     default: './intent-bus-data/bus.db',
   },
   { key: 'databaseUrl', env: 'BUS_DATABASE_URL', kind: str, default: null },
+  { key: 'databaseSchema', env: 'BUS_DATABASE_SCHEMA', kind: str, default: null },
   { key: 'requireSignatures', env: 'BUS_REQUIRE_SIGNATURES', kind: bool, default: false },
   { key: 'trustProxy', env: 'BUS_TRUST_PROXY', kind: bool, default: false },
   { key: 'enforceHttps', env: 'BUS_ENFORCE_HTTPS', kind: bool, default: false },
@@ -171,6 +172,12 @@ export function resolveConfig(
   const config = out as Config;
   if ((config.tlsCert == null) !== (config.tlsKey == null)) {
     throw new ConfigError('BUS_TLS_CERT', 'BUS_TLS_CERT and BUS_TLS_KEY must be set together');
+  }
+  if (config.databaseSchema != null && config.databaseUrl == null) {
+    throw new ConfigError(
+      'BUS_DATABASE_SCHEMA',
+      'is a PostgreSQL schema: set BUS_DATABASE_URL too',
+    );
   }
   return config;
 }

@@ -49,7 +49,12 @@ export interface Bus {
 
 export function openStore(config: Config): Store {
   // The pool connects on first use: an unreachable database is reported by migrate().
-  if (config.databaseUrl != null) return new PgStore({ connectionString: config.databaseUrl });
+  if (config.databaseUrl != null) {
+    return new PgStore({
+      connectionString: config.databaseUrl,
+      ...(config.databaseSchema != null && { schema: config.databaseSchema }),
+    });
+  }
   try {
     return new SqliteStore({ path: config.dbPath });
   } catch (err) {
