@@ -177,8 +177,13 @@ export class PgStore implements Store {
     const lock = `SELECT pg_advisory_xact_lock(hashtext($1::text))`;
     await this.tx(async (c) => {
       await c.query(lock, [lockName]);
-      if (schema != null)
-        await c.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
+      // CREATE SCHEMA needs the CREATE privilege on the database even when the schema
+      // exists: a role given a schema of its own (and nothing more) must not be asked for it.
+      if (schema != null) {
+        const found = await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+        if (!found.rowCount)
+          await c.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
+      }
       await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
     });
