@@ -20,6 +20,7 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
+import { PgWakeRelay } from './wake/pg-relay.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
 
@@ -111,8 +112,18 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     config.dashboardPassword,
   );
   const limiter = new SlidingWindowLimiter(config.rateLimitPerMinute);
+  // Several nodes on one PostgreSQL database hear each other's announcements.
+  const relay =
+    config.databaseUrl == null
+      ? null
+      : new PgWakeRelay({
+          connectionString: config.databaseUrl,
+          schema: config.databaseSchema,
+          hub,
+          log: logger,
+        });
   const metrics = new BusMetrics(store, () => hub.waiting);
-  const events = new BusEvents(hub, metrics, clock);
+  const events = new BusEvents(relay ?? hub, metrics, clock);
   const housekeeper = new Housekeeper({
     store,
     events,
@@ -130,17 +141,22 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     events,
     metrics,
     hub,
+    relay,
     clock,
     random,
     auth,
     housekeeper,
     limiter,
   };
+  const closeStore = async (): Promise<void> => {
+    await relay?.close();
+    await store.close();
+  };
   let app: FastifyInstance;
   try {
     app = await buildApp({ ctx, logger, tls: readTls(config) });
   } catch (err) {
-    await store.close();
+    await closeStore();
     if (err instanceof ConfigError || config.tlsCert == null) throw err;
     throw new ConfigError('BUS_TLS_CERT', `cannot use the certificate: ${(err as Error).message}`);
   }
@@ -148,9 +164,10 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   app.addHook('preClose', async () => hub.close());
 
   try {
+    await relay?.start();
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
-    await store.close();
+    await closeStore();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES') {
       throw new ConfigError('BUS_PORT', `cannot listen on ${config.host}:${config.port} (${code})`);
@@ -182,7 +199,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           clearTimeout(force);
         }
         await housekeeper.stop();
-        await store.close();
+        await closeStore();
       })()),
   };
 }

@@ -2,6 +2,8 @@
  * Work the bus does on timers, never on request traffic: the lease sweeper (every second,
  * through the lease-expiry index) and the slower cleanup pass (TTL expiry to dead,
  * retention, expired KV and idempotency rows, key usage). `/admin/cleanup` runs both now.
+ * When several nodes share one PostgreSQL database, one node at a time runs the passes
+ * over the store (Store.exclusive); each node still saves its own key usage counts.
  */
 import type { CleanupCounts } from '@intent-bus/protocol';
 import { LIMITS } from '@intent-bus/protocol';
@@ -49,8 +51,10 @@ export class Housekeeper {
       t.unref();
       this.timers.push(t);
     };
-    every(SWEEP_INTERVAL_MS, () => this.sweepLeases(), 'lease sweep');
-    every(this.o.cleanupIntervalSeconds * 1000, () => this.cleanupPass(), 'cleanup');
+    // Several nodes on one database: whichever holds the lock does the pass, the others
+    // skip it (a node that dies mid-pass releases the lock with its connection).
+    every(SWEEP_INTERVAL_MS, () => this.exclusive(false, () => this.sweepLeases()), 'lease sweep');
+    every(this.o.cleanupIntervalSeconds * 1000, () => this.cleanupPass(false), 'cleanup');
   }
 
   /** Stops the timers, waits for the pass in progress and keeps the last usage counts. */
@@ -94,34 +98,50 @@ export class Housekeeper {
     }
   }
 
-  private async cleanupPass(): Promise<CleanupCounts> {
+  /** The store-wide passes, by one node at a time (see start). */
+  private exclusive<T>(wait: boolean, task: () => Promise<T>): Promise<T | null> {
+    return this.o.store.exclusive('housekeeping', wait, task);
+  }
+
+  /**
+   * The cleanup pass; the parts kept per node (usage counts, rate-limit windows) always
+   * run, the store-wide ones only with the lock (`wait`: for it, else skip them).
+   */
+  private async cleanupPass(wait: boolean): Promise<CleanupCounts> {
     const { store, clock } = this.o;
-    const leases = await this.sweepLeases();
-    const expired = await this.expireOpen();
-    const now = clock.now();
-    const finished = await store.intentsDeleteFinished(now - this.o.retentionSeconds * 1000);
-    const kv = await store.kvDeleteExpired(now);
-    const idem = await store.idempotencyDeleteBefore(now - LIMITS.idempotencyWindowSeconds * 1000);
-    const nonces = await store.noncesDeleteExpired(now);
+    const shared = await this.exclusive(wait, async () => {
+      const leases = await this.sweepLeases();
+      const expired = await this.expireOpen();
+      const now = clock.now();
+      return {
+        leases,
+        expired,
+        finished: await store.intentsDeleteFinished(now - this.o.retentionSeconds * 1000),
+        kv: await store.kvDeleteExpired(now),
+        idem: await store.idempotencyDeleteBefore(now - LIMITS.idempotencyWindowSeconds * 1000),
+        nonces: await store.noncesDeleteExpired(now),
+      };
+    });
     await store.keyUsageAdd(this.o.takeUsage());
+    const finished = shared?.finished ?? { fulfilled: 0, dead: 0 };
     return {
-      expired_open_deleted: expired,
-      expired_claims_requeued: leases.requeued,
-      expired_claims_dead: leases.dead,
+      expired_open_deleted: shared?.expired ?? 0,
+      expired_claims_requeued: shared?.leases.requeued ?? 0,
+      expired_claims_dead: shared?.leases.dead ?? 0,
       fulfilled_deleted: finished.fulfilled,
       dead_deleted: finished.dead,
       // A dead letter is the dead intent itself (its reason is kept on the row).
       dead_letters_deleted: finished.dead,
-      store_deleted: kv,
-      rate_limits_deleted: this.o.limiter.prune(now),
-      idempotency_deleted: idem,
-      nonces_deleted: nonces,
+      store_deleted: shared?.kv ?? 0,
+      rate_limits_deleted: this.o.limiter.prune(clock.now()),
+      idempotency_deleted: shared?.idem ?? 0,
+      nonces_deleted: shared?.nonces ?? 0,
     };
   }
 
-  /** Every pass, now (admin cleanup). */
+  /** Every pass, now (admin cleanup); waits for another node's pass to end. */
   runCleanup(): Promise<CleanupCounts> {
-    return this.serial(() => this.cleanupPass());
+    return this.serial(() => this.cleanupPass(true));
   }
 
   /** Flushes key usage counters (also done by each cleanup pass). */

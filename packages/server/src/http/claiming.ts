@@ -8,7 +8,6 @@ import { performance } from 'node:perf_hooks';
 import { randomHex128 } from './ids.js';
 import type { ClaimFilter } from '../core/routing.js';
 import type { IntentRow } from '../store/store.js';
-import { claimableEvent } from '../wake/announce.js';
 import type { ClaimableEvent } from '../wake/hub.js';
 import type { BusContext, ClientPresence } from './context.js';
 
@@ -48,7 +47,7 @@ export async function claimWithWait(
     if (row && client.gone) {
       // The client left while the claim ran: nobody would ever run it. Put it back.
       const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
-      if (back) ctx.hub.claimable(claimableEvent(back), 0);
+      if (back) ctx.events.changed(back);
       row = null;
     }
     if (row) {

@@ -7,6 +7,7 @@ import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 import type { Config } from '../config.js';
 import type { Store } from '../store/store.js';
 import type { Leaving, WaiterHub } from '../wake/hub.js';
+import type { PgWakeRelay } from '../wake/pg-relay.js';
 import type { BusEvents } from '../events.js';
 import type { BusMetrics } from '../metrics.js';
 import type { Authenticator, Principal } from './auth.js';
@@ -21,6 +22,8 @@ export interface BusContext {
   metrics: BusMetrics;
   /** This node's waiting requests. */
   hub: WaiterHub;
+  /** On PostgreSQL: the wake-ups to and from the other nodes. */
+  relay: PgWakeRelay | null;
   clock: Clock;
   random: Random;
   auth: Authenticator;

@@ -167,6 +167,12 @@ export interface Store {
   /** Throws when the store cannot serve requests. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Runs `task` holding the lock `name`, shared by every node of the store, so that one
+   * node at a time runs it (housekeeping). Without `wait`, resolves null at once when
+   * another node holds the lock. A store that one process owns (SQLite) just runs it.
+   */
+  exclusive<T>(name: string, wait: boolean, task: () => Promise<T>): Promise<T | null>;
 
   /**
    * Inserts the intent unless an idempotent replay or conflict answers first, or the

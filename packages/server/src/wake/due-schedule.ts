@@ -26,6 +26,7 @@ export class DueSchedule {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private loading = false;
+  private reloadPending = false;
   private stopped = false;
 
   constructor(
@@ -48,13 +49,29 @@ export class DueSchedule {
   }
 
   add(at: number, event: ClaimableEvent): void {
-    if (this.stopped || at > this.horizon) return; // the store has it; a later load brings it
+    // Past the horizon the store has it and a later load brings it (while a load runs, it
+    // is kept: the load may have read the store before it was written).
+    if (this.stopped || (at > this.horizon && !this.loading)) return;
     this.heap.push({ at, event });
     if (this.heap.size > this.capacity) {
       const dropped = this.heap.dropLargest();
       if (dropped) this.horizon = Math.min(this.horizon, dropped.at - 1);
     }
     this.arm(at);
+  }
+
+  /**
+   * Loads the window again from the store (announcements may have been missed). Entries
+   * already held stay: one that fires twice only wakes a waiter that then finds nothing.
+   */
+  reload(): void {
+    if (!this.load || this.stopped) return;
+    if (this.loading) {
+      this.reloadPending = true;
+      return;
+    }
+    this.horizon = -Infinity;
+    void this.loadWindow();
   }
 
   stop(): void {
@@ -102,6 +119,10 @@ export class DueSchedule {
       this.loading = false;
       this.timerAt = Infinity;
       this.arm(this.clock.now() + RETRY_MS);
+    }
+    if (this.reloadPending) {
+      this.reloadPending = false;
+      this.reload();
     }
   }
 }

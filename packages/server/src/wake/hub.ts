@@ -111,6 +111,17 @@ export class WaiterHub implements WakeBus {
     for (const w of [...set]) w.settle({ kind: 'woken', event: null });
   }
 
+  /**
+   * Announcements may have been missed (see PgWakeRelay): every waiting claim runs its
+   * claim again, every result wait re-reads its intent, and future run_ats are reloaded.
+   */
+  resync(): void {
+    if (this.closed) return;
+    for (const set of [...this.claimWaiters.values(), ...this.resultWaiters.values()])
+      for (const w of [...set]) w.settle({ kind: 'woken', event: null });
+    this.due.reload();
+  }
+
   /** Hands the event to the longest-waiting matching claimer, if any. */
   private dispatch(event: ClaimableEvent): void {
     const set = this.claimWaiters.get(event.namespace);

@@ -43,6 +43,28 @@ describe('WaiterHub', () => {
     expect(hub.waiting).toBe(0);
   });
 
+  it('resync wakes every waiting claim and result wait, and reloads the run_ats from the store', async () => {
+    const clock = { now: () => Date.now() };
+    let loads = 0;
+    const later = event({ id: 'later' });
+    hub = new WaiterHub(clock, { maxWaiters: 10, maxWaitersPerKey: 10 }, async () => {
+      loads++;
+      // The second load is the resync's: it finds an intent announced while deaf.
+      return loads === 1 ? [] : [{ at: Date.now() + 30, event: later }];
+    });
+    hub.start();
+    await new Promise((r) => setTimeout(r, 10));
+    const a = hub.waitForClaim(filter({ namespace: 'x' }), false, 5000)!;
+    const b = hub.waitForResult('i9', 'kid_a', false, 5000)!;
+    hub.resync();
+    expect(await a.wait()).toEqual({ kind: 'woken', event: null });
+    expect(await b.wait()).toEqual({ kind: 'woken', event: null });
+    expect(hub.waiting).toBe(0);
+    const c = hub.waitForClaim(filter(), false, 2000)!;
+    expect(await c.wait()).toEqual({ kind: 'woken', event: later });
+    expect(loads).toBe(2);
+  });
+
   it('times out, and is refused past its limits', async () => {
     hub = new WaiterHub(new ManualClock(0), { maxWaiters: 2, maxWaitersPerKey: 1 });
     const t = hub.waitForClaim(filter(), false, 10)!;

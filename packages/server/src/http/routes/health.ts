@@ -7,6 +7,9 @@ export async function healthRoutes(app: FastifyInstance, ctx: BusContext): Promi
     const ts = ctx.clock.now() / 1000;
     try {
       await ctx.store.ping();
+      // Several nodes: whether this one hears the others' wake-ups (else its long polls
+      // learn of their work only when they re-check the store).
+      if (ctx.relay) return { ok: true, ts, version: VERSION, wake_relay: ctx.relay.state };
       return { ok: true, ts, version: VERSION };
     } catch (err) {
       // A fixed reason: the store's own message is for the logs, not for anyone who asks.

@@ -1,5 +1,6 @@
 /** The worker-facing protocol: publish, claim, extend, fulfill, fail, result, status. */
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { LIMITS, schemas, type PublishRequest, type ResultType } from '@intent-bus/protocol';
 import { randomHex128 } from '../ids.js';
@@ -202,20 +203,24 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       const id = intentIdParam(req);
       let row = await readable(id, p);
       const waitMs = Math.round(((req.query as { wait?: number }).wait ?? 0) * 1000);
-      if (waitMs > 0 && !isFinal(row)) {
-        const ticket = hub.waitForResult(id, p.keyId, p.isMain, waitMs, new ClientPresence(reply));
-        if (ticket) {
-          try {
-            // Re-read after registering: a finish between the two reads is not missed.
-            row = await readable(id, p);
-            if (!isFinal(row)) {
-              await ticket.wait();
-              row = await readable(id, p);
-            }
-          } finally {
-            ticket.cancel();
-          }
+      const deadline = performance.now() + waitMs;
+      const presence = waitMs > 0 ? new ClientPresence(reply) : null;
+      // A wake-up is a hint (a resync wakes every wait): re-read, and wait again if the
+      // intent has not finished and time is left.
+      for (let left = waitMs; presence && left > 0 && !isFinal(row);) {
+        const ticket = hub.waitForResult(id, p.keyId, p.isMain, left, presence);
+        if (!ticket) break;
+        try {
+          // Re-read after registering: a finish between the two reads is not missed.
+          row = await readable(id, p);
+          if (isFinal(row)) break;
+          const outcome = await ticket.wait();
+          row = await readable(id, p);
+          if (outcome.kind !== 'woken') break;
+        } finally {
+          ticket.cancel();
         }
+        left = deadline - performance.now();
       }
       return reply.type(JSON_TYPE).send(resultObject(row));
     },

@@ -55,6 +55,7 @@ const UNAVAILABLE_MESSAGE =
 /** Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
 const LOCK_IDEMPOTENCY = 1;
 const LOCK_QUOTA = 2;
+const LOCK_HOUSEKEEPING = 3;
 
 /**
  * BIGINT (int8) columns hold ms timestamps and counts, far below 2^53: read them as
@@ -211,6 +212,26 @@ export class PgStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await this.pool.end();
+  }
+
+  async exclusive<T>(name: string, wait: boolean, task: () => Promise<T>): Promise<T | null> {
+    // A session lock on a connection held for the task: a node that dies mid-task loses
+    // its connection, and with it the lock. Advisory locks are database-wide, so the key
+    // names the schema too.
+    const key = [LOCK_HOUSEKEEPING, `${this.options.schema ?? ''}\n${name}`];
+    const client = await this.connect();
+    let broken: Error | undefined;
+    try {
+      if (wait) await this.run(client, q.sessionLock, key);
+      else if (!(await this.row<{ got: boolean }>(client, q.sessionTryLock, key))?.got) return null;
+      try {
+        return await task();
+      } finally {
+        await this.run(client, q.sessionUnlock, key).catch((err: Error) => (broken = err));
+      }
+    } finally {
+      client.release(broken);
+    }
   }
 
   async intentPublish(

@@ -171,6 +171,9 @@ WHERE status = 'open' AND run_at > created_at AND run_at > $1 ORDER BY run_at LI
 // class text: a transaction-scoped lock on one name, so that the checks of a publish and
 // its INSERT are not interleaved with another publish's (on any node).
 export const advisoryLock = `SELECT pg_advisory_xact_lock($1::integer, hashtext($2::text))`;
+export const sessionLock = `SELECT pg_advisory_lock($1::integer, hashtext($2::text))`;
+export const sessionTryLock = `SELECT pg_try_advisory_lock($1::integer, hashtext($2::text)) AS got`;
+export const sessionUnlock = `SELECT pg_advisory_unlock($1::integer, hashtext($2::text))`;
 
 // keyId idemKey
 export const idempotencyGet = `SELECT body_hash AS "bodyHash", status, response,

@@ -204,6 +204,11 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
+  /** One process owns the file: nobody to exclude. */
+  exclusive<T>(_name: string, _wait: boolean, task: () => Promise<T>): Promise<T | null> {
+    return task();
+  }
+
   async intentPublish(
     intent: NewIntent,
     idem: IdempotencyInput | null,

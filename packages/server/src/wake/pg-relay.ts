@@ -1,0 +1,245 @@
+/**
+ * Wake-ups across bus nodes that share one PostgreSQL database, through LISTEN/NOTIFY.
+ *
+ * Every announcement (claimable at t, finished) is handed to this node's hub at once and
+ * queued for the other nodes; the queue is sent at the end of the event-loop turn as a few
+ * NOTIFY messages on one dedicated connection, which also LISTENs. A node feeds what it
+ * hears from the others into its own hub, so a publish on node A wakes a claimer waiting
+ * on node B. Notifications are advisory: the store stays the truth, and a woken waiter
+ * claims through it like any other.
+ *
+ * What a lost connection costs: notifications sent while a node was not listening are not
+ * replayed by PostgreSQL. So when the connection comes back, the node tells every node
+ * (itself included) to resynchronise: waiting claims re-run their claim, result waits
+ * re-read the intent, and the schedule of future run_ats is reloaded from the store.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import pg from 'pg';
+import type { Visibility } from '@intent-bus/protocol';
+import type { ClaimableEvent, WakeBus, WaiterHub } from './hub.js';
+
+/** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
+const MAX_PAYLOAD_BYTES = 7500;
+/** NOTIFYs sent and not yet answered; past it, events wait in the queue. */
+const MAX_IN_FLIGHT = 32;
+/** Events queued past it are dropped and replaced by one resync message. */
+const MAX_QUEUED = 10_000;
+const RECONNECT_MIN_MS = 100;
+const RECONNECT_MAX_MS = 5000;
+
+/** One announcement on the wire: claimable, finished, or "resynchronise". */
+type WireEvent =
+  | ['c', number, string, string, string, Visibility, string, string | null, string | null]
+  | ['f', string]
+  | ['r'];
+
+interface WireMessage {
+  /** The sending node, so that a node ignores its own messages. */
+  n: string;
+  e: WireEvent[];
+}
+
+export interface PgWakeRelayOptions {
+  connectionString: string;
+  /** The bus's schema: buses in separate schemas of one database do not hear each other. */
+  schema?: string | null;
+  hub: WaiterHub;
+  log: FastifyBaseLogger;
+}
+
+/** The NOTIFY channel of the bus in `schema` (a channel is database-wide). */
+export function wakeChannel(schema: string | null | undefined): string {
+  if (schema == null) return 'intent_bus_wake';
+  return `intent_bus_wake_${createHash('sha256').update(schema).digest('hex').slice(0, 24)}`;
+}
+
+export class PgWakeRelay implements WakeBus {
+  readonly node = randomBytes(8).toString('hex');
+  private readonly channel: string;
+  private client: pg.Client | null = null;
+  private queue: string[] = [];
+  private resyncQueued = false;
+  private flushScheduled = false;
+  private inFlight = 0;
+  private reconnectMs = RECONNECT_MIN_MS;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private everConnected = false;
+  private closed = false;
+
+  constructor(private readonly o: PgWakeRelayOptions) {
+    this.channel = wakeChannel(o.schema);
+  }
+
+  /** Whether this node hears the other nodes now (shown by /health). */
+  get state(): 'listening' | 'reconnecting' {
+    return this.client != null ? 'listening' : 'reconnecting';
+  }
+
+  /** Connects and listens; on failure keeps retrying in the background. */
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  claimable(event: ClaimableEvent, at: number): void {
+    this.o.hub.claimable(event, at);
+    const e = event;
+    this.enqueue(
+      JSON.stringify([
+        'c',
+        at,
+        e.id,
+        e.namespace,
+        e.goal,
+        e.visibility,
+        e.publisher,
+        e.targetWorker,
+        e.requiredCapability,
+      ] satisfies WireEvent),
+    );
+  }
+
+  finished(id: string): void {
+    this.o.hub.finished(id);
+    this.enqueue(JSON.stringify(['f', id] satisfies WireEvent));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    this.client = null;
+    await client?.end().catch(() => undefined);
+  }
+
+  private enqueue(encoded: string): void {
+    if (this.closed) return;
+    if (this.queue.length >= MAX_QUEUED) {
+      // The other nodes will re-read the store instead of hearing each event.
+      this.queue = [];
+      this.resyncQueued = true;
+    } else this.queue.push(encoded);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Packs the queue into NOTIFY payloads and sends them, a bounded number at a time. */
+  private flush(): void {
+    const client = this.client;
+    if (!client) return; // sent as a resync once connected again
+    while (this.inFlight < MAX_IN_FLIGHT && (this.resyncQueued || this.queue.length > 0)) {
+      const head = `{"n":"${this.node}","e":[`;
+      let body = '';
+      if (this.resyncQueued) {
+        body = JSON.stringify(['r'] satisfies WireEvent);
+        this.resyncQueued = false;
+      }
+      let taken = 0;
+      let bytes = head.length + body.length + 2;
+      for (; taken < this.queue.length; taken++) {
+        // Ids, namespaces and goals are limited in length: one event always fits.
+        const next = Buffer.byteLength(this.queue[taken]!) + 1;
+        if (body !== '' && bytes + next > MAX_PAYLOAD_BYTES) break;
+        body += (body === '' ? '' : ',') + this.queue[taken];
+        bytes += next;
+      }
+      this.queue.splice(0, taken);
+      this.inFlight++;
+      client
+        .query('SELECT pg_notify($1, $2)', [this.channel, `${head}${body}]}`])
+        .catch((err: unknown) => {
+          // A broken connection is also reported by its 'error' event, which reconnects.
+          if (!this.closed)
+            this.o.log.warn(
+              { err: { message: (err as Error).message } },
+              'wake relay: send failed',
+            );
+        })
+        .finally(() => {
+          this.inFlight--;
+          if (this.queue.length > 0 || this.resyncQueued) this.scheduleFlush();
+        });
+    }
+  }
+
+  private receive(payload: string | undefined): void {
+    if (this.closed || payload === undefined) return;
+    let msg: WireMessage;
+    try {
+      msg = JSON.parse(payload) as WireMessage;
+    } catch {
+      return; // not ours: someone else NOTIFYing on the channel
+    }
+    if (msg.n === this.node || !Array.isArray(msg.e)) return;
+    for (const e of msg.e) {
+      if (e[0] === 'c') {
+        const [, at, id, namespace, goal, visibility, publisher, targetWorker, cap] = e;
+        this.o.hub.claimable(
+          { id, namespace, goal, visibility, publisher, targetWorker, requiredCapability: cap },
+          at,
+        );
+      } else if (e[0] === 'f') this.o.hub.finished(e[1]);
+      else if (e[0] === 'r') this.o.hub.resync();
+    }
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client({
+      connectionString: this.o.connectionString,
+      // A NOTIFY changes no data: its transaction need not wait for the WAL flush.
+      options: '-c synchronous_commit=off',
+    });
+    let failed = false;
+    const lost = (err: Error | null): void => {
+      if (failed) return;
+      failed = true;
+      if (this.client === client) this.client = null;
+      client.end().catch(() => undefined);
+      if (this.closed) return;
+      this.o.log.warn(
+        { err: err && { message: err.message }, retryInMs: this.reconnectMs },
+        'wake relay: not listening to other nodes; reconnecting',
+      );
+      this.reconnectTimer = setTimeout(() => void this.connect(), this.reconnectMs);
+      this.reconnectTimer.unref();
+      this.reconnectMs = Math.min(this.reconnectMs * 2, RECONNECT_MAX_MS);
+    };
+    client.on('error', lost);
+    client.on('end', () => lost(null));
+    client.on('notification', (m) => {
+      if (m.channel === this.channel) this.receive(m.payload);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+    } catch (err) {
+      lost(err as Error);
+      return;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.client = client;
+    this.reconnectMs = RECONNECT_MIN_MS;
+    if (this.everConnected) {
+      // What was announced while this node was deaf, it learns from the store; what it
+      // announced while it could not send, the others learn the same way.
+      this.o.log.info('wake relay: listening again; resynchronising');
+      this.o.hub.resync();
+      this.queue = [];
+      this.resyncQueued = true;
+    }
+    this.everConnected = true;
+    this.scheduleFlush();
+  }
+}
