@@ -13,8 +13,11 @@ import {
 } from './commands.js';
 import { listen } from './listen.js';
 import { EXIT, Exit, UsageError, describeError, exitCodeOf } from './output.js';
+import { exportCommand, importCommand } from './transfer.js';
 
 const COMMANDS: Command[] = [publish, listen, result, status, kv, admin];
+/** Commands on the store itself, as `serve` opens it: no URL, key or other common flag. */
+const STORE_COMMANDS: Command[] = [exportCommand, importCommand];
 
 const MAIN_HELP = `intent-bus: run code on any device from anywhere, using just HTTP
 
@@ -24,12 +27,16 @@ Commands:
   serve     run the bus (flags and environment: intent-bus serve --help)
 ${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}
 
+On the database serve uses (BUS_DB_PATH or BUS_DATABASE_URL), run where it is:
+${STORE_COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}
+
 intent-bus COMMAND --help shows a command's flags.
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found or nothing to do.
 
 ${GLOBAL_HELP}`;
 
-const helpOf = (c: Command): string => `Usage: ${c.usage}\n\n${GLOBAL_HELP}\n`;
+const helpOf = (c: Command): string =>
+  STORE_COMMANDS.includes(c) ? `Usage: ${c.usage}\n` : `Usage: ${c.usage}\n\n${GLOBAL_HELP}\n`;
 
 /** Runs one command line; resolves with the exit code (serve keeps the process alive). */
 export async function runCli(argv: string[]): Promise<number | 'serving'> {
@@ -50,7 +57,8 @@ export async function runCli(argv: string[]): Promise<number | 'serving'> {
     serveMain(rest.map((a) => (a === '-h' ? '--help' : a)));
     return 'serving';
   }
-  const command = COMMANDS.find((c) => c.name === name);
+  const command =
+    COMMANDS.find((c) => c.name === name) ?? STORE_COMMANDS.find((c) => c.name === name);
   if (!command) {
     process.stderr.write(`intent-bus: unknown command "${name}"\n\n${MAIN_HELP}\n`);
     return EXIT.usage;
@@ -58,7 +66,10 @@ export async function runCli(argv: string[]): Promise<number | 'serving'> {
   try {
     const { values, positionals } = parseArgs({
       args: rest,
-      options: { ...GLOBAL_OPTIONS, ...command.options },
+      options: {
+        ...(STORE_COMMANDS.includes(command) ? { help: GLOBAL_OPTIONS.help! } : GLOBAL_OPTIONS),
+        ...command.options,
+      },
       allowPositionals: true,
       strict: true,
     });
