@@ -3,11 +3,10 @@
  * a long poll, and every acknowledged intent kept across SIGKILL. Each run gets a database
  * of its own, dropped at the end. A database that cannot be reached fails the test.
  */
-import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeApi } from './helpers.js';
+import { createDatabase, type TestDatabase } from './pg-database.js';
 import {
   runToExit,
   serverEnv,
@@ -16,27 +15,6 @@ import {
   claimAll,
   publishMany,
 } from './process-helpers.js';
-
-const ADMIN_URL = process.env.BUS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const DB = `ib_proc_${process.pid}_${randomBytes(4).toString('hex')}`;
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 5000 });
-  try {
-    await client.connect();
-  } catch (err) {
-    throw new Error(
-      `PostgreSQL is not reachable at ${ADMIN_URL} (${(err as Error).message}): start it or ` +
-        'set BUS_TEST_DATABASE_URL',
-      { cause: err },
-    );
-  }
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 /**
  * A TCP relay to the database that a test can cut (every connection dropped, new ones
@@ -79,17 +57,18 @@ async function relay(
 }
 
 describe('the serve process on PostgreSQL', () => {
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${DB}`;
-  const env = serverEnv('/nonexistent/unused.db', {
-    BUS_DATABASE_URL: url.toString(),
-    BUS_LOG_LEVEL: 'info',
-  });
+  let db: TestDatabase;
+  let url: URL;
+  let env: NodeJS.ProcessEnv;
   const running: ServerProcess[] = [];
-  beforeAll(async () => admin(`CREATE DATABASE ${DB}`));
+  beforeAll(async () => {
+    db = await createDatabase('ib_proc');
+    url = new URL(db.url);
+    env = serverEnv('/nonexistent/unused.db', { BUS_DATABASE_URL: db.url, BUS_LOG_LEVEL: 'info' });
+  });
   afterAll(async () => {
     for (const p of running) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-    await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    await db?.drop();
   });
 
   it('speaks the protocol, wakes a long poll, and keeps every acknowledged intent across SIGKILL', async () => {

@@ -91,6 +91,32 @@ describe('PostgreSQL store', () => {
     expect(await a.keyCount()).toBe(0);
   });
 
+  it('runs an exclusive task on one store of a schema at a time, and frees the lock after', async () => {
+    const a = await fresh();
+    const b = new PgStore({ connectionString: URL, schema: schemas[schemas.length - 1]! });
+    const other = await fresh(); // another schema: its own lock
+    stores.push(b);
+    let release!: () => void;
+    const held = a.exclusive(
+      'housekeeping',
+      false,
+      () => new Promise<string>((r) => (release = () => r('a'))),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await b.exclusive('housekeeping', false, async () => 'b')).toBeNull();
+    expect(await other.exclusive('housekeeping', false, async () => 'other')).toBe('other');
+    const waiting = b.exclusive('housekeeping', true, async () => 'b waited');
+    release();
+    expect(await held).toBe('a');
+    expect(await waiting).toBe('b waited');
+    expect(await b.exclusive('housekeeping', false, async () => 'b')).toBe('b');
+    // A task that throws frees the lock too.
+    await expect(
+      a.exclusive('housekeeping', false, async () => Promise.reject(new Error('x'))),
+    ).rejects.toThrow('x');
+    expect(await b.exclusive('housekeeping', false, async () => 'b again')).toBe('b again');
+  });
+
   it('reports an unreachable server as StoreUnavailableError', async () => {
     const s = new PgStore({ connectionString: 'postgres://postgres@127.0.0.1:1/test' });
     stores.push(s);
