@@ -32,9 +32,16 @@ COPY packages/cli/bin packages/cli/bin
 # --- deps: production dependencies only, with better-sqlite3 built for this base ---
 FROM toolchain AS deps
 # --ignore-scripts: the root `prepare` script runs tsc, which is a dev dependency. The one
-# install script the runtime needs is better-sqlite3's, run by the rebuild.
+# install script the runtime needs is better-sqlite3's, run by the rebuild (a prebuilt
+# binary, or a compile). Then only the addon is kept: its sources and the intermediate
+# objects of a compile are ~26 MB the runtime never reads.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && npm rebuild better-sqlite3 \
+  && cd node_modules/better-sqlite3 \
+  && mv build/Release/better_sqlite3.node /tmp/ \
+  && rm -rf build deps src \
+  && mkdir -p build/Release \
+  && mv /tmp/better_sqlite3.node build/Release/ \
   && npm cache clean --force
 
 # --- build: every dependency, then the TypeScript build (tsc -b) ---
