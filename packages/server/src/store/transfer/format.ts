@@ -210,11 +210,24 @@ export function makeHeader(
   };
 }
 
-/** One record as its line (without the "\n"). */
+/** Per type: each column's name and the text before its value (`{"type":"intent","id":`). */
+const ENCODERS = Object.fromEntries(
+  RECORD_TYPES.map((t) => [
+    t,
+    TABLES[t].columns.map((c, i) => ({
+      name: c.name,
+      before: `${i === 0 ? `{"type":${JSON.stringify(t)},` : ','}${JSON.stringify(c.name)}:`,
+    })),
+  ]),
+) as Record<RecordType, Array<{ name: string; before: string }>>;
+
+/** One record as its line (without the "\n"): `type`, then the columns in table order. */
 export function encodeRecord(record: TransferRecord): string {
-  const out: Record<string, unknown> = { type: record.type };
-  for (const c of TABLES[record.type].columns) out[c.name] = record.row[c.name] ?? null;
-  return JSON.stringify(out);
+  let line = '';
+  for (const c of ENCODERS[record.type]) {
+    line += c.before + JSON.stringify(record.row[c.name] ?? null);
+  }
+  return `${line}}`;
 }
 
 export const encodeTrailer = (counts: TransferCounts): string =>
@@ -281,6 +294,11 @@ export function parseHeader(text: string | undefined): Header {
   return h as unknown as Header;
 }
 
+/** Per type: the fields a line may hold. */
+const NAMES = Object.fromEntries(
+  RECORD_TYPES.map((t) => [t, new Set(['type', ...TABLES[t].columns.map((c) => c.name)])]),
+) as Record<RecordType, Set<string>>;
+
 export type ParsedLine =
   { kind: 'record'; record: TransferRecord } | { kind: 'end'; counts: TransferCounts };
 
@@ -298,6 +316,7 @@ export function parseBodyLine(text: string, line: number): ParsedLine {
     );
   }
   const spec = TABLES[type as RecordType];
+  const names = NAMES[type as RecordType];
   const row: Row = {};
   for (const c of spec.columns) {
     if (!(c.name in o)) throw new TransferFormatError(line, `${type}: missing field "${c.name}"`);
@@ -305,10 +324,8 @@ export function parseBodyLine(text: string, line: number): ParsedLine {
     if (problem) throw new TransferFormatError(line, `${type}: "${c.name}" ${problem}`);
     row[c.name] = o[c.name] as string | number | null;
   }
-  for (const name of Object.keys(o)) {
-    if (name !== 'type' && !spec.columns.some((c) => c.name === name)) {
-      throw new TransferFormatError(line, `${type}: unknown field "${name}"`);
-    }
+  for (const name in o) {
+    if (!names.has(name)) throw new TransferFormatError(line, `${type}: unknown field "${name}"`);
   }
   if (type === 'intent') {
     const problem = intentProblem(row);

@@ -132,12 +132,17 @@ export class PgTransfer implements TransferBackend {
     const result: ImportResult = { imported: zeroCounts(), identical: 0 };
     let batch: TransferRecord[] = [];
     let chars = 0;
+    // One batch in flight: the next one is read and checked while the server writes it.
+    let inFlight: Promise<void> = Promise.resolve();
     const flush = async (): Promise<void> => {
+      await inFlight;
       if (batch.length === 0) return;
       const records = batch;
       batch = [];
       chars = 0;
-      await this.insertBatch(c, records, result);
+      inFlight = this.insertBatch(c, records, result);
+      // Awaited by the next flush (or the last one); marked handled until then.
+      inFlight.catch(() => {});
     };
     await c.query('BEGIN');
     let committed = false;
@@ -153,11 +158,15 @@ export class PgTransfer implements TransferBackend {
         for (const v of Object.values(record.row)) if (typeof v === 'string') chars += v.length;
       }
       await flush();
+      await inFlight;
       await c.query('COMMIT');
       committed = true;
       return result;
     } finally {
-      if (!committed) await c.query('ROLLBACK').catch(() => {});
+      if (!committed) {
+        await inFlight.catch(() => {});
+        await c.query('ROLLBACK').catch(() => {});
+      }
     }
   }
 
