@@ -19,6 +19,8 @@ export interface LoadOptions {
   goal: string;
   /** Publishing stops after this many acknowledged publishes (default: when told). */
   maxPublished?: number;
+  /** Publishes per second, all publishers together (default: as fast as answered). */
+  ratePerSecond?: number;
 }
 
 export class Load {
@@ -32,6 +34,9 @@ export class Load {
   readonly refusals: string[] = [];
   /** 503 answers seen (during outages). */
   unavailable = 0;
+  /** Round-trip ms of publishes and fulfils answered, bucketed by second of the run. */
+  readonly latencyBySecond: number[][] = [];
+  private readonly startedAt = performance.now();
   private publishing = true;
   private working = true;
   private seq = 0;
@@ -62,15 +67,28 @@ export class Load {
     return null;
   }
 
+  private timed(since: number): void {
+    const now = performance.now();
+    const second = Math.floor((now - this.startedAt) / 1000);
+    (this.latencyBySecond[second] ??= []).push(now - since);
+  }
+
   private async publisher(n: number): Promise<void> {
-    const { goal, maxPublished = Infinity } = this.o;
+    const { goal, maxPublished = Infinity, ratePerSecond } = this.o;
+    const every = ratePerSecond ? (this.o.publishers * 1000) / ratePerSecond : 0;
+    let next = performance.now() + (every * n) / this.o.publishers;
     while (this.publishing && this.history.acknowledged.size < maxPublished) {
+      if (every) {
+        await sleep(next - performance.now());
+        next += every;
+      }
       const base = this.live(n);
       if (!base) {
         await sleep(20);
         continue;
       }
       try {
+        const sentAt = performance.now();
         const r = await fetch(`${base}/intent`, {
           method: 'POST',
           headers: json,
@@ -79,6 +97,7 @@ export class Load {
         });
         if (r.status === 201) {
           this.history.acknowledged.add(((await r.json()) as { id: string }).id);
+          this.timed(sentAt);
         } else {
           this.refused(r.status, await r.text());
           await sleep(50);
@@ -130,6 +149,7 @@ export class Load {
           status = f.status;
           if (status !== 200 && status !== 404) this.refused(status, await f.text());
           else await f.arrayBuffer();
+          if (status === 200) this.timed(sentAt);
         } finally {
           this.history.fulfils.push({ id: c.id, token: c.claim_token, sentAt, status });
         }

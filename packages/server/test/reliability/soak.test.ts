@@ -1,0 +1,135 @@
+/**
+ * The soak (issue 8): a steady load on the real `serve` process, with the server's RSS,
+ * open file descriptors and event-loop delay and the clients' latency recorded every
+ * second; none may grow without bound, and the history checker must find nothing lost.
+ * On SQLite and on PostgreSQL.
+ *
+ * `npm test` runs a short soak (SOAK_SECONDS=20); `npm run test:soak` the long one
+ * (600 s per store). Each run writes its samples to test-artifacts/soak-<store>.json.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN } from '../helpers.js';
+import { createDatabase, type TestDatabase } from '../pg-database.js';
+import { serverEnv, startProcess, type ServerProcess } from '../process-helpers.js';
+import { violations } from './history.js';
+import { Load } from './load.js';
+
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 20);
+const RATE = Number(process.env.SOAK_RATE ?? 100);
+const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/', import.meta.url));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Sample {
+  second: number;
+  rssMb: number;
+  fds: number;
+  /** The server's event-loop delay p99 (prom-client's monitor), ms. */
+  loopP99Ms: number;
+  /** Round trips answered in this second (publishes and fulfils). */
+  answered: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+const quantile = (xs: number[], q: number): number => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+const median = (xs: number[]): number => quantile(xs, 0.5);
+
+async function loopDelayP99Ms(url: string): Promise<number> {
+  const r = await fetch(`${url}/metrics`, { headers: { 'x-admin-token': ADMIN_TOKEN } });
+  const m = /^intent_bus_nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(await r.text());
+  if (!m) throw new Error('no event-loop delay in /metrics');
+  return Number(m[1]) * 1000;
+}
+
+describe.each(['sqlite', 'postgres'] as const)('the soak on %s', (store) => {
+  const dir = mkdtempSync(join(tmpdir(), 'intent-bus-soak-'));
+  let database: TestDatabase | null = null;
+  let server: ServerProcess | null = null;
+  afterAll(async () => {
+    if (server?.child.exitCode === null) server.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    await database?.drop();
+  });
+
+  it(
+    `holds ${RATE} intents/s for ${SECONDS} s without growing`,
+    async () => {
+      if (store === 'postgres') database = await createDatabase('ib_soak');
+      server = await startProcess(
+        serverEnv(join(dir, 'bus.db'), {
+          BUS_LOG_LEVEL: 'info',
+          ...(database && { BUS_DATABASE_URL: database.url }),
+        }),
+      );
+      const pid = server.child.pid!;
+      const url = server.url;
+      const load = new Load({
+        node: () => url,
+        nodes: 1,
+        // Enough publishers in flight to hold the rate when answers slow down.
+        publishers: 16,
+        workers: 16,
+        goal: 'soak',
+        ratePerSecond: RATE,
+      });
+      const samples: Sample[] = [];
+      for (let second = 1; second <= SECONDS; second++) {
+        await sleep(1000);
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const latencies = load.latencyBySecond[second - 1] ?? [];
+        samples.push({
+          second,
+          rssMb: Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024,
+          fds: readdirSync(`/proc/${pid}/fd`).length,
+          loopP99Ms: await loopDelayP99Ms(url),
+          answered: latencies.length,
+          p50Ms: quantile(latencies, 0.5),
+          p99Ms: quantile(latencies, 0.99),
+        });
+      }
+      const verdict = await load.drain(60_000);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      writeFileSync(
+        join(ARTIFACTS, `soak-${store}.json`),
+        JSON.stringify({ store, seconds: SECONDS, rate: RATE, verdict, samples }, null, 1),
+      );
+
+      // The first few seconds warm up (JIT, pools, caches); then the first third of the run
+      // is compared with the last third.
+      const steady = samples.slice(Math.min(5, Math.floor(SECONDS / 4)));
+      const third = Math.max(1, Math.floor(steady.length / 3));
+      const first = steady.slice(0, third);
+      const last = steady.slice(-third);
+      const of = (xs: Sample[], k: keyof Sample): number => median(xs.map((x) => x[k]));
+      const line = (k: keyof Sample): string =>
+        `${k} ${of(first, k).toFixed(1)} → ${of(last, k).toFixed(1)} (max ${Math.max(...samples.map((x) => x[k])).toFixed(1)})`;
+      console.log(
+        `${load.summary(`soak on ${store}, ${RATE}/s for ${SECONDS} s`, verdict)}\n  ` +
+          (['rssMb', 'fds', 'loopP99Ms', 'p50Ms', 'p99Ms', 'answered'] as const)
+            .map(line)
+            .join('\n  '),
+      );
+      expect(load.refusals).toEqual([]);
+      expect(load.unavailable).toBe(0);
+      expect(violations(verdict), load.detail(verdict)).toBe(0);
+      // The load was held (near the rate: the machine is shared with the other tests),
+      // and everything published was fulfilled.
+      expect(verdict.checked).toBeGreaterThan(RATE * SECONDS * 0.75);
+      expect(verdict.fulfilled).toBe(verdict.checked);
+      // Nothing grows without bound.
+      expect(of(last, 'rssMb')).toBeLessThan(of(first, 'rssMb') * 1.25 + 30);
+      expect(of(last, 'fds')).toBeLessThanOrEqual(of(first, 'fds') + 20);
+      expect(of(last, 'loopP99Ms')).toBeLessThan(Math.max(3 * of(first, 'loopP99Ms'), 50));
+      expect(of(last, 'p99Ms')).toBeLessThan(Math.max(3 * of(first, 'p99Ms'), 100));
+    },
+    (SECONDS + 120) * 1000,
+  );
+});
