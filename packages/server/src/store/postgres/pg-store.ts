@@ -78,6 +78,32 @@ export interface PgStoreOptions {
 
 type Queryable = pg.Pool | pg.PoolClient;
 
+/**
+ * PostgreSQL text cannot hold U+0000, which SQLite stores like any other character (a
+ * goal, a KV name, an error or an owner may contain it). Every bound string is escaped and
+ * every string read back unescaped: U+0000 → U+E000 '0', U+E000 → U+E000 '1'. The
+ * mapping is one to one, so equality, uniqueness and hashes behave as on the raw text.
+ * Whatever reads or writes the tables without PgStore must map the same way.
+ */
+const ESC = '\uE000';
+const ESCAPED = /\uE000[01]/g;
+export function escapeText(v: unknown): unknown {
+  if (typeof v === 'string') {
+    return v.includes('\0') || v.includes(ESC)
+      ? v.replaceAll(ESC, `${ESC}1`).replaceAll('\0', `${ESC}0`)
+      : v;
+  }
+  return Array.isArray(v) ? v.map(escapeText) : v;
+}
+export function unescapeRow(row: Record<string, unknown>): void {
+  for (const k in row) {
+    const v = row[k];
+    if (typeof v === 'string' && v.includes(ESC)) {
+      row[k] = v.replace(ESCAPED, (e) => (e === `${ESC}1` ? ESC : '\0'));
+    }
+  }
+}
+
 export class PgStore implements Store {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
@@ -115,11 +141,14 @@ export class PgStore implements Store {
       name = `ib_${this.names.size}`;
       this.names.set(text, name);
     }
+    let result: pg.QueryResult<R>;
     try {
-      return await on.query<R>({ name, text, values });
+      result = await on.query<R>({ name, text, values: values.map(escapeText) });
     } catch (err) {
       throw translate(err);
     }
+    for (const row of result.rows) unescapeRow(row);
+    return result;
   }
 
   private async rows<R extends pg.QueryResultRow>(
