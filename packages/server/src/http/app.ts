@@ -191,8 +191,11 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     done(null, parsed);
   });
 
+  // From the start of the close (preClose, before the long polls are ended): new requests
+  // get 503, and every answer still to be sent closes its connection, so that the
+  // server's close does not wait for keep-alive sockets that became idle after it began.
   let closing = false;
-  app.addHook('onClose', async () => {
+  app.addHook('preClose', async () => {
     closing = true;
   });
 
@@ -227,6 +230,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
 
   app.addHook('onSend', (req, reply, payload, done) => {
     standardHeaders(req, reply);
+    if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
 
