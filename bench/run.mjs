@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// The Intent Bus benchmark (issue 6): starts the bus and a trivial server of the same HTTP
-// stack pinned to one core, drives both from this process pinned to another, prints a
-// table and writes bench/results/<timestamp>.json. See bench/README.md.
+// The Intent Bus benchmark (issues 6 and 7): starts the bus (on SQLite, or one or more
+// nodes on a PostgreSQL database of its own) and a trivial server of the same HTTP stack
+// pinned to one core, drives both from this process pinned to another, prints a table and
+// writes bench/results/<timestamp>.json. See bench/README.md.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -18,7 +20,21 @@ import {
   startNoop,
   stopAll,
 } from './lib/procs.mjs';
-import { formatMarkdown, formatTable, summarize } from './lib/stats.mjs';
+import {
+  DEFAULT_ADMIN_URL,
+  databaseUrl,
+  dropAllSync,
+  openAdmin,
+  pgDelta,
+  pgSnapshot,
+} from './lib/postgres.mjs';
+import {
+  POSTGRES_COLUMNS,
+  TABLE_COLUMNS,
+  formatMarkdown,
+  formatTable,
+  summarize,
+} from './lib/stats.mjs';
 
 export const PROFILES = {
   light: { workers: 5, jobs: 50 },
@@ -34,6 +50,15 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
 
   --profiles LIST       ${Object.keys(PROFILES).join(',')} or all (default all)
   --modes LIST          concurrent,preload (default both)
+  --store sqlite|postgres
+                        the bus's store (default sqlite); postgres: a database of the
+                        bench's own per configuration, dropped at the end
+  --nodes N             bus processes on that database, workers and publishes spread
+                        over them (default 1; N > 1 needs --store postgres)
+  --pg-url URL          admin connection that creates and drops the databases
+                        (default $BENCH_PG_URL or ${DEFAULT_ADMIN_URL})
+  --pg-options OPTS     libpq startup options of the nodes' connections, e.g.
+                        "-c synchronous_commit=off" (their sessions only; default none)
   --long-poll on|off|both
                         claims with ?wait=S (on), plain 2.1 polling (off), or both (default on)
   --wait S              long-poll seconds, 1-30 (default 10)
@@ -59,6 +84,10 @@ function parseOptions(argv) {
     options: {
       profiles: { type: 'string', default: 'all' },
       modes: { type: 'string', default: MODES.join(',') },
+      store: { type: 'string', default: 'sqlite' },
+      nodes: { type: 'string', default: '1' },
+      'pg-url': { type: 'string', default: process.env.BENCH_PG_URL || DEFAULT_ADMIN_URL },
+      'pg-options': { type: 'string' },
       'long-poll': { type: 'string', default: 'on' },
       wait: { type: 'string', default: '10' },
       runs: { type: 'string', default: '5' },
@@ -96,9 +125,22 @@ function parseOptions(argv) {
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode ${m}`);
   const lp = { on: [true], off: [false], both: [true, false] }[values['long-poll']];
   if (!lp) throw new Error('--long-poll: on, off or both');
+  if (!['sqlite', 'postgres'].includes(values.store))
+    throw new Error('--store: sqlite or postgres');
+  const nodes = int('nodes', 1, 16);
+  if (nodes > 1 && values.store !== 'postgres') {
+    throw new Error('--nodes: more than one node needs --store postgres');
+  }
+  if (values['pg-options'] != null && values.store !== 'postgres') {
+    throw new Error('--pg-options: only with --store postgres');
+  }
   return {
     profiles,
     modes,
+    store: values.store,
+    nodes,
+    pgUrl: values['pg-url'],
+    pgOptions: values['pg-options'] ?? null,
     longPoll: lp,
     wait: int('wait', 1, 30),
     runs: int('runs', 1, 100),
@@ -155,6 +197,18 @@ function command(argv) {
 }
 
 const log = (line) => process.stderr.write(`${line}\n`);
+/** The admin connection of --store postgres (creates and drops the databases). */
+let admin = null;
+
+function redactUrl(url) {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
 const fmt = (x, d = 0) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
 async function main() {
@@ -185,13 +239,34 @@ async function main() {
         : `not pinned: ${pinning.reason}`),
   );
 
+  // PostgreSQL: a system service, left where the scheduler puts it (not pinned).
+  let postgres = null;
+  if (opts.store === 'postgres') {
+    admin = await openAdmin(opts.pgUrl);
+    const settings = await admin.settings();
+    const postmasterPid = await admin.postmasterPid();
+    postgres = { settings, postmasterPid, pinned: false, sessionOptions: opts.pgOptions };
+    if (pinning.pinned) pinning.postgres = 'not pinned (a system service: both CPUs)';
+    log(
+      `postgres: ${settings.server_version}, synchronous_commit ${settings.synchronous_commit}, ` +
+        `fsync ${settings.fsync} (${settings.wal_sync_method}), autovacuum ${settings.autovacuum}, ` +
+        `postmaster pid ${postmasterPid}, not pinned; ${opts.nodes} bus node(s)` +
+        (opts.pgOptions ? `; node sessions with options ${JSON.stringify(opts.pgOptions)}` : ''),
+    );
+    const stale = await admin.leftovers();
+    if (stale.length > 0) {
+      log(`note: databases of benches that are gone (drop them by hand): ${stale.join(', ')}`);
+    }
+  }
+
   const report = {
     started: started.toISOString(),
     finished: null,
     command: command(argv),
     machine: info,
     pinning,
-    options: { ...opts, out: relative(ROOT, opts.out) },
+    options: { ...opts, pgUrl: redactUrl(opts.pgUrl), out: relative(ROOT, opts.out) },
+    ...(postgres ? { postgres } : {}),
     profiles: PROFILES,
     configurations: [],
   };
@@ -221,9 +296,57 @@ async function main() {
           const cpuProfDir = profDir
             ? join(profDir, `${profile}-${mode}-${longPoll ? 'lp' : 'poll'}`)
             : undefined;
-          const bus = await startBus({ cpu: serverCpu, logLevel: opts.logLevel, cpuProfDir });
-          const config = { profile, mode, workers, jobs, waitSeconds, warmupRuns: [], runs: [] };
+          const config = {
+            profile,
+            mode,
+            workers,
+            jobs,
+            waitSeconds,
+            ...(postgres ? { store: 'postgres', nodes: opts.nodes } : {}),
+            warmupRuns: [],
+            runs: [],
+          };
+          const nodes = [];
+          let database = null;
           try {
+            // One bus: N nodes sharing one database (their main and admin keys too).
+            let extraEnv = {};
+            if (postgres) {
+              database = await admin.createDatabase(report.configurations.length);
+              extraEnv = { BUS_DATABASE_URL: databaseUrl(opts.pgUrl, database, opts.pgOptions) };
+            }
+            const keys = {
+              secret: `ib_bench_${randomBytes(16).toString('hex')}`,
+              adminSecret: randomBytes(24).toString('hex'),
+            };
+            for (let n = 0; n < opts.nodes; n++) {
+              nodes.push(
+                await startBus({
+                  cpu: serverCpu,
+                  logLevel: opts.logLevel,
+                  cpuProfDir:
+                    cpuProfDir && opts.nodes > 1 ? join(cpuProfDir, `node${n}`) : cpuProfDir,
+                  extraEnv,
+                  ...keys,
+                }),
+              );
+            }
+            // The relay's backends (one LISTEN connection per node) are counted apart.
+            const relayPids = postgres ? await admin.relayPids(database) : null;
+            if (relayPids) {
+              config.relayBackends = relayPids.size;
+              if (relayPids.size !== nodes.length) {
+                log(
+                  `note: ${relayPids.size} wake-relay backend(s) found for ${nodes.length} node(s)`,
+                );
+              }
+            }
+            const pg = postgres
+              ? {
+                  snapshot: () => pgSnapshot(postgres.postmasterPid, database, relayPids),
+                  delta: pgDelta,
+                }
+              : null;
             for (let i = 0; i < opts.warmup + opts.runs; i++) {
               const counted = i >= opts.warmup;
               const ceiling = noop
@@ -236,9 +359,10 @@ async function main() {
                   })
                 : null;
               const r = await runJobs({
-                url: bus.url,
-                key: bus.secret,
-                serverPid: bus.pid,
+                urls: nodes.map((b) => b.url),
+                key: keys.secret,
+                serverPids: nodes.map((b) => b.pid),
+                pg,
                 goal: `bench.${profile}.${mode}.${i}`,
                 jobs,
                 workers,
@@ -250,21 +374,46 @@ async function main() {
               });
               r.requestsPerJob = mode === 'concurrent' ? 3 : 2;
               r.ceiling = ceiling;
-              if (!bus.alive())
-                throw new Error(`the bus stopped during ${name}:\n${bus.logTail(30)}`);
-              await bus.purge();
+              nodes.forEach((bus, n) => {
+                if (!bus.alive()) {
+                  throw new Error(`bus node ${n} stopped during ${name}:\n${bus.logTail(30)}`);
+                }
+              });
+              // Purged through one node: they share the database.
+              await nodes[0].purge();
               (counted ? config.runs : config.warmupRuns).push(r);
               log(
                 `${name} ${counted ? `run ${i - opts.warmup + 1}/${opts.runs}` : 'warm-up'}: ` +
                   `${fmt(r.successPct, 1)}% ${fmt(r.jobsPerSec)} jobs/s p99 ${fmt(r.latencyMs.p99, 1)} ms, ` +
-                  `errors ${r.errorCount} dup ${r.duplicates}, server cpu ${fmt(r.server.cpuPct)}%, ` +
-                  `gen elu ${fmt(r.generator.elu, 2)}, noise ${fmt(r.cores.noisePct)}%` +
+                  `errors ${r.errorCount} dup ${r.duplicates}, server cpu ${fmt(r.server.cpuPct)}%` +
+                  (nodes.length > 1
+                    ? ` (${r.server.nodes.map((x) => fmt(x.cpuPct)).join('+')})`
+                    : '') +
+                  (r.postgres ? `, postgres cpu ${fmt(r.postgres.cpuPct)}%` : '') +
+                  `, gen elu ${fmt(r.generator.elu, 2)}, noise ${fmt(r.cores.noisePct)}%` +
                   (ceiling ? `, ceiling ${fmt(ceiling.reqPerSec)} req/s` : '') +
                   (r.stop === 'done' ? '' : ` [${r.stop}]`),
               );
             }
           } finally {
-            await bus.stop();
+            await Promise.all(nodes.map((b) => b.stop()));
+            if (database) {
+              // Over the whole configuration (start-up, warm-ups, purges included).
+              const stats = await admin.databaseStats(database).catch(() => null);
+              const all = config.warmupRuns.length + config.runs.length;
+              if (stats && all > 0) {
+                const perJob = (n) => n / (all * jobs);
+                config.databaseStats = {
+                  ...stats,
+                  jobs: all * jobs,
+                  commitsPerJob: perJob(stats.xact_commit),
+                  tuplesWrittenPerJob: perJob(
+                    stats.tup_inserted + stats.tup_updated + stats.tup_deleted,
+                  ),
+                };
+              }
+              await admin.dropDatabase(database);
+            }
           }
           config.summary = summarize(config.runs);
           report.configurations.push(config);
@@ -274,6 +423,9 @@ async function main() {
     }
   } finally {
     await noop?.stop();
+    await admin?.dropAll();
+    await admin?.close();
+    admin = null;
   }
   report.finished = new Date().toISOString();
   report.machine.loadavgAtEnd = loadavg();
@@ -284,17 +436,26 @@ async function main() {
     (pinning.pinned
       ? `servers on cpu ${pinning.serverCpu}, generator on cpu ${pinning.generatorCpu}`
       : `not pinned (${pinning.reason})`) +
+    (postgres
+      ? `\nstore: PostgreSQL ${postgres.settings.server_version.split(' ')[0]} (synchronous_commit ${postgres.settings.synchronous_commit}, ` +
+        `fsync ${postgres.settings.fsync}${opts.pgOptions ? `, node sessions ${JSON.stringify(opts.pgOptions)}` : ''}; not pinned), ` +
+        `${opts.nodes} bus node(s)${pinning.pinned ? ` on cpu ${pinning.serverCpu}` : ''}; ` +
+        'noise% = busy time of both CPUs used by none of the nodes, PostgreSQL or the generator'
+      : '') +
     `\ncommand: ${report.command.npm ?? report.command.node}; medians of ${opts.runs} counted run(s) after ${opts.warmup} warm-up`;
-  process.stdout.write(`\n${header}\n\n${formatTable(report.configurations)}\n\n`);
+  const columns = postgres ? POSTGRES_COLUMNS : TABLE_COLUMNS;
+  process.stdout.write(`\n${header}\n\n${formatTable(report.configurations, columns)}\n\n`);
   process.stdout.write(`results: ${relative(process.cwd(), file)}\n`);
   if (process.env.BENCH_MARKDOWN)
-    process.stdout.write(`\n${formatMarkdown(report.configurations)}\n`);
+    process.stdout.write(`\n${formatMarkdown(report.configurations, columns)}\n`);
   if (profDir) process.stdout.write(`cpu profiles: ${relative(process.cwd(), profDir)}\n`);
   // Speed is never pass/fail here (the machine is shared and noisy); correctness is: a
   // counted run that lost a job, saw an error or a duplicate, or timed out fails the bench.
   const failures = report.configurations.flatMap((c) => {
     const s = c.summary;
-    const name = `${c.profile} ${c.mode} long-poll ${c.waitSeconds > 0 ? 'on' : 'off'}`;
+    const name =
+      `${c.profile} ${c.mode} long-poll ${c.waitSeconds > 0 ? 'on' : 'off'}` +
+      (c.store ? ` (${c.store}, ${c.nodes} node(s))` : '');
     const out = [];
     if (s.successPctMin < 100) out.push(`${name}: success ${s.successPctMin.toFixed(1)}%`);
     if (s.errorsTotal > 0) out.push(`${name}: errors ${JSON.stringify(s.errors)}`);
@@ -306,16 +467,23 @@ async function main() {
   return failures.length > 0 ? 1 : 0;
 }
 
+// Last resort (process.exit from anywhere): databases not dropped yet are dropped here.
+process.on('exit', dropAllSync);
+
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     if (interrupted) {
       killAllSync();
+      dropAllSync();
       process.exit(130);
     }
     interrupted = true;
     log(`${signal}: stopping the servers`);
-    stopAll().finally(() => process.exit(130));
+    stopAll()
+      .then(() => admin?.dropAll())
+      .catch(() => dropAllSync())
+      .finally(() => process.exit(130));
   });
 }
 
@@ -324,6 +492,7 @@ main().then(
   async (err) => {
     log(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
     await stopAll();
+    await admin?.dropAll().catch(() => dropAllSync());
     process.exit(1);
   },
 );

@@ -20,50 +20,90 @@ const POOL_OPTIONS = {
 const netKind = (err) => `network:${err?.code ?? err?.name ?? 'error'}`;
 
 /**
- * Measures what the run cost the server and the generator, from `begin()` to `end()`, and
- * how busy the two pinned CPUs were (`noisePct`: the server CPU's busy time that was not
- * the server's, i.e. other processes on a shared machine).
+ * Measures what the run cost the server (each bus node, summed), the generator and, with
+ * `pg` ({ snapshot(), delta(a, b) }, see postgres.mjs), the PostgreSQL cluster, from
+ * `begin()` to `end()`, and how busy the two pinned CPUs were. `noisePct`: without `pg`,
+ * the server CPU's busy time that was not the server's; with `pg`, whose processes run on
+ * both CPUs, the busy time of both pinned CPUs that was neither the nodes', PostgreSQL's
+ * (the bench's backends and the shared processes) nor the generator's, in % of one core.
  */
-function costMeter(serverPid, pinned) {
-  let elu0, cpu0, srv0, t0, times0, io0;
+function costMeter(serverPids, pinned, pg = null) {
+  let elu0, cpu0, srv0, t0, times0, io0, pg0;
   return {
     begin() {
       times0 = pinned ? cpuTimes() : null;
       t0 = performance.now();
       elu0 = performance.eventLoopUtilization();
       cpu0 = process.cpuUsage();
-      srv0 = cpuSeconds(serverPid);
-      io0 = io(serverPid);
+      srv0 = serverPids.map(cpuSeconds);
+      io0 = serverPids.map(io);
+      pg0 = pg ? pg.snapshot() : null;
     },
     end() {
       const seconds = (performance.now() - t0) / 1000;
+      const pgCost = pg ? pg.delta(pg0, pg.snapshot()) : null;
       const elu = performance.eventLoopUtilization(elu0).utilization;
       const cpu = process.cpuUsage(cpu0);
-      const srv1 = cpuSeconds(serverPid);
-      const srvUser = srv0 == null || srv1 == null ? null : srv1.user - srv0.user;
-      const srvSystem = srv0 == null || srv1 == null ? null : srv1.system - srv0.system;
-      const srvCpu = srvUser == null ? null : srvUser + srvSystem;
+      const nodes = serverPids.map((pid, i) => {
+        const a = srv0[i];
+        const b = cpuSeconds(pid);
+        const user = a == null || b == null ? null : b.user - a.user;
+        const system = a == null || b == null ? null : b.system - a.system;
+        const total = user == null ? null : user + system;
+        const ioA = io0[i];
+        const ioB = io(pid);
+        return {
+          pid,
+          user,
+          system,
+          cpuSeconds: total,
+          cpuPct: total == null ? null : (100 * total) / seconds,
+          io:
+            ioA && ioB
+              ? {
+                  writtenMb: (ioB.wchar - ioA.wchar) / 2 ** 20,
+                  writeSyscalls: ioB.syscw - ioA.syscw,
+                  storageMb: (ioB.writeBytes - ioA.writeBytes) / 2 ** 20,
+                }
+              : null,
+          ...memory(pid),
+        };
+      });
+      const known = nodes.every((n) => n.cpuSeconds != null);
+      const srvUser = known ? nodes.reduce((a, n) => a + n.user, 0) : null;
+      const srvSystem = known ? nodes.reduce((a, n) => a + n.system, 0) : null;
+      const srvCpu = known ? srvUser + srvSystem : null;
       const times1 = pinned ? cpuTimes() : null;
       const serverCore = pinned ? cpuLoad(times0, times1, pinned.serverCpu) : null;
       const generatorCore = pinned ? cpuLoad(times0, times1, pinned.generatorCpu) : null;
       const serverCpuPct = srvCpu == null ? null : (100 * srvCpu) / seconds;
-      const io1 = io(serverPid);
-      const ioDelta =
-        io0 && io1
-          ? {
-              writtenMb: (io1.wchar - io0.wchar) / 2 ** 20,
-              writeSyscalls: io1.syscw - io0.syscw,
-              storageMb: (io1.writeBytes - io0.writeBytes) / 2 ** 20,
-            }
-          : null;
+      const ioKnown = nodes.every((n) => n.io != null);
+      const sumIo = (k) => nodes.reduce((a, n) => a + n.io[k], 0);
+      const ioDelta = ioKnown
+        ? {
+            writtenMb: sumIo('writtenMb'),
+            writeSyscalls: sumIo('writeSyscalls'),
+            storageMb: sumIo('storageMb'),
+          }
+        : null;
+      const generatorSeconds = (cpu.user + cpu.system) / 1e6;
+      let noisePct = null;
+      let accountedPct = null;
+      if (pg) {
+        if (serverCore && generatorCore && srvCpu != null) {
+          accountedPct = (100 * (srvCpu + pgCost.cpuSeconds + generatorSeconds)) / seconds;
+          noisePct = Math.max(0, serverCore.busyPct + generatorCore.busyPct - accountedPct);
+        }
+      } else if (serverCore && serverCpuPct != null) {
+        noisePct = Math.max(0, serverCore.busyPct - serverCpuPct);
+      }
+      const peaks = nodes.map((n) => n.peakRssMb).filter((x) => x != null);
       return {
         cores: {
           server: serverCore,
           generator: generatorCore,
-          noisePct:
-            serverCore && serverCpuPct != null
-              ? Math.max(0, serverCore.busyPct - serverCpuPct)
-              : null,
+          noisePct,
+          ...(pg ? { accountedPct } : {}),
         },
         server: {
           cpuSeconds: srvCpu,
@@ -71,12 +111,30 @@ function costMeter(serverPid, pinned) {
           systemPct: srvCpu ? (100 * srvSystem) / srvCpu : null,
           cpuPct: serverCpuPct,
           io: ioDelta,
-          ...memory(serverPid),
+          ...(nodes.length === 1
+            ? memory(serverPids[0])
+            : {
+                peakRssMb: peaks.length ? Math.max(...peaks) : null,
+                rssMb: nodes.reduce((a, n) => a + (n.rssMb ?? 0), 0),
+              }),
+          nodes,
         },
         generator: {
           elu,
-          cpuPct: (100 * (cpu.user + cpu.system)) / 1e6 / seconds,
+          cpuSeconds: generatorSeconds,
+          cpuPct: (100 * generatorSeconds) / seconds,
         },
+        ...(pg
+          ? {
+              postgres: {
+                ...pgCost,
+                cpuPct: (100 * pgCost.cpuSeconds) / seconds,
+                byKindPct: Object.fromEntries(
+                  Object.entries(pgCost.byKind).map(([k, v]) => [k, (100 * v) / seconds]),
+                ),
+              },
+            }
+          : {}),
       };
     },
   };
@@ -86,12 +144,16 @@ function costMeter(serverPid, pinned) {
  * One run: `jobs` intents of a goal of their own, `workers` loops of claim → fulfil.
  * mode `concurrent`: a publisher with `publishInFlight` publishes in flight while the
  * workers run, timed from the first publish to the last fulfil; `preload`: everything
- * published first (not timed), then the drain is timed.
+ * published first (not timed), then the drain is timed. Several nodes (`urls`,
+ * `serverPids`): worker w talks to node w mod N only, publish n goes to node n mod N.
  */
 export async function runJobs({
   url,
+  urls = [url],
   key,
   serverPid,
+  serverPids = [serverPid],
+  pg = null,
   goal,
   jobs,
   workers,
@@ -102,8 +164,13 @@ export async function runJobs({
   pinned,
 }) {
   const keepAlive = { ...POOL_OPTIONS };
-  const pubPool = new Pool(url, { ...keepAlive, connections: publishInFlight });
-  const workPool = new Pool(url, { ...keepAlive, connections: workers });
+  const N = urls.length;
+  const pubPools = urls.map((u) => new Pool(u, { ...keepAlive, connections: publishInFlight }));
+  const workPools = urls.map(
+    (u, i) => new Pool(u, { ...keepAlive, connections: Math.ceil((workers - i) / N) }),
+  );
+  const pools = [...pubPools, ...workPools];
+  const nodeRequests = urls.map(() => 0);
   let stopped = false;
   let stopReason = null;
   let finish;
@@ -126,8 +193,7 @@ export async function runJobs({
     stopReason = reason;
     for (const wake of [...sleepers]) wake();
     // Ends the requests in flight (long polls included): they fail, their loops see `stopped`.
-    pubPool.destroy().catch(() => {});
-    workPool.destroy().catch(() => {});
+    for (const pool of pools) pool.destroy().catch(() => {});
     finish();
   };
 
@@ -164,17 +230,21 @@ export async function runJobs({
       const n = nextJob++;
       if (n >= jobs) return;
       const body = `{"goal":${goalJson},"payload":{"n":${n}}}`;
+      const node = n % N;
       const t0 = performance.now();
       let res;
       try {
-        res = await call(pubPool, 'POST', '/intent', pubHeaders, body);
+        res = await call(pubPools[node], 'POST', '/intent', pubHeaders, body);
       } catch (err) {
         if (stopped) return;
         error('publish', netKind(err));
         continue;
       }
       const t1 = performance.now();
-      if (timing) windowRequests++;
+      if (timing) {
+        windowRequests++;
+        nodeRequests[node]++;
+      }
       if (res.status !== 201) {
         error('publish', res.status);
         if (res.status === 503 || res.status === 429) await sleep(res.retryAfterMs(100));
@@ -201,6 +271,8 @@ export async function runJobs({
   async function worker(w) {
     const headers = { 'x-api-key': key, 'x-worker-id': `bench-${w}` };
     const fulHeaders = { ...headers, 'content-type': 'application/json' };
+    const node = w % N;
+    const workPool = workPools[node];
     while (!stopped) {
       const t0 = performance.now();
       let res;
@@ -213,7 +285,10 @@ export async function runJobs({
         continue;
       }
       const t1 = performance.now();
-      if (timing) windowRequests++;
+      if (timing) {
+        windowRequests++;
+        nodeRequests[node]++;
+      }
       if (res.status === 204) {
         claims204++;
         await sleep(res.retryAfterMs(1000));
@@ -238,7 +313,10 @@ export async function runJobs({
         continue;
       }
       const t2 = performance.now();
-      if (timing) windowRequests++;
+      if (timing) {
+        windowRequests++;
+        nodeRequests[node]++;
+      }
       if (res.status !== 200) {
         // 404: the token was not live any more, someone else holds (or held) the job.
         if (res.status === 404) duplicates++;
@@ -259,8 +337,8 @@ export async function runJobs({
     }
   }
 
-  const meter = costMeter(serverPid, pinned);
-  const peakReset = resetPeakRss(serverPid);
+  const meter = costMeter(serverPids, pinned, pg);
+  const peakReset = serverPids.map(resetPeakRss).every(Boolean);
   const timeout = setTimeout(() => stop('timeout'), timeoutMs);
   let publishSeconds = null;
   const lanes = [];
@@ -297,6 +375,7 @@ export async function runJobs({
       seconds,
       jobsPerSec: seconds > 0 ? matched / seconds : null,
       requests: windowRequests,
+      ...(N > 1 ? { requestsByNode: nodeRequests } : {}),
       reqPerSec: seconds > 0 ? windowRequests / seconds : null,
       publishSeconds,
       latencyMs: {
@@ -317,12 +396,13 @@ export async function runJobs({
       server: { ...cost.server, peakIsThisRun: peakReset },
       generator: cost.generator,
       cores: cost.cores,
+      ...(cost.postgres ? { postgres: cost.postgres } : {}),
     };
   } finally {
     clearTimeout(timeout);
     stop(stopReason ?? 'error');
     await Promise.allSettled(lanes);
-    await Promise.allSettled([pubPool.destroy(), workPool.destroy()]);
+    await Promise.allSettled(pools.map((p) => p.destroy()));
   }
 }
 
@@ -337,7 +417,7 @@ export async function runCeiling({ url, serverPid, concurrency, seconds, pinned 
   const latency = [];
   const errors = {};
   let count = 0;
-  const meter = costMeter(serverPid, pinned);
+  const meter = costMeter([serverPid], pinned);
   meter.begin();
   const t0 = performance.now();
   const end = t0 + seconds * 1000;

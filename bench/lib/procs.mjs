@@ -266,17 +266,23 @@ function cleanEnv() {
 
 /**
  * Starts the bus (`packages/server/dist/main.js`) on 127.0.0.1, a fresh SQLite file in a
- * temporary folder, the main key chosen here. `cpuProfDir`: write a V8 CPU profile there
- * when it stops.
+ * temporary folder (unless `extraEnv` sets BUS_DATABASE_URL), the main key chosen here or
+ * given (`secret`, `adminSecret`: the nodes of one bus share them). `cpuProfDir`: write a
+ * V8 CPU profile there when it stops.
  */
-export async function startBus({ cpu, logLevel, cpuProfDir, extraEnv = {} }) {
+export async function startBus({
+  cpu,
+  logLevel,
+  cpuProfDir,
+  extraEnv = {},
+  secret = `ib_bench_${randomBytes(16).toString('hex')}`,
+  adminSecret = randomBytes(24).toString('hex'),
+}) {
   if (!existsSync(BUS_MAIN)) {
     throw new Error(`${BUS_MAIN} is missing: build first (npx tsc -b)`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'intent-bus-bench-'));
   const port = await freePort();
-  const secret = `ib_bench_${randomBytes(16).toString('hex')}`;
-  const adminSecret = randomBytes(24).toString('hex');
   const logFile = join(dir, 'bus.log');
   const env = {
     ...cleanEnv(),

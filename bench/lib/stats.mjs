@@ -86,6 +86,7 @@ export function summarize(runs) {
       ),
     },
     generator: { elu: med('generator.elu'), cpuPct: med('generator.cpuPct') },
+    cpu: cpuSplit(runs),
     noisePct: med('cores.noisePct'),
     ceiling: runs[0]?.ceiling
       ? {
@@ -104,6 +105,62 @@ export function summarize(runs) {
         }
       : null,
     ceilingFraction,
+  };
+}
+
+/**
+ * Where the CPU went, per configuration (medians over the runs): each bus node, PostgreSQL
+ * (when there), the generator, as % of one core and as µs per job fulfilled.
+ */
+function cpuSplit(runs) {
+  const perJob = (seconds, r) =>
+    seconds != null && r.fulfilled > 0 ? (1e6 * seconds) / r.fulfilled : null;
+  const nodeCount = Math.max(...runs.map((r) => r.server.nodes?.length ?? 0));
+  const nodes = Array.from({ length: nodeCount }, (_, i) => ({
+    cpuPct: median(runs.map((r) => r.server.nodes?.[i]?.cpuPct)),
+    usPerJob: median(runs.map((r) => perJob(r.server.nodes?.[i]?.cpuSeconds, r))),
+    requests: median(runs.map((r) => r.requestsByNode?.[i] ?? (i === 0 ? r.requests : null))),
+  }));
+  const pgRuns = runs.filter((r) => r.postgres);
+  const pgMed = (f) => median(pgRuns.map(f));
+  return {
+    nodes,
+    nodesCpuPct: median(runs.map((r) => r.server.cpuPct)),
+    nodesUsPerJob: median(runs.map((r) => perJob(r.server.cpuSeconds, r))),
+    generator: {
+      cpuPct: median(runs.map((r) => r.generator.cpuPct)),
+      usPerJob: median(runs.map((r) => perJob(r.generator.cpuSeconds, r))),
+    },
+    postgres: pgRuns.length
+      ? {
+          cpuPct: pgMed((r) => r.postgres.cpuPct),
+          usPerJob: pgMed((r) => perJob(r.postgres.cpuSeconds, r)),
+          systemPct: pgMed((r) =>
+            r.postgres.cpuSeconds > 0
+              ? (100 * r.postgres.systemSeconds) / r.postgres.cpuSeconds
+              : null,
+          ),
+          backendsPct: pgMed((r) => r.postgres.byKindPct.bench),
+          relayBackendsPct: pgMed((r) => r.postgres.byKindPct.relay),
+          sharedProcessesPct: pgMed((r) => r.postgres.byKindPct.shared),
+          otherDatabasesPct: pgMed((r) => r.postgres.byKindPct.other),
+          backendsUsPerJob: pgMed((r) => perJob(r.postgres.byKind.bench, r)),
+          relayUsPerJob: pgMed((r) => perJob(r.postgres.byKind.relay, r)),
+          sharedUsPerJob: pgMed((r) => perJob(r.postgres.byKind.shared, r)),
+          // The bench's backends' own writes (their commits' WAL flushes).
+          storageKbPerJob: pgMed((r) =>
+            r.fulfilled > 0
+              ? (1024 * (r.postgres.storageMbByKind.bench + r.postgres.storageMbByKind.relay)) /
+                r.fulfilled
+              : null,
+          ),
+          sharedStorageKbPerJob: pgMed((r) =>
+            r.fulfilled > 0 ? (1024 * r.postgres.storageMbByKind.shared) / r.fulfilled : null,
+          ),
+          processesEndedInWindow: pgRuns.reduce((a, r) => a + r.postgres.processesEnded, 0),
+        }
+      : null,
+    accountedPct: median(runs.map((r) => r.cores.accountedPct)),
   };
 }
 
@@ -138,9 +195,28 @@ export const TABLE_COLUMNS = [
   ],
 ];
 
-export function formatTable(configs) {
-  const head = TABLE_COLUMNS.map(([h]) => h);
-  const rows = configs.map((c) => TABLE_COLUMNS.map(([, f]) => f(c)));
+/**
+ * The columns of a PostgreSQL run: those above with PostgreSQL's storage writes in place
+ * of the bus's, then where the CPU went (each node, PostgreSQL, the generator).
+ */
+export const POSTGRES_COLUMNS = [
+  ...TABLE_COLUMNS.map((col) =>
+    col[0] === 'disk KB/job'
+      ? ['pg KB/job', (c) => fmt(c.summary.cpu.postgres?.storageKbPerJob)]
+      : col,
+  ),
+  ['node cpu%', (c) => c.summary.cpu.nodes.map((n) => fmt(n.cpuPct)).join('+')],
+  ['pg cpu%', (c) => fmt(c.summary.cpu.postgres?.cpuPct)],
+  ['gen cpu%', (c) => fmt(c.summary.cpu.generator.cpuPct)],
+  ['node µs/job', (c) => c.summary.cpu.nodes.map((n) => fmt(n.usPerJob)).join('+')],
+  ['pg µs/job', (c) => fmt(c.summary.cpu.postgres?.usPerJob)],
+  ['gen µs/job', (c) => fmt(c.summary.cpu.generator.usPerJob)],
+  ['pg tx/job', (c) => fmt(c.databaseStats?.commitsPerJob, 1)],
+];
+
+export function formatTable(configs, columns = TABLE_COLUMNS) {
+  const head = columns.map(([h]) => h);
+  const rows = configs.map((c) => columns.map(([, f]) => f(c)));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells) =>
     cells.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
@@ -148,9 +224,9 @@ export function formatTable(configs) {
 }
 
 /** The same table in Markdown, for bench/README.md and BENCHMARKS.md. */
-export function formatMarkdown(configs) {
-  const head = TABLE_COLUMNS.map(([h]) => h);
-  const rows = configs.map((c) => TABLE_COLUMNS.map(([, f]) => f(c)));
+export function formatMarkdown(configs, columns = TABLE_COLUMNS) {
+  const head = columns.map(([h]) => h);
+  const rows = configs.map((c) => columns.map(([, f]) => f(c)));
   const sep = head.map((_, i) => (i < 3 ? '---' : '---:'));
   return [head, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
