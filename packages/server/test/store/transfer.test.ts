@@ -179,7 +179,8 @@ async function populate(s: Store): Promise<Fixture> {
     keyId: 'kid_b',
     keyHash: hashKey('tk_bob'),
     prefix: 'tk_bob',
-    owner: 'bob "the builder"',
+    // U+0000 and U+E000, which PostgreSQL text keeps only through PgStore's escaping.
+    owner: 'bob "the\u0000builder" \uE000 \uE0001',
     createdAt: T0 - 4000,
     lastUsedAt: null,
     requests: 0,
@@ -212,7 +213,7 @@ async function populate(s: Store): Promise<Fixture> {
   );
   ids.idem = idem.id;
   await s.kvSet('kid_a', 'config', BIG_KV, T0 + 600_000);
-  await s.kvSet('main', 'gone', '"expired"', T0 - 1);
+  await s.kvSet('main', 'gone\u0000', '"expired"', T0 - 1);
   await s.nonceRecord('kid_a', 'nonce-1', T0 + 300_000, T0, 1_000_000);
   return { ids, claimToken: token };
 }
@@ -339,7 +340,8 @@ describe('export and import', () => {
       requests: 42,
     });
     expect(await s.kvGet('kid_a', 'config', T0)).toBe(BIG_KV);
-    expect(await s.kvGet('main', 'gone', T0)).toBeNull();
+    expect(await s.kvGet('main', 'gone\u0000', T0)).toBeNull();
+    expect(await s.kvGet('main', 'gone\u0000', T0 - 2)).toBe('"expired"');
     // A retried publish answers the original intent; a spent nonce stays spent.
     const again = await s.intentPublish(
       intent({ goal: 'idem' }),

@@ -10,8 +10,13 @@
  * BATCH_ROWS rows or BATCH_CHARS characters) as `INSERT … SELECT * FROM unnest(arrays) ON
  * CONFLICT DO NOTHING RETURNING key`; a record whose key does not come back collided with a
  * row already there, which refuses the whole import.
+ *
+ * Text crosses through PgStore's mapping of U+0000 (which PostgreSQL text cannot hold):
+ * bound values are escaped and rows read are unescaped, so a record carries the text SQLite
+ * would hold and the rows written read back through PgStore unchanged.
  */
 import pg from 'pg';
+import { escapeText, unescapeRow } from '../postgres/pg-store.js';
 import {
   ImportConflictError,
   RECORD_TYPES,
@@ -58,6 +63,13 @@ function arrayType(c: Column): string {
     default:
       return 'text[]';
   }
+}
+
+/** One statement, its values escaped and its rows unescaped as PgStore.run does. */
+async function query(c: pg.Client, text: string, values: unknown[]): Promise<Row[]> {
+  const { rows } = await c.query<Row>(text, values.map(escapeText));
+  for (const row of rows) unescapeRow(row);
+  return rows;
 }
 
 export interface PgTransferOptions {
@@ -114,7 +126,7 @@ export class PgTransfer implements TransferBackend {
           const values: unknown[] = after
             ? [...base, ...spec.key.map((k) => after![k]), pageSize]
             : [...base, pageSize];
-          const rows: Row[] = (await c.query<Row>(after ? next : first, values)).rows;
+          const rows = await query(c, after ? next : first, values);
           for (const row of rows) yield { type, row };
           if (rows.length < pageSize) break;
           after = rows[rows.length - 1]!;
@@ -182,7 +194,7 @@ export class PgTransfer implements TransferBackend {
     const sql = `INSERT INTO ${spec.table} (${columnList(spec)})
       SELECT * FROM unnest(${arrays}) ON CONFLICT DO NOTHING RETURNING ${spec.key.join(', ')}`;
     const values = spec.columns.map((col) => records.map((r) => r.row[col.name] ?? null));
-    const { rows } = await c.query<Row>(sql, values);
+    const rows = await query(c, sql, values);
     const keyText = (row: Row): string => spec.key.map((k) => String(row[k])).join('\u0000');
     const inserted = new Map<string, number>();
     for (const row of rows) inserted.set(keyText(row), (inserted.get(keyText(row)) ?? 0) + 1);
@@ -195,11 +207,12 @@ export class PgTransfer implements TransferBackend {
         continue;
       }
       if (type === 'idempotency') {
-        const held = await c.query<Row>(
+        const [held] = await query(
+          c,
           `SELECT ${columnList(spec)} FROM idempotency WHERE key_id = $1 AND idem_key = $2`,
           [record.row.key_id, record.row.idem_key],
         );
-        if (held.rows[0] && sameRow(spec, held.rows[0], record.row)) {
+        if (held && sameRow(spec, held, record.row)) {
           result.identical++;
           continue;
         }
