@@ -17,6 +17,7 @@ import { Authenticator } from './http/auth.js';
 import type { BusContext } from './http/context.js';
 import { PgStore } from './store/postgres/pg-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import { StoreHealth } from './store/health.js';
 import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
@@ -80,11 +81,11 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const logger = options.logger ?? pino({ level: config.logLevel });
-  const store = openStore(config);
+  const opened = openStore(config);
   try {
-    await store.migrate();
+    await opened.migrate();
   } catch (err) {
-    await store.close();
+    await opened.close();
     throw config.databaseUrl != null
       ? // The URL may carry a password: name the variable, not its value.
         new ConfigError(
@@ -96,6 +97,9 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           `cannot prepare ${config.dbPath}: ${(err as Error).message}`,
         );
   }
+  // Every store call of the bus reports its failures to the health tracker (/health).
+  const storeHealth = new StoreHealth({ store: opened, clock, log: logger });
+  const store = storeHealth.watch();
   const hub = new WaiterHub(
     clock,
     { maxWaiters: config.maxWaiters, maxWaitersPerKey: config.maxWaitersPerKey },
@@ -138,6 +142,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   const ctx: BusContext = {
     config,
     store,
+    storeHealth,
     events,
     metrics,
     hub,
@@ -149,6 +154,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     limiter,
   };
   const closeStore = async (): Promise<void> => {
+    storeHealth.stop();
     await relay?.close();
     await store.close();
   };

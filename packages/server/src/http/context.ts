@@ -6,6 +6,7 @@ import type { Clock, Random } from '../core/clock.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 import type { Config } from '../config.js';
 import type { Store } from '../store/store.js';
+import type { StoreHealth } from '../store/health.js';
 import type { Leaving, WaiterHub } from '../wake/hub.js';
 import type { PgWakeRelay } from '../wake/pg-relay.js';
 import type { BusEvents } from '../events.js';
@@ -17,6 +18,8 @@ import type { Housekeeper } from '../housekeeping/housekeeper.js';
 export interface BusContext {
   config: Config;
   store: Store;
+  /** Whether the store can write (for /health); `store` reports its failures to it. */
+  storeHealth: StoreHealth;
   /** Where every change of state is reported (wake-ups, metrics). */
   events: BusEvents;
   metrics: BusMetrics;

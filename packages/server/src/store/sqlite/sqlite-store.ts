@@ -87,14 +87,26 @@ export class SqliteStore implements Store {
    */
   private batch: Array<(failure?: unknown) => void> | null = null;
   private readonly tx: { begin: Stmt; commit: Stmt; rollback: Stmt };
+  /** Why this turn's BEGIN failed (another process holds the write lock, or worse). */
+  private refused: unknown = null;
 
   /** Runs a write in this turn's transaction; settles once the transaction is committed. */
   private write<T>(fn: () => T): Promise<T> {
     if (this.batch === null) {
+      // Each BEGIN may wait out the busy timeout, blocking the event loop: after one has
+      // failed, the other writes of the same turn fail at once.
+      if (this.refused !== null) return Promise.reject(this.refused);
       try {
+        // A transaction left open by a ROLLBACK that failed (see settle) goes first.
+        if (this.db.inTransaction) this.tx.rollback.run();
         this.tx.begin.run();
       } catch (err) {
-        return Promise.reject(translate(err));
+        const failure = translate(err);
+        if (failure instanceof StoreUnavailableError) {
+          this.refused = failure;
+          setImmediate(() => (this.refused = null));
+        }
+        return Promise.reject(failure);
       }
       const batch: Array<(failure?: unknown) => void> = [];
       this.batch = batch;
@@ -122,8 +134,7 @@ export class SqliteStore implements Store {
       value = fn();
     } catch (err) {
       // Most errors undo one statement; some (disk full, I/O) undo the whole transaction.
-      if (!this.db.inTransaction)
-        this.settle(new StoreUnavailableError('store unavailable: transaction rolled back', err));
+      if (!this.db.inTransaction) this.settle(unavailable('transaction rolled back', err));
       return Promise.reject(translate(err));
     }
     const batch = this.batch!;
@@ -139,7 +150,7 @@ export class SqliteStore implements Store {
       this.settle(undefined);
     } catch (err) {
       // Whatever the reason, none of the batch happened: every caller may try again.
-      this.settle(new StoreUnavailableError(`store unavailable: commit failed`, err));
+      this.settle(unavailable('commit failed', err));
     }
   }
 
@@ -569,6 +580,15 @@ export class SqliteStore implements Store {
         .immediate(),
     );
   }
+}
+
+/** The failure of a whole batch, named by SQLite's code (for the logs: no data in it). */
+function unavailable(what: string, err: unknown): StoreUnavailableError {
+  const code = (err as { code?: unknown }).code;
+  return new StoreUnavailableError(
+    `store unavailable: ${what}${typeof code === 'string' ? ` (${code})` : ''}`,
+    err,
+  );
 }
 
 function translate(err: unknown): unknown {
