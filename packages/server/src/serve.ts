@@ -52,7 +52,8 @@ export async function runServe(argv: string[]): Promise<void> {
     const bus = await startBus({ config, logger });
     if (generated.length > 0) {
       printFirstRun(
-        bus.url,
+        // Listening on every interface: show an address a browser or curl can open.
+        bus.url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
         {
           BUS_SECRET: config.secret,
           BUS_ADMIN_SECRET: config.adminSecret,
@@ -62,7 +63,14 @@ export async function runServe(argv: string[]): Promise<void> {
         file,
       );
     }
-    logger.info({ url: bus.url, db: config.dbPath }, 'intent bus listening');
+    logger.info(
+      {
+        url: bus.url,
+        store: bus.store.kind,
+        ...(bus.store.kind === 'sqlite' && { db: config.dbPath }),
+      },
+      'intent bus listening',
+    );
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) process.exit(1);

@@ -92,6 +92,15 @@ describe('BUS_ENFORCE_HTTPS behind a trusted proxy (BUS_TRUST_PROXY=true)', () =
     expect(r.json).toMatchObject({ ok: true });
   });
 
+  it('takes the client from the last X-Forwarded-For entry, which the proxy wrote', async () => {
+    // A proxy that appends: the client claims to be 127.0.0.1, the proxy adds its address.
+    const r = await t.api('POST', '/intent', {
+      body: intentBody('https-spoofed'),
+      headers: { 'x-forwarded-for': `127.0.0.1, ${FOREIGN_IP}` },
+    });
+    expectError(r, 403, 'https_required');
+  });
+
   it('passes a loopback client without forwarding headers', async () => {
     const r = await t.api('POST', '/intent', { body: intentBody('https-loopback') });
     expect(r.status, r.text).toBe(201);

@@ -117,7 +117,9 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     requestTimeout: SERVER_TIMEOUTS.requestTimeout,
     keepAliveTimeout: 65_000,
     http: { ...SERVER_TIMEOUTS },
-    trustProxy: config.trustProxy,
+    // One hop: the client is the address the proxy in front appended to X-Forwarded-For
+    // (the last one). Trusting every hop would take the first, which any client can write.
+    trustProxy: config.trustProxy ? (_address: string, hop: number) => hop < 1 : false,
     // Long enough that the routes' own checks answer over-long names and ids (400/404);
     // Node's header size limit bounds the URL anyway.
     routerOptions: {
