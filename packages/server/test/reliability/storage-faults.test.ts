@@ -59,7 +59,8 @@ const LEASE_SECONDS = 2;
 const TMPFS_SIZE = '16m';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const root = mkdtempSync(join(tmpdir(), 'intent-bus-faults-'));
+/** The mount points, the shim and its flag; made when the tests run (not when listed). */
+let root = '';
 
 // ---------------------------------------------------------------------------------------
 // Mounts: each one is recorded before it is made, and unmounted whatever happens.
@@ -132,6 +133,7 @@ function withShortBackoff(route: string, init?: RequestInit): RequestInit | unde
 }
 
 beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'intent-bus-faults-'));
   globalThis.fetch = async (input, init) => {
     const route = routeOf(input, init);
     const r = await realFetch(input, withShortBackoff(route, init));
@@ -513,7 +515,7 @@ describe('storage faults', () => {
     globalThis.fetch = realFetch;
     for (const server of [...running]) await stop(server);
     for (const dir of [...mounted]) unmount(dir);
-    rmSync(root, { recursive: true, force: true });
+    if (root) rmSync(root, { recursive: true, force: true });
     await database?.drop();
     if (figures.length > 0) console.log(JSON.stringify(figures));
   });
