@@ -193,7 +193,11 @@ export class PgStore implements Store {
       } catch (rollbackErr) {
         broken = rollbackErr as Error;
       }
-      throw translate(err);
+      const out = translate(err);
+      // A session that failed for the store's sake (read-only, shutting down, …) may keep
+      // failing: the pool gets a new one instead.
+      if (out instanceof StoreUnavailableError) broken ??= out;
+      throw out;
     } finally {
       client.release(broken);
     }
