@@ -8,7 +8,12 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeApi, type Api } from './helpers.js';
 import { createDatabase, PrivateCluster, pgAdmin, type TestDatabase } from './pg-database.js';
-import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+import {
+  expectUnavailable,
+  serverEnv,
+  startProcess,
+  type ServerProcess,
+} from './process-helpers.js';
 import { violations } from './reliability/history.js';
 import { Load } from './reliability/load.js';
 
@@ -146,17 +151,7 @@ describe('several nodes on one PostgreSQL database', () => {
       const before = load.history.acknowledged.size;
       cluster.stop('fast');
       await sleep(300);
-      for (const api of apis) {
-        for (const [method, path, body] of [
-          ['POST', '/intent', { goal: 'nodes.restart', payload: {} }],
-          ['POST', '/claim?goal=nodes.restart', undefined],
-          ['GET', '/health', undefined],
-        ] as const) {
-          const r = await api(method, path, body === undefined ? {} : { body });
-          expect(r.status, `${method} ${path}`).toBe(503);
-          expect(r.headers.get('retry-after'), `${method} ${path}`).toMatch(/^\d+$/);
-        }
-      }
+      for (const api of apis) await expectUnavailable(api, 'nodes.restart');
       await sleep(2000);
       cluster.start();
       // Both nodes serve again by themselves, and hear each other again.

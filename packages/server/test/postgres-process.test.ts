@@ -13,6 +13,7 @@ import {
   startProcess,
   type ServerProcess,
   claimAll,
+  expectUnavailable,
   publishMany,
 } from './process-helpers.js';
 
@@ -120,15 +121,7 @@ describe('the serve process on PostgreSQL', () => {
       ).toBe(201);
 
       link.cut();
-      for (const [method, path, body] of [
-        ['POST', '/intent', { goal: 'pg.outage', payload: {} }],
-        ['POST', '/claim?goal=pg.outage', undefined],
-        ['GET', '/health', undefined],
-      ] as const) {
-        const r = await api(method, path, body === undefined ? {} : { body });
-        expect(r.status, `${method} ${path}`).toBe(503);
-        expect(r.headers.get('retry-after'), `${method} ${path}`).toMatch(/^\d+$/);
-      }
+      await expectUnavailable(api, 'pg.outage');
       // Through a few housekeeping passes (the lease sweeper runs every second).
       await new Promise((r) => setTimeout(r, 2500));
       expect(p.child.exitCode).toBeNull();

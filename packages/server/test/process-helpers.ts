@@ -3,10 +3,13 @@
  * what only a process can show: SIGKILL durability, signals, start-up errors.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { ADMIN_TOKEN, DASHBOARD_PASSWORD, MAIN_KEY, testLogFile, type Api } from './helpers.js';
+import { createDatabase, type TestDatabase } from './pg-database.js';
 
 export const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -122,5 +125,41 @@ export async function claimAll(api: Api, goal: string): Promise<Set<string>> {
     if (r.status === 204) return ids;
     expect(r.status).toBe(200);
     ids.add((r.json as { id: string }).id);
+  }
+}
+
+/**
+ * The data of `serve` processes on either store: a SQLite file in a temporary folder, or
+ * a PostgreSQL database of its own (made on first use). `cleanup()` removes it.
+ */
+export function storeFixture(store: 'sqlite' | 'postgres'): {
+  env(extra?: Record<string, string>): Promise<NodeJS.ProcessEnv>;
+  cleanup(): Promise<void>;
+} {
+  const dir = mkdtempSync(join(tmpdir(), `intent-bus-${store}-`));
+  let database: Promise<TestDatabase> | null = null;
+  return {
+    async env(extra = {}) {
+      if (store === 'sqlite') return serverEnv(join(dir, 'bus.db'), extra);
+      const db = await (database ??= createDatabase('ib_proc'));
+      return serverEnv(join(dir, 'unused.db'), { BUS_DATABASE_URL: db.url, ...extra });
+    },
+    async cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+      if (database) await (await database).drop();
+    },
+  };
+}
+
+/** While the store is down: publish, claim and /health answer 503 with Retry-After. */
+export async function expectUnavailable(api: Api, goal: string): Promise<void> {
+  for (const [method, path, body] of [
+    ['POST', '/intent', { goal, payload: {} }],
+    ['POST', `/claim?goal=${goal}`, undefined],
+    ['GET', '/health', undefined],
+  ] as const) {
+    const r = await api(method, path, body === undefined ? {} : { body });
+    expect(r.status, `${method} ${path}`).toBe(503);
+    expect(r.headers.get('retry-after'), `${method} ${path}`).toMatch(/^\d+$/);
   }
 }

@@ -9,12 +9,8 @@
  * the long one (RELIABILITY_CRASHES=20, RELIABILITY_WORKERS=40). Everything goes to
  * 127.0.0.1 and stops by itself.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDatabase, type TestDatabase } from '../pg-database.js';
-import { serverEnv, startProcess, type ServerProcess } from '../process-helpers.js';
+import { startProcess, storeFixture, type ServerProcess } from '../process-helpers.js';
 import { violations } from './history.js';
 import { Load } from './load.js';
 
@@ -25,23 +21,19 @@ const LEASE_SECONDS = 2;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe.each(['sqlite', 'postgres'] as const)('the crash loop on %s', (store) => {
-  const dir = mkdtempSync(join(tmpdir(), 'intent-bus-crash-'));
-  let database: TestDatabase | null = null;
+  const data = storeFixture(store);
   let server: ServerProcess | null = null;
   afterAll(async () => {
     if (server?.child.exitCode === null) server.child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-    await database?.drop();
+    await data.cleanup();
   });
 
   it(
     `loses nothing across ${CRASHES} SIGKILLs under load`,
     async () => {
-      if (store === 'postgres') database = await createDatabase('ib_crash');
-      const env = serverEnv(join(dir, 'bus.db'), {
+      const env = await data.env({
         BUS_LOG_LEVEL: 'info',
         BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS),
-        ...(database && { BUS_DATABASE_URL: database.url }),
       });
       server = await startProcess(env);
       const load = new Load({

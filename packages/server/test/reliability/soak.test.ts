@@ -7,14 +7,12 @@
  * `npm test` runs a short soak (SOAK_SECONDS=20); `npm run test:soak` the long one
  * (600 s per store). Each run writes its samples to test-artifacts/soak-<store>.json.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN } from '../helpers.js';
-import { createDatabase, type TestDatabase } from '../pg-database.js';
-import { serverEnv, startProcess, type ServerProcess } from '../process-helpers.js';
+import { startProcess, storeFixture, type ServerProcess } from '../process-helpers.js';
 import { violations } from './history.js';
 import { Load } from './load.js';
 
@@ -50,25 +48,17 @@ async function loopDelayP99Ms(url: string): Promise<number> {
 }
 
 describe.each(['sqlite', 'postgres'] as const)('the soak on %s', (store) => {
-  const dir = mkdtempSync(join(tmpdir(), 'intent-bus-soak-'));
-  let database: TestDatabase | null = null;
+  const data = storeFixture(store);
   let server: ServerProcess | null = null;
   afterAll(async () => {
     if (server?.child.exitCode === null) server.child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-    await database?.drop();
+    await data.cleanup();
   });
 
   it(
     `holds ${RATE} intents/s for ${SECONDS} s without growing`,
     async () => {
-      if (store === 'postgres') database = await createDatabase('ib_soak');
-      server = await startProcess(
-        serverEnv(join(dir, 'bus.db'), {
-          BUS_LOG_LEVEL: 'info',
-          ...(database && { BUS_DATABASE_URL: database.url }),
-        }),
-      );
+      server = await startProcess(await data.env({ BUS_LOG_LEVEL: 'info' }));
       const pid = server.child.pid!;
       const url = server.url;
       const load = new Load({
