@@ -47,6 +47,18 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ BUS_TLS_CERT: '/c.pem' })).toThrow(ConfigError);
   });
 
+  it('takes BUS_DATABASE_SCHEMA (--database-schema) only with BUS_DATABASE_URL', () => {
+    const url = 'postgres://db.example/bus';
+    expect(resolveConfig({ BUS_DATABASE_URL: url }).databaseSchema).toBeNull();
+    expect(
+      resolveConfig({ BUS_DATABASE_URL: url, BUS_DATABASE_SCHEMA: 'bus' }).databaseSchema,
+    ).toBe('bus');
+    expect(resolveConfig({ BUS_DATABASE_URL: url }, { 'database-schema': 'b2' })).toMatchObject({
+      databaseSchema: 'b2',
+    });
+    expect(() => resolveConfig({ BUS_DATABASE_SCHEMA: 'bus' })).toThrow(/^BUS_DATABASE_SCHEMA:/);
+  });
+
   it('derives one flag per setting', () => {
     expect(flagName('BUS_CLAIM_TIMEOUT_SECONDS')).toBe('claim-timeout-seconds');
     expect(flagName('DASHBOARD_PASSWORD')).toBe('dashboard-password');
