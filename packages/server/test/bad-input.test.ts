@@ -3,7 +3,6 @@
  * a 4xx and never a 500, nothing stored, and a server that keeps serving afterwards.
  */
 import { connect } from 'node:net';
-import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   MAIN_KEY,
@@ -92,13 +91,9 @@ function nested(depth: number): unknown {
   return v;
 }
 
-function countIntents(t: TestBus): number {
-  const db = new Database(t.dbPath, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT COUNT(*) AS n FROM intents').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+/** Every intent the store holds, whatever its state (asked of the bus's own store). */
+async function countIntents(t: TestBus): Promise<number> {
+  return (await t.bus.store.intentsCount()).reduce((sum, c) => sum + c.n, 0);
 }
 
 describe('bad input answers 4xx in the error shape and the bus keeps serving', () => {
@@ -168,22 +163,22 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
 
     for (const [name, override] of cases) {
       it(`refuses ${name} with 400 and stores nothing`, async () => {
-        const before = countIntents(t);
+        const before = await countIntents(t);
         const r = await t.api('POST', '/intent', { body: { ...valid, ...override } });
         expect(r.status, r.text).toBe(400);
         const code = errorCode(r);
         expect(code === 'invalid_request' || code.startsWith('invalid_')).toBe(true);
         expect(code).not.toBe('invalid_json');
-        expect(countIntents(t)).toBe(before);
+        expect(await countIntents(t)).toBe(before);
         const claim = await t.api('POST', `/claim?namespace=${ns}`);
         expect(claim.status, claim.text).toBe(204);
       });
     }
 
     it('accepts the same body without the bad field (the cases above fail only for it)', async () => {
-      const before = countIntents(t);
+      const before = await countIntents(t);
       const id = await publish(t.api, { ...valid, namespace: 'bad-fields-control' });
-      expect(countIntents(t)).toBe(before + 1);
+      expect(await countIntents(t)).toBe(before + 1);
       const claim = await t.api('POST', '/claim?namespace=bad-fields-control');
       expect(claim.status).toBe(200);
       expect(claim.json.id).toBe(id);
@@ -191,11 +186,11 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
 
     it('refuses a goal that is empty, only spaces or 257 chars long', async () => {
       for (const goal of ['', '   ', '\t \n', 'g'.repeat(257), ` ${'g'.repeat(257)} `]) {
-        const before = countIntents(t);
+        const before = await countIntents(t);
         const r = await t.api('POST', '/intent', { body: { ...valid, goal } });
         expect(r.status, r.text).toBe(400);
         expect(errorCode(r)).not.toBe('invalid_json');
-        expect(countIntents(t)).toBe(before);
+        expect(await countIntents(t)).toBe(before);
       }
       const claim = await t.api('POST', `/claim?namespace=${ns}`);
       expect(claim.status).toBe(204);
@@ -209,13 +204,13 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
     });
 
     it('refuses a payload nested 11 deep and accepts one nested 10 deep', async () => {
-      const before = countIntents(t);
+      const before = await countIntents(t);
       const deep = await t.api('POST', '/intent', {
         body: { ...valid, namespace: 'depth', payload: nested(11) },
       });
       expect(deep.status, deep.text).toBe(400);
       errorCode(deep);
-      expect(countIntents(t)).toBe(before);
+      expect(await countIntents(t)).toBe(before);
       const deepObjects = await t.api('POST', '/intent', {
         body: {
           ...valid,
@@ -224,7 +219,7 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
         },
       });
       expect(deepObjects.status, deepObjects.text).toBe(400);
-      expect(countIntents(t)).toBe(before);
+      expect(await countIntents(t)).toBe(before);
 
       const ok = await t.api('POST', '/intent', {
         body: { ...valid, namespace: 'depth', payload: nested(10) },
@@ -238,13 +233,13 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
     it('refuses a payload nested thousands of levels deep with 400, never 500', async () => {
       const deep = '['.repeat(30_000) + ']'.repeat(30_000);
       for (const headers of [JSON_TYPE, { ...JSON_TYPE, 'idempotency-key': 'deep-payload' }]) {
-        const before = countIntents(t);
+        const before = await countIntents(t);
         const r = await t.api('POST', '/intent', {
           raw: `{"goal":"deep","namespace":"deep","payload":${deep}}`,
           headers,
         });
         expectError(r, 400, 'invalid_request');
-        expect(countIntents(t)).toBe(before);
+        expect(await countIntents(t)).toBe(before);
       }
       const kv = await t.api('POST', '/set/deep', { raw: `{"value":${deep}}`, headers: JSON_TYPE });
       expect(kv.status, kv.text).toBe(400);
@@ -256,11 +251,11 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
       const raw = `{"goal":"deep_unknown","namespace":"deep-unknown","payload":1,"extra":${deep}}`;
       const idem = { ...JSON_TYPE, 'idempotency-key': 'deep-unknown' };
       for (const headers of [JSON_TYPE, idem]) {
-        const before = countIntents(t);
+        const before = await countIntents(t);
         const r = await t.api('POST', '/intent', { raw, headers });
         expectError(r, 400, 'invalid_request');
         expect(r.json.error.message).toContain('nests deeper');
-        expect(countIntents(t)).toBe(before);
+        expect(await countIntents(t)).toBe(before);
       }
       // A shallow unknown field is ignored.
       const ok = await t.api('POST', '/intent', {
@@ -274,11 +269,11 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
       const { goal: _g, ...noGoal } = valid;
       const { payload: _p, ...noPayload } = valid;
       for (const body of [noGoal, noPayload, {}]) {
-        const before = countIntents(t);
+        const before = await countIntents(t);
         const r = await t.api('POST', '/intent', { body });
         expectError(r, 400, 'invalid_request');
         expect(r.json.error.message).toContain('Missing');
-        expect(countIntents(t)).toBe(before);
+        expect(await countIntents(t)).toBe(before);
       }
     });
 
@@ -302,10 +297,10 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
         'multipart/form-data; boundary=x',
         'application/xml',
       ]) {
-        const before = countIntents(t);
+        const before = await countIntents(t);
         const r = await t.api('POST', '/intent', { raw: body, headers: { 'content-type': type } });
         expectError(r, 415, 'unsupported_media_type');
-        expect(countIntents(t)).toBe(before);
+        expect(await countIntents(t)).toBe(before);
       }
       const form = await t.api('POST', '/intent', {
         raw: 'goal=typed&payload=x',
@@ -371,7 +366,7 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
       const small = await startTestBus({ env: { BUS_MAX_BODY_BYTES: '8192' } });
       try {
         const big = { goal: 'big', payload: { blob: 'x'.repeat(9000) } };
-        const before = countIntents(small);
+        const before = await countIntents(small);
         const r = await small.api('POST', '/intent', { body: big });
         expectError(r, 413, 'payload_too_large');
         const kv = await small.api('POST', '/set/big', { body: { value: 'x'.repeat(9000) } });
@@ -391,7 +386,7 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
           `${size}\r\n${text}\r\n0\r\n\r\n`,
         );
         expectError(chunked, 413, 'payload_too_large');
-        expect(countIntents(small)).toBe(before);
+        expect(await countIntents(small)).toBe(before);
         // Just under the limit is fine.
         const fits = await small.api('POST', '/intent', {
           body: { goal: 'fits', payload: { blob: 'x'.repeat(7000) } },
@@ -588,18 +583,18 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
     ];
 
     it('answers a missing X-API-KEY with 401 unauthorized', async () => {
-      const before = countIntents(t);
+      const before = await countIntents(t);
       for (const [method, path, body] of routes) {
         const r = await t.api(method, path, { key: null, body });
         expectError(r, 401, 'unauthorized');
       }
       const empty = await t.api('POST', '/claim', { key: '' });
       expectError(empty, 401, 'unauthorized');
-      expect(countIntents(t)).toBe(before);
+      expect(await countIntents(t)).toBe(before);
     });
 
     it('answers a wrong X-API-KEY with 401 unauthorized', async () => {
-      const before = countIntents(t);
+      const before = await countIntents(t);
       for (const key of [
         'wrong-key',
         `${MAIN_KEY}x`,
@@ -611,7 +606,7 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
           expectError(r, 401, 'unauthorized');
         }
       }
-      expect(countIntents(t)).toBe(before);
+      expect(await countIntents(t)).toBe(before);
     });
 
     it('answers a revoked tester key with 401 unauthorized', async () => {

@@ -1,14 +1,19 @@
 /**
  * Test support: a real bus on a real SQLite file in a fresh temporary folder, listening
- * on an ephemeral 127.0.0.1 port, spoken to over real HTTP with fetch.
+ * on an ephemeral 127.0.0.1 port, spoken to over real HTTP with fetch. With
+ * TEST_STORE=postgres (the server-pg project of vitest.config.ts) the same bus runs on
+ * PostgreSQL instead, in an empty schema of its own.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { pino } from 'pino';
-import { resolveConfig, type Config } from '../src/config.js';
+import { afterAll } from 'vitest';
+import { ConfigError, resolveConfig, type Config } from '../src/config.js';
 import { ManualClock, type Clock, type Random } from '../src/core/clock.js';
 import { startBus, type Bus, type ReadyConfig } from '../src/server.js';
 
@@ -26,6 +31,70 @@ function testLogger(file: string): pino.Logger {
   return pino({ level: 'debug' }, pino.destination({ dest: file, sync: true }));
 }
 
+/**
+ * True in the server-pg project: every test bus runs on PostgreSQL (TEST_DATABASE_URL),
+ * each in a schema of its own (BUS_DATABASE_SCHEMA).
+ */
+export const onPostgres = process.env.TEST_STORE === 'postgres';
+export const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ??
+  process.env.BUS_TEST_DATABASE_URL ??
+  'postgres://postgres@127.0.0.1:5432/test';
+
+/** Test data folder → its PostgreSQL schema, so that a restart on the same folder finds its data. */
+const schemaOfDir = new Map<string, string>();
+/** Schemas made by this test file and not dropped yet (in use or spare). */
+const liveSchemas = new Set<string>();
+/**
+ * Schemas of closed buses, emptied, for the next bus of this file: the migrations run per
+ * schema and cost ten times what emptying the tables does (files with a bus per test).
+ */
+const spareSchemas: string[] = [];
+let schemaCount = 0;
+let admin: pg.Pool | undefined;
+
+function adminQuery(sql: string, values?: unknown[]): Promise<pg.QueryResult> {
+  admin ??= new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1, allowExitOnIdle: true });
+  return admin.query(sql, values);
+}
+
+function forget(schema: string): void {
+  for (const [dir, s] of schemaOfDir) if (s === schema) schemaOfDir.delete(dir);
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  forget(schema);
+  liveSchemas.delete(schema);
+  await adminQuery(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+}
+
+/**
+ * Empties every table but the migrations' and keeps the schema for the next bus; one that
+ * cannot be emptied is left to the file's sweep below.
+ */
+async function recycleSchema(schema: string): Promise<void> {
+  forget(schema);
+  const { rows } = await adminQuery(
+    "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> 'schema_migrations'",
+    [schema],
+  );
+  const tables = rows.map((r: { tablename: string }) => pg.escapeIdentifier(r.tablename));
+  const s = pg.escapeIdentifier(schema);
+  await adminQuery(tables.map((t) => `DELETE FROM ${s}.${t};`).join('\n'));
+  spareSchemas.push(schema);
+}
+
+// A test that failed before closing its bus, or a bus on a folder the test made itself
+// (whose data outlives close(), as the folder does), leaves a schema: gone with the file.
+if (onPostgres && process.env.VITEST_WORKER_ID !== undefined) {
+  afterAll(async () => {
+    spareSchemas.length = 0;
+    for (const schema of [...liveSchemas]) await dropSchema(schema);
+    await admin?.end();
+    admin = undefined;
+  });
+}
+
 export const MAIN_KEY = 'k_main_test_0123456789abcdef';
 export const ADMIN_TOKEN = 'admin_test_0123456789abcdef';
 export const DASHBOARD_PASSWORD = 'dash-test-password';
@@ -34,7 +103,10 @@ export interface TestBus {
   bus: Bus;
   url: string;
   dir: string;
+  /** The SQLite file; on PostgreSQL the bus has none (see `schema`). */
   dbPath: string;
+  /** On PostgreSQL, the schema holding the bus's tables; null on SQLite. */
+  schema: string | null;
   clock: Clock;
   /** Present when the test asked for a manual clock. */
   manual: ManualClock | null;
@@ -94,7 +166,7 @@ export interface StartOptions {
   env?: Record<string, string>;
   manualClock?: boolean;
   random?: Random;
-  /** Reuse a data folder (restart on the same file). */
+  /** Reuse a data folder (restart on the same file; on PostgreSQL, the same schema). */
   dir?: string;
 }
 
@@ -112,24 +184,59 @@ export function testConfig(dir: string, env: Record<string, string> = {}): Ready
   return config as ReadyConfig;
 }
 
+/**
+ * On PostgreSQL, the schema of a data folder: the one it already has (a restart), or an
+ * empty one (`fresh`: a spare or a new one, named after this process so that parallel runs
+ * never meet).
+ */
+function schemaFor(dir: string): { schema: string; fresh: boolean } {
+  const known = schemaOfDir.get(dir);
+  if (known !== undefined) return { schema: known, fresh: false };
+  const schema =
+    spareSchemas.pop() ?? `it_${process.pid}_${++schemaCount}_${randomBytes(4).toString('hex')}`;
+  schemaOfDir.set(dir, schema);
+  liveSchemas.add(schema);
+  return { schema, fresh: true };
+}
+
 export async function startTestBus(options: StartOptions = {}): Promise<TestBus> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'intent-bus-test-'));
-  const config = testConfig(dir, options.env);
+  const pgData = onPostgres ? schemaFor(dir) : null;
+  const config = testConfig(dir, {
+    ...(pgData && { BUS_DATABASE_URL: TEST_DATABASE_URL, BUS_DATABASE_SCHEMA: pgData.schema }),
+    ...options.env,
+  });
   const manual = options.manualClock ? new ManualClock(Date.now()) : null;
   const clock = manual ?? { now: () => Date.now() };
   const logFile = testLogFile('bus');
-  const bus = await startBus({
-    config,
-    clock,
-    random: options.random ?? Math.random,
-    logger: testLogger(logFile),
-  });
+  let bus: Bus;
+  try {
+    bus = await startBus({
+      config,
+      clock,
+      random: options.random ?? Math.random,
+      logger: testLogger(logFile),
+    });
+  } catch (err) {
+    // Nothing was made that a restart could come back to.
+    if (pgData?.fresh) await dropSchema(pgData.schema).catch(() => {});
+    if (pgData && err instanceof ConfigError && err.variable === 'BUS_DATABASE_URL') {
+      throw new Error(
+        'The server-pg tests run every test bus on PostgreSQL (TEST_DATABASE_URL, by default ' +
+          `the local cluster's database test): start it or set the URL (${err.message})`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
   const api = makeApi(bus.url);
+  let closing: Promise<void> | undefined;
   return {
     bus,
     url: bus.url,
     dir,
     dbPath: config.dbPath,
+    schema: pgData?.schema ?? null,
     clock,
     manual,
     logFile,
@@ -139,10 +246,14 @@ export async function startTestBus(options: StartOptions = {}): Promise<TestBus>
       if (r.status !== 201) throw new Error(`generate_key: ${r.status} ${r.text}`);
       return r.json as { api_key: string; key_id: string };
     },
-    async close() {
-      await bus.close();
-      if (!options.dir) rmSync(dir, { recursive: true, force: true });
-    },
+    close: () =>
+      (closing ??= (async () => {
+        await bus.close();
+        // Only the bus that made the data removes it; a restart on it (options.dir) leaves it.
+        if (options.dir) return;
+        rmSync(dir, { recursive: true, force: true });
+        if (pgData) await recycleSchema(pgData.schema).catch(() => {});
+      })()),
   };
 }
 

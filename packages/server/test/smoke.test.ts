@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publish, startTestBus, type TestBus } from './helpers.js';
+import { publish, startTestBus, TEST_DATABASE_URL, type TestBus } from './helpers.js';
 
 describe('publish → claim → fulfil → result over a real socket', () => {
   let t: TestBus;
@@ -31,5 +33,67 @@ describe('publish → claim → fulfil → result over a real socket', () => {
       result: 'done',
       result_type: 'text',
     });
+  });
+
+  it('keeps its data where it is configured: BUS_DB_PATH, or BUS_DATABASE_SCHEMA', async () => {
+    const id = await publish(t.api, { goal: 'where', payload: {} });
+    if (t.schema === null) {
+      expect(existsSync(t.dbPath)).toBe(true);
+      return;
+    }
+    // On PostgreSQL there is no file, and the intent is in the bus's own schema.
+    expect(existsSync(t.dbPath)).toBe(false);
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      const r = await client.query(
+        `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(t.schema)}.intents WHERE id = $1`,
+        [id],
+      );
+      expect(r.rows[0].n).toBe(1);
+    } finally {
+      await client.end();
+    }
+  });
+});
+
+describe('a restart on the same data (startTestBus with dir)', () => {
+  /** Whether the intent `id` is still in the data of `t`: its file, or its PostgreSQL schema. */
+  async function stored(t: TestBus, id: string): Promise<boolean> {
+    if (t.schema === null) return existsSync(t.dbPath);
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      const intents = `${pg.escapeIdentifier(t.schema)}.intents`;
+      const r = await client.query(`SELECT 1 FROM ${intents} WHERE id = $1`, [id]);
+      return r.rowCount === 1;
+    } catch {
+      return false;
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('finds what the first bus stored; only the first bus removes it', async () => {
+    const first = await startTestBus();
+    try {
+      const id = await publish(first.api, { goal: 'kept', payload: {} });
+      await first.bus.close();
+      const second = await startTestBus({ dir: first.dir });
+      expect(second.schema).toBe(first.schema);
+      try {
+        expect((await second.api('GET', `/status/${id}`)).json).toMatchObject({
+          id,
+          status: 'open',
+        });
+      } finally {
+        await second.close();
+      }
+      expect(await stored(first, id)).toBe(true);
+      await first.close();
+      expect(await stored(first, id)).toBe(false);
+    } finally {
+      await first.close();
+    }
   });
 });
