@@ -30,6 +30,7 @@ import {
 } from './lib/postgres.mjs';
 import {
   POSTGRES_COLUMNS,
+  formatActivity,
   TABLE_COLUMNS,
   formatMarkdown,
   formatTable,
@@ -59,6 +60,8 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
                         (default $BENCH_PG_URL or ${DEFAULT_ADMIN_URL})
   --pg-options OPTS     libpq startup options of the nodes' connections, e.g.
                         "-c synchronous_commit=off" (their sessions only; default none)
+  --pg-sample-ms MS     sample what the bench's backends are doing (pg_stat_activity)
+                        every MS during each run; 0 = never (default 100)
   --long-poll on|off|both
                         claims with ?wait=S (on), plain 2.1 polling (off), or both (default on)
   --wait S              long-poll seconds, 1-30 (default 10)
@@ -88,6 +91,7 @@ function parseOptions(argv) {
       nodes: { type: 'string', default: '1' },
       'pg-url': { type: 'string', default: process.env.BENCH_PG_URL || DEFAULT_ADMIN_URL },
       'pg-options': { type: 'string' },
+      'pg-sample-ms': { type: 'string', default: '100' },
       'long-poll': { type: 'string', default: 'on' },
       wait: { type: 'string', default: '10' },
       runs: { type: 'string', default: '5' },
@@ -141,6 +145,7 @@ function parseOptions(argv) {
     nodes,
     pgUrl: values['pg-url'],
     pgOptions: values['pg-options'] ?? null,
+    pgSampleMs: int('pg-sample-ms', 0, 10_000),
     longPoll: lp,
     wait: int('wait', 1, 30),
     runs: int('runs', 1, 100),
@@ -345,6 +350,10 @@ async function main() {
               ? {
                   snapshot: () => pgSnapshot(postgres.postmasterPid, database, relayPids),
                   delta: pgDelta,
+                  sampler:
+                    opts.pgSampleMs > 0
+                      ? admin.activitySampler(database, relayPids, opts.pgSampleMs)
+                      : null,
                 }
               : null;
             for (let i = 0; i < opts.warmup + opts.runs; i++) {
@@ -390,6 +399,12 @@ async function main() {
                     ? ` (${r.server.nodes.map((x) => fmt(x.cpuPct)).join('+')})`
                     : '') +
                   (r.postgres ? `, postgres cpu ${fmt(r.postgres.cpuPct)}%` : '') +
+                  (r.postgres?.activity
+                    ? ` (backends: ${Object.entries(r.postgres.activity.meanBackends)
+                        .slice(0, 3)
+                        .map(([k, v]) => `${fmt(v, 1)} ${k}`)
+                        .join(', ')})`
+                    : '') +
                   `, gen elu ${fmt(r.generator.elu, 2)}, noise ${fmt(r.cores.noisePct)}%` +
                   (ceiling ? `, ceiling ${fmt(ceiling.reqPerSec)} req/s` : '') +
                   (r.stop === 'done' ? '' : ` [${r.stop}]`),
@@ -445,6 +460,14 @@ async function main() {
     `\ncommand: ${report.command.npm ?? report.command.node}; medians of ${opts.runs} counted run(s) after ${opts.warmup} warm-up`;
   const columns = postgres ? POSTGRES_COLUMNS : TABLE_COLUMNS;
   process.stdout.write(`\n${header}\n\n${formatTable(report.configurations, columns)}\n\n`);
+  const activity = report.configurations.map(formatActivity).filter(Boolean);
+  if (activity.length > 0) {
+    process.stdout.write(
+      `PostgreSQL backends of the bench's database, mean number per pg_stat_activity sample ` +
+        `(every ${opts.pgSampleMs} ms; cpu = active, waiting on nothing):\n` +
+        `${activity.map((l) => `  ${l}`).join('\n')}\n\n`,
+    );
+  }
   process.stdout.write(`results: ${relative(process.cwd(), file)}\n`);
   if (process.env.BENCH_MARKDOWN)
     process.stdout.write(`\n${formatMarkdown(report.configurations, columns)}\n`);

@@ -38,10 +38,12 @@ function costMeter(serverPids, pinned, pg = null) {
       srv0 = serverPids.map(cpuSeconds);
       io0 = serverPids.map(io);
       pg0 = pg ? pg.snapshot() : null;
+      pg?.sampler?.start();
     },
     end() {
       const seconds = (performance.now() - t0) / 1000;
       const pgCost = pg ? pg.delta(pg0, pg.snapshot()) : null;
+      const pgActivity = pg?.sampler ? pg.sampler.stop() : null;
       const elu = performance.eventLoopUtilization(elu0).utilization;
       const cpu = process.cpuUsage(cpu0);
       const nodes = serverPids.map((pid, i) => {
@@ -132,6 +134,7 @@ function costMeter(serverPids, pinned, pg = null) {
                 byKindPct: Object.fromEntries(
                   Object.entries(pgCost.byKind).map(([k, v]) => [k, (100 * v) / seconds]),
                 ),
+                ...(pgActivity ? { activity: pgActivity } : {}),
               },
             }
           : {}),

@@ -126,6 +126,54 @@ export async function openAdmin(adminUrl) {
       );
       return row ? Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Number(v)])) : null;
     },
+    /**
+     * Samples pg_stat_activity every `everyMs` between start() and stop(): what the
+     * backends of `database` were doing (state and wait event), the relay's apart. stop()
+     * returns the mean number of backends in each state per sample.
+     */
+    activitySampler(database, relayPids, everyMs) {
+      let timer = null;
+      let busy = false;
+      let samples = 0;
+      let counts = {};
+      const sample = async () => {
+        if (busy) return;
+        busy = true;
+        try {
+          const { rows } = await client.query(
+            `SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity
+              WHERE datname = $1 AND backend_type = 'client backend'`,
+            [database],
+          );
+          if (timer == null) return;
+          samples++;
+          for (const r of rows) {
+            const k = activityKey(r, relayPids.has(r.pid));
+            counts[k] = (counts[k] ?? 0) + 1;
+          }
+        } catch {
+          // A sample lost: the next one counts.
+        } finally {
+          busy = false;
+        }
+      };
+      return {
+        start() {
+          samples = 0;
+          counts = {};
+          timer = setInterval(sample, everyMs);
+        },
+        stop() {
+          clearInterval(timer);
+          timer = null;
+          const mean = {};
+          for (const [k, n] of Object.entries(counts).sort((a, b) => b[1] - a[1])) {
+            mean[k] = samples > 0 ? n / samples : null;
+          }
+          return { everyMs, samples, meanBackends: mean };
+        },
+      };
+    },
     /** `ib_bench_*` databases whose bench process is gone (a bench killed with SIGKILL). */
     async leftovers() {
       const { rows } = await client.query(
@@ -176,6 +224,21 @@ export function dropAllSync() {
 
 export function pendingDatabases() {
   return [...created];
+}
+
+/**
+ * One backend's state in a sample: `relay …` for a relay's backend; `cpu` when active and
+ * waiting on nothing (running, or runnable and waiting for a CPU); `active <type>:<event>`
+ * when active and waiting (IO:WALSync is its commit's WAL flush, LWLock:WALWrite waiting
+ * for another backend's flush, Lock:… a row or advisory lock); `idle`, `idle in
+ * transaction` (waiting for the node's next statement) otherwise.
+ */
+function activityKey(r, relay) {
+  const wait = r.wait_event_type ? `${r.wait_event_type}:${r.wait_event}` : null;
+  let k;
+  if (r.state === 'active') k = wait ? `active ${wait}` : 'cpu';
+  else k = r.state ?? 'unknown';
+  return relay ? `relay ${k}` : k;
 }
 
 function redact(url) {

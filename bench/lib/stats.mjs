@@ -158,10 +158,38 @@ function cpuSplit(runs) {
             r.fulfilled > 0 ? (1024 * r.postgres.storageMbByKind.shared) / r.fulfilled : null,
           ),
           processesEndedInWindow: pgRuns.reduce((a, r) => a + r.postgres.processesEnded, 0),
+          activity: meanActivity(pgRuns),
         }
       : null,
     accountedPct: median(runs.map((r) => r.cores.accountedPct)),
   };
+}
+
+/** The mean over the runs of the backends in each state per pg_stat_activity sample. */
+function meanActivity(runs) {
+  const sampled = runs.filter((r) => r.postgres.activity?.samples > 0);
+  if (sampled.length === 0) return null;
+  const sum = {};
+  for (const r of sampled) {
+    for (const [k, v] of Object.entries(r.postgres.activity.meanBackends)) {
+      sum[k] = (sum[k] ?? 0) + v;
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(sum)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => [k, v / sampled.length]),
+  );
+}
+
+/** One line: what the bench's backends were doing, in mean backends per sample. */
+export function formatActivity(c) {
+  const a = c.summary.cpu.postgres?.activity;
+  if (!a) return null;
+  const parts = Object.entries(a)
+    .filter(([, v]) => v >= 0.05)
+    .map(([k, v]) => `${v.toFixed(1)} ${k}`);
+  return `${c.profile} ${c.mode}: ${parts.join(', ')}`;
 }
 
 const fmt = (x, digits = 0) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(digits));
