@@ -28,7 +28,7 @@ export default defineConfig({
       // Every test once; the server's test buses on SQLite.
       { extends: true, test: { name: 'default', include: ['packages/*/test/**/*.test.ts'] } },
       // The server's integration tests again, every test bus on PostgreSQL in a schema of
-      // its own (TEST_DATABASE_URL, by default postgres://postgres@127.0.0.1:5432/test).
+      // its own (BUS_TEST_DATABASE_URL, by default postgres://postgres@127.0.0.1:5432/test).
       {
         extends: true,
         test: { name: 'server-pg', include: onTestBuses, env: { TEST_STORE: 'postgres' } },

@@ -1,8 +1,7 @@
 /**
  * `intent-bus export` and `intent-bus import` as a person runs them: the real binary
  * (packages/cli/bin/intent-bus.js) as a child process, its output redirected by a shell,
- * against real SQLite files and real PostgreSQL schemas (TEST_DATABASE_URL or
- * BUS_TEST_DATABASE_URL; one schema per store, dropped at the end; a database that cannot
+ * against real SQLite files and real PostgreSQL schemas (BUS_TEST_DATABASE_URL; one schema per store, dropped at the end; a database that cannot
  * be reached fails the tests, never skips them), and `intent-bus serve` on the result,
  * spoken to over HTTP. The store-level cases are in
  * packages/server/test/store/transfer.test.ts.
@@ -19,6 +18,7 @@ import {
   makeApi,
   type Api,
 } from '../../server/test/helpers.js';
+import { PG_ADMIN_URL as PG_URL, pgQuery } from '../../server/test/pg-database.js';
 import {
   ROOT,
   baseEnv,
@@ -36,36 +36,11 @@ import {
   type Finished,
 } from './cli-helpers.js';
 
-const PG_URL =
-  process.env.TEST_DATABASE_URL ??
-  process.env.BUS_TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `ib_cli_xfer_${process.pid}_${randomBytes(4).toString('hex')}`;
 const BIN = join(ROOT, 'packages', 'cli', 'bin', 'intent-bus.js');
 const BIG = '12345678901234567890';
 
 const schemas: string[] = [];
-
-async function pgQuery<R extends pg.QueryResultRow>(
-  sql: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 5000 });
-  try {
-    await client.connect();
-  } catch (err) {
-    throw new Error(
-      `PostgreSQL is not reachable at ${PG_URL} (${(err as Error).message}): start it or set ` +
-        'TEST_DATABASE_URL',
-      { cause: err },
-    );
-  }
-  try {
-    return (await client.query<R>(sql, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 afterEach(killAll);
 afterAll(async () => {

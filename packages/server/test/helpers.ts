@@ -16,6 +16,7 @@ import { afterAll } from 'vitest';
 import { ConfigError, resolveConfig, type Config } from '../src/config.js';
 import { ManualClock, type Clock, type Random } from '../src/core/clock.js';
 import { startBus, type Bus, type ReadyConfig } from '../src/server.js';
+import { PG_ADMIN_URL } from './pg-database.js';
 
 /**
  * Every test bus logs at debug level into test-artifacts/logs; after the run the global
@@ -32,14 +33,10 @@ function testLogger(file: string): pino.Logger {
 }
 
 /**
- * True in the server-pg project: every test bus runs on PostgreSQL (TEST_DATABASE_URL),
+ * True in the server-pg project: every test bus runs on PostgreSQL (BUS_TEST_DATABASE_URL),
  * each in a schema of its own (BUS_DATABASE_SCHEMA).
  */
 export const onPostgres = process.env.TEST_STORE === 'postgres';
-export const TEST_DATABASE_URL =
-  process.env.TEST_DATABASE_URL ??
-  process.env.BUS_TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
 
 /** Test data folder → its PostgreSQL schema, so that a restart on the same folder finds its data. */
 const schemaOfDir = new Map<string, string>();
@@ -54,7 +51,7 @@ let schemaCount = 0;
 let admin: pg.Pool | undefined;
 
 function adminQuery(sql: string, values?: unknown[]): Promise<pg.QueryResult> {
-  admin ??= new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1, allowExitOnIdle: true });
+  admin ??= new pg.Pool({ connectionString: PG_ADMIN_URL, max: 1, allowExitOnIdle: true });
   return admin.query(sql, values);
 }
 
@@ -203,7 +200,7 @@ export async function startTestBus(options: StartOptions = {}): Promise<TestBus>
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'intent-bus-test-'));
   const pgData = onPostgres ? schemaFor(dir) : null;
   const config = testConfig(dir, {
-    ...(pgData && { BUS_DATABASE_URL: TEST_DATABASE_URL, BUS_DATABASE_SCHEMA: pgData.schema }),
+    ...(pgData && { BUS_DATABASE_URL: PG_ADMIN_URL, BUS_DATABASE_SCHEMA: pgData.schema }),
     ...options.env,
   });
   const manual = options.manualClock ? new ManualClock(Date.now()) : null;
@@ -222,7 +219,7 @@ export async function startTestBus(options: StartOptions = {}): Promise<TestBus>
     if (pgData?.fresh) await dropSchema(pgData.schema).catch(() => {});
     if (pgData && err instanceof ConfigError && err.variable === 'BUS_DATABASE_URL') {
       throw new Error(
-        'The server-pg tests run every test bus on PostgreSQL (TEST_DATABASE_URL, by default ' +
+        'The server-pg tests run every test bus on PostgreSQL (BUS_TEST_DATABASE_URL, by default ' +
           `the local cluster's database test): start it or set the URL (${err.message})`,
         { cause: err },
       );

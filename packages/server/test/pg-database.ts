@@ -15,23 +15,36 @@ import pg from 'pg';
 export const PG_ADMIN_URL =
   process.env.BUS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-/** Runs one statement as the administrator of the server at `url`. */
-export async function pgAdmin(sql: string, url = PG_ADMIN_URL): Promise<void> {
+/**
+ * Runs one statement on the server at `url` (by default the tests' database) and returns
+ * its rows; a server that does not answer fails with what to do about it.
+ */
+export async function pgQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  sql: string,
+  values: unknown[] = [],
+  url = PG_ADMIN_URL,
+): Promise<R[]> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
   try {
     await client.connect();
   } catch (err) {
     throw new Error(
-      `PostgreSQL is not reachable at ${url} (${(err as Error).message}): start it or ` +
-        'set BUS_TEST_DATABASE_URL',
+      `PostgreSQL is not reachable at ${url} (${(err as Error).message}): start it ` +
+        '(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or set ' +
+        'BUS_TEST_DATABASE_URL',
       { cause: err },
     );
   }
   try {
-    await client.query(sql);
+    return (await client.query<R>(sql, values)).rows;
   } finally {
     await client.end();
   }
+}
+
+/** Runs one statement as the administrator of the server at `url`. */
+export async function pgAdmin(sql: string, url = PG_ADMIN_URL): Promise<void> {
+  await pgQuery(sql, [], url);
 }
 
 export interface TestDatabase {

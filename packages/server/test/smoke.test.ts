@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publish, startTestBus, TEST_DATABASE_URL, type TestBus } from './helpers.js';
+import { publish, startTestBus, type TestBus } from './helpers.js';
+import { PG_ADMIN_URL } from './pg-database.js';
 
 describe('publish → claim → fulfil → result over a real socket', () => {
   let t: TestBus;
@@ -43,7 +44,7 @@ describe('publish → claim → fulfil → result over a real socket', () => {
     }
     // On PostgreSQL there is no file, and the intent is in the bus's own schema.
     expect(existsSync(t.dbPath)).toBe(false);
-    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    const client = new pg.Client({ connectionString: PG_ADMIN_URL });
     await client.connect();
     try {
       const r = await client.query(
@@ -61,7 +62,7 @@ describe('a restart on the same data (startTestBus with dir)', () => {
   /** Whether the intent `id` is still in the data of `t`: its file, or its PostgreSQL schema. */
   async function stored(t: TestBus, id: string): Promise<boolean> {
     if (t.schema === null) return existsSync(t.dbPath);
-    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    const client = new pg.Client({ connectionString: PG_ADMIN_URL });
     await client.connect();
     try {
       const intents = `${pg.escapeIdentifier(t.schema)}.intents`;

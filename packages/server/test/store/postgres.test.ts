@@ -8,33 +8,14 @@ import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PgStore } from '../../src/store/postgres/pg-store.js';
 import { StoreUnavailableError } from '../../src/store/store.js';
+import { PG_ADMIN_URL as URL, pgQuery } from '../pg-database.js';
 import { claimBy, intent, storeContract } from './contract.js';
 
-const URL = process.env.BUS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `ib_test_${process.pid}_${randomBytes(4).toString('hex')}`;
 const schemas: string[] = [];
 
-let reachable: Promise<void> | undefined;
 /** Throws, with what to do about it, when the database does not answer. */
-function checkReachable(): Promise<void> {
-  reachable ??= (async () => {
-    const client = new pg.Client({ connectionString: URL, connectionTimeoutMillis: 5000 });
-    try {
-      await client.connect();
-      await client.query('SELECT 1');
-    } catch (err) {
-      throw new Error(
-        `PostgreSQL is not reachable at ${URL} (${(err as Error).message}). Start it ` +
-          '(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) ' +
-          'or set BUS_TEST_DATABASE_URL.',
-        { cause: err },
-      );
-    } finally {
-      await client.end().catch(() => {});
-    }
-  })();
-  return reachable;
-}
+const checkReachable = (): Promise<unknown> => pgQuery('SELECT 1');
 
 async function openStore(max?: number): Promise<PgStore> {
   await checkReachable();

@@ -25,12 +25,9 @@ import {
   type TransferBackend,
 } from '../../src/store/transfer/format.js';
 import { openTransfer, runImport, writeExport } from '../../src/store/transfer/transfer.js';
+import { PG_ADMIN_URL as URL, pgQuery } from '../pg-database.js';
 import { claimBy, intent } from './contract.js';
 
-const URL =
-  process.env.TEST_DATABASE_URL ??
-  process.env.BUS_TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `ib_xfer_${process.pid}_${randomBytes(4).toString('hex')}`;
 const T0 = 1_800_000_000_000;
 const BIG_RESULT = '{"n":12345678901234567890,"f":1.0,"s":"é\\u2028"}';
@@ -40,35 +37,9 @@ const schemas: string[] = [];
 const dirs: string[] = [];
 const open: Array<{ close(): Promise<void> }> = [];
 
-let reachable: Promise<void> | undefined;
-function checkReachable(): Promise<void> {
-  reachable ??= (async () => {
-    const client = new pg.Client({ connectionString: URL, connectionTimeoutMillis: 5000 });
-    try {
-      await client.connect();
-      await client.query('SELECT 1');
-    } catch (err) {
-      throw new Error(
-        `PostgreSQL is not reachable at ${URL} (${(err as Error).message}): start it or set ` +
-          'BUS_TEST_DATABASE_URL',
-        { cause: err },
-      );
-    } finally {
-      await client.end().catch(() => {});
-    }
-  })();
-  return reachable;
-}
+const checkReachable = (): Promise<unknown> => pgQuery('SELECT 1');
 
-async function adminQuery<R extends pg.QueryResultRow>(sql: string, values: unknown[] = []) {
-  const client = new pg.Client({ connectionString: URL });
-  await client.connect();
-  try {
-    return (await client.query<R>(sql, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const adminQuery = pgQuery;
 
 afterEach(async () => {
   for (const o of open.splice(0)) await o.close();
