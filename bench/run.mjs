@@ -58,8 +58,9 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
                         over them (default 1; N > 1 needs --store postgres)
   --pg-url URL          admin connection that creates and drops the databases
                         (default $BENCH_PG_URL or ${DEFAULT_ADMIN_URL})
-  --pg-options OPTS     libpq startup options of the nodes' connections, e.g.
-                        "-c synchronous_commit=off" (their sessions only; default none)
+  --pg-options=OPTS     libpq startup options of the nodes' connections, e.g.
+                        --pg-options="-c synchronous_commit=off" (their sessions only;
+                        default none; the = is needed since OPTS starts with a dash)
   --pg-sample-ms MS     sample what the bench's backends are doing (pg_stat_activity)
                         every MS during each run; 0 = never (default 100)
   --long-poll on|off|both

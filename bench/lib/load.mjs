@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { call } from './http.mjs';
-import { cpuLoad, cpuSeconds, cpuTimes, io, memory, resetPeakRss } from './procs.mjs';
+import { cpuLoad, cpuSeconds, cpuTimes, io, memory, resetPeakRss, schedSeconds } from './procs.mjs';
 import { percentile } from './stats.mjs';
 
 const POOL_OPTIONS = {
@@ -28,7 +28,7 @@ const netKind = (err) => `network:${err?.code ?? err?.name ?? 'error'}`;
  * (the bench's backends and the shared processes) nor the generator's, in % of one core.
  */
 function costMeter(serverPids, pinned, pg = null) {
-  let elu0, cpu0, srv0, t0, times0, io0, pg0;
+  let elu0, cpu0, srv0, t0, times0, io0, pg0, sched0, genSched0;
   return {
     begin() {
       times0 = pinned ? cpuTimes() : null;
@@ -36,6 +36,8 @@ function costMeter(serverPids, pinned, pg = null) {
       elu0 = performance.eventLoopUtilization();
       cpu0 = process.cpuUsage();
       srv0 = serverPids.map(cpuSeconds);
+      sched0 = serverPids.map(schedSeconds);
+      genSched0 = schedSeconds(process.pid);
       io0 = serverPids.map(io);
       pg0 = pg ? pg.snapshot() : null;
       pg?.sampler?.start();
@@ -54,12 +56,16 @@ function costMeter(serverPids, pinned, pg = null) {
         const total = user == null ? null : user + system;
         const ioA = io0[i];
         const ioB = io(pid);
+        const sA = sched0[i];
+        const sB = schedSeconds(pid);
         return {
           pid,
           user,
           system,
           cpuSeconds: total,
           cpuPct: total == null ? null : (100 * total) / seconds,
+          // Its main thread (the event loop) runnable but waiting for a CPU, in % of the window.
+          runQueuePct: sA && sB ? (100 * (sB.wait - sA.wait)) / seconds : null,
           io:
             ioA && ioB
               ? {
@@ -89,6 +95,7 @@ function costMeter(serverPids, pinned, pg = null) {
           }
         : null;
       const generatorSeconds = (cpu.user + cpu.system) / 1e6;
+      const genSched1 = schedSeconds(process.pid);
       let noisePct = null;
       let accountedPct = null;
       if (pg) {
@@ -125,12 +132,16 @@ function costMeter(serverPids, pinned, pg = null) {
           elu,
           cpuSeconds: generatorSeconds,
           cpuPct: (100 * generatorSeconds) / seconds,
+          runQueuePct:
+            genSched0 && genSched1 ? (100 * (genSched1.wait - genSched0.wait)) / seconds : null,
         },
         ...(pg
           ? {
               postgres: {
                 ...pgCost,
                 cpuPct: (100 * pgCost.cpuSeconds) / seconds,
+                runQueuePct:
+                  pgCost.runQueueSeconds == null ? null : (100 * pgCost.runQueueSeconds) / seconds,
                 byKindPct: Object.fromEntries(
                   Object.entries(pgCost.byKind).map(([k, v]) => [k, (100 * v) / seconds]),
                 ),

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { ROOT, cpuSeconds, io } from './procs.mjs';
+import { ROOT, cpuSeconds, io, schedSeconds } from './procs.mjs';
 
 const SERVER_PKG = join(ROOT, 'packages/server/package.json');
 const pg = () => createRequire(SERVER_PKG)('pg');
@@ -316,7 +316,14 @@ export function pgSnapshot(postmasterPid, database, relayPids = new Set()) {
   const add = (pid, kind) => {
     const cpu = cpuSeconds(pid);
     if (cpu == null || kind == null) return;
-    procs.set(pid, { kind, cpu: cpu.user + cpu.system, system: cpu.system, io: io(pid) });
+    const sched = schedSeconds(pid);
+    procs.set(pid, {
+      kind,
+      cpu: cpu.user + cpu.system,
+      system: cpu.system,
+      wait: sched?.wait ?? null,
+      io: io(pid),
+    });
   };
   add(postmasterPid, 'shared');
   for (const pid of childrenOf(postmasterPid)) {
@@ -338,9 +345,15 @@ export function pgDelta(before, after) {
   const storage = zero();
   let started = 0;
   let ended = 0;
+  let wait = 0;
+  let waitKnown = true;
   for (const [pid, b] of after) {
     const a = before.get(pid);
     if (a == null && b.kind !== 'other') started++;
+    if (b.kind !== 'other') {
+      if (b.wait == null || (a != null && a.wait == null)) waitKnown = false;
+      else wait += b.wait - (a?.wait ?? 0);
+    }
     cpu[b.kind] += b.cpu - (a?.cpu ?? 0);
     system[b.kind] += b.system - (a?.system ?? 0);
     if (b.io) storage[b.kind] += b.io.writeBytes - (a?.io?.writeBytes ?? 0);
@@ -351,6 +364,8 @@ export function pgDelta(before, after) {
     cpuSeconds: counted(cpu),
     systemSeconds: counted(system),
     byKind: cpu,
+    // Summed over the counted processes: backend-seconds spent runnable, waiting for a CPU.
+    runQueueSeconds: waitKnown ? wait : null,
     // Storage writes: a backend's are mostly its own commits' WAL flushes; the shared
     // processes' (WAL writer, checkpointer) serve every database of the cluster.
     storageMbByKind: Object.fromEntries(Object.entries(storage).map(([k, v]) => [k, v / 2 ** 20])),

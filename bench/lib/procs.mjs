@@ -106,6 +106,20 @@ export function cpuSeconds(pid) {
   }
 }
 
+/**
+ * The scheduler's figures for a process's main thread (its event loop, for node) from
+ * /proc/<pid>/schedstat: seconds on a CPU and seconds runnable but waiting for one (the
+ * run queue), or null (no CONFIG_SCHED_INFO, not Linux, gone).
+ */
+export function schedSeconds(pid) {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+    return Number.isFinite(wait) ? { run: run / 1e9, wait: wait / 1e9 } : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Per-CPU times in ticks from /proc/stat: cpu number → { busy, iowait, steal, total }. */
 export function cpuTimes() {
   const out = new Map();

@@ -118,6 +118,7 @@ function cpuSplit(runs) {
   const nodeCount = Math.max(...runs.map((r) => r.server.nodes?.length ?? 0));
   const nodes = Array.from({ length: nodeCount }, (_, i) => ({
     cpuPct: median(runs.map((r) => r.server.nodes?.[i]?.cpuPct)),
+    runQueuePct: median(runs.map((r) => r.server.nodes?.[i]?.runQueuePct)),
     usPerJob: median(runs.map((r) => perJob(r.server.nodes?.[i]?.cpuSeconds, r))),
     requests: median(runs.map((r) => r.requestsByNode?.[i] ?? (i === 0 ? r.requests : null))),
   }));
@@ -129,11 +130,13 @@ function cpuSplit(runs) {
     nodesUsPerJob: median(runs.map((r) => perJob(r.server.cpuSeconds, r))),
     generator: {
       cpuPct: median(runs.map((r) => r.generator.cpuPct)),
+      runQueuePct: median(runs.map((r) => r.generator.runQueuePct)),
       usPerJob: median(runs.map((r) => perJob(r.generator.cpuSeconds, r))),
     },
     postgres: pgRuns.length
       ? {
           cpuPct: pgMed((r) => r.postgres.cpuPct),
+          runQueuePct: pgMed((r) => r.postgres.runQueuePct),
           usPerJob: pgMed((r) => perJob(r.postgres.cpuSeconds, r)),
           systemPct: pgMed((r) =>
             r.postgres.cpuSeconds > 0
@@ -239,6 +242,8 @@ export const POSTGRES_COLUMNS = [
   ['node µs/job', (c) => c.summary.cpu.nodes.map((n) => fmt(n.usPerJob)).join('+')],
   ['pg µs/job', (c) => fmt(c.summary.cpu.postgres?.usPerJob)],
   ['gen µs/job', (c) => fmt(c.summary.cpu.generator.usPerJob)],
+  ['node runq%', (c) => c.summary.cpu.nodes.map((n) => fmt(n.runQueuePct)).join('+')],
+  ['pg runq%', (c) => fmt(c.summary.cpu.postgres?.runQueuePct)],
   ['pg tx/job', (c) => fmt(c.databaseStats?.commitsPerJob, 1)],
 ];
 
