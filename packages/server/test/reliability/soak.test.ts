@@ -4,7 +4,7 @@
  * second; none may grow without bound, and the history checker must find nothing lost.
  * On SQLite and on PostgreSQL.
  *
- * `npm test` runs a short soak (SOAK_SECONDS=20); `npm run test:soak` the long one
+ * `npm test` runs a short soak (SOAK_SECONDS=30); `npm run test:soak` the long one
  * (600 s per store). Each run writes its samples to test-artifacts/soak-<store>.json.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { startProcess, storeFixture, type ServerProcess } from '../process-helpe
 import { violations } from './history.js';
 import { Load } from './load.js';
 
-const SECONDS = Number(process.env.SOAK_SECONDS ?? 20);
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 30);
 const RATE = Number(process.env.SOAK_RATE ?? 100);
 const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
