@@ -2,13 +2,12 @@
  * Client faults against the real `serve` process (issue 8): workers killed mid-job (the
  * real CLI worker, SIGKILLed with the command it runs), clients that vanish mid-request
  * and mid-long-poll, and 2,000 idle long polls at once with the server's memory and file
- * descriptors read from /proc. A client trickling its headers is in transport.test.ts.
+ * descriptors read from /proc; on both stores. A client trickling its headers is in
+ * transport.test.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +15,8 @@ import { ADMIN_TOKEN, MAIN_KEY, makeApi, type Api } from '../helpers.js';
 import {
   claimAll,
   publishMany,
-  serverEnv,
   startProcess,
+  storeFixture,
   type ServerProcess,
 } from '../process-helpers.js';
 
@@ -67,21 +66,18 @@ function rawSocket(url: string): Promise<Socket> {
   });
 }
 
-describe('client faults', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'intent-bus-clients-'));
+describe.each(['sqlite', 'postgres'] as const)('client faults on %s', (store) => {
+  const data = storeFixture(store);
   let server: ServerProcess;
   let api: Api;
   const workers: ChildProcess[] = [];
   beforeAll(async () => {
     server = await startProcess(
-      serverEnv(join(dir, 'bus.db'), {
-        BUS_LOG_LEVEL: 'info',
-        BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS),
-      }),
+      await data.env({ BUS_LOG_LEVEL: 'info', BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS) }),
     );
     api = makeApi(server.url);
   });
-  afterAll(() => {
+  afterAll(async () => {
     for (const w of workers) {
       try {
         process.kill(-w.pid!, 'SIGKILL');
@@ -90,7 +86,7 @@ describe('client faults', () => {
       }
     }
     if (server?.child.exitCode === null) server.child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await data.cleanup();
   });
 
   /** The real CLI worker, in a process group of its own (so its command dies with it). */
