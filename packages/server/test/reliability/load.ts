@@ -184,12 +184,20 @@ export class Load {
     }
     // Every intent seen: a publish whose 201 was lost in a crash may still have been
     // stored, claimed and fulfilled.
-    const ids = new Set([...this.history.acknowledged, ...this.history.claims.map((c) => c.id)]);
-    for (const id of ids) {
-      const r = await fetch(`${this.live(0)}/result/${id}`, { headers: json });
-      if (r.status === 200) this.history.finals.set(id, (await r.json()) as { status: string });
-      else await r.arrayBuffer();
-    }
+    const ids = [
+      ...new Set([...this.history.acknowledged, ...this.history.claims.map((c) => c.id)]),
+    ];
+    // A long soak sees tens of thousands: 32 reads in flight.
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      while (next < ids.length) {
+        const id = ids[next++]!;
+        const r = await fetch(`${this.live(0)}/result/${id}`, { headers: json });
+        if (r.status === 200) this.history.finals.set(id, (await r.json()) as { status: string });
+        else await r.arrayBuffer();
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, reader));
     return check(this.history);
   }
 
