@@ -27,6 +27,7 @@ import {
   openAdmin,
   pgDelta,
   pgSnapshot,
+  redact,
 } from './lib/postgres.mjs';
 import {
   POSTGRES_COLUMNS,
@@ -206,15 +207,6 @@ const log = (line) => process.stderr.write(`${line}\n`);
 /** The admin connection of --store postgres (creates and drops the databases). */
 let admin = null;
 
-function redactUrl(url) {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
 const fmt = (x, d = 0) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
 async function main() {
@@ -271,7 +263,7 @@ async function main() {
     command: command(argv),
     machine: info,
     pinning,
-    options: { ...opts, pgUrl: redactUrl(opts.pgUrl), out: relative(ROOT, opts.out) },
+    options: { ...opts, pgUrl: redact(opts.pgUrl), out: relative(ROOT, opts.out) },
     ...(postgres ? { postgres } : {}),
     profiles: PROFILES,
     configurations: [],

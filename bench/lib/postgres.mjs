@@ -241,7 +241,8 @@ function activityKey(r, relay) {
   return relay ? `relay ${k}` : k;
 }
 
-function redact(url) {
+/** The URL with its password masked, for messages and results. */
+export function redact(url) {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
