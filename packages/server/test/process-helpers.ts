@@ -129,22 +129,32 @@ export async function claimAll(api: Api, goal: string): Promise<Set<string>> {
 }
 
 /**
- * The data of `serve` processes on either store: a SQLite file in a temporary folder, or
- * a PostgreSQL database of its own (made on first use). `cleanup()` removes it.
+ * `serve` processes on either store: a SQLite file in a temporary folder, or a PostgreSQL
+ * database of its own (made on first use). Every start runs on the same data;
+ * `cleanup()` SIGKILLs the processes still running and removes the data.
  */
 export function storeFixture(store: 'sqlite' | 'postgres'): {
-  env(extra?: Record<string, string>): Promise<NodeJS.ProcessEnv>;
+  start(extra?: Record<string, string>): Promise<ServerProcess>;
   cleanup(): Promise<void>;
 } {
   const dir = mkdtempSync(join(tmpdir(), `intent-bus-${store}-`));
   let database: Promise<TestDatabase> | null = null;
+  const started: ServerProcess[] = [];
   return {
-    async env(extra = {}) {
-      if (store === 'sqlite') return serverEnv(join(dir, 'bus.db'), extra);
-      const db = await (database ??= createDatabase('ib_proc'));
-      return serverEnv(join(dir, 'unused.db'), { BUS_DATABASE_URL: db.url, ...extra });
+    async start(extra = {}) {
+      let env: NodeJS.ProcessEnv;
+      if (store === 'sqlite') env = serverEnv(join(dir, 'bus.db'), extra);
+      else {
+        const db = await (database ??= createDatabase('ib_proc'));
+        env = serverEnv(join(dir, 'unused.db'), { BUS_DATABASE_URL: db.url, ...extra });
+      }
+      const p = await startProcess(env);
+      started.push(p);
+      return p;
     },
     async cleanup() {
+      for (const p of started) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+      await Promise.all(started.map((p) => p.exited));
       rmSync(dir, { recursive: true, force: true });
       if (database) await (await database).drop();
     },

@@ -12,13 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, MAIN_KEY, makeApi, type Api } from '../helpers.js';
-import {
-  claimAll,
-  publishMany,
-  startProcess,
-  storeFixture,
-  type ServerProcess,
-} from '../process-helpers.js';
+import { claimAll, publishMany, storeFixture, type ServerProcess } from '../process-helpers.js';
 
 const CLI = fileURLToPath(new URL('../../../cli/bin/intent-bus.js', import.meta.url));
 const LEASE_SECONDS = 2;
@@ -72,9 +66,10 @@ describe.each(['sqlite', 'postgres'] as const)('client faults on %s', (store) =>
   let api: Api;
   const workers: ChildProcess[] = [];
   beforeAll(async () => {
-    server = await startProcess(
-      await data.env({ BUS_LOG_LEVEL: 'info', BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS) }),
-    );
+    server = await data.start({
+      BUS_LOG_LEVEL: 'info',
+      BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS),
+    });
     api = makeApi(server.url);
   });
   afterAll(async () => {
@@ -85,7 +80,6 @@ describe.each(['sqlite', 'postgres'] as const)('client faults on %s', (store) =>
         // already gone
       }
     }
-    if (server?.child.exitCode === null) server.child.kill('SIGKILL');
     await data.cleanup();
   });
 

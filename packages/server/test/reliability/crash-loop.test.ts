@@ -10,7 +10,7 @@
  * 127.0.0.1 and stops by itself.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { startProcess, storeFixture, type ServerProcess } from '../process-helpers.js';
+import { storeFixture, type ServerProcess } from '../process-helpers.js';
 import { violations } from './history.js';
 import { Load } from './load.js';
 
@@ -22,22 +22,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe.each(['sqlite', 'postgres'] as const)('the crash loop on %s', (store) => {
   const data = storeFixture(store);
-  let server: ServerProcess | null = null;
-  afterAll(async () => {
-    if (server?.child.exitCode === null) server.child.kill('SIGKILL');
-    await data.cleanup();
-  });
+  afterAll(() => data.cleanup());
 
   it(
     `loses nothing across ${CRASHES} SIGKILLs under load`,
     async () => {
-      const env = await data.env({
-        BUS_LOG_LEVEL: 'info',
-        BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS),
-      });
-      server = await startProcess(env);
+      const start = (): Promise<ServerProcess> =>
+        data.start({ BUS_LOG_LEVEL: 'info', BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS) });
+      let server = await start();
       const load = new Load({
-        node: () => (server?.child.exitCode === null ? server.url : null),
+        node: () => (server.child.exitCode === null ? server.url : null),
         nodes: 1,
         publishers: 4,
         workers: WORKERS,
@@ -48,7 +42,7 @@ describe.each(['sqlite', 'postgres'] as const)('the crash loop on %s', (store) =
         const down = server;
         down.child.kill('SIGKILL');
         expect((await down.exited).signal).toBe('SIGKILL');
-        server = await startProcess(env);
+        server = await start();
       }
       const verdict = await load.drain(60_000 + LEASE_SECONDS * 1000);
       console.log(

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN } from '../helpers.js';
-import { startProcess, storeFixture, type ServerProcess } from '../process-helpers.js';
+import { storeFixture } from '../process-helpers.js';
 import { violations } from './history.js';
 import { Load } from './load.js';
 
@@ -51,20 +51,17 @@ async function loopDelayP99Ms(url: string): Promise<number> {
 
 describe.each(['sqlite', 'postgres'] as const)('the soak on %s', (store) => {
   const data = storeFixture(store);
-  let server: ServerProcess | null = null;
-  afterAll(async () => {
-    if (server?.child.exitCode === null) server.child.kill('SIGKILL');
-    await data.cleanup();
-  });
+  afterAll(() => data.cleanup());
 
   it(
     `holds ${RATE} intents/s for ${SECONDS} s without growing`,
     async () => {
       // Leases as short as the clients' timeouts: a fulfil lost to a timeout comes back
       // within the drain (the crash loop does the same).
-      server = await startProcess(
-        await data.env({ BUS_LOG_LEVEL: 'info', BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS) }),
-      );
+      const server = await data.start({
+        BUS_LOG_LEVEL: 'info',
+        BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS),
+      });
       const pid = server.child.pid!;
       const url = server.url;
       const load = new Load({
