@@ -1,7 +1,8 @@
 /**
  * Where every change of an intent's state is reported, once: it wakes the waiting
  * requests (announce) and counts the change for /metrics and /admin/stats. Routes and
- * housekeeping call these after the store made the change.
+ * housekeeping call these after the store made the change. A revoked key is announced
+ * the same way, so that every node hears it.
  */
 import type { Clock } from './core/clock.js';
 import type { BusMetrics } from './metrics.js';
@@ -54,6 +55,11 @@ export class BusEvents {
   changed(row: IntentRow): void {
     if (row.status === 'dead') this.metrics.count('dead', row.namespace, row.goal);
     announce(this.wake, row);
+  }
+
+  /** An API key was revoked: every node forgets it and ends its waiting requests. */
+  keyRevoked(keyId: string): void {
+    this.wake.keyRevoked(keyId);
   }
 
   failuresPerMinute(): ReadonlyMap<number, number> {

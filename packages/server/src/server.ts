@@ -20,7 +20,7 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import { StoreHealth } from './store/health.js';
 import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
-import { WaiterHub } from './wake/hub.js';
+import { WaiterHub, type NodeWake } from './wake/hub.js';
 import { PgWakeRelay } from './wake/pg-relay.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
@@ -116,6 +116,20 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     config.dashboardPassword,
   );
   const limiter = new SlidingWindowLimiter(config.rateLimitPerMinute);
+  // What this node does with an announcement, made here or heard from another node.
+  const local: NodeWake = {
+    claimable: (event, at) => hub.claimable(event, at),
+    finished: (id) => hub.finished(id),
+    keyRevoked: (keyId) => {
+      auth.forgetKey(keyId);
+      limiter.forget(keyId);
+      hub.keyRevoked(keyId);
+    },
+    resync: () => {
+      auth.forget();
+      hub.resync();
+    },
+  };
   // Several nodes on one PostgreSQL database hear each other's announcements.
   const relay =
     config.databaseUrl == null
@@ -123,11 +137,11 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       : new PgWakeRelay({
           connectionString: config.databaseUrl,
           schema: config.databaseSchema,
-          hub,
+          local,
           log: logger,
         });
   const metrics = new BusMetrics(store, () => hub.waiting);
-  const events = new BusEvents(relay ?? hub, metrics, clock);
+  const events = new BusEvents(relay ?? local, metrics, clock);
   const housekeeper = new Housekeeper({
     store,
     events,

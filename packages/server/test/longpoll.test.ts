@@ -365,6 +365,43 @@ describe('GET /result/<id>?wait=S', () => {
   });
 });
 
+describe('long polls of a key that is revoked while they wait', () => {
+  let t: TestBus;
+  beforeAll(async () => {
+    t = await startTestBus();
+  });
+  afterAll(() => t.close());
+
+  it('ends its waiting claims and result waits with 401, and hands it no intent', async () => {
+    const n = ns('revoked');
+    const key = await t.newKey('revoked-while-waiting');
+    const own = await publish(t.api, { goal: 'mine', namespace: n }, key.api_key);
+    const claim = timed(
+      t.api('POST', `/claim?namespace=${n}&goal=next&wait=20`, { key: key.api_key }),
+    );
+    const result = timed(t.api('GET', `/result/${own}?wait=30`, { key: key.api_key }));
+    await waitUntil(() => t.bus.hub.waiting === 2);
+    const revoked = await t.api('POST', '/admin/revoke_key', {
+      admin: true,
+      body: { key_id: key.key_id },
+    });
+    expect(revoked.status).toBe(200);
+    // Published right after the revoke: the waiting claim must not get it.
+    const next = await publish(t.api, { goal: 'next', namespace: n, visibility: 'public' });
+    for (const { r, ms } of await Promise.all([claim, result])) {
+      expect(r.status, r.text).toBe(401);
+      expect(errorCode(r)).toBe('unauthorized');
+      expect(ms).toBeLessThan(10_000);
+    }
+    expect(t.bus.hub.waiting).toBe(0);
+    const status = await t.api('GET', `/status/${next}`);
+    expect(status.json.status).toBe('open');
+    // The main key's claim takes it: nothing was left claimed by the revoked key.
+    const taken = await t.api('POST', `/claim?namespace=${n}&goal=next`);
+    expect(taken.json.id).toBe(next);
+  });
+});
+
 describe('long polls and shutdown', () => {
   it('a waiting claim answers 204 promptly when the bus closes', async () => {
     const t = await startTestBus();

@@ -4,16 +4,36 @@
  * Signature checks, rate limits and quotas hook in after `authenticate` (see app.ts).
  */
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { FastifyRequest } from 'fastify';
 import { BusError } from '../core/errors.js';
 import type { KeyUsage, Store } from '../store/store.js';
 
 export const MAIN_KEY_ID = 'main';
-const MAIN: Principal = Object.freeze({ keyId: MAIN_KEY_ID, isMain: true });
+const MAIN: Principal = Object.freeze({ keyId: MAIN_KEY_ID, isMain: true, keyHash: null });
+
+/**
+ * How long a node trusts a tester key it looked up without asking the store again. A revoke
+ * is normally heard by every node at once (BusEvents.keyRevoked, through the wake relay on
+ * PostgreSQL); this is the bound when it is not (a relay that was reconnecting): no node
+ * admits a revoked key for longer than this after the revoke (SECURITY.md). Measured cost:
+ * one key lookup per active tester key per second and node.
+ */
+export const KEY_RECHECK_MS = 1000;
+/** Tester keys remembered at once; unknown keys are never remembered, so they cannot grow it. */
+const KEY_CACHE_MAX = 10_000;
 
 export interface Principal {
   keyId: string;
   isMain: boolean;
+  /** The tester key's SHA-256, to check it again during a long wait; null for the main key. */
+  keyHash: string | null;
+}
+
+interface KnownKey {
+  principal: Principal;
+  /** performance.now() when the store last confirmed it. */
+  checkedAt: number;
 }
 
 export const hashKey = (key: string): string => hash('sha256', key, 'hex');
@@ -32,11 +52,19 @@ export function newApiKey(): { apiKey: string; keyId: string } {
   };
 }
 
-const unauthorized = (): BusError => new BusError('unauthorized', 'Missing or invalid API key');
+export const unauthorized = (): BusError =>
+  new BusError('unauthorized', 'Missing or invalid API key');
 
 export class Authenticator {
-  /** Known tester keys by hash; revocation evicts. Bounded so unknown keys cannot grow it. */
-  private readonly cache = new Map<string, Principal>();
+  /** Tester keys by hash, each trusted for KEY_RECHECK_MS after the store confirmed it. */
+  private readonly known = new Map<string, KnownKey>();
+  /** Look-ups under way, shared by the requests that arrive meanwhile. */
+  private readonly pending = new Map<string, Promise<Principal | null>>();
+  /**
+   * Bumped by every forgetting: a look-up that started before it may have read a key that
+   * is gone now, so its answer is not remembered.
+   */
+  private generation = 0;
   private usage = new Map<string, KeyUsage>();
 
   /** The main key's SHA-256, computed once (every request is compared with it). */
@@ -52,7 +80,7 @@ export class Authenticator {
     this.mainKeyDigest = digest(mainKey);
   }
 
-  /** The caller's principal; synchronous for the main key and for tester keys seen before. */
+  /** The caller's principal; synchronous for the main key and for tester keys seen lately. */
   authenticate(req: FastifyRequest, now: number): Principal | Promise<Principal> {
     const raw = req.headers['x-api-key'];
     if (typeof raw !== 'string' || raw.length === 0 || raw.length > 256) throw unauthorized();
@@ -70,23 +98,69 @@ export class Authenticator {
     return found instanceof Promise ? found.then(admit) : admit(found);
   }
 
-  /** The key id behind a raw key, or null; from the store only for a tester key not seen yet. */
+  /** The key id behind a raw key, or null; from the store when not confirmed lately. */
   lookup(rawKey: string): Principal | null | Promise<Principal | null> {
     if (secretEquals(rawKey, this.mainKeyDigest)) return MAIN;
-    const hash = hashKey(rawKey);
-    const cached = this.cache.get(hash);
-    if (cached) return cached;
-    return this.store.keyByHash(hash).then((row) => {
-      if (!row) return null;
-      const principal = { keyId: row.keyId, isMain: false };
-      if (this.cache.size >= 10_000) this.cache.clear();
-      this.cache.set(hash, principal);
-      return principal;
-    });
+    return this.byHash(hashKey(rawKey));
   }
 
+  /**
+   * Whether a principal admitted earlier is still live: a request that waited (a long poll)
+   * asks again before it is handed anything.
+   */
+  stillValid(principal: Principal): boolean | Promise<boolean> {
+    if (principal.keyHash === null) return true;
+    const found = this.byHash(principal.keyHash);
+    return found instanceof Promise
+      ? found.then((p) => p?.keyId === principal.keyId)
+      : found?.keyId === principal.keyId;
+  }
+
+  private byHash(keyHash: string): Principal | null | Promise<Principal | null> {
+    const known = this.known.get(keyHash);
+    if (known && performance.now() - known.checkedAt < KEY_RECHECK_MS) return known.principal;
+    let pending = this.pending.get(keyHash);
+    if (pending) return pending;
+    const generation = this.generation;
+    const startedAt = performance.now();
+    pending = this.store.keyByHash(keyHash).then(
+      (row) => {
+        if (this.pending.get(keyHash) === pending) this.pending.delete(keyHash);
+        if (!row) {
+          this.known.delete(keyHash);
+          return null;
+        }
+        const principal =
+          known?.principal.keyId === row.keyId
+            ? known.principal
+            : { keyId: row.keyId, isMain: false, keyHash };
+        if (generation === this.generation) {
+          if (this.known.size >= KEY_CACHE_MAX && !this.known.has(keyHash)) this.known.clear();
+          this.known.set(keyHash, { principal, checkedAt: startedAt });
+        }
+        return principal;
+      },
+      (err: unknown) => {
+        if (this.pending.get(keyHash) === pending) this.pending.delete(keyHash);
+        throw err;
+      },
+    );
+    this.pending.set(keyHash, pending);
+    return pending;
+  }
+
+  /** A key was revoked (here or on another node): it is looked up again before any use. */
+  forgetKey(keyId: string): void {
+    this.generation++;
+    this.pending.clear();
+    for (const [h, k] of this.known) if (k.principal.keyId === keyId) this.known.delete(h);
+  }
+
+  /** Revokes may have been missed (a wake relay that reconnected): every key is looked up again. */
   forget(): void {
-    this.cache.clear();
+    this.generation++;
+    this.pending.clear();
+    this.known.clear();
   }
 
   /** Usage counted since the last call, for the store to add up. */

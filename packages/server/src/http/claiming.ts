@@ -2,19 +2,21 @@
  * A claim, optionally held open as a long poll (PROTOCOL.md §5.2 [ext]).
  * The waiter registers before each claim attempt, so a wake-up that lands while the
  * attempt runs is never lost. A waiter woken for intent X that ends up claiming another
- * intent passes X's wake-up on, so X still reaches a waiting worker.
+ * intent passes X's wake-up on, so X still reaches a waiting worker. A request that waited
+ * checks its key again before it claims: a key revoked meanwhile gets 401, never an intent.
  */
 import { performance } from 'node:perf_hooks';
 import { randomHex128 } from './ids.js';
 import type { ClaimFilter } from '../core/routing.js';
 import type { IntentRow } from '../store/store.js';
 import type { ClaimableEvent } from '../wake/hub.js';
+import { unauthorized, type Principal } from './auth.js';
 import type { BusContext, ClientPresence } from './context.js';
 
 export async function claimWithWait(
   ctx: BusContext,
+  principal: Principal,
   filter: ClaimFilter,
-  exemptFromWaiterLimit: boolean,
   waitMs: number,
   client: ClientPresence,
 ): Promise<IntentRow | null> {
@@ -27,7 +29,7 @@ export async function claimWithWait(
     const remaining = deadline - performance.now();
     const ticket =
       remaining > 0 && !client.gone
-        ? ctx.hub.waitForClaim(filter, exemptFromWaiterLimit, remaining, client)
+        ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
         : null;
     let row: IntentRow | null;
     try {
@@ -44,25 +46,37 @@ export async function claimWithWait(
       if (pending?.kind === 'woken') passOn(pending.event, null);
       throw err;
     }
-    if (row && client.gone) {
-      // The client left while the claim ran: nobody would ever run it. Put it back.
+    const pending = row ? (ticket?.cancel() ?? null) : null;
+    // The client left, or its key was revoked, while the claim ran: nobody would ever run
+    // it. Put it back.
+    if (row && (client.gone || pending?.kind === 'revoked')) {
       const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
       if (back) ctx.events.changed(back);
       row = null;
     }
+    if (pending?.kind === 'revoked') {
+      passOn(hint, null);
+      throw unauthorized();
+    }
     if (row) {
-      const pending = ticket?.cancel();
       passOn(hint, row);
       if (pending?.kind === 'woken') passOn(pending.event, row);
       return row;
     }
     if (!ticket) return null;
     const outcome = await ticket.wait();
+    if (outcome.kind === 'revoked') throw unauthorized();
     if (outcome.kind !== 'woken') return null;
     hint = outcome.event;
     if (client.gone) {
       passOn(hint, null);
       return null;
+    }
+    // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
+    // recheck bound (auth.ts).
+    if (!(await ctx.auth.stillValid(principal))) {
+      passOn(hint, null);
+      throw unauthorized();
     }
   }
 }

@@ -21,12 +21,26 @@ export interface WakeBus {
   claimable(event: ClaimableEvent, at: number): void;
   /** The intent reached fulfilled or dead. */
   finished(id: string): void;
+  /** The API key was revoked: its waiting requests end (401) and it is looked up again. */
+  keyRevoked(keyId: string): void;
+}
+
+/** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */
+export interface NodeWake extends WakeBus {
+  /** Announcements may have been missed: everything waiting re-reads the store. */
+  resync(): void;
 }
 
 export type WaitOutcome =
-  { kind: 'woken'; event: ClaimableEvent | null } | { kind: 'timeout' } | { kind: 'closed' };
+  | { kind: 'woken'; event: ClaimableEvent | null }
+  | { kind: 'timeout' }
+  | { kind: 'closed' }
+  /** The waiting request's key was revoked. */
+  | { kind: 'revoked' };
 
 interface Waiter {
+  /** The key the request came with, or null. */
+  keyId: string | null;
   settle(outcome: WaitOutcome): void;
   release(): void;
 }
@@ -65,7 +79,7 @@ export interface Ticket {
   cancel(): WaitOutcome | null;
 }
 
-export class WaiterHub implements WakeBus {
+export class WaiterHub implements NodeWake {
   private readonly claimWaiters = new Map<string, Set<ClaimWaiter>>();
   private readonly resultWaiters = new Map<string, Set<Waiter>>();
   private readonly perKey = new Map<string, number>();
@@ -109,6 +123,11 @@ export class WaiterHub implements WakeBus {
     const set = this.resultWaiters.get(id);
     if (!set) return;
     for (const w of [...set]) w.settle({ kind: 'woken', event: null });
+  }
+
+  /** Ends every wait of the key: the request answers 401 instead of what it waited for. */
+  keyRevoked(keyId: string): void {
+    for (const w of [...this.allWaiters]) if (w.keyId === keyId) w.settle({ kind: 'revoked' });
   }
 
   /**
@@ -211,6 +230,7 @@ export class WaiterHub implements WakeBus {
     const onAbort = (): void => waiter.settle({ kind: 'closed' });
     let unregister = (): void => {};
     const waiter: Waiter = {
+      keyId,
       settle: (o) => {
         if (outcome) return;
         outcome = o;

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import pg from 'pg';
 import type { Visibility } from '@intent-bus/protocol';
-import type { ClaimableEvent, WakeBus, WaiterHub } from './hub.js';
+import type { ClaimableEvent, NodeWake, WakeBus } from './hub.js';
 
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD_BYTES = 7500;
@@ -28,10 +28,11 @@ const MAX_QUEUED = 10_000;
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5000;
 
-/** One announcement on the wire: claimable, finished, or "resynchronise". */
+/** One announcement on the wire: claimable, finished, key revoked, or "resynchronise". */
 type WireEvent =
   | ['c', number, string, string, string, Visibility, string, string | null, string | null]
   | ['f', string]
+  | ['k', string]
   | ['r'];
 
 interface WireMessage {
@@ -44,7 +45,8 @@ export interface PgWakeRelayOptions {
   connectionString: string;
   /** The bus's schema: buses in separate schemas of one database do not hear each other. */
   schema?: string | null;
-  hub: WaiterHub;
+  /** This node: what it hears from the others goes there, as do its own announcements. */
+  local: NodeWake;
   log: FastifyBaseLogger;
 }
 
@@ -82,7 +84,7 @@ export class PgWakeRelay implements WakeBus {
   }
 
   claimable(event: ClaimableEvent, at: number): void {
-    this.o.hub.claimable(event, at);
+    this.o.local.claimable(event, at);
     const e = event;
     this.enqueue(
       JSON.stringify([
@@ -100,8 +102,13 @@ export class PgWakeRelay implements WakeBus {
   }
 
   finished(id: string): void {
-    this.o.hub.finished(id);
+    this.o.local.finished(id);
     this.enqueue(JSON.stringify(['f', id] satisfies WireEvent));
+  }
+
+  keyRevoked(keyId: string): void {
+    this.o.local.keyRevoked(keyId);
+    this.enqueue(JSON.stringify(['k', keyId] satisfies WireEvent));
   }
 
   async close(): Promise<void> {
@@ -156,12 +163,11 @@ export class PgWakeRelay implements WakeBus {
       client
         .query('SELECT pg_notify($1, $2)', [this.channel, `${head}${body}]}`])
         .catch((err: unknown) => {
-          // A broken connection is also reported by its 'error' event, which reconnects.
-          if (!this.closed)
-            this.o.log.warn(
-              { err: { message: (err as Error).message } },
-              'wake relay: send failed',
-            );
+          // What was in it is lost: the other nodes re-read the store instead (a broken
+          // connection is also reported by its 'error' event, which reconnects).
+          if (this.closed) return;
+          this.resyncQueued = true;
+          this.o.log.warn({ err: { message: (err as Error).message } }, 'wake relay: send failed');
         })
         .finally(() => {
           this.inFlight--;
@@ -182,12 +188,13 @@ export class PgWakeRelay implements WakeBus {
     for (const e of msg.e) {
       if (e[0] === 'c') {
         const [, at, id, namespace, goal, visibility, publisher, targetWorker, cap] = e;
-        this.o.hub.claimable(
+        this.o.local.claimable(
           { id, namespace, goal, visibility, publisher, targetWorker, requiredCapability: cap },
           at,
         );
-      } else if (e[0] === 'f') this.o.hub.finished(e[1]);
-      else if (e[0] === 'r') this.o.hub.resync();
+      } else if (e[0] === 'f') this.o.local.finished(e[1]);
+      else if (e[0] === 'k') this.o.local.keyRevoked(e[1]);
+      else if (e[0] === 'r') this.o.local.resync();
     }
   }
 
@@ -235,7 +242,7 @@ export class PgWakeRelay implements WakeBus {
       // What was announced while this node was deaf, it learns from the store; what it
       // announced while it could not send, the others learn the same way.
       this.o.log.info('wake relay: listening again; resynchronising');
-      this.o.hub.resync();
+      this.o.local.resync();
       this.queue = [];
       this.resyncQueued = true;
     }

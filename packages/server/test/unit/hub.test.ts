@@ -43,6 +43,19 @@ describe('WaiterHub', () => {
     expect(hub.waiting).toBe(0);
   });
 
+  it('keyRevoked ends the waiting claims and result waits of that key only', async () => {
+    hub = new WaiterHub(new ManualClock(0), { maxWaiters: 10, maxWaitersPerKey: 10 });
+    const claim = hub.waitForClaim(filter(), false, 5000)!;
+    const result = hub.waitForResult('i9', 'kid_a', false, 5000)!;
+    const other = hub.waitForClaim(filter({ keyId: 'kid_b' }), false, 5000)!;
+    hub.keyRevoked('kid_a');
+    expect(await claim.wait()).toEqual({ kind: 'revoked' });
+    expect(await result.wait()).toEqual({ kind: 'revoked' });
+    expect(hub.waiting).toBe(1);
+    hub.claimable(event(), 0);
+    expect(await other.wait()).toEqual({ kind: 'woken', event: event() });
+  });
+
   it('resync wakes every waiting claim and result wait, and reloads the run_ats from the store', async () => {
     const clock = { now: () => Date.now() };
     let loads = 0;

@@ -48,8 +48,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
     else if (body.key_id !== undefined) keyId = await store.keyRevoke({ keyId: body.key_id });
     else throw invalid('api_key', 'Missing api_key or key_id');
     if (keyId == null) throw notFound('Key not found');
-    ctx.auth.forget();
-    ctx.limiter.forget(keyId);
+    events.keyRevoked(keyId);
     return { ok: true, revoked: true };
   });
 

@@ -13,7 +13,7 @@ import {
   truncateError,
 } from '../../core/validate.js';
 import type { IntentRow, TokenRef } from '../../store/store.js';
-import { MAIN_KEY_ID, type Principal } from '../auth.js';
+import { MAIN_KEY_ID, unauthorized, type Principal } from '../auth.js';
 import { claimWithWait } from '../claiming.js';
 import {
   ClientPresence,
@@ -23,6 +23,7 @@ import {
   rawBodyMember,
   type BusContext,
 } from '../context.js';
+import type { WaitOutcome } from '../../wake/hub.js';
 import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js';
 
 interface TokenBody {
@@ -137,7 +138,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       capabilities,
     };
     const waitMs = Math.round((q.wait ?? 0) * 1000);
-    const row = await claimWithWait(ctx, filter, p.isMain, waitMs, new ClientPresence(reply));
+    const row = await claimWithWait(ctx, p, filter, waitMs, new ClientPresence(reply));
     if (!row) return reply.code(204).header('Retry-After', '1').send();
     events.claimed(row, clock.now());
     return reply.type(JSON_TYPE).send(claimedIntent(row, ctx.config.claimTimeoutSeconds));
@@ -210,16 +211,20 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
       for (let left = waitMs; presence && left > 0 && !isFinal(row);) {
         const ticket = hub.waitForResult(id, p.keyId, p.isMain, left, presence);
         if (!ticket) break;
+        let outcome: WaitOutcome;
         try {
           // Re-read after registering: a finish between the two reads is not missed.
           row = await readable(id, p);
           if (isFinal(row)) break;
-          const outcome = await ticket.wait();
-          row = await readable(id, p);
-          if (outcome.kind !== 'woken') break;
+          outcome = await ticket.wait();
         } finally {
           ticket.cancel();
         }
+        // A key revoked while it waited reads nothing more, whether this node heard the
+        // revoke (the wait ends) or not (the key is checked again, auth.ts).
+        if (outcome.kind === 'revoked' || !(await ctx.auth.stillValid(p))) throw unauthorized();
+        row = await readable(id, p);
+        if (outcome.kind !== 'woken') break;
         left = deadline - performance.now();
       }
       return reply.type(JSON_TYPE).send(resultObject(row));
