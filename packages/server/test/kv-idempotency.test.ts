@@ -272,6 +272,28 @@ describe('publish idempotency', () => {
     expect((await t.api('POST', `/claim?namespace=${ns}`, { key: k.api_key })).status).toBe(204);
   });
 
+  it('compares numbers exactly: beyond a double they differ, equal decimals do not', async () => {
+    const raw = (idem: string, payload: string): Promise<ApiResponse> =>
+      t.api('POST', '/intent', {
+        raw: `{"goal":"exact","payload":${payload}}`,
+        headers: { 'content-type': 'application/json', 'idempotency-key': idem },
+      });
+    const first = await raw('exact-1', '{"id":12345678901234567890}');
+    expect(first.status, first.text).toBe(201);
+    // One double, two numbers: a different payload.
+    expectError(await raw('exact-1', '{"id":12345678901234567891}'), 422, 'idempotency_conflict');
+    const same = await raw('exact-1', '{ "id" : 12345678901234567890 }');
+    expect(same.status).toBe(201);
+    expect(same.json.id).toBe(first.json.id);
+    // The same decimal written another way is the same payload.
+    const one = await raw('exact-2', '{"n":1.0}');
+    expect(one.status).toBe(201);
+    const other = await raw('exact-2', '{"n":1}');
+    expect(other.status, other.text).toBe(201);
+    expect(other.json.id).toBe(one.json.id);
+    expectError(await raw('exact-2', '{"n":1.0000000000000000001}'), 422, 'idempotency_conflict');
+  });
+
   it('keeps idempotency keys per API key: two tester keys make two intents', async () => {
     const a = await t.newKey('idem-a');
     const b = await t.newKey('idem-b');

@@ -86,12 +86,3 @@ export function clampKvTtl(ttl: number | undefined): number {
   if (ttl == null) return def;
   return Math.min(max, Math.max(min, ttl));
 }
-
-/** JSON with object keys sorted at every level: equal bodies give equal text. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
-}

@@ -75,3 +75,69 @@ export function withRawMembers(obj: object, raw: Record<string, string | null>):
   if (extra) out = out.length > 2 ? `${out.slice(0, -1)},${extra}}` : `{${extra}}`;
   return out;
 }
+
+/**
+ * The canonical text of a valid JSON text, for comparing bodies exactly (idempotency keys):
+ * object keys sorted (a repeated key: the last wins, as with JSON.parse), strings written
+ * the one way JSON.stringify writes them, numbers as exact decimals. Two texts give the same
+ * canonical text exactly when they denote the same value: `1.0` and `1e0` equal `1`, while
+ * 12345678901234567890 and 12345678901234567891 differ (as doubles they are one number).
+ */
+export function canonicalJsonText(text: string): string {
+  return canonicalValue(text, skipWs(text, 0))[0];
+}
+
+function canonicalValue(s: string, i: number): [string, number] {
+  const c = s[i];
+  if (c === '"') {
+    const end = skipString(s, i);
+    return [JSON.stringify(JSON.parse(s.slice(i, end))), end];
+  }
+  if (c === '{' || c === '[') {
+    const close = c === '{' ? '}' : ']';
+    const members = new Map<string, string>();
+    const items: string[] = [];
+    i = skipWs(s, i + 1);
+    while (i < s.length && s[i] !== close) {
+      let name: string | null = null;
+      if (c === '{') {
+        const keyEnd = skipString(s, i);
+        name = JSON.parse(s.slice(i, keyEnd)) as string;
+        i = skipWs(s, skipWs(s, keyEnd) + 1); // past the colon
+      }
+      const [value, end] = canonicalValue(s, i);
+      if (name === null) items.push(value);
+      else {
+        members.delete(name);
+        members.set(name, value);
+      }
+      i = skipWs(s, end);
+      if (s[i] === ',') i = skipWs(s, i + 1);
+    }
+    const inner =
+      c === '['
+        ? items.join(',')
+        : [...members.keys()]
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${members.get(k)}`)
+            .join(',');
+    return [c === '{' ? `{${inner}}` : `[${inner}]`, i + 1];
+  }
+  const end = skipValue(s, i);
+  const literal = s.slice(i, end);
+  return [c === 't' || c === 'f' || c === 'n' ? literal : exactDecimal(literal), end];
+}
+
+/** A JSON number as digits and a power of ten, without leading or trailing zeros: -12.50 → -125e-1. */
+function exactDecimal(literal: string): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal);
+  if (!m) return literal;
+  const fraction = m[3] ?? '';
+  let digits = (m[2]! + fraction).replace(/^0+/, '');
+  if (digits === '') return '0'; // -0 and 0 are one value, as JSON.stringify writes them
+  let exponent = BigInt(m[4] ?? '0') - BigInt(fraction.length);
+  const trailing = /0+$/.exec(digits)?.[0].length ?? 0;
+  digits = digits.slice(0, digits.length - trailing);
+  exponent += BigInt(trailing);
+  return `${m[1]}${digits}e${exponent}`;
+}

@@ -8,7 +8,6 @@ import {
   type RoutingAttrs,
 } from '../../src/core/routing.js';
 import {
-  canonicalJson,
   clampKvTtl,
   nestingExceeds,
   normalizePublish,
@@ -129,15 +128,6 @@ describe('validation', () => {
     expect(() =>
       normalizePublish({ goal: '   ', payload: 1 }, { id: 'x', publisher: 'p', now: 0 }),
     ).toThrow(BusError);
-  });
-
-  it('canonical JSON ignores key order only', () => {
-    expect(canonicalJson({ b: 1, a: [{ d: 2, c: 3 }] })).toBe('{"a":[{"c":3,"d":2}],"b":1}');
-    fc.assert(
-      fc.property(fc.jsonValue(), (v) => {
-        expect(JSON.parse(canonicalJson(v))).toEqual(JSON.parse(JSON.stringify(v)));
-      }),
-    );
   });
 
   it('clamps KV ttl and cuts errors', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { rawMember, withRawMembers } from '../../src/http/raw-json.js';
+import { canonicalJsonText, rawMember, withRawMembers } from '../../src/http/raw-json.js';
 
 describe('raw JSON members', () => {
   it('finds the exact text of a top-level member', () => {
@@ -38,6 +38,50 @@ describe('raw JSON members', () => {
     );
     expect(withRawMembers({}, { value: '12345678901234567890' })).toBe(
       '{"value":12345678901234567890}',
+    );
+  });
+});
+
+describe('canonical JSON text', () => {
+  const same = (a: string, b: string): void =>
+    expect(canonicalJsonText(a)).toBe(canonicalJsonText(b));
+  const differ = (a: string, b: string): void =>
+    expect(canonicalJsonText(a)).not.toBe(canonicalJsonText(b));
+
+  it('compares numbers as exact decimals, not as doubles', () => {
+    differ('{"id":12345678901234567890}', '{"id":12345678901234567891}');
+    differ('[0.1000000000000000000001]', '[0.1]');
+    same('[1.0, 1, 1e0, 10E-1, 0.1e1, 1.000e+0]', '[1,1,1,1,1,1]');
+    same('[-0, 0.0, 0e5]', '[0,0,0]');
+    same('[-12.50]', '[-1250e-2]');
+    differ('[-1]', '[1]');
+  });
+
+  it('ignores spacing, key order and escapes; a repeated key is its last value', () => {
+    same('{ "b" : [ 1 , {"d":2,"c":3} ], "a":"\\u0041" }', '{"a":"\\u0041","b":[1,{"c":3,"d":2}]}');
+    same('{"a":"\u0041"}', '{"a":"A"}');
+    same('{"a":1,"a":2}', '{"a":2}');
+    differ('{"a":[1,2]}', '{"a":[2,1]}');
+    differ('{"a":"1"}', '{"a":1}');
+  });
+
+  it('denotes the value it was given, whatever the spacing and key order', () => {
+    const reordered = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(reordered);
+      if (v === null || typeof v !== 'object') return v;
+      return Object.fromEntries(
+        Object.entries(v)
+          .reverse()
+          .map(([k, x]) => [k, reordered(x)]),
+      );
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = JSON.stringify(v);
+        const canonical = canonicalJsonText(text);
+        expect(JSON.parse(canonical)).toEqual(JSON.parse(text));
+        expect(canonicalJsonText(JSON.stringify(reordered(v), null, 2))).toBe(canonical);
+      }),
     );
   });
 });

@@ -6,12 +6,7 @@ import { LIMITS, schemas, type PublishRequest, type ResultType } from '@intent-b
 import { randomHex128 } from '../ids.js';
 import { BusError, invalid, notFound } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
-import {
-  canonicalJson,
-  checkJsonValue,
-  normalizePublish,
-  truncateError,
-} from '../../core/validate.js';
+import { checkJsonValue, normalizePublish, truncateError } from '../../core/validate.js';
 import type { IntentRow, TokenRef } from '../../store/store.js';
 import { MAIN_KEY_ID, unauthorized, type Principal } from '../auth.js';
 import { claimWithWait } from '../claiming.js';
@@ -24,6 +19,7 @@ import {
   type BusContext,
 } from '../context.js';
 import type { WaitOutcome } from '../../wake/hub.js';
+import { canonicalJsonText } from '../raw-json.js';
 import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js';
 
 interface TokenBody {
@@ -75,7 +71,10 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
         : {
             keyId: p.keyId,
             key: idemKey,
-            bodyHash: createHash('sha256').update(canonicalJson(body)).digest('hex'),
+            // The body as sent, not as parsed: numbers compare exactly (raw-json.ts).
+            bodyHash: createHash('sha256')
+              .update(canonicalJsonText(req.bodyText ?? '{}'))
+              .digest('hex'),
             notBefore: now - LIMITS.idempotencyWindowSeconds * 1000,
           };
     const out = await store.intentPublish(intent, idem, p.isMain ? null : ctx.config.maxOpenPerKey);
