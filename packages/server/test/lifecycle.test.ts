@@ -338,6 +338,20 @@ describe('PROTOCOL.md §2 state table', () => {
       expect(one.json).toMatchObject({ intent_id: id, reason: 'disk on fire' });
     });
 
+    it('an empty or blank error on the last attempt still gives the dead letter a reason', async () => {
+      for (const error of ['', '   ', null, undefined]) {
+        const id = await publish(t.api, { goal: 'dies-quietly', max_attempts: 1 });
+        const c = await claimOk(t, id);
+        const body =
+          error === undefined
+            ? { claim_token: c.claim_token }
+            : { claim_token: c.claim_token, error };
+        expect((await fail(t, id, body)).json.status).toBe('dead');
+        expect((await deadLetter(t, id)).reason, JSON.stringify(error)).toBe('failed');
+        expect((await adminIntent(t, id)).dead_reason).toBe('failed');
+      }
+    });
+
     it('max_attempts is respected: after the last failure it is never claimable again', async () => {
       const id = await publish(t.api, { goal: 'g', max_attempts: 2, backoff_base: 1 });
       const c1 = await claimOk(t, id);

@@ -52,6 +52,10 @@ export function releasedColumns(
 } {
   const outcome = afterFailure(row, at, random);
   return outcome.status === 'dead'
-    ? { status: 'dead', runAt: row.runAt, deadReason: deadReason ?? 'failed', completedAt: at }
+    ? { status: 'dead', runAt: row.runAt, deadReason: deadReasonOf(deadReason), completedAt: at }
     : { status: 'open', runAt: outcome.runAt, deadReason: null, completedAt: null };
 }
+
+/** A dead letter always has a reason: a worker's empty or blank error is "failed". */
+const deadReasonOf = (error: string | null): string =>
+  error != null && error.trim() !== '' ? error : 'failed';
