@@ -63,6 +63,31 @@ export function canonicalPath(rawPath: string, rawQuery: string): string {
   return `${path}?${pairs.map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`).join('&')}`;
 }
 
+/**
+ * Why a signed request must be refused although its signature may match, or null: the
+ * canonical path decodes the path, so a percent-encoded `?` in it signs exactly like a real
+ * query (`/set/x%3Fq=1`, KV name `x?q=1`, and `/set/x?q=1`, KV name `x`, sign the same).
+ * The 2.1 algorithm stays as it is (every 2.1 signer uses it); the verifier refuses the one
+ * of each such pair that a client could not have meant (PROTOCOL.md §3 [ext]):
+ * - a query on a route that reads none (the twin of a `%3F` in a path parameter);
+ * - a `%3F` in the path of a route that reads a query (its path parameters are ids, which
+ *   hold no `?`);
+ * - a `#` in the request target: no fragment is sent to a server, and the router drops it
+ *   (`/set/x#y` would be KV name `x`, signed like `/set/x%23y`, KV name `x#y`).
+ */
+export function signingAmbiguity(target: string, routeReadsQuery: boolean): string | null {
+  if (target.includes('#')) return 'Unsignable request: a "#" in the request target';
+  const { path, query } = splitTarget(target);
+  if (routeReadsQuery) {
+    return /%3f/i.test(path)
+      ? 'Unsignable request: a percent-encoded "?" (%3F) in the path of a route that reads a query'
+      : null;
+  }
+  return query !== ''
+    ? 'Unsignable request: a query on a route that reads none (it signs like a %3F in the path)'
+    : null;
+}
+
 /** Splits a request target (`/path?query`) into its raw path and raw query. */
 export function splitTarget(target: string): { path: string; query: string } {
   const q = target.indexOf('?');

@@ -13,11 +13,39 @@ import {
   rfc3986,
   signingPrefix,
   splitTarget,
+  signingAmbiguity,
 } from '../src/signing.js';
-import { SPEC_VECTORS_URL, VECTORS, VECTORS_URL } from './vectors.js';
+import { AMBIGUOUS_VECTORS, SPEC_VECTORS_URL, VECTORS, VECTORS_URL } from './vectors.js';
 
 const hmac = (key: string, prefix: string, body: string): string =>
   createHmac('sha256', key).update(prefix).update(Buffer.from(body, 'utf8')).digest('hex');
+
+describe('[ext] hmac-ambiguous.json: requests the 2.1 algorithm signs alike', () => {
+  const readsQuery = (path: string): boolean => /^\/(claim|result\/)/.test(path);
+  it.each(AMBIGUOUS_VECTORS.map((v) => [`${v.nonce} ${v.method} ${v.raw_path}`, v]))(
+    '%s: its twin signs the same and is refused, the vector is not',
+    (_name, v) => {
+      const canonical = canonicalPath(v.raw_path, v.raw_query);
+      expect(canonical).toBe(v.canonical_path);
+      const twin = splitTarget(v.refused_twin);
+      // A fragment never reaches canonicalPath: the router has dropped it by then.
+      if (!v.refused_twin.includes('#'))
+        expect(canonicalPath(twin.path, twin.query)).toBe(canonical);
+      const prefix = signingPrefix(v.method, canonical, v.timestamp, v.nonce);
+      expect(hmac(v.api_key, prefix, v.body_utf8)).toBe(v.signature);
+      const target = v.raw_query ? `${v.raw_path}?${v.raw_query}` : v.raw_path;
+      expect(signingAmbiguity(target, readsQuery(v.raw_path))).toBeNull();
+      expect(signingAmbiguity(v.refused_twin, readsQuery(twin.path))).toMatch(/^Unsignable/);
+    },
+  );
+
+  it('no vector of hmac-vectors.json is ambiguous', () => {
+    for (const v of VECTORS) {
+      const target = v.raw_query ? `${v.raw_path}?${v.raw_query}` : v.raw_path;
+      expect(signingAmbiguity(target, readsQuery(v.raw_path)), v.nonce).toBeNull();
+    }
+  });
+});
 
 describe('hmac-vectors.json (PROTOCOL.md §3)', () => {
   it('holds vectors', () => {

@@ -24,3 +24,17 @@ export const SPEC_VECTORS_URL = new URL(
 
 export const VECTORS = (JSON.parse(readFileSync(VECTORS_URL, 'utf8')) as { vectors: Vector[] })
   .vectors;
+
+/**
+ * [ext] A vector whose signature is also valid for another request, `refused_twin` (a
+ * request target), which a verifier refuses (hmac-ambiguous.json).
+ */
+export interface AmbiguousVector extends Vector {
+  refused_twin: string;
+  why: string;
+}
+
+export const AMBIGUOUS_VECTORS_URL = new URL('./hmac-ambiguous.json', import.meta.url);
+export const AMBIGUOUS_VECTORS = (
+  JSON.parse(readFileSync(AMBIGUOUS_VECTORS_URL, 'utf8')) as { vectors: AmbiguousVector[] }
+).vectors;

@@ -4,11 +4,12 @@
  * BUS_REQUIRE_SIGNATURES, canonical forms, nonces, and a Python-SDK-style round trip (§11).
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalPath, signingPrefix, splitTarget } from '@intent-bus/protocol';
 import { hashKey } from '../src/http/auth.js';
 import { MAIN_KEY, errorCode, startTestBus, type ApiResponse, type TestBus } from './helpers.js';
-import { VECTORS, type Vector } from '../../protocol/test/vectors.js';
+import { AMBIGUOUS_VECTORS, VECTORS, type Vector } from '../../protocol/test/vectors.js';
 
 /** The main key and the tester key the vectors are signed with. */
 const VECTOR_MAIN_KEY = 'k_main_0123456789abcdef';
@@ -80,7 +81,43 @@ async function send(t: TestBus, r: SignedRequest): Promise<ApiResponse> {
   for (const h of r.omit ?? []) delete headers[h];
   if (r.contentType ?? r.body !== undefined) headers['content-type'] = 'application/json';
   Object.assign(headers, r.headers);
+  if (r.target.includes('#')) return sendRaw(t, r.method, r.target, r.key, headers, r.body);
   return t.api(r.method, r.target, { key: r.key, raw: r.body, headers });
+}
+
+/** fetch drops a fragment from the URL; node:http sends the request target as it is. */
+function sendRaw(
+  t: TestBus,
+  method: string,
+  target: string,
+  key: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<ApiResponse> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(t.url);
+    const req = request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path: target,
+        headers: { ...headers, 'x-api-key': key },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          const h = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+          resolve({ status: res.statusCode ?? 0, headers: h, text, json: JSON.parse(text) });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 function expectRefused(r: ApiResponse, status: number, code: string, message: string): void {
@@ -206,6 +243,29 @@ describe('hmac-vectors.json against the real server', () => {
     });
   });
 
+  describe('[ext] hmac-ambiguous.json: the twin is refused, the vector accepted', () => {
+    it.each(AMBIGUOUS_VECTORS.map((v) => [`${v.nonce} ${v.method} ${v.raw_path}`, v]))(
+      '%s',
+      async (_name, v) => {
+        t.manual!.set(Number(v.timestamp) * 1000);
+        // The same signature over another request: refused before its nonce is spent.
+        const twin = await send(t, { ...vectorRequest(v), target: v.refused_twin });
+        expectRefused(twin, 403, 'invalid_signature', 'Unsignable request');
+        const r = await send(t, vectorRequest(v));
+        if (r.status === 404) expect(errorCode(r)).toBe('not_found');
+        else expectAccepted(r);
+      },
+    );
+
+    it('did what the accepted vectors asked, and nothing their twins would have', async () => {
+      const get = (name: string): Promise<ApiResponse> =>
+        t.api('GET', `/get/${name}`, { key: VECTOR_TESTER_KEY });
+      expect((await get('x%3Fq%3D1')).json).toEqual({ value: 'for x?q=1' });
+      expect((await get('x%23y')).json).toEqual({ value: 'for x#y' });
+      expect((await get('x')).status).toBe(404);
+    });
+  });
+
   describe('each vector with one byte changed is refused with Bad signature', () => {
     it.each(named)('%s: the signature', async (_name, v) => {
       t.manual!.set(Number(v.timestamp) * 1000);
@@ -256,8 +316,11 @@ describe('hmac-vectors.json against the real server', () => {
         const shorter = fewer ? `${v.raw_path}?${fewer}` : v.raw_path;
         expectBadSignature(await send(t, vectorRequest(v, { target: shorter })));
       } else {
-        // A query added where none was signed.
-        expectBadSignature(await send(t, vectorRequest(v, { target: `${v.raw_path}?x=1` })));
+        // A query added where none was signed (on a route that reads none, refused as
+        // ambiguous before the signature is compared).
+        const added = await send(t, vectorRequest(v, { target: `${v.raw_path}?x=1` }));
+        expectRefused(added, 403, 'invalid_signature', '');
+        expect(added.json.error.message).toMatch(/^(Bad signature|Unsignable request)/);
       }
     });
 

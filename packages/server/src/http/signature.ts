@@ -11,6 +11,7 @@ import {
   SIGNATURE_WINDOW_SECONDS,
   canonicalPath,
   signingPrefix,
+  signingAmbiguity,
   splitTarget,
 } from '@intent-bus/protocol';
 import { BusError } from '../core/errors.js';
@@ -53,7 +54,10 @@ export function checkSignature(
   if (nonce.length === 0 || nonce.length > NONCE_MAX_LENGTH) {
     throw refuse(`Invalid nonce: 1-${NONCE_MAX_LENGTH} characters`);
   }
-  const { path, query } = splitTarget(req.raw.url ?? '/');
+  const target = req.raw.url ?? '/';
+  const ambiguity = signingAmbiguity(target, req.routeOptions.schema?.querystring !== undefined);
+  if (ambiguity !== null) throw refuse(ambiguity);
+  const { path, query } = splitTarget(target);
   const apiKey = header(req, 'x-api-key') ?? '';
   const expected = hmacHex(
     apiKey,
