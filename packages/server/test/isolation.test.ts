@@ -2,7 +2,8 @@
  * Key isolation over every endpoint (PROTOCOL.md §3, §4, §5, §6; PRODUCT.md "Reliability
  * and security"): a matrix of endpoints × actors, one test per cell, each on fresh data of
  * key A (a private open intent, a private claimed intent and its token, a dead intent, a
- * KV entry), plus the publisher filter of the claim and public intents.
+ * KV entry), plus the publisher filter of the claim and public intents. One actor is a key
+ * that was used and then revoked: everywhere it is a stranger without a key.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,8 +19,8 @@ import {
 const CANARY = 'PAYLOAD_CANARY';
 const REALM = 'Basic realm="IntentBus Admin"';
 
-type Actor = 'A' | 'B' | 'main' | 'admin' | 'none';
-const ACTORS: readonly Actor[] = ['A', 'B', 'main', 'admin', 'none'];
+type Actor = 'A' | 'B' | 'main' | 'admin' | 'none' | 'revoked';
+const ACTORS: readonly Actor[] = ['A', 'B', 'main', 'admin', 'none', 'revoked'];
 
 /** '2xx': allowed (the check says which answer exactly); 204: a claim that finds nothing. */
 type Outcome = '2xx' | 204 | 401 | 403 | 404;
@@ -80,20 +81,31 @@ const CLIENT_OWN = (a: Outcome, b: Outcome, main: Outcome): Record<Actor, Outcom
   main,
   admin: 401,
   none: 401,
+  revoked: 401,
 });
-const ADMIN_ONLY: Record<Actor, Outcome> = { A: 401, B: 401, main: 401, admin: '2xx', none: 401 };
+const ADMIN_ONLY: Record<Actor, Outcome> = {
+  A: 401,
+  B: 401,
+  main: 401,
+  admin: '2xx',
+  none: 401,
+  revoked: 401,
+};
 const EVERYONE: Record<Actor, Outcome> = {
   A: '2xx',
   B: '2xx',
   main: '2xx',
   admin: '2xx',
   none: '2xx',
+  revoked: '2xx',
 };
 
 describe('isolation matrix: every endpoint × every actor', () => {
   let t: TestBus;
   let A: Key;
   let B: Key;
+  /** Used once (so the bus knows it), then revoked. */
+  let R: Key;
   let counter = 0;
 
   const as = (actor: Actor): RequestOptions => {
@@ -108,6 +120,8 @@ describe('isolation matrix: every endpoint × every actor', () => {
         return { key: null, admin: true };
       case 'none':
         return { key: null };
+      case 'revoked':
+        return { key: R.api_key };
     }
   };
 
@@ -115,6 +129,13 @@ describe('isolation matrix: every endpoint × every actor', () => {
     t = await startTestBus({ env: { BUS_RATE_LIMIT_PER_MINUTE: '100000' } });
     A = await t.newKey('iso-A');
     B = await t.newKey('iso-B');
+    R = await t.newKey('iso-revoked');
+    await publish(t.api, { goal: 'iso-before-revoke' }, R.api_key);
+    const revoked = await t.api('POST', '/admin/revoke_key', {
+      admin: true,
+      body: { key_id: R.key_id },
+    });
+    if (revoked.status !== 200) throw new Error(`revoke: ${revoked.status} ${revoked.text}`);
   });
   afterAll(async () => t.close());
 
