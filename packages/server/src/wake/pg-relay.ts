@@ -1,8 +1,8 @@
 /**
  * Wake-ups across bus nodes that share one PostgreSQL database, through LISTEN/NOTIFY.
  *
- * Every announcement (claimable at t, finished) is handed to this node's hub at once and
- * queued for the other nodes; the queue is sent at the end of the event-loop turn as a few
+ * Every announcement (claimable at t, finished, a key revoked) is handed to this node at
+ * once and queued for the other nodes; the queue is sent at the end of the event-loop turn as a few
  * NOTIFY messages on one dedicated connection, which also LISTENs. A node feeds what it
  * hears from the others into its own hub, so a publish on node A wakes a claimer waiting
  * on node B. Notifications are advisory: the store stays the truth, and a woken waiter
