@@ -2,11 +2,13 @@
  * First-run secrets (PRODUCT.md): for each of BUS_SECRET, BUS_ADMIN_SECRET and
  * DASHBOARD_PASSWORD not set, a strong value is generated once and kept in the data
  * folder (mode 600); values set in the environment win. Weak values are refused.
+ * A BUS_DB_PATH that is not a database is refused first, before anything is written.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, checkSecretStrength, type Config } from './config.js';
+import { unusableDbFile } from './store/sqlite/db-file.js';
 
 export interface ResolvedSecrets {
   /** The dashboard password is null only on PostgreSQL when unset (Basic login is then off). */
@@ -68,6 +70,12 @@ export function resolveSecrets(config: Config): ResolvedSecrets {
       checkSecretStrength(s.env, value, s.min);
     }
     return { config: config as ResolvedSecrets['config'], generated: [], file: '' };
+  }
+  // secrets.json goes beside the database: a BUS_DB_PATH that names something else (a
+  // notes file, a folder) stops the start here, before anything is written next to it.
+  const unusable = unusableDbFile(config.dbPath);
+  if (unusable !== null) {
+    throw new ConfigError('BUS_DB_PATH', `cannot use ${config.dbPath}: ${unusable}; left as it is`);
   }
   const file = secretsFile(config);
   const stored = readStored(file);

@@ -1,4 +1,13 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,6 +129,65 @@ describe('the serve process', () => {
     const r = await runToExit(serverEnv(join(file, 'sub', 'bus.db')));
     expect(r.code).toBe(2);
     expectOneLine(r.stderr, 'BUS_DB_PATH');
+  });
+
+  const modeOf = (path: string): number => statSync(path).mode & 0o777;
+
+  it('refuses a BUS_DB_PATH that is a notes file and leaves it as it was, no secrets.json beside', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intent-bus-proc-'));
+    const notes = join(dir, 'notes.txt');
+    writeFileSync(notes, 'my notes, not a database\n');
+    chmodSync(notes, 0o644);
+    // No secrets in the environment: a start that got further would write secrets.json.
+    const r = await runToExit(serverEnv(notes, {}, false));
+    expect(modeOf(notes)).toBe(0o644);
+    expect(readFileSync(notes, 'utf8')).toBe('my notes, not a database\n');
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+    expect(r.code).toBe(2);
+    expectOneLine(r.stderr, 'BUS_DB_PATH');
+    expect(r.stderr).toContain('not a SQLite database');
+  });
+
+  it('refuses a BUS_DB_PATH that is a folder and leaves it as it was, no secrets.json beside', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intent-bus-proc-'));
+    const folder = join(dir, 'data');
+    mkdirSync(folder);
+    chmodSync(folder, 0o755);
+    const r = await runToExit(serverEnv(folder, {}, false));
+    expect(modeOf(folder)).toBe(0o755);
+    expect(readdirSync(folder)).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['data']);
+    expect(r.code).toBe(2);
+    expectOneLine(r.stderr, 'BUS_DB_PATH');
+    expect(r.stderr).toContain('folder');
+  });
+
+  it('creates the database file mode 600 in a new folder mode 700 on a first run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intent-bus-proc-'));
+    const db = join(dir, 'new', 'bus.db');
+    const p = await startProcess(serverEnv(db));
+    running.push(p);
+    expect((await makeApi(p.url)('GET', '/health', { key: null })).status).toBe(200);
+    expect(modeOf(join(dir, 'new'))).toBe(0o700);
+    expect(modeOf(db)).toBe(0o600);
+  });
+
+  it("takes an empty file or an existing database as BUS_DB_PATH and keeps the operator's mode", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intent-bus-proc-'));
+    const db = join(dir, 'bus.db');
+    writeFileSync(db, '');
+    chmodSync(db, 0o640);
+    for (let run = 0; run < 2; run++) {
+      // First an empty file, then the database the first run made in it.
+      const p = await startProcess(serverEnv(db));
+      running.push(p);
+      expect((await makeApi(p.url)('GET', '/health', { key: null })).status).toBe(200);
+      p.child.kill('SIGTERM');
+      expect((await p.exited).code).toBe(0);
+      expect(modeOf(db)).toBe(0o640);
+      expect(readFileSync(db).subarray(0, 16).toString('latin1')).toBe('SQLite format 3\0');
+    }
+    expect(existsSync(join(dir, 'secrets.json'))).toBe(false);
   });
 
   it('refuses an unknown flag as a usage error', async () => {

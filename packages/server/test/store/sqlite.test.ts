@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -94,5 +94,36 @@ describe('SQLite group commit', () => {
     const b = intent();
     await store.intentPublish(b, null, null);
     expect(idsOnDisk(peer)).toEqual([b.id]);
+  });
+});
+
+describe('SQLite store file', () => {
+  const modeOf = (path: string): number => statSync(path).mode & 0o777;
+
+  it('refuses a path that is not a database without changing it, and makes only its own file 600', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intent-bus-store-'));
+    const notes = join(dir, 'notes.txt');
+    writeFileSync(notes, 'not a database');
+    chmodSync(notes, 0o644);
+    const short = join(dir, 'short');
+    writeFileSync(short, 'SQLite');
+    chmodSync(short, 0o644);
+    const folder = join(dir, 'folder');
+    mkdirSync(folder);
+    chmodSync(folder, 0o755);
+    for (const [path, reason, mode] of [
+      [notes, /not a SQLite database/, 0o644],
+      [short, /not a SQLite database/, 0o644],
+      [folder, /folder/, 0o755],
+    ] as const) {
+      expect(() => new SqliteStore({ path })).toThrow(reason);
+      expect(modeOf(path), path).toBe(mode);
+    }
+    expect(readdirSync(dir).sort()).toEqual(['folder', 'notes.txt', 'short']);
+    const store = new SqliteStore({ path: join(dir, 'new', 'bus.db') });
+    await store.migrate();
+    await store.close();
+    expect(modeOf(join(dir, 'new'))).toBe(0o700);
+    expect(modeOf(join(dir, 'new', 'bus.db'))).toBe(0o600);
   });
 });

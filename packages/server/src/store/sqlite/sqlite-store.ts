@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ResultType } from '@intent-bus/protocol';
@@ -28,6 +28,7 @@ import {
   type Store,
   type TokenRef,
 } from '../store.js';
+import { unusableDbFile } from './db-file.js';
 import { migrations } from './migrations/index.js';
 import * as q from './queries.js';
 
@@ -51,10 +52,13 @@ export class SqliteStore implements Store {
   constructor(private readonly options: SqliteStoreOptions) {
     const { path } = options;
     if (path !== ':memory:') {
+      // Checked before anything is touched: a file or folder that is not a database is
+      // left exactly as it is (its mode too), and so is the mode of an existing database.
+      const unusable = unusableDbFile(path);
+      if (unusable !== null) throw new Error(unusable);
+      // Only missing folders are made (mode 700); existing ones keep their mode.
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      // Create the file ourselves so that it is mode 600 from the first byte.
-      if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
-      chmodSync(path, 0o600);
+      createPrivate(path);
     }
     this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 250 });
     // WAL: readers never block the writer. synchronous=NORMAL: a commit survives a killed
@@ -597,4 +601,24 @@ function translate(err: unknown): unknown {
     return new StoreUnavailableError(`store unavailable: ${code}`, err);
   }
   return err;
+}
+
+/**
+ * Creates the database file when it does not exist yet, mode 600 from its first byte
+ * (fchmod makes it exact whatever the umask). Only a file made here is given a mode: an
+ * existing one, the operator's, keeps its own.
+ */
+function createPrivate(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
+  }
+  try {
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
 }
