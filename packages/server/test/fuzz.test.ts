@@ -348,6 +348,9 @@ function verify(req: ReqSpec, sent: NonNullable<Sent>): void {
     throw new Error(`${what}\n${describeExchange(req, sentTarget, res)}`);
   };
   if (!(res.status >= 100 && res.status < 500)) fail(`status ${res.status} (must be < 500)`);
+  if (res.status >= 200 && res.status < 300 && malformedText(req.body)) {
+    fail('a body that is not UTF-8, or holds a lone surrogate, was accepted');
+  }
   for (const [name, value] of Object.entries(SPEC_HEADERS)) {
     if (res.headers[name] !== value)
       fail(`header ${name} is ${show(String(res.headers[name]))}, not ${value}`);
@@ -383,6 +386,32 @@ function verify(req: ReqSpec, sent: NonNullable<Sent>): void {
   if (expected !== res.status) fail(`error code ${code} has status ${expected}, not ${res.status}`);
 }
 
+/** Whether a body is text that no endpoint may accept: not UTF-8, or a JSON lone surrogate. */
+function malformedText(body: Uint8Array | null): boolean {
+  if (!body || body.length === 0) return false;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    return true;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  const whole = (v: unknown): boolean =>
+    typeof v === 'string'
+      ? v.isWellFormed()
+      : Array.isArray(v)
+        ? v.every(whole)
+        : v !== null && typeof v === 'object'
+          ? Object.entries(v).every(([k, x]) => k.isWellFormed() && whole(x))
+          : true;
+  return !whole(value);
+}
+
 // ---------------------------------------------------------------------------------------
 // Bodies: JSON with raw tokens (numbers JSON.stringify cannot write, deep nesting)
 // ---------------------------------------------------------------------------------------
@@ -407,6 +436,15 @@ function toJsonText(v: unknown): string {
 }
 
 const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+
+/** No lone surrogate in any string or key of a JSON value (a Raw is sent as it is). */
+function wellFormed(v: unknown): boolean {
+  const ok = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+  if (typeof v === 'string') return ok(v);
+  if (v === null || typeof v !== 'object' || v instanceof Raw) return true;
+  if (Array.isArray(v)) return v.every(wellFormed);
+  return Object.entries(v).every(([k, x]) => ok(k) && wellFormed(x));
+}
 
 const HEX = '0123456789abcdef'.split('');
 const hexString = (len: number): fc.Arbitrary<string> =>
@@ -785,6 +823,10 @@ function bodyBytes(kind: BodyKind | undefined, s: State): fc.Arbitrary<Uint8Arra
         `{"goal":"fz","payload":"${CANARY}"}`,
         'goal=fz&payload=1',
         '--x\r\n\r\n--x--',
+        // Lone surrogates, escaped: not whole Unicode, refused (PROTOCOL.md §1).
+        '{"goal":"s\\ud800","payload":1}',
+        `{"goal":"fz","payload":{"t":"\\udc00${CANARY}"}}`,
+        '{"\\uD83D":1,"goal":"fz","payload":1}',
         ...RAW_MEMBER_BODIES,
       ),
     },
@@ -1065,7 +1107,16 @@ function paramValue(s: State): fc.Arbitrary<string> {
     },
     { weight: 1, arbitrary: fc.constantFrom('', '.', '..', 'a/b', '%2F', '%252F', '%2e%2e', ' ') },
   );
-  return fc.tuple(text, encoding, fc.nat()).map(([v, mode, at]) => encode(v, mode, at));
+  // Names that sign like a query or a fragment (PROTOCOL.md §3, ambiguous requests), as
+  // they are on the request line.
+  const signsLikeAQuery = fc.constantFrom('x%3Fq=1', 'x%3fz=', 'x%23y', 'x?q=1', 'x#y', '%3F');
+  return fc.oneof(
+    {
+      weight: 12,
+      arbitrary: fc.tuple(text, encoding, fc.nat()).map(([v, m, at]) => encode(v, m, at)),
+    },
+    { weight: 1, arbitrary: signsLikeAQuery },
+  );
 }
 
 const queryText = fc.oneof(
@@ -1091,6 +1142,9 @@ const queryText = fc.oneof(
       '+0',
       ' 0 ',
       '0x0',
+      '0x3',
+      '3e0',
+      ' 3',
       '1e3',
       '100',
       '101',
@@ -1757,9 +1811,11 @@ describe('fuzzing every endpoint over real HTTP', () => {
         },
         { requiredKeys: ['goal', 'payload'] },
       );
+      // The bus refuses a lone surrogate anywhere in a body (400 invalid_json).
+      const validPublish = published.filter((p) => wellFormed(p));
       const scenario = fc.record({
         publisher: fc.constantFrom('main', 'tester'),
-        published,
+        published: validPublish,
         before: fc.constantFrom('none', 'none', 'fulfill', 'fail', 'cancel', 'retry', 'extend'),
         steps: fc.array(step, { minLength: 1, maxLength: 3 }),
       });

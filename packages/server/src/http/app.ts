@@ -21,6 +21,7 @@ import { AdminUnauthorized, checkSameSite, hasBody, type Principal } from './aut
 import { principalOf, type BusContext } from './context.js';
 import { RequestLogger } from './request-logger.js';
 import { checkSignature } from './signature.js';
+import { decodeUtf8, hasLoneSurrogate } from './body-text.js';
 import { toWireError } from './errors.js';
 import { OpenApiDocument } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
@@ -170,13 +171,18 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     req.rawBody = body;
-    const text = body.toString('utf8');
+    // Null for bytes that are not UTF-8: never whitespace only (that is ASCII), so a body.
+    const text = decodeUtf8(body);
     req.bodyText = text;
-    if (!JSON_NON_WHITESPACE.test(text)) return done(null, undefined);
+    if (text !== null && !JSON_NON_WHITESPACE.test(text)) return done(null, undefined);
     if (!isJsonType(req.headers['content-type'])) {
       return done(
         new BusError('unsupported_media_type', 'Request body must be JSON (application/json)'),
       );
+    }
+    // Decoded leniently, such bytes would be stored as U+FFFD, not as sent (and signed).
+    if (text === null) {
+      return done(new BusError('invalid_json', 'Request body is not valid UTF-8'));
     }
     let parsed: unknown;
     try {
@@ -188,6 +194,15 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     if (nestingExceeds(parsed, MAX_BODY_DEPTH)) {
       return done(
         new BusError('invalid_request', `Request body nests deeper than ${MAX_BODY_DEPTH} levels`),
+      );
+    }
+    // JSON.parse takes "\ud800" alone; no store keeps such a string as it came.
+    if (hasLoneSurrogate(text, parsed)) {
+      return done(
+        new BusError(
+          'invalid_json',
+          'Request body has a lone surrogate (a \\uD800-\\uDFFF escape without its pair)',
+        ),
       );
     }
     done(null, parsed);
