@@ -2,6 +2,7 @@
  * What the wire must refuse, found by an outside security review, and what it must still
  * take. Each refusal is a 4xx in the protocol's error shape with the standard headers.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MAIN_KEY,
@@ -47,6 +48,107 @@ async function postBytes(
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/** The HTTP responses in what a socket received (1xx included; bodies by Content-Length). */
+function parseResponses(data: string): ApiResponse[] {
+  const out: ApiResponse[] = [];
+  let rest = data;
+  for (;;) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end < 0) return out;
+    const [statusLine, ...lines] = rest.slice(0, end).split('\r\n');
+    const headers = new Headers();
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      if (colon > 0) headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    }
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0);
+    let length = status < 200 ? 0 : Number(headers.get('content-length') ?? 0);
+    let text = rest.slice(end + 4, end + 4 + length);
+    if (text.length < length) return out;
+    if (headers.get('transfer-encoding') === 'chunked') {
+      // Node's own answers (such as its bare 400) are chunked; the bus's have a length.
+      text = '';
+      for (let at = end + 4; ;) {
+        const eol = rest.indexOf('\r\n', at);
+        if (eol < 0) return out;
+        const size = parseInt(rest.slice(at, eol), 16);
+        length = eol + 2 + size + 2 - (end + 4);
+        if (!(size > 0)) break;
+        text += rest.slice(eol + 2, eol + 2 + size);
+        at = eol + 2 + size + 2;
+      }
+    }
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    out.push({ status, headers, text, json });
+    rest = rest.slice(end + 4 + length);
+  }
+}
+
+/** A raw socket to the bus: write bytes, then wait for the responses. */
+function openSocket(url: string): {
+  write(data: string | Buffer): void;
+  /** The responses received once one is final (not 1xx), the socket closed, or 3 s passed. */
+  untilFinal(): Promise<ApiResponse[]>;
+  /** The responses received once there are `n` of them (1xx included), or as above. */
+  until(n: number): Promise<ApiResponse[]>;
+  close(): void;
+} {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let data = '';
+  let closed = false;
+  const wake = new Set<() => void>();
+  socket.on('data', (c: Buffer) => {
+    // latin1: one character per byte, so Content-Length counts characters here.
+    data += c.toString('latin1');
+    for (const w of wake) w();
+  });
+  socket.on('close', () => {
+    closed = true;
+    for (const w of wake) w();
+  });
+  socket.on('error', () => undefined);
+  const wait = (done: (rs: ApiResponse[]) => boolean): Promise<ApiResponse[]> =>
+    new Promise((resolve) => {
+      const check = (): void => {
+        const rs = parseResponses(data);
+        if (closed || done(rs)) {
+          wake.delete(check);
+          clearTimeout(timer);
+          resolve(rs);
+        }
+      };
+      const timer = setTimeout(() => {
+        wake.delete(check);
+        resolve(parseResponses(data));
+      }, 3000);
+      wake.add(check);
+      check();
+    });
+  return {
+    write: (d) => void socket.write(d),
+    untilFinal: () => wait((rs) => rs.some((r) => r.status >= 200)),
+    until: (n) => wait((rs) => rs.length >= n),
+    close: () => socket.destroy(),
+  };
+}
+
+/** Writes one raw request on a fresh socket; the responses until the final one. */
+async function rawRequest(url: string, data: string): Promise<ApiResponse[]> {
+  const s = openSocket(url);
+  s.write(data);
+  try {
+    return await s.untilFinal();
+  } finally {
+    s.close();
+  }
 }
 
 describe('request bodies: valid UTF-8, no lone surrogate', () => {
@@ -124,5 +226,55 @@ describe('request bodies: valid UTF-8, no lone surrogate', () => {
     const r = await postBytes(t, '/intent', Buffer.from('{"goal":"\\ud83d\\ude00","payload":{}}'));
     expect(r.status, r.text).toBe(201);
     expect((await t.api('GET', `/status/${r.json.id}`)).json.goal).toBe('😀');
+  });
+});
+
+describe('the Host header', () => {
+  let t: TestBus;
+  let host: string;
+  beforeAll(async () => {
+    t = await startTestBus();
+    host = new URL(t.url).host;
+  });
+  afterAll(async () => t.close());
+
+  const final = (rs: ApiResponse[]): ApiResponse => {
+    expect(rs.length).toBeGreaterThan(0);
+    return rs[rs.length - 1]!;
+  };
+
+  it('answers an HTTP/1.1 request without Host with 400 invalid_request in the error shape', async () => {
+    const r = final(await rawRequest(t.url, 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n'));
+    expectError(r, 400, 'invalid_request');
+    expect(r.json.error.message).toMatch(/Host/);
+    const post = final(
+      await rawRequest(
+        t.url,
+        `POST /claim HTTP/1.1\r\nX-API-KEY: ${MAIN_KEY}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    expectError(post, 400, 'invalid_request');
+  });
+
+  it('answers two Host headers with 400 invalid_request, the same value twice too', async () => {
+    for (const second of ['evil.example', host]) {
+      const r = final(
+        await rawRequest(
+          t.url,
+          `GET /health HTTP/1.1\r\nHost: ${host}\r\nhost: ${second}\r\nConnection: close\r\n\r\n`,
+        ),
+      );
+      expectError(r, 400, 'invalid_request');
+      expect(r.json.error.message).toMatch(/Host/);
+    }
+  });
+
+  it('still answers HTTP/1.0 without Host, and HTTP/1.1 with one Host', async () => {
+    const old = final(await rawRequest(t.url, 'GET /health HTTP/1.0\r\n\r\n'));
+    expect(old.status, old.text).toBe(200);
+    const one = final(
+      await rawRequest(t.url, `GET /health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+    );
+    expect(one.status, one.text).toBe(200);
   });
 });

@@ -117,7 +117,9 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     connectionTimeout: 120_000,
     requestTimeout: SERVER_TIMEOUTS.requestTimeout,
     keepAliveTimeout: 65_000,
-    http: { ...SERVER_TIMEOUTS },
+    // The root onRequest hook checks Host, in the protocol's shape (Node's own answer to
+    // a missing one is a bare 400).
+    http: { ...SERVER_TIMEOUTS, requireHostHeader: false },
     // One hop: the client is the address the proxy in front appended to X-Forwarded-For
     // (the last one). Trusting every hop would take the first, which any client can write.
     trustProxy: config.trustProxy ? (_address: string, hop: number) => hop < 1 : false,
@@ -157,7 +159,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   const app = tls
     ? (Fastify({
         ...options,
-        https: { ...SERVER_TIMEOUTS, ...tls },
+        https: { ...SERVER_TIMEOUTS, requireHostHeader: false, ...tls },
       } as typeof options) as FastifyInstance)
     : Fastify(options);
   app.setValidatorCompiler(validatorCompiler());
@@ -222,6 +224,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     'onRequest',
     hook((req) => {
       if (closing) throw new BusError('shutting_down', 'The bus is shutting down');
+      checkHost(req);
       if (
         config.enforceHttps &&
         req.protocol !== 'https' &&
@@ -380,6 +383,23 @@ function replyError(err: unknown, req: FastifyRequest, reply: FastifyReply): Fas
     reply.header('www-authenticate', 'Basic realm="IntentBus Admin"');
   }
   return reply.code(w.status).send(w.body);
+}
+
+/**
+ * Exactly one Host header (RFC 9112 §3.2). Node keeps only the first of two, so they are
+ * counted in the raw headers. HTTP/1.0 had no Host: such a request without one is still
+ * taken, as Node took it (old health probes send it so), but not with two.
+ */
+function checkHost(req: FastifyRequest): void {
+  const raw = req.raw.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  }
+  if (hosts > 1) throw new BusError('invalid_request', 'More than one Host header');
+  if (hosts === 0 && req.raw.httpVersion !== '1.0') {
+    throw new BusError('invalid_request', 'Missing Host header');
+  }
 }
 
 /** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6. */
