@@ -278,3 +278,28 @@ describe('the Host header', () => {
     expect(one.status, one.text).toBe(200);
   });
 });
+
+describe('Sec-Fetch-Site on admin mutations', () => {
+  let t: TestBus;
+  beforeAll(async () => {
+    t = await startTestBus();
+  });
+  afterAll(async () => t.close());
+
+  it('refuses cross-site in any letter case with 403 forbidden', async () => {
+    for (const value of ['Cross-Site', 'CROSS-SITE', 'cross-Site']) {
+      const r = await t.api('POST', '/admin/generate_key', {
+        admin: true,
+        body: { owner: 'site' },
+        headers: { 'sec-fetch-site': value },
+      });
+      expectError(r, 403, 'forbidden');
+    }
+    const same = await t.api('POST', '/admin/generate_key', {
+      admin: true,
+      body: { owner: 'site' },
+      headers: { 'sec-fetch-site': 'Same-Origin' },
+    });
+    expect(same.status, same.text).toBe(201);
+  });
+});

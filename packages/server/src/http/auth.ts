@@ -206,7 +206,7 @@ export function checkSameSite(req: FastifyRequest): void {
   if (typeof origin === 'string' && origin !== '' && hostOf(origin) !== req.host) {
     throw new BusError('forbidden', 'Cross-site admin request refused');
   }
-  if (req.headers['sec-fetch-site'] === 'cross-site') {
+  if (String(req.headers['sec-fetch-site']).toLowerCase() === 'cross-site') {
     throw new BusError('forbidden', 'Cross-site admin request refused');
   }
   // A form body is what a cross-site page can send without asking; an empty one is no body.
