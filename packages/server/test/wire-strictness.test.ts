@@ -303,3 +303,54 @@ describe('Sec-Fetch-Site on admin mutations', () => {
     expect(same.status, same.text).toBe(201);
   });
 });
+
+describe('numbers in query strings', () => {
+  let t: TestBus;
+  let id: string;
+  beforeAll(async () => {
+    t = await startTestBus();
+    id = await publish(t.api, { goal: 'query_numbers', namespace: 'query-numbers' });
+  });
+  afterAll(async () => t.close());
+
+  // Each would be read as a small number by a coercion that takes what Number() takes.
+  const NOT_DECIMAL = ['0x1', '1e0', '%201', '1%20', '+1', '1.', '.5', '0b1', '0o1', '1%0A'];
+
+  it('refuses wait written other than as a plain decimal, on /claim and /result, as wait=abc', async () => {
+    const claimAbc = await t.api('POST', '/claim?namespace=query-empty&wait=abc');
+    expectError(claimAbc, 400, 'invalid_request');
+    const resultAbc = await t.api('GET', `/result/${id}?wait=abc`);
+    expectError(resultAbc, 400, 'invalid_request');
+    for (const wait of NOT_DECIMAL) {
+      const claim = await t.api('POST', `/claim?namespace=query-empty&wait=${wait}`);
+      expectError(claim, 400, 'invalid_request');
+      expect(claim.json.error, `claim wait=${wait}`).toEqual(claimAbc.json.error);
+      const result = await t.api('GET', `/result/${id}?wait=${wait}`);
+      expectError(result, 400, 'invalid_request');
+      expect(result.json.error, `result wait=${wait}`).toEqual(resultAbc.json.error);
+    }
+  });
+
+  it('refuses an admin limit written other than as a plain decimal', async () => {
+    for (const path of ['/admin/intents', '/admin/dead']) {
+      for (const limit of ['0x5', '5e0', '%205']) {
+        const r = await t.api('GET', `${path}?limit=${limit}`, { admin: true });
+        expectError(r, 400, 'invalid_request');
+      }
+      const ok = await t.api('GET', `${path}?limit=5`, { admin: true });
+      expect(ok.status, ok.text).toBe(200);
+    }
+  });
+
+  it('takes plain decimals', async () => {
+    for (const wait of ['0', '0.0', '-0']) {
+      const claim = await t.api('POST', `/claim?namespace=query-empty&wait=${wait}`);
+      expect(claim.status, `wait=${wait}: ${claim.text}`).toBe(204);
+    }
+    const result = await t.api('GET', `/result/${id}?wait=0`);
+    expect(result.status, result.text).toBeLessThan(300);
+    const claim = await t.api('POST', '/claim?namespace=query-numbers&wait=0.5');
+    expect(claim.status, claim.text).toBe(200);
+    expect(claim.json.id).toBe(id);
+  });
+});

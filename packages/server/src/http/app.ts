@@ -12,6 +12,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type FastifySchemaValidationError,
 } from 'fastify';
 import { ERROR_CODES, LIMITS, type ErrorCode } from '@intent-bus/protocol';
 import { BusError } from '../core/errors.js';
@@ -60,11 +61,30 @@ const isJsonType = (type: string | undefined): boolean => {
   );
 };
 
-/** Bodies are checked exactly (no coercion); query strings are text and coerced. */
-function validatorCompiler(): (arg: {
-  schema: object;
-  httpPart?: string;
-}) => (data: unknown) => boolean {
+/**
+ * A query number is written as a plain decimal. Ajv's coercion takes whatever Number()
+ * takes ("0x3", "1e1", " 3", "3\n"), so these are checked before it coerces.
+ */
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
+type Validate = ((data: unknown) => boolean) & {
+  errors?: FastifySchemaValidationError[] | null;
+};
+
+/** The number and integer properties of a query-string schema, with their type. */
+function numberProperties(schema: object): Array<[string, string]> {
+  const props = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  return Object.entries(props).flatMap(([name, p]) => {
+    const type = [p.type].flat().find((t) => t === 'number' || t === 'integer');
+    return typeof type === 'string' ? [[name, type] as [string, string]] : [];
+  });
+}
+
+/**
+ * Bodies are checked exactly (no coercion); query strings are text and coerced, their
+ * numbers only from plain decimals (the same answer as any other value of a wrong type).
+ */
+function validatorCompiler(): (arg: { schema: object; httpPart?: string }) => Validate {
   const strict = new Ajv.default({
     coerceTypes: false,
     useDefaults: false,
@@ -77,8 +97,35 @@ function validatorCompiler(): (arg: {
     allErrors: false,
     strict: false,
   });
-  return ({ schema, httpPart }) =>
-    (httpPart === 'body' ? strict : coercing).compile(schema) as (data: unknown) => boolean;
+  return ({ schema, httpPart }) => {
+    if (httpPart === 'body') return strict.compile(schema);
+    const validate = coercing.compile(schema);
+    const numbers = httpPart === 'querystring' ? numberProperties(schema) : [];
+    if (numbers.length === 0) return validate;
+    // Fastify reads the failure from the function's `errors`, as from Ajv's own.
+    const checked: Validate = (data) => {
+      const query = data as Record<string, unknown> | null;
+      for (const [name, type] of numbers) {
+        const v = query?.[name];
+        if (typeof v === 'string' && !DECIMAL.test(v)) {
+          checked.errors = [
+            {
+              instancePath: `/${name}`,
+              schemaPath: `#/properties/${name}/type`,
+              keyword: 'type',
+              params: { type },
+              message: `must be ${type}`,
+            },
+          ];
+          return false;
+        }
+      }
+      const ok = validate(data);
+      checked.errors = validate.errors;
+      return ok;
+    };
+    return checked;
+  };
 }
 
 /**
