@@ -5,6 +5,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ADMIN_TOKEN,
   MAIN_KEY,
   errorCode,
   publish,
@@ -352,5 +353,59 @@ describe('numbers in query strings', () => {
     const claim = await t.api('POST', '/claim?namespace=query-numbers&wait=0.5');
     expect(claim.status, claim.text).toBe(200);
     expect(claim.json.id).toBe(id);
+  });
+});
+
+describe('Expect: 100-continue', () => {
+  let t: TestBus;
+  beforeAll(async () => {
+    t = await startTestBus({ env: { BUS_MAX_BODY_BYTES: '8192' } });
+  });
+  afterAll(async () => t.close());
+
+  const head = (path: string, length: number, extra = ''): string =>
+    `POST ${path} HTTP/1.1\r\nHost: ${new URL(t.url).host}\r\nX-API-KEY: ${MAIN_KEY}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${length}\r\n` +
+    `Expect: 100-continue\r\n${extra}\r\n`;
+
+  it('answers a Content-Length over the limit with 413 payload_too_large, never 100 Continue', async () => {
+    const before = await countIntents(t);
+    for (const [path, extra] of [
+      ['/intent', ''],
+      ['/set/big', ''],
+      ['/admin/generate_key', `X-Admin-Token: ${ADMIN_TOKEN}\r\n`],
+    ] as const) {
+      const s = openSocket(t.url);
+      s.write(head(path, 8193, extra));
+      const rs = await s.untilFinal();
+      s.close();
+      expect(
+        rs.map((r) => r.status),
+        path,
+      ).toEqual([413]);
+      expectError(rs[0]!, 413, 'payload_too_large');
+    }
+    expect(await countIntents(t)).toBe(before);
+    expect((await t.api('GET', '/health', { key: null })).status).toBe(200);
+  });
+
+  it('sends 100 Continue for a body within the limit and takes the publish', async () => {
+    const body = JSON.stringify({ goal: 'expect_continue', payload: { blob: 'x'.repeat(2000) } });
+    const s = openSocket(t.url);
+    s.write(head('/intent', Buffer.byteLength(body), 'Connection: close\r\n'));
+    const first = await s.until(1);
+    expect(first.map((r) => r.status)).toEqual([100]);
+    s.write(body);
+    const rs = await s.untilFinal();
+    s.close();
+    expect(rs.map((r) => r.status)).toEqual([100, 201]);
+    const id = rs[1]!.json.id as string;
+    expect((await t.api('GET', `/status/${id}`)).json.goal).toBe('expect_continue');
+  });
+
+  it('takes a publish that sends its body without waiting for 100 Continue', async () => {
+    const body = JSON.stringify({ goal: 'expect_eager', payload: {} });
+    const rs = await rawRequest(t.url, head('/intent', Buffer.byteLength(body)) + body);
+    expect(rs.map((r) => r.status)).toEqual([100, 201]);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Ajv from 'ajv';
-import { STATUS_CODES, type Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -210,6 +210,16 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
       } as typeof options) as FastifyInstance)
     : Fastify(options);
   app.setValidatorCompiler(validatorCompiler());
+
+  // Expect: 100-continue. Node answers 100 Continue by itself unless 'checkContinue' has
+  // a listener: a Content-Length over the limit must get its 413 instead, so that the
+  // client does not send the body (Node closes the connection after an answer given
+  // without 100 Continue, since the body may still come). Any other goes on as in Node.
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (!(Number(req.headers['content-length']) > config.maxBodyBytes)) res.writeContinue();
+    app.server.emit('request', req, res);
+  });
+
   app.decorateRequest('principal', null);
   app.decorateRequest('rawBody', null);
   app.decorateRequest('bodyText', null);
