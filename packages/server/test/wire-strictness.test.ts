@@ -403,6 +403,16 @@ describe('Expect: 100-continue', () => {
     expect((await t.api('GET', `/status/${id}`)).json.goal).toBe('expect_continue');
   });
 
+  it('ignores an expectation it does not know: the answer has the protocol’s shape, not a bare 417', async () => {
+    const body = JSON.stringify({ goal: 'expect_other', payload: {} });
+    const rs = await rawRequest(
+      t.url,
+      head('/intent', Buffer.byteLength(body)).replace('100-continue', 'something-else') + body,
+    );
+    expect(rs.map((r) => r.status)).toEqual([201]);
+    expect(rs[0]!.headers.get('x-intent-version')).toBe('2.1');
+  });
+
   it('takes a publish that sends its body without waiting for 100 Continue', async () => {
     const body = JSON.stringify({ goal: 'expect_eager', payload: {} });
     const rs = await rawRequest(t.url, head('/intent', Buffer.byteLength(body)) + body);

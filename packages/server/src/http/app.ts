@@ -219,6 +219,11 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     if (!(Number(req.headers['content-length']) > config.maxBodyBytes)) res.writeContinue();
     app.server.emit('request', req, res);
   });
+  // Any other expectation: ignored (RFC 9110 §10.1.1 allows it), so the request gets its
+  // answer in the protocol's shape instead of Node's bare 417.
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    app.server.emit('request', req, res);
+  });
 
   app.decorateRequest('principal', null);
   app.decorateRequest('rawBody', null);
