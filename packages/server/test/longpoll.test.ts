@@ -376,6 +376,9 @@ describe('long polls of a key that is revoked while they wait', () => {
     const n = ns('revoked');
     const key = await t.newKey('revoked-while-waiting');
     const own = await publish(t.api, { goal: 'mine', namespace: n }, key.api_key);
+    const held = await publish(t.api, { goal: 'held', namespace: n }, key.api_key);
+    const took = await t.api('POST', `/claim?namespace=${n}&goal=held`, { key: key.api_key });
+    expect(took.json.id).toBe(held);
     const claim = timed(
       t.api('POST', `/claim?namespace=${n}&goal=next&wait=20`, { key: key.api_key }),
     );
@@ -399,6 +402,13 @@ describe('long polls of a key that is revoked while they wait', () => {
     // The main key's claim takes it: nothing was left claimed by the revoked key.
     const taken = await t.api('POST', `/claim?namespace=${n}&goal=next`);
     expect(taken.json.id).toBe(next);
+    // What the key held before the revoke goes back to open with the next lease sweep.
+    let back: ApiResponse | undefined;
+    for (let i = 0; i < 50 && back?.json.status !== 'open'; i++) {
+      await sleep(100);
+      back = await t.api('GET', `/status/${held}`);
+    }
+    expect(back?.json).toMatchObject({ status: 'open', claim_attempts: 1 });
   });
 });
 

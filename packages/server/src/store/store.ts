@@ -246,8 +246,12 @@ export interface Store {
   keyCreate(row: ApiKeyRow): Promise<void>;
   keyByHash(hash: string): Promise<ApiKeyRow | null>;
   keyList(): Promise<ApiKeyRow[]>;
-  /** Removes the key and its idempotency and nonce rows; its key id, or null when unknown. */
-  keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<string | null>;
+  /**
+   * Removes the key and its idempotency and nonce rows, and ends its leases at `now` (the
+   * key can no longer fulfil them: the sweeper puts them back as expired leases); its key
+   * id, or null when unknown.
+   */
+  keyRevoke(by: { keyId: string } | { keyHash: string }, now: number): Promise<string | null>;
   keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void>;
 }
 

@@ -273,9 +273,31 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await s.keyByHash('h')).toEqual(row);
       await s.keyUsageAdd(new Map([['kid_1', { count: 3, lastUsedAt: T0 + 5 }]]));
       expect((await s.keyList())[0]).toMatchObject({ requests: 3, lastUsedAt: T0 + 5 });
-      expect(await s.keyRevoke({ keyId: 'kid_1' })).toBe('kid_1');
-      expect(await s.keyRevoke({ keyHash: 'h' })).toBeNull();
+      expect(await s.keyRevoke({ keyId: 'kid_1' }, T0)).toBe('kid_1');
+      expect(await s.keyRevoke({ keyHash: 'h' }, T0)).toBeNull();
       expect(await s.keyList()).toEqual([]);
+    });
+
+    it("ends a revoked key's leases, which the sweeper then requeues, and no other key's", async () => {
+      const s = await fresh();
+      const mine = await put(s, intent({ goal: 'mine' }));
+      const theirs = await put(s, intent({ goal: 'theirs', visibility: 'public' }));
+      await s.keyCreate({
+        keyId: 'kid_a',
+        keyHash: 'ha',
+        prefix: 'tk_aaaaa',
+        owner: 'a',
+        createdAt: T0,
+        lastUsedAt: null,
+        requests: 0,
+      });
+      await s.intentClaim(claimBy({ goal: 'mine', token: 'ta' }));
+      await s.intentClaim(claimBy({ goal: 'theirs', token: 'tb', keyId: 'kid_b' }));
+      expect(await s.keyRevoke({ keyId: 'kid_a' }, T0 + 10)).toBe('kid_a');
+      expect((await s.intentGet(mine.id))?.claimExpiresAt).toBe(T0 + 10);
+      expect((await s.intentGet(theirs.id))?.claimExpiresAt).toBe(T0 + 60_000);
+      const swept = await s.leasesSweep(T0 + 10, () => 0, 10);
+      expect(swept.map((r) => [r.id, r.status])).toEqual([[mine.id, 'open']]);
     });
 
     it('lists open intents due later, soonest first, retries after a failure included', async () => {

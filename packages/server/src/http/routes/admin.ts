@@ -44,8 +44,9 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
     const body = req.body as { api_key?: string; key_id?: string };
     let keyId: string | null;
     if (body.api_key !== undefined)
-      keyId = await store.keyRevoke({ keyHash: hashKey(body.api_key) });
-    else if (body.key_id !== undefined) keyId = await store.keyRevoke({ keyId: body.key_id });
+      keyId = await store.keyRevoke({ keyHash: hashKey(body.api_key) }, clock.now());
+    else if (body.key_id !== undefined)
+      keyId = await store.keyRevoke({ keyId: body.key_id }, clock.now());
     else throw invalid('api_key', 'Missing api_key or key_id');
     if (keyId == null) throw notFound('Key not found');
     events.keyRevoked(keyId);

@@ -602,7 +602,10 @@ export class PgStore implements Store {
     return this.rows<ApiKeyRow>(this.pool, q.keyList);
   }
 
-  async keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<string | null> {
+  async keyRevoke(
+    by: { keyId: string } | { keyHash: string },
+    now: number,
+  ): Promise<string | null> {
     let removed = 0;
     const keyId = await this.tx(async (c) => {
       const gone =
@@ -612,6 +615,7 @@ export class PgStore implements Store {
       if (!gone) return null;
       await this.run(c, q.idempotencyDeleteKey, [gone.keyId]);
       removed = (await this.run(c, q.noncesDeleteKey, [gone.keyId])).rowCount ?? 0;
+      await this.run(c, q.leasesEndOfKey, [gone.keyId, now]);
       return gone.keyId;
     });
     if (this.nonces >= 0) this.nonces -= removed;

@@ -227,6 +227,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`;
 export const keyByHash = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = $1`;
 export const keyList = `SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id`;
 // keyId
+// keyId now: a revoked key's leases end now; the sweeper requeues them as expired ones.
+export const leasesEndOfKey = `UPDATE intents SET claim_expires_at = $2
+WHERE status = 'claimed' AND claimer = $1 AND claim_expires_at > $2`;
+
 export const keyDeleteById = `DELETE FROM api_keys WHERE key_id = $1 RETURNING key_id AS "keyId"`;
 // keyHash
 export const keyDeleteByHash = `DELETE FROM api_keys WHERE key_hash = $1

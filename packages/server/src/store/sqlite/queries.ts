@@ -204,6 +204,10 @@ VALUES (@keyId, @keyHash, @prefix, @owner, @createdAt, @lastUsedAt, @requests)`;
 export const keyByHash = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = @keyHash`;
 export const keyList = `SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id`;
 // @keyId
+// @keyId @now: a revoked key's leases end now; the sweeper requeues them as expired ones.
+export const leasesEndOfKey = `UPDATE intents SET claim_expires_at = @now
+WHERE status = 'claimed' AND claimer = @keyId AND claim_expires_at > @now`;
+
 export const keyDeleteById = `DELETE FROM api_keys WHERE key_id = @keyId RETURNING key_id AS keyId`;
 // @keyHash
 export const keyDeleteByHash = `DELETE FROM api_keys WHERE key_hash = @keyHash

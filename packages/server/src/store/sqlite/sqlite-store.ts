@@ -554,7 +554,10 @@ export class SqliteStore implements Store {
     return this.read(() => this.stmt(q.keyList).all() as ApiKeyRow[]);
   }
 
-  async keyRevoke(by: { keyId: string } | { keyHash: string }): Promise<string | null> {
+  async keyRevoke(
+    by: { keyId: string } | { keyHash: string },
+    now: number,
+  ): Promise<string | null> {
     return this.write(() =>
       this.db
         .transaction(() => {
@@ -566,6 +569,7 @@ export class SqliteStore implements Store {
           if (!gone) return null;
           this.stmt(q.idempotencyDeleteKey).run({ keyId: gone.keyId });
           this.nonces -= this.stmt(q.noncesDeleteKey).run({ keyId: gone.keyId }).changes;
+          this.stmt(q.leasesEndOfKey).run({ keyId: gone.keyId, now });
           return gone.keyId;
         })
         .immediate(),
