@@ -5,10 +5,10 @@
  * A BUS_DB_PATH that is not a database is refused first, before anything is written.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, checkSecretStrength, type Config } from './config.js';
-import { unusableDbFile } from './store/sqlite/db-file.js';
+import { makeDataFolder, unusableDbFile } from './store/sqlite/db-file.js';
 
 export interface ResolvedSecrets {
   /** The dashboard password is null only on PostgreSQL when unset (Basic login is then off). */
@@ -57,6 +57,23 @@ function readStored(file: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/**
+ * The three secrets open three doors: equal values would make the API key an admin
+ * credential (SECURITY.md: an API key is never one), so they must all differ.
+ */
+function checkDistinct(
+  values: Partial<Record<(typeof SPECS)[number]['key'], string | null>>,
+): void {
+  for (const [i, a] of SPECS.entries()) {
+    for (const b of SPECS.slice(i + 1)) {
+      const va = values[a.key];
+      if (va != null && va === values[b.key]) {
+        throw new ConfigError(b.env, `must differ from ${a.env} (one value would open both)`);
+      }
+    }
+  }
+}
+
 export function resolveSecrets(config: Config): ResolvedSecrets {
   // Several nodes share one PostgreSQL database: nothing is generated, each node is given
   // the same secrets.
@@ -69,6 +86,7 @@ export function resolveSecrets(config: Config): ResolvedSecrets {
       }
       checkSecretStrength(s.env, value, s.min);
     }
+    checkDistinct(config);
     return { config: config as ResolvedSecrets['config'], generated: [], file: '' };
   }
   // secrets.json goes beside the database: a BUS_DB_PATH that names something else (a
@@ -95,9 +113,10 @@ export function resolveSecrets(config: Config): ResolvedSecrets {
     checkSecretStrength(s.env, value, s.min);
     out[s.key] = value;
   }
+  checkDistinct(out);
   if (generated.length > 0) {
     try {
-      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      makeDataFolder(dirname(file));
       // Written whole to a private temporary file, then renamed: never half-written.
       const tmp = `${file}.${process.pid}.tmp`;
       writeFileSync(tmp, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 });

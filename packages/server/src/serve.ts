@@ -6,7 +6,9 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, resolveConfig, serveFlags } from './config.js';
-import { resolveSecrets } from './secrets.js';
+import { resolve } from 'node:path';
+import { resolveSecrets, type ResolvedSecrets } from './secrets.js';
+import { VERSION } from './version.js';
 import { startBus } from './server.js';
 
 const USAGE = `Usage: intent-bus serve [--port N] [--host H] [--db PATH] [--<setting> VALUE ...]
@@ -50,10 +52,11 @@ export async function runServe(argv: string[]): Promise<void> {
     logger.level = base.logLevel;
     const { config, generated, file } = resolveSecrets(base);
     const bus = await startBus({ config, logger });
+    // Listening on every interface: show an address a browser or curl can open.
+    const url = bus.url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
     if (generated.length > 0) {
       printFirstRun(
-        // Listening on every interface: show an address a browser or curl can open.
-        bus.url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'),
+        url,
         {
           BUS_SECRET: config.secret,
           BUS_ADMIN_SECRET: config.adminSecret,
@@ -63,6 +66,7 @@ export async function runServe(argv: string[]): Promise<void> {
         file,
       );
     }
+    printStarted(url, config, file);
     logger.info(
       {
         url: bus.url,
@@ -119,6 +123,33 @@ function printFirstRun(
     ].join('\n'),
   );
 }
+
+/** Where everything is, on every start (on standard error, as the first-run lines). */
+function printStarted(url: string, config: ResolvedSecrets['config'], file: string): void {
+  const lines = [
+    `Intent Bus ${VERSION} is running at ${url}`,
+    config.databaseUrl == null
+      ? `  data:       ${resolve(config.dbPath)} (SQLite)`
+      : '  data:       PostgreSQL (BUS_DATABASE_URL)',
+  ];
+  if (file !== '') lines.push(`  secrets:    ${file}`);
+  lines.push(
+    `  dashboard:  ${url}/admin/dashboard ` +
+      (config.dashboardPassword == null
+        ? '(X-Admin-Token only: DASHBOARD_PASSWORD is not set)'
+        : '(user "admin", password DASHBOARD_PASSWORD)'),
+  );
+  if (isLoopbackHost(config.host)) {
+    lines.push(
+      `  Only this machine can reach it (BUS_HOST=${config.host}): set BUS_HOST=0.0.0.0 to ` +
+        'let other machines in, with TLS (BUS_TLS_CERT and BUS_TLS_KEY, or a proxy).',
+    );
+  }
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+const isLoopbackHost = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || /^127\./.test(host);
 
 /** The process-level guards of a running bus. */
 export function installProcessGuards(): void {

@@ -16,6 +16,7 @@ import { buildApp } from './http/app.js';
 import { Authenticator } from './http/auth.js';
 import type { BusContext } from './http/context.js';
 import { PgStore } from './store/postgres/pg-store.js';
+import { claimDbFile } from './store/sqlite/db-file.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import { StoreHealth } from './store/health.js';
 import type { Store } from './store/store.js';
@@ -82,10 +83,21 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   const random = options.random ?? Math.random;
   const logger = options.logger ?? pino({ level: config.logLevel });
   const opened = openStore(config);
+  // One bus per SQLite file (store/sqlite/db-file.ts); several nodes share PostgreSQL.
+  let releaseFile = (): void => {};
+  if (opened.kind === 'sqlite' && config.dbPath !== ':memory:') {
+    try {
+      releaseFile = claimDbFile(config.dbPath);
+    } catch (err) {
+      await opened.close();
+      throw new ConfigError('BUS_DB_PATH', (err as Error).message);
+    }
+  }
   try {
     await opened.migrate();
   } catch (err) {
     await opened.close();
+    releaseFile();
     throw config.databaseUrl != null
       ? // The URL may carry a password: name the variable, not its value.
         new ConfigError(
@@ -171,6 +183,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     storeHealth.stop();
     await relay?.close();
     await store.close();
+    releaseFile();
   };
   let app: FastifyInstance;
   try {

@@ -190,6 +190,80 @@ describe('the serve process', () => {
     expect(existsSync(join(dir, 'secrets.json'))).toBe(false);
   });
 
+  it('refuses a second bus on the same SQLite file with one line naming the file and the first', async () => {
+    const db = tempDb();
+    const first = await startProcess(serverEnv(db));
+    running.push(first);
+    const second = await runToExit(serverEnv(db));
+    expect(second.code).toBe(2);
+    expectOneLine(second.stderr, 'BUS_DB_PATH');
+    expect(second.stderr).toContain(db);
+    expect(second.stderr).toContain(`process ${first.child.pid}`);
+    expect(second.stderr).toContain('PostgreSQL');
+    // The first bus is untouched and serves on.
+    expect((await makeApi(first.url)('GET', '/health')).status).toBe(200);
+    // Stopped cleanly, it gives the file up; killed, its claim is stale and taken over.
+    first.child.kill('SIGTERM');
+    await first.exited;
+    expect(existsSync(`${db}.pid`)).toBe(false);
+    const third = await startProcess(serverEnv(db));
+    running.push(third);
+    third.child.kill('SIGKILL');
+    await third.exited;
+    expect(existsSync(`${db}.pid`)).toBe(true);
+    const fourth = await startProcess(serverEnv(db));
+    running.push(fourth);
+    expect((await makeApi(fourth.url)('GET', '/health')).status).toBe(200);
+  });
+
+  it('refuses secrets that are equal to each other', async () => {
+    for (const [a, b] of [
+      ['BUS_SECRET', 'BUS_ADMIN_SECRET'],
+      ['BUS_SECRET', 'DASHBOARD_PASSWORD'],
+      ['BUS_ADMIN_SECRET', 'DASHBOARD_PASSWORD'],
+    ] as const) {
+      const same = 'the-same-value-0123456789';
+      const r = await runToExit(serverEnv(tempDb(), { [a]: same, [b]: same }));
+      expect(r.code, `${a} = ${b}`).toBe(2);
+      expectOneLine(r.stderr, b);
+      expect(r.stderr).toContain(a);
+      expect(r.stderr).not.toContain(same);
+    }
+  });
+
+  it('gives a data folder it makes a .gitignore of *, and says where everything is on each start', async () => {
+    const db = join(mkdtempSync(join(tmpdir(), 'intent-bus-proc-')), 'data', 'bus.db');
+    const first = await startProcess(serverEnv(db, {}, false));
+    running.push(first);
+    expect(readFileSync(join(db, '..', '.gitignore'), 'utf8')).toMatch(/^\*$/m);
+    first.child.kill('SIGTERM');
+    await first.exited;
+    const again = await startProcess(serverEnv(db, {}, false));
+    running.push(again);
+    for (let i = 0; i < 100 && !again.stderr().includes('BUS_HOST'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const banner = again.stderr();
+    expect(banner).not.toContain('BUS_SECRET=');
+    expect(banner).toContain(`running at ${again.url}`);
+    expect(banner).toContain(db);
+    expect(banner).toContain(join(db, '..', 'secrets.json'));
+    expect(banner).toContain(`${again.url}/admin/dashboard`);
+    expect(banner).toMatch(/Only this machine can reach it .*BUS_HOST=0\.0\.0\.0/);
+    again.child.kill('SIGTERM');
+    await again.exited;
+    // A folder that exists is left as it is; listening on the network, no loopback line.
+    const own = mkdtempSync(join(tmpdir(), 'intent-bus-proc-'));
+    const wide = await startProcess(serverEnv(join(own, 'bus.db'), { BUS_HOST: '0.0.0.0' }));
+    running.push(wide);
+    for (let i = 0; i < 100 && !wide.stderr().includes('dashboard'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(wide.stderr()).toContain('/admin/dashboard');
+    expect(wide.stderr()).not.toContain('Only this machine');
+    expect(existsSync(join(own, '.gitignore'))).toBe(false);
+  });
+
   it('refuses an unknown flag as a usage error', async () => {
     const r = await runToExit(serverEnv(tempDb()), ['serve', '--colour', 'blue']);
     expect(r.code).toBe(2);

@@ -1,4 +1,4 @@
-import { closeSync, fchmodSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ResultType } from '@intent-bus/protocol';
@@ -28,7 +28,7 @@ import {
   type Store,
   type TokenRef,
 } from '../store.js';
-import { unusableDbFile } from './db-file.js';
+import { makeDataFolder, unusableDbFile } from './db-file.js';
 import { migrations } from './migrations/index.js';
 import * as q from './queries.js';
 
@@ -57,7 +57,7 @@ export class SqliteStore implements Store {
       const unusable = unusableDbFile(path);
       if (unusable !== null) throw new Error(unusable);
       // Only missing folders are made (mode 700); existing ones keep their mode.
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      makeDataFolder(dirname(path));
       createPrivate(path);
     }
     this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 250 });
