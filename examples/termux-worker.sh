@@ -3,8 +3,9 @@
 # machine with bash, curl, sed, grep and tr). No SDK, no jq, no port opened on the phone.
 #
 # It long-polls the bus for jobs of one goal and runs a command for each. The command
-# gets the claimed job on stdin, as the JSON the bus sent ({"id", "goal", "payload", ...}),
-# and INTENT_ID, INTENT_GOAL and INTENT_ATTEMPT in its environment. Exit 0 fulfils the
+# gets the job's payload on stdin, as the exact JSON it was published with (as with
+# `intent-bus listen --exec`), and INTENT_ID, INTENT_GOAL and INTENT_ATTEMPT in its
+# environment. Exit 0 fulfils the
 # job with the command's stdout (a text result; RESULT_TYPE=json sends stdout as JSON);
 # any other exit fails it with the exit code and the end of stderr, and the bus retries
 # it or, after its last attempt, makes it a dead letter.
@@ -158,7 +159,10 @@ run_job() {
   fi
   log "job $id (attempt ${attempt:-?})"
 
-  printf '%s' "$ANSWER" >"$TMP/job"
+  # The bus sends the payload last, as published: everything after the first "payload":
+  # key (a quote inside a string before it is escaped, \", so cannot end such a key).
+  local payload=${ANSWER#*\"payload\":}
+  printf '%s' "${payload%\}}" >"$TMP/job"
   INTENT_ID=$id INTENT_GOAL=$GOAL INTENT_ATTEMPT=${attempt:-1} \
     sh -c "$COMMAND" <"$TMP/job" >"$TMP/out" 2>"$TMP/err" &
   pid=$!

@@ -79,7 +79,7 @@ describe('examples/termux-worker.sh', () => {
     const w = termux({
       GOAL: goal,
       MAX_JOBS: '3',
-      // The job arrives on stdin as the bus sent it; the ids in the environment.
+      // The payload arrives on stdin; the ids in the environment.
       JOB_COMMAND: `printf 'job %s attempt %s: ' "$INTENT_ID" "$INTENT_ATTEMPT"; sed -n 's/.*"n":\\([0-9]*\\).*/n=\\1/p'`,
     });
     const end = await settle(w, 10_000);
@@ -116,6 +116,19 @@ describe('examples/termux-worker.sh', () => {
         result: 'say "hi" \\ back\ttab\nline 2 é ✓ {not json',
       });
     }
+  });
+
+  it('hands the command the payload exactly as published, not the claim around it', async () => {
+    const text = '{"n":12345678901234567890,"claim_token":"x","s":"a}b \\"payload\\":"}';
+    const r = await bus.api('POST', '/intent', {
+      key: testerKey,
+      raw: `{"goal":"termux-exact","payload":${text}}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(r.status, r.text).toBe(201);
+    const w = termux({ GOAL: 'termux-exact', MAX_JOBS: '1', JOB_COMMAND: 'cat' });
+    expect((await settle(w)).code).toBe(0);
+    expect((await result(r.json.id as string)).result).toBe(text);
   });
 
   it('fails a job with the exit code and the end of stderr; RESULT_TYPE=json sends JSON', async () => {

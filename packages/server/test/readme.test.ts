@@ -48,9 +48,24 @@ describe('README examples', () => {
     expect(out).toContain('"goal":"run_backup"');
     expect(out).toContain('{"value":{"percent":81}}');
     expect(out).toContain('"api_key":"tk_');
-    // /fail after the fulfil is refused: the token is no longer live.
-    expect(out).toContain('"code":"not_found"');
-    expect(out).not.toContain('internal_error');
+    // The backup job's failure is taken: it goes back to open for a retry.
+    expect(out).toContain('"status":"open"');
+    expect(out).not.toContain('"error":{');
+  });
+
+  it('parses an empty claim (204) without a stack trace', () => {
+    const block = shellBlocks.find((b) => b.includes('CLAIM=$(curl'))!;
+    const lines = block.split('\n').filter((l) => /^(ID|TOKEN)=/.test(l));
+    expect(lines).toHaveLength(2);
+    const r = spawnSync(
+      'bash',
+      ['-c', `set -e\nCLAIM=""\n${lines.join('\n')}\necho "[$ID][$TOKEN]"`],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('[][]');
   });
 
   it('runs the two-terminal story: a listen --exec worker, a publish --wait', async () => {
