@@ -73,6 +73,7 @@ const EXERCISED: Record<string, string[]> = {
     '--log-level',
     '--help',
     '-h',
+    '--version',
   ],
   publish: [
     '-n',
@@ -1126,6 +1127,27 @@ describe('serve', () => {
     const untrusted = await cli(['listen', 'over-tls', '--once'], { env: e });
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/certificate/);
+  });
+
+  it('--help gives every flag its variable, meaning and default, --db first; --version prints it', async () => {
+    const help = await cli(['serve', '--help']);
+    expect(help.code).toBe(0);
+    const lines = help.stdout.split('\n');
+    const flagLines = lines.filter((l) => /^ {2}--/.test(l));
+    expect(flagLines.length).toBeGreaterThan(20);
+    for (const l of flagLines) {
+      expect(l, 'names its variable').toMatch(/ {2,}[A-Z_]+(, [A-Z_]+)*$/);
+      const meaning = lines[lines.indexOf(l) + 1]!;
+      expect(meaning, l).toMatch(/^ {6}\S.*\. Default: \S/);
+    }
+    // --db is the flag (as the README writes it); --db-path is its alias, not a line of its own.
+    expect(help.stdout).toMatch(/^ {2}--db PATH \(or --db-path\) +BUS_DB_PATH$/m);
+    expect(help.stdout).toMatch(/Default: \.\/intent-bus-data\/bus\.db$/m);
+    expect(help.stdout).toMatch(/^ {2}--port N +BUS_PORT, PORT\n.*Default: 8080$/m);
+    expect(flagLines.filter((l) => l.startsWith('  --db-path'))).toEqual([]);
+    const version = await cli(['serve', '--version']);
+    expect(version.code, version.stderr).toBe(0);
+    expect(version.stdout).toBe('0.1.0\n');
   });
 
   it('refuses a bad value of every setting flag with exit 2, naming it', async () => {

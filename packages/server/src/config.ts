@@ -114,13 +114,78 @@ export type Config = {
 export const flagName = (env: string): string =>
   env.replace(/^BUS_/, '').toLowerCase().replace(/_/g, '-');
 
+/**
+ * What `serve --help` says of each setting: the value's placeholder, its meaning and, when
+ * the default is not a plain value, what happens without it (the README's table agrees).
+ */
+const HELP: Record<string, [value: string, meaning: string, unset?: string]> = {
+  BUS_SECRET: ['KEY', 'the main API key (X-API-KEY)', 'generated into secrets.json on first run'],
+  BUS_ADMIN_SECRET: [
+    'TOKEN',
+    'the admin token (X-Admin-Token) of /admin/*',
+    'generated into secrets.json on first run',
+  ],
+  DASHBOARD_PASSWORD: [
+    'PASSWORD',
+    'the dashboard login, user "admin"',
+    'generated into secrets.json on first run',
+  ],
+  BUS_METRICS_TOKEN: [
+    'TOKEN',
+    'bearer token for GET /metrics (admin credentials work too)',
+    'unset',
+  ],
+  BUS_HOST: ['HOST', 'address to listen on (0.0.0.0: every interface)'],
+  BUS_PORT: ['N', 'port to listen on (0: any free port)'],
+  BUS_DB_PATH: ['PATH', 'the SQLite file (secrets.json is kept in its folder)'],
+  BUS_DATABASE_URL: ['URL', 'postgres://…: PostgreSQL instead of SQLite', 'unset (SQLite)'],
+  BUS_DATABASE_SCHEMA: ['SCHEMA', "PostgreSQL schema of the bus's tables", 'unset'],
+  BUS_REQUIRE_SIGNATURES: ['true|false', 'refuse unsigned client requests (HMAC)'],
+  BUS_TRUST_PROXY: [
+    'true|false',
+    'take the client address and scheme from X-Forwarded-* (one hop)',
+  ],
+  BUS_ENFORCE_HTTPS: ['true|false', 'refuse plain HTTP from non-loopback clients'],
+  BUS_TLS_CERT: ['FILE', 'PEM certificate: serve HTTPS (with BUS_TLS_KEY)', 'unset (HTTP)'],
+  BUS_TLS_KEY: ['FILE', 'PEM private key of BUS_TLS_CERT', 'unset (HTTP)'],
+  BUS_MAINTENANCE_MODE: ['true|false', '503 maintenance for everything but admin and health'],
+  BUS_CLAIM_TIMEOUT_SECONDS: ['S', 'lease length of a claim'],
+  BUS_MAX_BODY_BYTES: ['N', 'request body limit (8192: strict 2.1)'],
+  BUS_RATE_LIMIT_PER_MINUTE: ['N', 'requests per tester key per minute (main key exempt)'],
+  BUS_MAX_OPEN_PER_KEY: ['N', 'open and claimed intents per tester key (main key exempt)'],
+  BUS_CLEANUP_INTERVAL_SECONDS: ['S', 'period of the cleanup pass'],
+  BUS_MAX_WAITERS_PER_KEY: ['N', 'long polls one tester key may hold open'],
+  BUS_MAX_WAITERS: ['N', 'long polls the node holds open'],
+  BUS_RETENTION_SECONDS: ['S', 'how long fulfilled and dead intents are kept'],
+  BUS_LOG_LEVEL: ['LEVEL', 'JSON logs on stdout: fatal, error, warn, info, debug, trace, silent'],
+};
+
+export interface ServeFlag {
+  flag: string;
+  env: string;
+  aliases: string[];
+  /** Every variable that sets it, the first wins (`BUS_PORT`, `PORT`). */
+  envs: string[];
+  value: string;
+  meaning: string;
+  /** The default as people read it. */
+  default: string;
+}
+
 /** Every flag `serve` accepts, for the CLI's argument parser and its help. */
-export function serveFlags(): Array<{ flag: string; env: string; aliases: string[] }> {
-  return SETTINGS.map((s: Setting<SettingKey>) => ({
-    flag: flagName(s.env),
-    env: s.env,
-    aliases: [...(s.flagAliases ?? [])],
-  }));
+export function serveFlags(): ServeFlag[] {
+  return SETTINGS.map((s: Setting<SettingKey>) => {
+    const [value, meaning, unset] = HELP[s.env] ?? ['VALUE', ''];
+    return {
+      flag: flagName(s.env),
+      env: s.env,
+      aliases: [...(s.flagAliases ?? [])],
+      envs: [s.env, ...(s.aliases ?? [])],
+      value,
+      meaning,
+      default: unset ?? String(s.default),
+    };
+  });
 }
 
 function parse(s: Setting<SettingKey>, raw: string, source: string): string | number | boolean {

@@ -12,10 +12,16 @@ import { VERSION } from './version.js';
 import { startBus } from './server.js';
 
 const USAGE = `Usage: intent-bus serve [--port N] [--host H] [--db PATH] [--<setting> VALUE ...]
+       intent-bus serve --version
 
-Every setting is an environment variable and a flag:
+Every setting is a flag and an environment variable (the flag wins):
 ${serveFlags()
-  .map((f) => `  --${f.flag.padEnd(26)} ${f.env}`)
+  .map((f) => {
+    // An alias (--db) is the short name the README uses: it comes first.
+    const [name, ...others] = [...f.aliases, f.flag].map((n) => `--${n}`);
+    const head = `  ${name} ${f.value}${others.length > 0 ? ` (or ${others.join(', ')})` : ''}`;
+    return `${head.padEnd(38)} ${f.envs.join(', ')}\n      ${f.meaning}. Default: ${f.default}`;
+  })
   .join('\n')}
 `;
 
@@ -27,7 +33,10 @@ function fail(message: string, code: number): never {
 /** Runs the bus until SIGTERM or SIGINT; `argv` are the flags after `serve`. */
 export async function runServe(argv: string[]): Promise<void> {
   const args = argv[0] === 'serve' ? argv.slice(1) : argv;
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    help: { type: 'boolean' },
+    version: { type: 'boolean' },
+  };
   for (const f of serveFlags()) {
     options[f.flag] = { type: 'string' };
     for (const a of f.aliases) options[a] = { type: 'string' };
@@ -38,9 +47,13 @@ export async function runServe(argv: string[]): Promise<void> {
   } catch (err) {
     fail(`${(err as Error).message}\n\n${USAGE}`, 2);
   }
-  const { help, ...settings } = flags;
+  const { help, version, ...settings } = flags;
   if (help) {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (version) {
+    process.stdout.write(`${VERSION}\n`);
     return;
   }
   const logger = pino(
