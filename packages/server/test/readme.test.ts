@@ -4,11 +4,12 @@
  * ./intent-bus-data), with only the address changed to an ephemeral port.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeApi } from './helpers.js';
 import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -66,6 +67,60 @@ describe('README examples', () => {
     );
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('[][]');
+  });
+
+  it('compiles its TypeScript example against the SDK and runs it as a worker', async () => {
+    const blocks = [...README.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(1);
+    // Inside the repository, so that '@intent-bus/sdk' resolves as in a clone.
+    const dir = join(ROOT, 'test-artifacts', `readme-ts-${process.pid}`);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{"type": "module"}\n');
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        extends: '../../tsconfig.base.json',
+        compilerOptions: {
+          composite: false,
+          declaration: false,
+          declarationMap: false,
+          sourceMap: false,
+          outDir: 'dist',
+          rootDir: '.',
+        },
+        include: ['*.ts'],
+      }),
+    );
+    writeFileSync(
+      join(dir, 'worker.ts'),
+      blocks[0]!.replaceAll('http://127.0.0.1:8080', server.url),
+    );
+    const tsc = spawnSync('npx', ['tsc', '-p', dir], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
+    const key = JSON.parse(readFileSync(join(cwd, 'intent-bus-data', 'secrets.json'), 'utf8'))
+      .BUS_SECRET as string;
+    const worker = spawn(process.execPath, [join(dir, 'dist', 'worker.js')], {
+      env: { ...process.env, INTENT_API_KEY: key },
+      stdio: 'ignore',
+    });
+    try {
+      const api = makeApi(server.url);
+      const published = await api('POST', '/intent', {
+        key,
+        body: { goal: 'resize', payload: { w: 640 } },
+      });
+      expect(published.status).toBe(201);
+      const done = await api('GET', `/result/${published.json.id}?wait=15`, { key });
+      expect(done.json).toMatchObject({ status: 'fulfilled', result: { resized: { w: 640 } } });
+    } finally {
+      worker.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs the two-terminal story: a listen --exec worker, a publish --wait', async () => {
