@@ -211,6 +211,11 @@ export interface Store {
   intentsDeleteFinished(before: number): Promise<{ fulfilled: number; dead: number }>;
   intentsPurge(namespace: string | null): Promise<{ intents: number; dead: number }>;
   deadList(limit: number, namespace: string | null): Promise<IntentRow[]>;
+  /**
+   * Deletes a dead intent (its dead letter), once an operator has dealt with it. False,
+   * deleting nothing, when there is no such intent or it is not dead.
+   */
+  deadDiscard(id: string): Promise<boolean>;
   /** Newest first, filtered, continuing after `cursor`. */
   intentsList(
     filter: IntentListFilter,

@@ -183,6 +183,30 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await s.intentRetry(id(), T0)).toBeNull();
     });
 
+    it('discards a dead intent, and only a dead one', async () => {
+      const s = await fresh();
+      const dead = await put(s, intent({ goal: 'dead' }));
+      const open = await put(s, intent({ goal: 'open' }));
+      const claimed = await put(s, intent({ goal: 'claimed' }));
+      const fulfilled = await put(s, intent({ goal: 'fulfilled' }));
+      await s.intentCancel(dead.id, T0);
+      await s.intentClaim(claimBy({ goal: 'claimed', token: 'tc' }));
+      await s.intentClaim(claimBy({ goal: 'fulfilled', token: 'tf' }));
+      const ref = { id: fulfilled.id, token: 'tf', keyId: 'kid_a', now: T0 };
+      await s.intentFulfill(ref, null, 'json');
+
+      expect(await s.deadDiscard(dead.id)).toBe(true);
+      expect(await s.intentGet(dead.id)).toBeNull();
+      expect(await s.deadList(10, null)).toEqual([]);
+      expect(await s.deadDiscard(dead.id)).toBe(false);
+      expect(await s.deadDiscard(id())).toBe(false);
+      // Nothing but a dead intent is discarded: the others stay as they were.
+      for (const r of [open, claimed, fulfilled]) {
+        expect(await s.deadDiscard(r.id)).toBe(false);
+        expect((await s.intentGet(r.id))?.status).toBe(r.goal);
+      }
+    });
+
     it('deletes finished intents past retention and purges by namespace', async () => {
       const s = await fresh();
       const a = await put(s, intent());

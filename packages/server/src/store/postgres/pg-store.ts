@@ -477,6 +477,10 @@ export class PgStore implements Store {
       : this.rows<IntentRow>(this.pool, q.deadListNamespace, [limit, namespace]);
   }
 
+  async deadDiscard(id: string): Promise<boolean> {
+    return (await this.run(this.pool, q.deadDiscard, [id])).rowCount === 1;
+  }
+
   async intentsList(
     filter: IntentListFilter,
     limit: number,

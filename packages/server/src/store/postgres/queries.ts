@@ -141,6 +141,9 @@ export const deadListNamespace = `SELECT ${INTENT_COLUMNS} FROM intents
 WHERE status = 'dead' AND completed_at IS NOT NULL AND namespace = $2
 ORDER BY completed_at DESC LIMIT $1`;
 
+// id. Only a dead intent: an open, claimed or fulfilled one stays.
+export const deadDiscard = `DELETE FROM intents WHERE id = $1 AND status = 'dead'`;
+
 // Admin listing, newest first. Each filter is optional (NULL matches all).
 // namespace goal status publisher workerId cursorAt cursorId limit
 export const intentsList = `SELECT ${INTENT_COLUMNS} FROM intents

@@ -127,6 +127,9 @@ export const deadListNamespace = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED 
 WHERE status = 'dead' AND completed_at IS NOT NULL AND namespace = @namespace
 ORDER BY completed_at DESC LIMIT @limit`;
 
+// @id. Only a dead intent: an open, claimed or fulfilled one stays.
+export const deadDiscard = `DELETE FROM intents WHERE id = @id AND status = 'dead'`;
+
 // Admin listing, newest first. Each filter is optional (NULL matches all).
 // @namespace @goal @status @publisher @workerId @cursorAt @cursorId @limit
 export const intentsList = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_created

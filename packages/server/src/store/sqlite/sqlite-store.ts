@@ -437,6 +437,10 @@ export class SqliteStore implements Store {
     );
   }
 
+  async deadDiscard(id: string): Promise<boolean> {
+    return this.write(() => this.stmt(q.deadDiscard).run({ id }).changes === 1);
+  }
+
   async intentsList(
     filter: IntentListFilter,
     limit: number,
