@@ -1,4 +1,4 @@
-/** The admin API of PROTOCOL.md §6 (dashboard, intents list and stats come later). */
+/** The admin API of PROTOCOL.md §6 (the dashboard's files are routes/dashboard.ts). */
 import type { FastifyInstance } from 'fastify';
 import { schemas, type IntentStatus } from '@intent-bus/protocol';
 import type { IntentRow, ListCursor } from '../../store/store.js';
@@ -160,5 +160,16 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
     if (!row || row.status !== 'dead') throw notFound('Dead letter not found');
     const text = withRawMembers({ ...deadLetter(row), error: row.error }, { payload: row.payload });
     return reply.type(JSON_TYPE).send(text);
+  });
+
+  // Discards a dead letter the operator has dealt with: the dead intent's row goes, so it
+  // leaves /admin/dead, /admin/intents and /status. Nothing waits on a dead intent (it is
+  // finished), so there is no one to tell. Only dead ones: a live intent is cancelled first.
+  app.delete('/admin/dead/:intent_id', async (req) => {
+    const id = intentIdParam(req, 'intent_id');
+    if (await store.deadDiscard(id)) return { ok: true, id, discarded: true };
+    const row = await store.intentGet(id);
+    if (!row) throw notFound('Dead letter not found');
+    throw notFound(`The intent is ${row.status}, not a dead letter: only those are discarded`);
   });
 }
