@@ -21,8 +21,8 @@ import type { ClaimableEvent, NodeWake, WakeBus } from './hub.js';
 
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD_BYTES = 7500;
-/** NOTIFYs sent and not yet answered; past it, events wait in the queue. */
-const MAX_IN_FLIGHT = 32;
+/** NOTIFY payloads sent in one statement; the rest wait for the next one. */
+const MAX_PAYLOADS_PER_SEND = 32;
 /** Events queued past it are dropped and replaced by one resync message. */
 const MAX_QUEUED = 10_000;
 const RECONNECT_MIN_MS = 100;
@@ -63,7 +63,8 @@ export class PgWakeRelay implements WakeBus {
   private queue: string[] = [];
   private resyncQueued = false;
   private flushScheduled = false;
-  private inFlight = 0;
+  /** A NOTIFY statement is on its way: the next waits for its answer. */
+  private sending = false;
   private reconnectMs = RECONNECT_MIN_MS;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private everConnected = false;
@@ -138,12 +139,21 @@ export class PgWakeRelay implements WakeBus {
     });
   }
 
-  /** Packs the queue into NOTIFY payloads and sends them, a bounded number at a time. */
+  /**
+   * Packs the queue into NOTIFY payloads and sends up to MAX_PAYLOADS_PER_SEND of them in
+   * one statement. One statement at a time: a pg client queues the queries it is given
+   * while one runs, which pg 8 warns about and pg 9 will refuse; the queue here is ours.
+   */
   private flush(): void {
     const client = this.client;
     if (!client) return; // sent as a resync once connected again
-    while (this.inFlight < MAX_IN_FLIGHT && (this.resyncQueued || this.queue.length > 0)) {
-      const head = `{"n":"${this.node}","e":[`;
+    if (this.sending || !(this.resyncQueued || this.queue.length > 0)) return;
+    const payloads: string[] = [];
+    const head = `{"n":"${this.node}","e":[`;
+    while (
+      payloads.length < MAX_PAYLOADS_PER_SEND &&
+      (this.resyncQueued || this.queue.length > 0)
+    ) {
       let body = '';
       if (this.resyncQueued) {
         body = JSON.stringify(['r'] satisfies WireEvent);
@@ -159,21 +169,23 @@ export class PgWakeRelay implements WakeBus {
         bytes += next;
       }
       this.queue.splice(0, taken);
-      this.inFlight++;
-      client
-        .query('SELECT pg_notify($1, $2)', [this.channel, `${head}${body}]}`])
-        .catch((err: unknown) => {
-          // What was in it is lost: the other nodes re-read the store instead (a broken
-          // connection is also reported by its 'error' event, which reconnects).
-          if (this.closed) return;
-          this.resyncQueued = true;
-          this.o.log.warn({ err: { message: (err as Error).message } }, 'wake relay: send failed');
-        })
-        .finally(() => {
-          this.inFlight--;
-          if (this.queue.length > 0 || this.resyncQueued) this.scheduleFlush();
-        });
+      payloads.push(`${head}${body}]}`);
     }
+    const calls = payloads.map((_, i) => `pg_notify($1, $${i + 2})`).join(', ');
+    this.sending = true;
+    client
+      .query(`SELECT ${calls}`, [this.channel, ...payloads])
+      .catch((err: unknown) => {
+        // What was in it is lost: the other nodes re-read the store instead (a broken
+        // connection is also reported by its 'error' event, which reconnects).
+        if (this.closed) return;
+        this.resyncQueued = true;
+        this.o.log.warn({ err: { message: (err as Error).message } }, 'wake relay: send failed');
+      })
+      .finally(() => {
+        this.sending = false;
+        if (this.queue.length > 0 || this.resyncQueued) this.scheduleFlush();
+      });
   }
 
   private receive(payload: string | undefined): void {
@@ -237,6 +249,7 @@ export class PgWakeRelay implements WakeBus {
       return;
     }
     this.client = client;
+    this.sending = false; // a statement on the lost connection is not waited for
     this.reconnectMs = RECONNECT_MIN_MS;
     if (this.everConnected) {
       // What was announced while this node was deaf, it learns from the store; what it
