@@ -8,7 +8,7 @@ import type { Clock } from './core/clock.js';
 import type { BusMetrics } from './metrics.js';
 import type { IntentRow } from './store/store.js';
 import { announce } from './wake/announce.js';
-import type { WakeBus } from './wake/hub.js';
+import type { WakeBus } from './wake/announce.js';
 
 const MINUTES_KEPT = 60;
 

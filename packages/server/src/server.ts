@@ -15,13 +15,13 @@ import { Housekeeper } from './housekeeping/housekeeper.js';
 import { buildApp } from './http/app.js';
 import { Authenticator } from './http/auth.js';
 import type { BusContext } from './http/context.js';
-import { PgStore } from './store/postgres/pg-store.js';
 import { claimDbFile } from './store/sqlite/db-file.js';
-import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import { openStore } from './store/open.js';
 import { StoreHealth } from './store/health.js';
 import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
-import { WaiterHub, type NodeWake } from './wake/hub.js';
+import type { NodeWake } from './wake/announce.js';
+import { WaiterHub } from './wake/hub.js';
 import { PgWakeRelay } from './wake/pg-relay.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
@@ -48,21 +48,6 @@ export interface Bus {
   /** http://host:port once listening. */
   url: string;
   close(): Promise<void>;
-}
-
-export function openStore(config: Config): Store {
-  // The pool connects on first use: an unreachable database is reported by migrate().
-  if (config.databaseUrl != null) {
-    return new PgStore({
-      connectionString: config.databaseUrl,
-      ...(config.databaseSchema != null && { schema: config.databaseSchema }),
-    });
-  }
-  try {
-    return new SqliteStore({ path: config.dbPath });
-  } catch (err) {
-    throw new ConfigError('BUS_DB_PATH', `cannot open ${config.dbPath}: ${(err as Error).message}`);
-  }
 }
 
 function readTls(config: Config): { cert: Buffer; key: Buffer } | null {

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { randomHex128 } from './ids.js';
 import type { ClaimFilter } from '../core/routing.js';
 import type { IntentRow } from '../store/store.js';
-import type { ClaimableEvent } from '../wake/hub.js';
+import type { ClaimableEvent } from '../wake/announce.js';
 import { unauthorized, type Principal } from './auth.js';
 import type { BusContext, ClientPresence } from './context.js';
 

@@ -1,5 +1,30 @@
+/**
+ * What waiting requests are told: the events, the two interfaces that carry them (WakeBus
+ * for whoever announces, NodeWake for a node that also resynchronises), and what a row's
+ * new state announces.
+ */
+import type { RoutingAttrs } from '../core/routing.js';
 import type { IntentRow } from '../store/store.js';
-import type { ClaimableEvent, WakeBus } from './hub.js';
+
+export interface ClaimableEvent extends RoutingAttrs {
+  id: string;
+}
+
+/** How the rest of the server announces changes. */
+export interface WakeBus {
+  /** The intent can be claimed from time `at` (ms) on. */
+  claimable(event: ClaimableEvent, at: number): void;
+  /** The intent reached fulfilled or dead. */
+  finished(id: string): void;
+  /** The API key was revoked: its waiting requests end (401) and it is looked up again. */
+  keyRevoked(keyId: string): void;
+}
+
+/** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */
+export interface NodeWake extends WakeBus {
+  /** Announcements may have been missed: everything waiting re-reads the store. */
+  resync(): void;
+}
 
 export const claimableEvent = (row: IntentRow): ClaimableEvent => ({
   id: row.id,

@@ -5,7 +5,7 @@
  * horizon comes due (and on start). So nothing is lost however many intents wait.
  */
 import type { Clock } from '../core/clock.js';
-import type { ClaimableEvent } from './hub.js';
+import type { ClaimableEvent } from './announce.js';
 import { MinHeap } from './min-heap.js';
 
 export interface DueEntry {

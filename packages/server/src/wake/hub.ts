@@ -8,28 +8,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../core/clock.js';
-import { matchesClaim, type ClaimFilter, type RoutingAttrs } from '../core/routing.js';
+import { matchesClaim, type ClaimFilter } from '../core/routing.js';
+import type { ClaimableEvent, NodeWake } from './announce.js';
 import { DueSchedule, type LoadDue } from './due-schedule.js';
-
-export interface ClaimableEvent extends RoutingAttrs {
-  id: string;
-}
-
-/** How the rest of the server announces changes. */
-export interface WakeBus {
-  /** The intent can be claimed from time `at` (ms) on. */
-  claimable(event: ClaimableEvent, at: number): void;
-  /** The intent reached fulfilled or dead. */
-  finished(id: string): void;
-  /** The API key was revoked: its waiting requests end (401) and it is looked up again. */
-  keyRevoked(keyId: string): void;
-}
-
-/** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */
-export interface NodeWake extends WakeBus {
-  /** Announcements may have been missed: everything waiting re-reads the store. */
-  resync(): void;
-}
 
 export type WaitOutcome =
   | { kind: 'woken'; event: ClaimableEvent | null }

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import pg from 'pg';
 import type { Visibility } from '@intent-bus/protocol';
-import type { ClaimableEvent, NodeWake, WakeBus } from './hub.js';
+import type { ClaimableEvent, NodeWake, WakeBus } from './announce.js';
 
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD_BYTES = 7500;

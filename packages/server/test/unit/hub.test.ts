@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { ClaimFilter } from '../../src/core/routing.js';
-import { WaiterHub, type ClaimableEvent } from '../../src/wake/hub.js';
+import type { ClaimableEvent } from '../../src/wake/announce.js';
+import { WaiterHub } from '../../src/wake/hub.js';
 import { MinHeap } from '../../src/wake/min-heap.js';
 import { DueSchedule } from '../../src/wake/due-schedule.js';
 import fc from 'fast-check';

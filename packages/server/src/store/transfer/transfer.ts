@@ -45,7 +45,7 @@ import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import type { Config } from '../../config.js';
-import { openStore } from '../../server.js';
+import { openStore } from '../open.js';
 import {
   TransferFormatError,
   countsProblem,
