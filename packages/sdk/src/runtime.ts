@@ -48,6 +48,11 @@ export interface WorkerRuntimeOptions {
 export interface ListenOptions {
   goal?: string;
   namespace?: string;
+  /**
+   * Claim only intents of this publisher (a key id; your own, or any with the main key).
+   * Without it a claim takes public intents and the key's own private ones only.
+   */
+  publisher?: string;
   handler: Handler;
   /** Stops the runtime when aborted. */
   signal?: AbortSignal;
@@ -94,12 +99,17 @@ export class WorkerRuntime {
     const stopping = new AbortController(); // stop claiming
     const hardStop = new AbortController(); // abort handlers after the grace period
     const summary: ListenSummary = { claimed: 0, fulfilled: 0, failed: 0, leaseLost: 0 };
-    const stop = (): void => {
+    const halt = (): void => {
       if (stopping.signal.aborted) return;
-      this.log.info('stopping: no new claims, letting jobs in flight finish');
       stopping.abort();
       const grace = setTimeout(() => hardStop.abort(), o.graceMs ?? 30_000);
       (grace as { unref?: () => void }).unref?.();
+    };
+    // Said only for a stop from outside: the end of a `once` or an error is no interruption.
+    const stop = (): void => {
+      if (!stopping.signal.aborted)
+        this.log.info('stopping: no new claims, letting jobs in flight finish');
+      halt();
     };
     o.signal?.addEventListener('abort', stop, { once: true });
     if (o.signal?.aborted) stop();
@@ -118,6 +128,7 @@ export class WorkerRuntime {
           const out = await this.client.claimOutcome({
             goal: o.goal,
             namespace: o.namespace,
+            publisher: o.publisher,
             workerId: this.options.workerId,
             capabilities: this.options.capabilities,
             waitSeconds: Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25)),
@@ -126,7 +137,7 @@ export class WorkerRuntime {
           failures = 0;
           job = out.intent;
           if (!job) {
-            if (o.once) return stop();
+            if (o.once) return halt();
             await sleep(out.retryAfterSeconds * 1000, stopping.signal);
             continue;
           }
@@ -164,7 +175,7 @@ export class WorkerRuntime {
         proc!.off('SIGTERM', stop);
       }
       o.signal?.removeEventListener('abort', stop);
-      stop();
+      halt();
     }
     return summary;
   }

@@ -380,6 +380,47 @@ describe('WorkerRuntime on a real bus', () => {
     expect(await statusOf(c, id)).toBe('open');
   });
 
+  it("publisher: a main-key worker takes a tester key's private job only when it names that key", async () => {
+    const goal = uniqueGoal('rt_publisher');
+    const k = await c.admin.generateKey('rt-publisher');
+    const tester = clientOf(t, { apiKey: k.api_key });
+    const { id } = await tester.publish(goal, { from: 'tester' });
+    const rt = new WorkerRuntime({ client: c });
+    const run = (publisher?: string): Promise<ListenSummary> =>
+      rt.listen({ goal, publisher, once: true, handleSignals: false, handler: () => 'seen' });
+    // The ownership rule: without the filter, the main key sees public jobs and its own.
+    expect((await run()).claimed).toBe(0);
+    expect(await run(k.key_id)).toMatchObject({ claimed: 1, fulfilled: 1 });
+    expect(await statusOf(c, id)).toBe('fulfilled');
+  });
+
+  it('the end of a once, or an error, is no interruption: "stopping" is never logged', async () => {
+    const { logger, lines } = recordingLogger();
+    const empty = new WorkerRuntime({ client: c, logger });
+    await empty.listen({
+      goal: uniqueGoal('rt_quiet'),
+      once: true,
+      handleSignals: false,
+      handler: () => 'no',
+    });
+    const down = new WorkerRuntime({
+      client: clientOf(t, { baseUrl: `http://127.0.0.1:${await freePort()}`, retries: 0 }),
+      logger,
+    });
+    await expect(
+      down.listen({ goal: 'x', once: true, handleSignals: false, handler: () => 'no' }),
+    ).rejects.toMatchObject({ name: 'NetworkError' });
+    expect(lines).toEqual([]);
+    // A stop from outside still says so.
+    const stopped = new WorkerRuntime({ client: c, logger });
+    const { stop, done } = start(stopped, { goal: uniqueGoal('rt_quiet'), handler: () => 'no' });
+    stop();
+    await done;
+    expect(lines.map((l) => l.message)).toEqual([
+      'stopping: no new claims, letting jobs in flight finish',
+    ]);
+  });
+
   it('an auth failure is a configuration problem: listen() rejects with it', async () => {
     const rt = new WorkerRuntime({
       client: clientOf(t, { apiKey: `tk_${'0'.repeat(32)}` }),
