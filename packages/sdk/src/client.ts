@@ -89,7 +89,7 @@ export interface AdminIntent extends ResultObject {
 }
 
 interface RequestSpec {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   path: string;
   query?: Record<string, string | number | undefined>;
   body?: unknown;
@@ -418,7 +418,7 @@ export class IntentClient {
 export class AdminApi {
   constructor(private readonly client: IntentClient) {}
 
-  private call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     return this.client
       .request({ method, path, body, auth: 'admin', retry: method === 'GET' })
       .then((a) => a.body as T);
@@ -463,5 +463,12 @@ export class AdminApi {
   }
   deadLetter(id: string): Promise<DeadLetter & { payload: unknown; error: string | null }> {
     return this.call('GET', `/admin/dead/${encodeURIComponent(id)}`);
+  }
+  /**
+   * Deletes a dead letter for good (its intent and payload); NotFoundError when the id is
+   * not a dead letter. Not retried: a second try after a lost answer would say not found.
+   */
+  discardDead(id: string): Promise<{ ok: true; id: string; discarded: true }> {
+    return this.call('DELETE', `/admin/dead/${encodeURIComponent(id)}`);
   }
 }

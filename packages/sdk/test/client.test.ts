@@ -22,7 +22,13 @@ import {
   signature,
   signedHeaders,
 } from '../src/index.js';
-import { resolveApiKey } from '../src/node.js';
+import {
+  isLoopbackUrl,
+  localBusSecret,
+  localSecretsFile,
+  resolveAdminToken,
+  resolveApiKey,
+} from '../src/node.js';
 import { VECTORS } from '../../protocol/test/vectors.js';
 import {
   ADMIN_TOKEN,
@@ -535,6 +541,16 @@ describe('IntentClient against a real bus', () => {
       expect(one).toHaveLength(1);
       const everywhere = (await c.admin.deadLetters()).map((d) => d.intent_id);
       expect(everywhere).toEqual(expect.arrayContaining([...ids, other.id]));
+    });
+
+    it('discardDead deletes a dead letter; NotFoundError for one that is not dead', async () => {
+      const goal = uniqueGoal('admin_discard');
+      const { id } = await c.publish(goal, {});
+      expect(await caught(c.admin.discardDead(id))).toBeInstanceOf(NotFoundError); // still open
+      await c.admin.cancel(id);
+      expect(await c.admin.discardDead(id)).toEqual({ ok: true, id, discarded: true });
+      expect(await caught(c.admin.deadLetter(id))).toBeInstanceOf(NotFoundError);
+      expect(await caught(c.admin.discardDead(id))).toBeInstanceOf(NotFoundError);
     });
 
     it('purge deletes one namespace', async () => {
@@ -1085,5 +1101,80 @@ describe('resolveApiKey (Node)', () => {
     expect(resolveApiKey(undefined, h)).toBeNull();
     writeFileSync(join(h, '.apikey'), '\n', { mode: 0o600 });
     expect(resolveApiKey(undefined, h)).toBeNull();
+  });
+});
+
+describe('resolveAdminToken and the secrets of a bus on this machine (Node)', () => {
+  const names = ['INTENT_ADMIN_TOKEN', 'BUS_ADMIN_SECRET', 'BUS_DB_PATH'] as const;
+  const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+  const dirs: string[] = [];
+  const fresh = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'sdk-admin-'));
+    dirs.push(d);
+    return d;
+  };
+  afterEach(() => {
+    for (const n of names) {
+      if (saved[n] === undefined) delete process.env[n];
+      else process.env[n] = saved[n];
+    }
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('prefers the option, then INTENT_ADMIN_TOKEN, BUS_ADMIN_SECRET, ~/.admintoken', () => {
+    const h = fresh();
+    const file = join(h, '.admintoken');
+    writeFileSync(file, 'from_file\n');
+    chmodSync(file, 0o600);
+    process.env.INTENT_ADMIN_TOKEN = 'from_intent_env';
+    process.env.BUS_ADMIN_SECRET = 'from_bus_env';
+    expect(resolveAdminToken('opt', h)).toEqual({ adminToken: 'opt', source: 'option' });
+    expect(resolveAdminToken(undefined, h)).toEqual({
+      adminToken: 'from_intent_env',
+      source: 'INTENT_ADMIN_TOKEN',
+    });
+    delete process.env.INTENT_ADMIN_TOKEN;
+    expect(resolveAdminToken(undefined, h)?.source).toBe('BUS_ADMIN_SECRET');
+    delete process.env.BUS_ADMIN_SECRET;
+    expect(resolveAdminToken(undefined, h)).toEqual({
+      adminToken: 'from_file',
+      source: '~/.admintoken',
+    });
+    chmodSync(file, 0o644);
+    expect(resolveAdminToken(undefined, h)?.warning).toMatch(/mode 644.*chmod 600/);
+    rmSync(file);
+    expect(resolveAdminToken(undefined, h)).toBeNull();
+  });
+
+  it('isLoopbackUrl: localhost, 127.0.0.0/8 and [::1] only', () => {
+    for (const u of [
+      'http://localhost:8080',
+      'https://127.0.0.1',
+      'http://127.9.0.3:1',
+      'http://[::1]:8080',
+    ])
+      expect(isLoopbackUrl(u), u).toBe(true);
+    for (const u of [
+      'http://10.0.0.2:8080',
+      'http://bus.example',
+      'http://127.0.0.1.nip.io',
+      'nonsense',
+    ])
+      expect(isLoopbackUrl(u), u).toBe(false);
+  });
+
+  it('localBusSecret reads secrets.json beside BUS_DB_PATH (or the given database)', () => {
+    const d = fresh();
+    writeFileSync(
+      join(d, 'secrets.json'),
+      JSON.stringify({ BUS_SECRET: 'ib_main', BUS_ADMIN_SECRET: '' }),
+    );
+    process.env.BUS_DB_PATH = join(d, 'bus.db');
+    expect(localSecretsFile()).toBe(join(d, 'secrets.json'));
+    expect(localBusSecret('BUS_SECRET')).toBe('ib_main');
+    expect(localBusSecret('BUS_ADMIN_SECRET')).toBeNull(); // empty is none
+    delete process.env.BUS_DB_PATH;
+    expect(localSecretsFile()).toBe(join(process.cwd(), 'intent-bus-data', 'secrets.json'));
+    expect(localBusSecret('BUS_SECRET', localSecretsFile(join(fresh(), 'bus.db')))).toBeNull();
   });
 });
