@@ -1,15 +1,18 @@
 /** Dispatches `intent-bus COMMAND …` and turns every outcome into an exit code. */
 import { parseArgs } from 'node:util';
 import { admin } from './admin.js';
+import { AuthError, NetworkError } from '@intent-bus/sdk';
 import {
   GLOBAL_HELP,
   GLOBAL_OPTIONS,
+  busUrl,
   kv,
   makeContext,
   publish,
   result,
   status,
   type Command,
+  type Context,
 } from './commands.js';
 import { listen } from './listen.js';
 import { EXIT, Exit, UsageError, describeError, exitCodeOf } from './output.js';
@@ -63,6 +66,7 @@ export async function runCli(argv: string[]): Promise<number | 'serving'> {
     process.stderr.write(`intent-bus: unknown command "${name}"\n\n${MAIN_HELP}\n`);
     return EXIT.usage;
   }
+  let ctx: Context | undefined;
   try {
     const { values, positionals } = parseArgs({
       args: rest,
@@ -77,16 +81,25 @@ export async function runCli(argv: string[]): Promise<number | 'serving'> {
       process.stdout.write(helpOf(command));
       return EXIT.ok;
     }
-    await command.run(
-      makeContext(positionals, values as Record<string, string | boolean | undefined>),
-    );
+    ctx = makeContext(positionals, values as Record<string, string | boolean | undefined>);
+    await command.run(ctx);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof Exit) return err.code;
-    const code = err instanceof TypeError && 'code' in err ? EXIT.usage : exitCodeOf(err);
-    process.stderr.write(`intent-bus ${name}: ${describeError(err)}\n`);
-    if (code === EXIT.usage) process.stderr.write(`\n${helpOf(command)}`);
-    return code;
+    // parseArgs throws TypeErrors with a code (ERR_PARSE_ARGS_…): mistakes in the typing.
+    const typed = err instanceof UsageError || (err instanceof TypeError && 'code' in err);
+    // A network error comes from a client, so the URL was checked already.
+    let line = describeError(
+      err,
+      err instanceof NetworkError && ctx ? busUrl(ctx.values) : undefined,
+    );
+    if (err instanceof AuthError && err.status === 401 && ctx?.credential)
+      line += `; check ${ctx.credential}`;
+    process.stderr.write(`intent-bus ${name}: ${line}\n`);
+    // The usage only for a mistake in how the command was typed: for anything else it
+    // would bury the one line that says what to do.
+    if (typed) process.stderr.write(`\n${helpOf(command)}`);
+    return typed ? EXIT.usage : exitCodeOf(err);
   }
 }
 

@@ -4,8 +4,14 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import { IntentClient, type ResultObject, type StatusObject } from '@intent-bus/sdk';
-import { resolveApiKey } from '@intent-bus/sdk/node';
-import { makeOut, show, UsageError, Exit, EXIT, type Out } from './output.js';
+import {
+  isLoopbackUrl,
+  localBusSecret,
+  localSecretsFile,
+  resolveAdminToken,
+  resolveApiKey,
+} from '@intent-bus/sdk/node';
+import { makeOut, show, SettingError, UsageError, Exit, EXIT, type Out } from './output.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -23,6 +29,8 @@ export interface Context {
   out: Out;
   client(): IntentClient;
   adminClient(): IntentClient;
+  /** Where the credential sent came from ("the API key of ~/.apikey"), once one was. */
+  credential?: string;
 }
 
 /** Flags every client command takes. */
@@ -30,58 +38,165 @@ export const GLOBAL_OPTIONS: Options = {
   url: { type: 'string' },
   key: { type: 'string' },
   'admin-token': { type: 'string' },
+  db: { type: 'string' },
   json: { type: 'boolean' },
   'no-sign': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
 export const GLOBAL_HELP = `Common flags:
-  --url URL            the bus (INTENT_BUS_URL, default http://127.0.0.1:8080)
-  --key KEY            API key (else INTENT_API_KEY, else ~/.apikey)
-  --admin-token TOKEN  for admin commands (else INTENT_ADMIN_TOKEN, else BUS_ADMIN_SECRET)
+  --url URL            the bus (else INTENT_BUS_URL, else http://127.0.0.1:8080)
+  --key KEY            the API key; else INTENT_API_KEY, else ~/.apikey, else, when the
+                       bus is on this machine (localhost, 127.x.x.x, [::1]), the bus's
+                       own BUS_SECRET in its secrets.json
+  --admin-token TOKEN  the admin token of admin commands; else INTENT_ADMIN_TOKEN, else
+                       BUS_ADMIN_SECRET, else ~/.admintoken, else, when the bus is on this
+                       machine, BUS_ADMIN_SECRET in its secrets.json
+  --db PATH            where that secrets.json is: beside the bus's SQLite file (else
+                       BUS_DB_PATH, else ./intent-bus-data/bus.db, as serve has it)
   --json               print the protocol's JSON answer only
   --no-sign            send requests without the HMAC signature
   -h, --help           this help`;
+
+const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+/** The bus's URL; one without http:// or https:// is refused, naming where it was set. */
+export function busUrl(values: Record<string, string | boolean | undefined>): string {
+  const flag = values.url as string | undefined;
+  const fromEnv = process.env.INTENT_BUS_URL || undefined;
+  const url = flag ?? fromEnv ?? DEFAULT_URL;
+  let ok = false;
+  try {
+    ok = ['http:', 'https:'].includes(new URL(url).protocol);
+  } catch {
+    // not a URL at all, e.g. 127.0.0.1:8080
+  }
+  if (!ok) {
+    const setting = flag !== undefined ? '--url' : 'INTENT_BUS_URL';
+    const hostPort = url.replace(/^[a-z][\w+.-]*:\/\//i, '');
+    throw new SettingError(
+      `${setting}: "${url}" is not an http:// or https:// URL; write e.g. http://${hostPort}`,
+    );
+  }
+  return url;
+}
 
 export function makeContext(
   positionals: string[],
   values: Record<string, string | boolean | undefined>,
 ): Context {
   const out = makeOut(values.json === true);
-  const baseUrl =
-    (values.url as string | undefined) ?? process.env.INTENT_BUS_URL ?? 'http://127.0.0.1:8080';
   const sign = values['no-sign'] !== true;
   const userAgent = 'intent-bus-cli/0.1.0';
-  return {
+  /**
+   * A credential as found by the SDK (flag, environment, file in the home folder), else,
+   * for a bus on this machine, from the secrets.json `serve` wrote beside its database:
+   * whoever can read that file is the bus's operator already.
+   */
+  const credential = (
+    baseUrl: string,
+    found: { value: string; source: string; warning?: string } | null,
+    what: string,
+    secret: 'BUS_SECRET' | 'BUS_ADMIN_SECRET',
+    ask: string,
+  ): string => {
+    if (found?.warning) out.note(`warning: ${found.warning}`);
+    if (found) {
+      ctx.credential = `the ${what} of ${found.source}`;
+      return found.value;
+    }
+    const file = isLoopbackUrl(baseUrl)
+      ? localSecretsFile((values.db as string | undefined) || undefined)
+      : null;
+    const value = file ? localBusSecret(secret, file) : null;
+    if (!value) {
+      const local = file
+        ? `; or, for the bus on this machine, pass --db with its database (${file} has no ${secret})`
+        : '';
+      throw new Error(`no ${what}: ${ask}${local}`);
+    }
+    ctx.credential = `the ${secret} of ${file}`;
+    return value;
+  };
+  const ctx: Context = {
     positionals,
     values,
     out,
     client() {
+      const baseUrl = busUrl(values);
       const key = resolveApiKey(values.key as string | undefined);
-      if (!key)
-        throw new UsageError('no API key: pass --key, set INTENT_API_KEY or write it to ~/.apikey');
-      if (key.warning) out.note(`warning: ${key.warning}`);
-      return new IntentClient({ baseUrl, apiKey: key.apiKey, sign, userAgent });
+      const apiKey = credential(
+        baseUrl,
+        key && {
+          ...key,
+          value: key.apiKey,
+          source: key.source === 'option' ? '--key' : key.source,
+        },
+        'API key',
+        'BUS_SECRET',
+        'pass --key, set INTENT_API_KEY or write it to ~/.apikey',
+      );
+      return new IntentClient({ baseUrl, apiKey, sign, userAgent });
     },
     adminClient() {
-      const adminToken =
-        (values['admin-token'] as string | undefined) ??
-        process.env.INTENT_ADMIN_TOKEN ??
-        process.env.BUS_ADMIN_SECRET;
-      if (!adminToken) {
-        throw new UsageError('no admin token: pass --admin-token or set INTENT_ADMIN_TOKEN');
-      }
+      const baseUrl = busUrl(values);
+      const token = resolveAdminToken(values['admin-token'] as string | undefined);
+      const adminToken = credential(
+        baseUrl,
+        token && {
+          ...token,
+          value: token.adminToken,
+          source: token.source === 'option' ? '--admin-token' : token.source,
+        },
+        'admin token',
+        'BUS_ADMIN_SECRET',
+        'pass --admin-token, set INTENT_ADMIN_TOKEN or write it to ~/.admintoken',
+      );
       return new IntentClient({ baseUrl, adminToken, sign, userAgent });
     },
   };
+  return ctx;
 }
 
-/** Parses a JSON argument; a plain word is refused with a hint. */
+/** Where JSON.parse gave up: the length of the longest prefix some JSON text could start with. */
+function jsonErrorPosition(text: string): number {
+  // A prefix is fine when it parses, or when what is wrong is only that it ends too soon
+  // (V8 then says "end of JSON input", or names the position just past the prefix).
+  const fine = (n: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, n));
+      return true;
+    } catch (err) {
+      const m = (err as Error).message;
+      return /end of JSON input/.test(m) || new RegExp(`at position ${n}\\b`).test(m);
+    }
+  };
+  let [lo, hi] = [0, text.length]; // fine(lo) holds; find the last n where it does
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fine(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** Parses a JSON argument; a mistake names the argument and where in it JSON broke. */
 export function jsonArg(name: string, text: string): unknown {
   try {
     return JSON.parse(text);
-  } catch {
-    throw new UsageError(`${name} must be JSON, e.g. '{"path":"/data"}' or '"text"'`);
+  } catch (err) {
+    // V8 quotes the whole text ('Unexpected token }, "{"a":}" is not valid JSON') and often
+    // no position: keep its first words and say where.
+    const what = (err as Error).message
+      .replace(/,\s*"[\s\S]*" is not valid JSON$/, '')
+      .replace(/ in JSON at position \d+$/, '')
+      .replace(/ at position \d+$/, '');
+    const at = what.startsWith('Unexpected end') ? null : jsonErrorPosition(text);
+    // A bare word is most often meant as a string, whose quotes the shell took.
+    const hint = /^[a-z][\w .,:/-]{0,39}$/i.test(text) ? `; a string is written '"${text}"'` : '';
+    throw new UsageError(
+      `JSON argument ${name}: ${what}${at === null ? '' : ` at position ${at}`}${hint}`,
+    );
   }
 }
 
@@ -151,10 +266,11 @@ function printResult(ctx: Context, r: ResultObject): void {
 export const publish: Command = {
   name: 'publish',
   summary: 'publish a job, optionally waiting for its result',
-  usage: `intent-bus publish GOAL JSON [-n NS] [--priority N] [--delay S] [--public] [--target ID]
-                   [--capability C] [--max-attempts N] [--backoff-base S] [--ttl S]
-                   [--idempotency-key K] [--wait] [--wait-timeout S]
+  usage: `intent-bus publish GOAL PAYLOAD [-n NS] [--priority N] [--delay S] [--public]
+                   [--target ID] [--capability C] [--max-attempts N] [--backoff-base S]
+                   [--ttl S] [--idempotency-key K] [--wait] [--wait-timeout S]
 
+  PAYLOAD          the job's input as JSON: '{"path":"/data"}', '"text"', 42
   --wait           block until the job is fulfilled or dead and print its result
                    (exit 0 fulfilled, 1 dead, 3 still running after --wait-timeout)
   --wait-timeout   seconds --wait may last (default: no limit)`,
@@ -173,9 +289,9 @@ export const publish: Command = {
     'wait-timeout': { type: 'string' },
   },
   async run(ctx) {
-    const [goal, json] = need(ctx, 2, 'GOAL and JSON');
+    const [goal, json] = need(ctx, 2, 'GOAL and PAYLOAD');
     const v = ctx.values;
-    const payload = jsonArg('JSON', json!);
+    const payload = jsonArg('PAYLOAD', json!);
     const waitTimeout =
       numberArg('wait-timeout', v['wait-timeout'] as string | undefined) ?? Infinity;
     const client = ctx.client();

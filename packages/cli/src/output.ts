@@ -1,10 +1,16 @@
 /** Exit codes of PRODUCT.md and the two ways of printing: for people, or `--json`. */
-import { IntentBusError, NotFoundError } from '@intent-bus/sdk';
+import { IntentBusError, NetworkError, NotFoundError } from '@intent-bus/sdk';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3 } as const;
 
 /** A mistake in how the command was typed: exit 2 with the command's usage. */
 export class UsageError extends Error {}
+
+/**
+ * A bad setting (`--url`, INTENT_BUS_URL): exit 2 like a usage error, but one line naming
+ * the setting, as `serve` does: the command's usage would not say what is wrong.
+ */
+export class SettingError extends Error {}
 
 /** Ends the command with an exit code and no further output. */
 export class Exit extends Error {
@@ -37,8 +43,11 @@ export function makeOut(json: boolean): Out {
 export const show = (value: unknown): string =>
   typeof value === 'string' ? value : JSON.stringify(value, null, 2);
 
+/** "1 attempt", "2 attempts". */
+export const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 export function exitCodeOf(err: unknown): number {
-  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof UsageError || err instanceof SettingError) return EXIT.usage;
   if (err instanceof NotFoundError) return EXIT.notFound;
   return EXIT.error;
 }
@@ -53,7 +62,32 @@ function causes(err: Error): string {
   return seen.map((m) => `: ${m}`).join('');
 }
 
-export function describeError(err: unknown): string {
+/** The first errno-style code (ECONNREFUSED, …) along the cause chain. */
+function causeCode(err: Error): string | undefined {
+  for (let c = err.cause, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    const code = (c as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
+/** Nobody answers at that address: most often the bus is simply not started. */
+const NOT_THERE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/** One line for an error; `url` is the bus's, for the errors where nothing answered. */
+export function describeError(err: unknown, url?: string): string {
+  if (err instanceof NetworkError && url !== undefined) {
+    const code = causeCode(err);
+    const why = causes(err).replace(/^: /, '') || code || err.message;
+    if (code !== undefined && NOT_THERE.has(code)) return `is the bus running at ${url}? (${why})`;
+    return `cannot reach the bus at ${url}: ${why}`;
+  }
   if (err instanceof IntentBusError)
     return `${err.message}${causes(err)} (${err.code}${err.status ? `, HTTP ${err.status}` : ''})`;
   return err instanceof Error ? err.message : String(err);
