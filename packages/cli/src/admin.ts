@@ -1,6 +1,5 @@
 /** `intent-bus admin …`: the admin API of PROTOCOL.md §6. */
-import { UsageError } from './output.js';
-import { show } from './output.js';
+import { plural, show, UsageError } from './output.js';
 import type { Command } from './commands.js';
 
 export const admin: Command = {
@@ -11,6 +10,7 @@ intent-bus admin keys revoke KEY       revoke by the key itself or its key_id (k
 intent-bus admin keys list             live keys: key_id, owner, prefix, usage
 intent-bus admin dead list [-n NS]     the newest dead letters
 intent-bus admin dead show ID          one dead letter with its payload
+intent-bus admin discard ID            delete a dead letter for good (its intent too)
 intent-bus admin show ID               everything about an intent
 intent-bus admin retry ID              back to open, attempts reset
 intent-bus admin cancel ID             open or claimed → dead (cancelled)
@@ -50,7 +50,9 @@ intent-bus admin cleanup               run every housekeeping pass now`,
           keys.length === 0
             ? 'no tester keys'
             : keys
-                .map((k) => `${k.key_id}  ${k.prefix}…  ${k.owner}  ${k.requests} requests`)
+                .map(
+                  (k) => `${k.key_id}  ${k.prefix}…  ${k.owner}  ${plural(k.requests, 'request')}`,
+                )
                 .join('\n'),
         );
         return;
@@ -63,7 +65,7 @@ intent-bus admin cleanup               run every housekeeping pass now`,
             : dead
                 .map(
                   (d) =>
-                    `${d.intent_id}  ${d.namespace}/${d.goal}  ${d.attempts} attempts  ${d.reason}`,
+                    `${d.intent_id}  ${d.namespace}/${d.goal}  ${plural(d.attempts, 'attempt')}  ${d.reason}`,
                 )
                 .join('\n'),
         );
@@ -93,6 +95,11 @@ intent-bus admin cleanup               run every housekeeping pass now`,
         ctx.out.result(r, () => `${r.id}: ${r.status}`);
         return;
       }
+      case 'discard': {
+        const r = await api().discardDead(single());
+        ctx.out.result(r, () => `${r.id}: discarded`);
+        return;
+      }
       case 'purge': {
         if (action !== undefined) throw new UsageError('expected: admin purge [-n NS] --yes');
         if (ctx.values.yes !== true)
@@ -100,7 +107,8 @@ intent-bus admin cleanup               run every housekeeping pass now`,
         const r = await api().purge(ns ? { namespace: ns } : {});
         ctx.out.result(
           r,
-          () => `deleted ${r.intents_deleted} intents (${r.dead_letters_deleted} dead letters)`,
+          () =>
+            `deleted ${plural(r.intents_deleted, 'intent')} (${plural(r.dead_letters_deleted, 'dead letter')})`,
         );
         return;
       }

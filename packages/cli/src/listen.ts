@@ -8,7 +8,7 @@ export const listen: Command = {
   name: 'listen',
   summary: 'claim and run jobs of a goal (a worker in one line)',
   usage: `intent-bus listen GOAL [-n NS] [-w WORKER_ID] [-c CAP,CAP] [--concurrency N] [--once]
-                  [--exec 'CMD' [--shell] [--timeout S]]
+                  [--publisher KEY_ID] [--exec 'CMD' [--shell] [--timeout S]]
 
   --exec CMD      run CMD for each job: the payload as JSON on its stdin, INTENT_ID,
                   INTENT_GOAL and INTENT_ATTEMPT in its environment. CMD is split into
@@ -19,6 +19,12 @@ export const listen: Command = {
   --timeout S     kill CMD after S seconds and fail the job (default 600, 0: never)
   --once          take at most one job, then exit (3 when there was none)
   --wait S        seconds each claim waits for a job at the bus (long poll, default 25)
+  --publisher KEY_ID
+                  take only the jobs of that key (its kid_…, from admin keys list).
+                  Without it a worker takes public jobs and its own key's private ones
+                  (a job is private unless its publisher made it public), so a worker
+                  with the main key does not see what a tester key published until it
+                  names that key here (only the main key may name another key)
   Without --exec, each job is printed and fulfilled.
   SIGINT or SIGTERM stops claiming and lets jobs in flight finish.`,
   options: {
@@ -31,6 +37,7 @@ export const listen: Command = {
     shell: { type: 'boolean' },
     timeout: { type: 'string' },
     wait: { type: 'string' },
+    publisher: { type: 'string' },
   },
   async run(ctx) {
     if (ctx.positionals.length !== 1) throw new UsageError('expected GOAL');
@@ -56,13 +63,24 @@ export const listen: Command = {
     const concurrency = numberArg('concurrency', v.concurrency as string | undefined) ?? 1;
     if (!Number.isInteger(concurrency) || concurrency < 1)
       throw new UsageError('--concurrency must be 1 or more');
+    const client = ctx.client();
     const logger: RuntimeLogger = {
       info: (m, f) => ctx.out.note(`${m}${f ? ` ${JSON.stringify(f)}` : ''}`),
-      warn: (m, f) => ctx.out.note(`warning: ${m}${f ? ` ${JSON.stringify(f)}` : ''}`),
+      warn: (m, f) => {
+        // The handler below says "job … failed: why" already; the runtime's own line for
+        // it would print each failure twice.
+        if (m === 'job failed') return;
+        // A worker started before its bus: say what to check, not "fetch failed".
+        if (m === 'bus unreachable, retrying' && f)
+          return ctx.out.note(
+            `warning: is the bus running at ${client.baseUrl}? retrying in ${Math.ceil(Number(f.retryInMs) / 1000)} s (${String(f.error)})`,
+          );
+        ctx.out.note(`warning: ${m}${f ? ` ${JSON.stringify(f)}` : ''}`);
+      },
       error: (m, f) => ctx.out.note(`error: ${m}${f ? ` ${JSON.stringify(f)}` : ''}`),
     };
     const runtime = new WorkerRuntime({
-      client: ctx.client(),
+      client,
       workerId: v['worker-id'] as string | undefined,
       capabilities: ((v.capabilities as string | undefined) ?? '')
         .split(',')
@@ -79,6 +97,7 @@ export const listen: Command = {
     const summary = await runtime.listen({
       goal,
       namespace: v.namespace as string | undefined,
+      publisher: v.publisher as string | undefined,
       once: v.once === true,
       waitSeconds: numberArg('wait', v.wait as string | undefined),
       handler: async (job) => {
@@ -91,7 +110,7 @@ export const listen: Command = {
         if (!exec) return null;
         const outcome = await runCommand(exec, job, signal);
         if (!outcome.ok) {
-          if (!ctx.out.json) ctx.out.note(`job ${job.id} failed: ${outcome.error}`);
+          ctx.out.note(`job ${job.id} failed: ${outcome.error}`); // stderr, even with --json
           throw new Error(outcome.error);
         }
         if (!ctx.out.json) ctx.out.note(`job ${job.id} done`);

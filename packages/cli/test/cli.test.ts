@@ -44,7 +44,7 @@ import {
  * and that a test of this file really passed every flag in it.
  */
 const EXERCISED: Record<string, string[]> = {
-  common: ['--url', '--key', '--admin-token', '--json', '--no-sign', '-h', '--help'],
+  common: ['--url', '--key', '--admin-token', '--db', '--json', '--no-sign', '-h', '--help'],
   serve: [
     '--port',
     '--host',
@@ -89,7 +89,18 @@ const EXERCISED: Record<string, string[]> = {
     '--wait',
     '--wait-timeout',
   ],
-  listen: ['-n', '-w', '-c', '--concurrency', '--once', '--wait', '--exec', '--shell', '--timeout'],
+  listen: [
+    '-n',
+    '-w',
+    '-c',
+    '--concurrency',
+    '--once',
+    '--wait',
+    '--publisher',
+    '--exec',
+    '--shell',
+    '--timeout',
+  ],
   result: ['--wait'],
   status: [],
   kv: ['--ttl'],
@@ -141,6 +152,14 @@ function expectUsage(r: Finished, message: string | RegExp): void {
   expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(2);
   expect(r.stderr).toMatch(message);
   expect(r.stderr).toContain('Usage:');
+}
+
+/** An error that is no typing mistake: exit `code` and one line on stderr, no usage. */
+function expectOneLine(r: Finished, code: number, message: RegExp): void {
+  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(code);
+  expect(r.stderr.split('\n'), r.stderr).toHaveLength(2); // one line and its newline
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).not.toContain('Usage:');
 }
 
 beforeAll(async () => {
@@ -698,7 +717,7 @@ describe('admin', () => {
 
     const list = await cli(['admin', 'keys', 'list'], { env: e });
     expect(list.stdout).toMatch(
-      new RegExp(`kid_\\w+  ${apiKey!.slice(0, 8)}…  alice  \\d+ requests`),
+      new RegExp(`kid_\\w+  ${apiKey!.slice(0, 8)}…  alice  (1 request|\\d+ requests)$`, 'm'),
     );
     expect(list.stdout).toContain(`${bob.key_id}  ${bob.api_key.slice(0, 8)}…  bob`);
     expect(list.stdout).not.toContain(apiKey);
@@ -795,7 +814,7 @@ describe('admin', () => {
         env: e,
       });
       expect(one.code).toBe(0);
-      expect(one.stdout).toBe('deleted 1 intents (0 dead letters)\n');
+      expect(one.stdout).toBe('deleted 1 intent (0 dead letters)\n');
       expect((await cli(['status', a], { env: e })).code).toBe(3);
       expect((await cli(['status', b], { env: e })).code).toBe(0);
 
@@ -829,10 +848,11 @@ describe('admin', () => {
     });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/unauthorized.*HTTP 401/);
-    // An API key is never an admin credential, and no token at all is a usage error.
-    expectUsage(
-      await cli(['admin', 'keys', 'list', '--key', MAIN_KEY], { env: plain }),
-      /no admin token/,
+    // An API key is never an admin credential, and no token at all says where to put one.
+    expectOneLine(
+      await cli(['admin', 'keys', 'list', '--key', MAIN_KEY], { env: plain, cwd: tempDir() }),
+      1,
+      /^intent-bus admin: no admin token: pass --admin-token, set INTENT_ADMIN_TOKEN or write it to ~\/\.admintoken/,
     );
     expectUsage(
       await cli(['admin', 'frobnicate'], { env: adminEnv() }),
@@ -857,16 +877,16 @@ describe('usage errors, keys and URLs', () => {
     expect(none.stdout).toContain('Usage: intent-bus COMMAND');
 
     const mistakes: Array<[string[], RegExp]> = [
-      [['publish', 'only-a-goal'], /expected GOAL and JSON/],
-      [['publish'], /expected GOAL and JSON/],
+      [['publish', 'only-a-goal'], /expected GOAL and PAYLOAD/],
+      [['publish'], /expected GOAL and PAYLOAD/],
       [['status'], /expected ID/],
       [['status', 'a', 'b'], /expected ID/],
       [['result'], /expected ID/],
       [['listen'], /expected GOAL/],
       [['publish', 'g', '{}', '--frob'], /Unknown option '--frob'/],
       [['listen', 'g', '--exec'], /argument missing/],
-      [['publish', 'g', 'not json'], /must be JSON/],
-      [['publish', 'g', '{"open":'], /must be JSON/],
+      [['publish', 'g', 'not json'], /JSON argument PAYLOAD: .* at position 1/],
+      [['publish', 'g', '{"open":'], /JSON argument PAYLOAD: Unexpected end of JSON input/],
       [['publish', 'g', '{}', '--priority', 'high'], /--priority must be a number/],
       [['result', 'x', '--wait', 'long'], /--wait must be a number/],
       [['listen', 'g', '--concurrency', '0'], /--concurrency/],
@@ -876,15 +896,12 @@ describe('usage errors, keys and URLs', () => {
     ];
     const answers = await Promise.all(mistakes.map(([args]) => cli(args, { env: e })));
     answers.forEach((r, i) => expectUsage(r, mistakes[i]![1]));
-    // No key anywhere.
-    expectUsage(
-      await cli(['publish', 'g', '{}'], { env: baseEnv({ INTENT_BUS_URL: bus.url }) }),
-      /no API key/,
-    );
     // The bus refuses a value: an error (1), not a usage mistake.
-    const refused = await cli(['publish', 'g', '{}', '--priority', '5000'], { env: e });
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/HTTP 400/);
+    expectOneLine(
+      await cli(['publish', 'g', '{}', '--priority', '5000'], { env: e }),
+      1,
+      /HTTP 400/,
+    );
   });
 
   it('finds the key in ~/.apikey, warns when others can read it; --key and INTENT_API_KEY come first', async () => {
@@ -1196,6 +1213,218 @@ describe('serve', () => {
   }, 15_000);
 });
 
+describe("a newcomer's first hour", () => {
+  it('only a typing mistake prints the usage; any other error is one line saying what to do', async () => {
+    // No key anywhere (and no bus data in this folder).
+    expectOneLine(
+      await cli(['publish', 'g', '{}'], {
+        env: baseEnv({ INTENT_BUS_URL: bus.url }),
+        cwd: tempDir(),
+      }),
+      1,
+      /^intent-bus publish: no API key: pass --key, set INTENT_API_KEY or write it to ~\/\.apikey; or, for the bus on this machine, pass --db with its database \(.*secrets\.json has no BUS_SECRET\)\n$/,
+    );
+    // A key the bus refuses: which key it was.
+    expectOneLine(
+      await cli(['status', 'f'.repeat(32), '--key', 'tk_not_a_real_key'], {
+        env: baseEnv({ INTENT_BUS_URL: bus.url }),
+      }),
+      1,
+      /HTTP 401\); check the API key of --key\n$/,
+    );
+    expectOneLine(
+      await cli(['status', 'f'.repeat(32)], {
+        env: env({ INTENT_API_KEY: 'tk_not_a_real_key' }),
+      }),
+      1,
+      /check the API key of INTENT_API_KEY\n$/,
+    );
+    // Unknown here: 3, one line.
+    expectOneLine(await cli(['status', 'f'.repeat(32)], { env: env() }), 3, /not_found/);
+    // A typing mistake still shows the usage.
+    expectUsage(await cli(['status'], { env: env() }), /expected ID/);
+  });
+
+  it('a bus that is down: "is the bus running at URL?", one line, exit 1; listen --once too', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const e = env({ INTENT_BUS_URL: dead });
+    const down =
+      /^intent-bus (publish|listen|admin): is the bus running at http:\/\/127\.0\.0\.1:\d+\? \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)\n$/;
+    const results = await Promise.all([
+      cli(['publish', 'g', '{}'], { env: e }),
+      cli(['listen', 'g', '--once'], { env: e }),
+      cli(['admin', 'keys', 'list', '--admin-token', ADMIN_TOKEN], { env: e }),
+    ]);
+    for (const r of results) expectOneLine(r, 1, down);
+    // Not an interruption: no "stopping: no new claims" line.
+    expect(results[1]!.stderr).not.toContain('stopping');
+    // Empty queue: "nothing to do", alone.
+    const empty = await cli(['listen', goal('quiet'), '--once'], { env: env() });
+    expect(empty.code).toBe(3);
+    expect(empty.stderr).toBe('nothing to do\n');
+    // A worker left running says what to check while it retries.
+    const w = startCli(['listen', 'g'], { env: e });
+    await w.waitFor(/warning: is the bus running at http:\/\/127\.0\.0\.1:\d+\? retrying in \d+ s/);
+    await stopWorker(w);
+  });
+
+  it('a --url or INTENT_BUS_URL without http:// is a usage error naming the setting', async () => {
+    expectOneLine(
+      await cli(['status', 'f'.repeat(32), '--url', '127.0.0.1:8080'], { env: env() }),
+      2,
+      /^intent-bus status: --url: "127\.0\.0\.1:8080" is not an http:\/\/ or https:\/\/ URL; write e\.g\. http:\/\/127\.0\.0\.1:8080\n$/,
+    );
+    expectOneLine(
+      await cli(['publish', 'g', '{}'], { env: env({ INTENT_BUS_URL: 'localhost:8080' }) }),
+      2,
+      /^intent-bus publish: INTENT_BUS_URL: "localhost:8080" is not an http:\/\/ or https:\/\/ URL; write e\.g\. http:\/\/localhost:8080\n$/,
+    );
+  });
+
+  it('a bad JSON argument names the argument and the position of the error', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['{"a":}', /JSON argument PAYLOAD: Unexpected token '\}' at position 5\n/],
+      [
+        '{"a":1}x',
+        /JSON argument PAYLOAD: Unexpected non-whitespace character after JSON at position 7\n/,
+      ],
+      ['[1 2]', /JSON argument PAYLOAD: Expected ',' or '\]' after array element at position 3\n/],
+      [
+        'hello',
+        /JSON argument PAYLOAD: Unexpected token 'h' at position 0; a string is written '"hello"'\n/,
+      ],
+    ];
+    const answers = await Promise.all(cases.map(([j]) => cli(['publish', 'g', j], { env: env() })));
+    answers.forEach((r, i) => {
+      expectUsage(r, cases[i]![1]);
+      expect(r.stderr.split('\n')[0]).toMatch(/^intent-bus publish: JSON argument PAYLOAD: /);
+    });
+  });
+
+  it("on the bus's machine the key and the admin token come from its secrets.json; --help says where each is looked for", async () => {
+    // A bus as a newcomer starts it: secrets generated into its data folder.
+    const dir = tempDir();
+    const db = join(dir, 'intent-bus-data', 'bus.db');
+    const { url } = await startServe(['--db', db]);
+    const port = new URL(url).port;
+    const plain = baseEnv({ INTENT_BUS_URL: url });
+    const ok = (r: Finished): Finished => {
+      expect(r.code, r.stderr).toBe(0);
+      return r;
+    };
+    // In the folder where it was started: nothing to copy.
+    ok(await cli(['publish', goal('local'), '{}'], { env: plain, cwd: dir }));
+    ok(await cli(['admin', 'keys', 'list'], { env: plain, cwd: dir }));
+    ok(
+      await cli(['admin', 'keys', 'list'], {
+        env: baseEnv({ INTENT_BUS_URL: `http://localhost:${port}` }),
+        cwd: dir,
+      }),
+    );
+    // Elsewhere, beside BUS_DB_PATH or --db.
+    const elsewhere = tempDir();
+    ok(await cli(['kv', 'set', 'n', '1'], { env: { ...plain, BUS_DB_PATH: db }, cwd: elsewhere }));
+    ok(await cli(['admin', 'cleanup', '--db', db], { env: plain, cwd: elsewhere }));
+    expectOneLine(
+      await cli(['admin', 'keys', 'list'], { env: plain, cwd: elsewhere }),
+      1,
+      /no admin token: .*\(.*secrets\.json has no BUS_ADMIN_SECRET\)\n$/,
+    );
+    // A key given wins over the file; a bus on another machine never gets the local secrets.
+    expectOneLine(
+      await cli(['kv', 'get', 'n', '--key', 'tk_not_a_real_key'], { env: plain, cwd: dir }),
+      1,
+      /HTTP 401/,
+    );
+    expectOneLine(
+      await cli(['kv', 'get', 'n', '--url', `http://bus.invalid:${port}`], {
+        env: plain,
+        cwd: dir,
+      }),
+      1,
+      /^intent-bus kv: no API key: pass --key, set INTENT_API_KEY or write it to ~\/\.apikey\n$/,
+    );
+    // The admin token like the key: ~/.admintoken too, with the same warning.
+    const home = tempDir('intent-bus-home-');
+    writeFileSync(join(home, '.admintoken'), `${ADMIN_TOKEN}\n`);
+    chmodSync(join(home, '.admintoken'), 0o644);
+    const fromHome = await cli(['admin', 'keys', 'list'], {
+      env: baseEnv({ INTENT_BUS_URL: bus.url, HOME: home }),
+      cwd: elsewhere,
+    });
+    expect(fromHome.code, fromHome.stderr).toBe(0);
+    expect(fromHome.stderr).toMatch(/^warning: .*\.admintoken can be read by other users/);
+
+    const help = (await cli(['admin', '--help'])).stdout;
+    expect(help).toMatch(
+      /--key KEY +the API key; else INTENT_API_KEY, else ~\/\.apikey, else,[\s\S]*BUS_SECRET in its secrets\.json/,
+    );
+    expect(help).toMatch(
+      /--admin-token TOKEN +the admin token of admin commands; else INTENT_ADMIN_TOKEN, else\s+BUS_ADMIN_SECRET, else ~\/\.admintoken, else,[\s\S]*BUS_ADMIN_SECRET in its secrets\.json/,
+    );
+    expect(help).toMatch(/--db PATH +where that secrets\.json is/);
+  });
+
+  it('dead letters say "1 attempt"; a failed job is logged once', async () => {
+    const g = goal('once-failed');
+    const id = await publishId([g, '{}', '--max-attempts', '1']);
+    const r = await cli(['listen', g, '--once', '--exec', "sh -c 'echo nope >&2; exit 4'"], {
+      env: env(),
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`job ${id} failed: exit 4: nope\n`);
+    const list = await cli(['admin', 'dead', 'list'], { env: adminEnv() });
+    expect(list.stdout).toContain(`${id}  default/${g}  1 attempt  exit 4: nope\n`);
+  });
+
+  it("listen --publisher KEY_ID takes a tester key's private jobs with the main key; --help says why", async () => {
+    const g = goal('owned');
+    const { api_key, key_id } = await bus.newKey('tester-publisher');
+    const id = await publishId([g, '{"from":"tester"}'], {
+      env: baseEnv({ INTENT_BUS_URL: bus.url, INTENT_API_KEY: api_key }),
+    });
+    // The ownership rule: a main-key worker sees public jobs and its own, not this one.
+    expect((await cli(['listen', g, '--once'], { env: env() })).code).toBe(3);
+    const r = await cli(['listen', g, '--once', '--publisher', key_id], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`job ${id} (${g}, attempt 1): {"from":"tester"}\n`);
+    // Only the main key may name another key.
+    const other = await bus.newKey('tester-other');
+    expectOneLine(
+      await cli(['listen', g, '--once', '--publisher', key_id], {
+        env: baseEnv({ INTENT_BUS_URL: bus.url, INTENT_API_KEY: other.api_key }),
+      }),
+      1,
+      /forbidden.*HTTP 403/,
+    );
+    const help = (await cli(['listen', '--help'])).stdout;
+    expect(help).toMatch(/--publisher KEY_ID/);
+    expect(help).toMatch(/with the main key does not see what a tester key published/);
+  });
+
+  it('admin discard ID deletes a dead letter; not a dead letter is 3', async () => {
+    const e = adminEnv();
+    const id = await publishId([goal('discard'), `{"c":"${CANARY}"}`]);
+    expectOneLine(
+      await cli(['admin', 'discard', id], { env: e }),
+      3,
+      /not a dead letter.*not_found, HTTP 404/,
+    );
+    expect((await cli(['admin', 'cancel', id], { env: e })).code).toBe(0);
+    const done = await cli(['admin', 'discard', id], { env: e });
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toBe(`${id}: discarded\n`);
+    expect((await cli(['admin', 'dead', 'show', id], { env: e })).code).toBe(3);
+    expectOneLine(await cli(['admin', 'discard', id, '--json'], { env: e }), 3, /not_found/);
+
+    const id2 = await publishId([goal('discard'), '{}']);
+    await cli(['admin', 'cancel', id2], { env: e });
+    const json = await cli(['admin', 'discard', id2, '--json'], { env: e });
+    expect(JSON.parse(json.stdout)).toEqual({ ok: true, id: id2, discarded: true });
+    expectUsage(await cli(['admin', 'discard'], { env: e }), /admin discard ID/);
+  });
+});
+
 describe('help', () => {
   const commandsOf = (help: string): string[] =>
     [
@@ -1214,7 +1443,7 @@ describe('help', () => {
     expect(commands).toEqual(['serve', 'publish', 'listen', 'result', 'status', 'kv', 'admin']);
     const lines: Record<string, string[]> = {
       serve: ['Usage: intent-bus serve [--port N]'],
-      publish: ['Usage: intent-bus publish GOAL JSON'],
+      publish: ['Usage: intent-bus publish GOAL PAYLOAD'],
       listen: ['Usage: intent-bus listen GOAL'],
       result: ['Usage: intent-bus result ID [--wait S]'],
       status: ['Usage: intent-bus status ID'],
@@ -1243,6 +1472,7 @@ describe('help', () => {
       [['admin', 'keys', 'revoke'], 'intent-bus admin keys revoke KEY'],
       [['admin', 'dead', 'list'], 'intent-bus admin dead list [-n NS]'],
       [['admin', 'dead', 'show'], 'intent-bus admin dead show ID'],
+      [['admin', 'discard'], 'intent-bus admin discard ID'],
       [['admin', 'show'], 'intent-bus admin show ID'],
       [['admin', 'retry'], 'intent-bus admin retry ID'],
       [['admin', 'cancel', id], 'intent-bus admin cancel ID'],
