@@ -402,7 +402,7 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
   describe('routes and methods', () => {
     it('answers unknown routes with 404 not_found', async () => {
       for (const [method, path] of [
-        ['GET', '/'],
+        ['GET', '/index.html'],
         ['GET', '/nope'],
         ['POST', '/intents'],
         ['GET', '/status'],

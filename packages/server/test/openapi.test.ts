@@ -21,11 +21,12 @@ describe('/openapi.json', () => {
   it('covers every registered route and method', async () => {
     // The routes as Fastify knows them, independently of the document.
     const listed = t.bus.app.printRoutes({ commonPrefix: false });
-    // A tree: each level is indented by four characters and holds the rest of the path.
+    // A tree: each level is indented by four characters and holds the rest of the path
+    // (below the route `/`, without a leading slash).
     const routes: Array<[string, string]> = [];
     const prefixes: string[] = [];
     for (const line of listed.split('\n')) {
-      const m = /^(.*?)(\/\S*) \(([A-Z, ]+)\)$/.exec(line);
+      const m = /^([\s│├└─]*)(\S+) \(([A-Z, ]+)\)$/.exec(line);
       if (!m) continue;
       const depth = m[1]!.length / 4 - 1;
       prefixes.length = depth;

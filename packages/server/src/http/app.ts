@@ -26,7 +26,7 @@ import { decodeUtf8, hasLoneSurrogate } from './body-text.js';
 import { toWireError } from './errors.js';
 import { OpenApiDocument } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
-import { dashboardRoutes } from './routes/dashboard.js';
+import { dashboardRoutes, rootRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { intentRoutes } from './routes/intents.js';
 import { kvRoutes } from './routes/kv.js';
@@ -408,6 +408,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   });
 
   await healthRoutes(app, ctx);
+  await rootRoutes(app);
   app.get('/openapi.json', async () => openapi.document());
   await metricsRoutes(app, ctx);
 

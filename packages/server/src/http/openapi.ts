@@ -23,7 +23,7 @@ type Schema = { properties?: Record<string, unknown>; required?: readonly string
 
 /** Which credential a path takes (PROTOCOL.md §3). */
 function security(url: string): Array<Record<string, string[]>> {
-  if (url === '/health' || url === '/openapi.json') return [];
+  if (url === '/' || url === '/health' || url === '/openapi.json') return [];
   if (url === '/metrics') return [{ metricsToken: [] }, { adminToken: [] }, { adminBasic: [] }];
   if (url.startsWith('/admin')) return [{ adminToken: [] }, { adminBasic: [] }];
   return [{ apiKey: [] }];
