@@ -1,6 +1,6 @@
 // The Intent Bus dashboard: a page that talks to the admin JSON API of the bus serving it.
 // Every value reaches the page through textContent or a text node (never innerHTML), so
-// whatever an intent holds is shown as text. URLs are relative to /admin/dashboard.
+// whatever an intent holds is shown as text.
 
 const REFRESH_MS = 2000;
 const PAGE_SIZE = 50;
@@ -9,6 +9,13 @@ const SERIES = ['published', 'fulfilled', 'failed', 'dead'];
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 const $ = (id) => document.getElementById(id);
+
+// The admin API: /admin/ beside this page, built from location.origin and pathname. Not a
+// URL relative to the page: opened as http://admin:pw@host/admin/dashboard, the page's URL
+// holds credentials, every URL resolved against it too, and fetch() refuses those. The
+// origin never holds them, and the browser still sends the login it cached for the page.
+// The pathname keeps a path prefix a proxy in front may add.
+const API = location.origin + location.pathname.replace(/[^/]*$/, '');
 
 /** el('td', { className: 'num' }, 'text', node): attributes and children, text stays text. */
 function el(tag, attrs = {}, ...children) {
@@ -30,27 +37,37 @@ function svgEl(tag, attrs) {
 const cell = (label, content, className = '') =>
   el('td', { 'data-label': label, className }, content);
 
-/** A button whose action reports its error and cannot be pressed twice at once. */
+/** A button whose action reports its outcome beside it and cannot be pressed twice at once. */
 function button(text, action, className = '') {
   const b = el('button', { type: 'button', className }, text);
-  b.addEventListener('click', async () => {
-    b.disabled = true;
-    await run(action);
-    b.disabled = false;
-  });
+  b.addEventListener('click', () => pressed(b, action));
   return b;
 }
 
-/** GET path, or POST body as JSON. Answers the parsed JSON or throws the bus's message. */
-async function api(path, body) {
-  const init = { credentials: 'same-origin', headers: { accept: 'application/json' } };
+async function pressed(b, action) {
+  b.disabled = true;
+  await run(action, b);
+  b.disabled = false;
+}
+
+/**
+ * GET path, POST body as JSON, or another method. Answers the parsed JSON or throws the
+ * bus's message; a refused login says what to do (the browser did not send one).
+ */
+async function api(path, body, method = body === undefined ? 'GET' : 'POST') {
+  const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
   if (body !== undefined) {
-    init.method = 'POST';
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const res = await fetch(path, init);
+  const res = await fetch(API + path, init);
   const data = await res.json().catch(() => null);
+  if (res.status === 401) {
+    throw new Error(
+      `the admin login was refused: open ${API}dashboard (no user:password@ in the address) ` +
+        'and log in when asked',
+    );
+  }
   if (!res.ok) throw new Error(data?.error?.message ?? `HTTP ${res.status}`);
   return data;
 }
@@ -66,21 +83,49 @@ function fmtTime(s) {
   return day(d) === day(new Date()) ? clock(d) : `${day(d)} ${clock(d)}`;
 }
 
-let noticeTimer;
-function notify(text, isError = false) {
-  const n = $('notice');
-  n.textContent = text;
-  n.classList.toggle('error', isError);
-  n.hidden = false;
-  clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => (n.hidden = true), isError ? 10_000 : 5000);
+// ---- notices ----
+// The outcome of an action shows just below the control that caused it, where the user is
+// looking (at the top of a long page it went unseen). On the page it is placed by the
+// coordinates the control had when pressed, not put in the control's row: the action often
+// redraws that row away (a retried dead letter leaves its list). In the detail dialog,
+// which sits above the page, it has its place below the dialog's buttons.
+
+/** Where a notice about `node` goes: the notice, and on the page its position. */
+function spotOf(node) {
+  if (node.closest('dialog')) return { notice: $('detail-notice') };
+  const r = node.getBoundingClientRect();
+  return { notice: $('notice'), top: r.bottom + scrollY, left: r.left + scrollX };
 }
 
-async function run(action) {
+const timers = new Map();
+function notify(text, spot, isError = false) {
+  const n = spot.notice;
+  n.textContent = text;
+  n.classList.toggle('error', isError);
+  n.setAttribute('role', isError ? 'alert' : 'status');
+  n.hidden = false;
+  if (spot.top !== undefined) {
+    // Under the control, inside the page's width (a narrow phone, a right-hand button).
+    // Set through the CSSOM, which the CSP allows (it refuses style attributes).
+    const room = document.documentElement.clientWidth;
+    n.style.top = `${spot.top + 6}px`;
+    n.style.left = `${Math.max(8, Math.min(spot.left, room - n.offsetWidth - 8))}px`;
+  }
+  clearTimeout(timers.get(n));
+  timers.set(
+    n,
+    setTimeout(() => (n.hidden = true), isError ? 10_000 : 5000),
+  );
+}
+
+/** Runs an action for a control: the message it answers, or its error, shows beside it. */
+async function run(action, near) {
+  const spot = spotOf(near);
   try {
-    await action();
+    const message = await action();
+    if (message) notify(message, spot);
   } catch (e) {
-    notify(e.message, true);
+    notify(e.message, spot, true);
   }
 }
 
@@ -95,17 +140,44 @@ function changed(name, data) {
 
 // ---- counts and chart ----
 
-function renderStats(stats) {
-  $('counts').replaceChildren(
-    ...STATUSES.map((s) =>
-      el(
-        'li',
-        { className: `count ${s}` },
-        el('strong', { id: `count-${s}` }, stats.by_status[s] ?? 0),
-        el('span', {}, s),
-      ),
-    ),
+/** A count card: pressed, it lists the intents of its status (pressed again, all of them). */
+function countButton(status) {
+  const b = el(
+    'button',
+    { type: 'button', className: `count ${status}`, 'data-status': status },
+    el('strong', { id: `count-${status}` }, '0'),
+    el('span', {}, status),
   );
+  b.title = `List the ${status} intents`;
+  b.addEventListener('click', () =>
+    pressed(b, async () => {
+      const select = $('filter').elements.namedItem('status');
+      select.value = select.value === status ? '' : status;
+      await applyFilter();
+      // The list is further down: bring it into view, or the press seems to do nothing.
+      $('sec-intents').scrollIntoView({ block: 'start' });
+    }),
+  );
+  return el('li', {}, b);
+}
+
+/** Marks the card of the status the list is filtered by. */
+function markCounts(status) {
+  for (const b of $('counts').querySelectorAll('button')) {
+    b.setAttribute('aria-pressed', String(b.dataset.status === status));
+  }
+}
+
+function renderStats(stats) {
+  // The cards are made once and only their numbers change: a redraw every 2 s would take
+  // the focus away from a card being pressed.
+  if ($('counts').children.length === 0) {
+    $('counts').append(...STATUSES.map(countButton));
+    markCounts(new URLSearchParams(list.filter).get('status'));
+  }
+  for (const s of STATUSES) $(`count-${s}`).textContent = stats.by_status[s] ?? 0;
+  $('nav-dead').textContent = stats.by_status.dead ?? 0;
+  $('nav-dead').classList.toggle('none', !stats.by_status.dead);
   const namespaces = Object.keys(stats.by_namespace).sort();
   $('namespaces').tBodies[0].replaceChildren(
     ...namespaces.map((ns) =>
@@ -203,15 +275,18 @@ function applyFilter() {
   const params = new URLSearchParams();
   for (const [k, v] of new FormData($('filter'))) if (v.trim() !== '') params.set(k, v.trim());
   list.filter = params.toString();
+  markCounts(params.get('status'));
   firstPage();
   return loadIntents();
 }
 
-let detailId = null;
+let detail = null;
 
 async function showDetail(id) {
   const it = await api(`intents/${encodeURIComponent(id)}`);
-  detailId = it.id;
+  if (detail?.id !== it.id) $('detail-notice').hidden = true;
+  detail = it;
+  const finished = it.status === 'fulfilled' || it.status === 'dead';
   $('detail-title').textContent = it.goal;
   const fields = [
     ['id', it.id],
@@ -226,12 +301,13 @@ async function showDetail(id) {
     ['capability', it.required_capability ?? '—'],
     ['created', fmtTime(it.created_at)],
     ['run at', fmtTime(it.run_at)],
-    ['lease ends', fmtTime(it.claim_expires_at)],
-    ['completed', fmtTime(it.completed_at)],
+    // Only what applies to the intent's status: a finished intent holds no lease.
+    it.status === 'claimed' && ['lease ends', fmtTime(it.claim_expires_at)],
+    finished && ['completed', fmtTime(it.completed_at)],
     ['expires', fmtTime(it.expires_at)],
     ['error', it.error ?? '—'],
-    ['dead reason', it.dead_reason ?? '—'],
-  ];
+    it.status === 'dead' && ['dead reason', it.dead_reason ?? '—'],
+  ].filter(Boolean);
   $('detail-fields').replaceChildren(
     ...fields.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]),
   );
@@ -242,17 +318,45 @@ async function showDetail(id) {
       : it.result_type === 'text'
         ? it.result
         : JSON.stringify(it.result, null, 2);
-  $('detail-cancel').disabled = it.status === 'fulfilled' || it.status === 'dead';
+  // Only the buttons that would change something (PROTOCOL.md §2): cancel ends an open or
+  // claimed intent; retry runs anything again, but an open one only gains from it after a
+  // failed attempt (its attempts start over); only a dead one can be discarded.
+  $('detail-retry').hidden = it.status === 'open' && it.claim_attempts === 0;
+  $('detail-cancel').hidden = finished;
+  $('detail-discard').hidden = it.status !== 'dead';
   if (!$('detail').open) $('detail').showModal();
 }
 
-/** POST /admin/intents/<id>/retry or /cancel, then redraw what it changed. */
+/** POST /admin/intents/<id>/retry or /cancel, redraws what it changed, answers the notice. */
 async function mutate(id, action) {
   const r = await api(`intents/${encodeURIComponent(id)}/${action}`, {});
-  notify(`${action === 'retry' ? 'Retried' : 'Cancelled'}: the intent is now ${r.status}`);
+  await redraw(id);
+  return `${action === 'retry' ? 'Retried' : 'Cancelled'}: the intent is now ${r.status}`;
+}
+
+async function redraw(id) {
   firstPage();
   await refresh();
-  if ($('detail').open && detailId === id) await showDetail(id);
+  if ($('detail').open && detail?.id === id) await showDetail(id);
+}
+
+/** A fulfilled intent ran: a retry runs its job again, so it asks first. */
+function retry(id, status) {
+  if (status === 'fulfilled' && !window.confirm('Run this fulfilled intent again?')) return null;
+  return mutate(id, 'retry');
+}
+
+/** DELETE /admin/dead/<id>: the dead letter goes for good, so it asks first. */
+async function discard(id, goal) {
+  if (!window.confirm(`Discard the dead letter of ${goal}? It is deleted for good.`)) return null;
+  await api(`dead/${encodeURIComponent(id)}`, undefined, 'DELETE');
+  if ($('detail').open && detail?.id === id) {
+    // Nothing is left to act on.
+    for (const b of ['retry', 'cancel', 'discard']) $(`detail-${b}`).hidden = true;
+  }
+  firstPage();
+  await refresh();
+  return 'Discarded: the dead letter is deleted';
 }
 
 // ---- dead letters ----
@@ -277,7 +381,7 @@ function renderDead(dead) {
             'span',
             { className: 'actions' },
             button('Retry', () => mutate(d.intent_id, 'retry')),
-            button('Cancel', () => mutate(d.intent_id, 'cancel'), 'danger'),
+            button('Discard', () => discard(d.intent_id, d.goal), 'danger'),
           ),
         ),
       ),
@@ -305,10 +409,10 @@ function renderKeys(keys) {
           button(
             'Revoke',
             async () => {
-              if (!window.confirm(`Revoke the key of ${k.owner} (${k.prefix}…)?`)) return;
+              if (!window.confirm(`Revoke the key of ${k.owner} (${k.prefix}…)?`)) return null;
               await api('revoke_key', { key_id: k.key_id });
-              notify(`Revoked the key of ${k.owner}`);
               await loadKeys();
+              return `Revoked the key of ${k.owner}`;
             },
             'danger',
           ),
@@ -339,11 +443,10 @@ async function copyKey() {
   // The clipboard API needs a secure context (HTTPS or localhost); else select for Ctrl+C.
   if (navigator.clipboard) {
     await navigator.clipboard.writeText(code.textContent);
-    notify('Key copied to the clipboard');
-  } else {
-    window.getSelection().selectAllChildren(code);
-    notify('Key selected: press Ctrl+C (the clipboard API needs HTTPS)');
+    return 'Key copied to the clipboard';
   }
+  window.getSelection().selectAllChildren(code);
+  return 'Key selected: press Ctrl+C (the clipboard API needs HTTPS)';
 }
 
 // ---- live refresh ----
@@ -370,7 +473,7 @@ function loop() {
 function submitted(form, action) {
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    run(() => action(form));
+    run(() => action(form), e.submitter ?? form);
   });
 }
 
@@ -379,14 +482,24 @@ submitted($('new-key'), createKey);
 $('filter')
   .elements.namedItem('status')
   .addEventListener('change', () => $('filter').requestSubmit());
-$('more').addEventListener('click', () => run(() => loadIntents({ more: true })));
-$('copy').addEventListener('click', () => run(copyKey));
+$('more').addEventListener('click', () => pressed($('more'), () => loadIntents({ more: true })));
+$('copy').addEventListener('click', () => pressed($('copy'), copyKey));
 $('dismiss').addEventListener('click', () => {
   $('created-value').textContent = '';
   $('created-key').hidden = true;
 });
 $('detail-close').addEventListener('click', () => $('detail').close());
 $('detail').addEventListener('click', (e) => e.target === $('detail') && $('detail').close());
-$('detail-retry').addEventListener('click', () => run(() => mutate(detailId, 'retry')));
-$('detail-cancel').addEventListener('click', () => run(() => mutate(detailId, 'cancel')));
+$('detail').addEventListener('close', () => ($('detail-notice').hidden = true));
+$('detail-retry').addEventListener('click', () =>
+  pressed($('detail-retry'), () => retry(detail.id, detail.status)),
+);
+$('detail-cancel').addEventListener('click', () =>
+  pressed($('detail-cancel'), () => mutate(detail.id, 'cancel')),
+);
+$('detail-discard').addEventListener('click', () =>
+  pressed($('detail-discard'), () => discard(detail.id, detail.goal)),
+);
+for (const n of [$('notice'), $('detail-notice')])
+  n.addEventListener('click', () => (n.hidden = true));
 loop();

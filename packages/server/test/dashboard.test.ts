@@ -1,8 +1,10 @@
 /**
  * The dashboard in a real headless Chromium (playwright-core, the system's /usr/bin/chromium)
- * against a real bus: login, live counts, detail, dead letters, keys, escaping, CSP, a phone
- * viewport, and a cross-site form post that must be refused. Never skipped: without
- * Chromium the suite fails with a message saying how to install it.
+ * against a real bus: login (also with the credentials in the URL), live counts, detail and
+ * the actions each status offers, dead letters, keys, notices beside their buttons,
+ * escaping, CSP, a phone viewport (count cards as filters, the navigation), the pages that
+ * lead to the dashboard, and a cross-site form post that must be refused. Never skipped:
+ * without Chromium the suite fails with a message saying how to install it.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -28,6 +30,35 @@ const XSS = `<script>window.__xss = 1</script><img src=x onerror="window.__xss=2
 
 /** Polls until the value matches (the page refreshes itself every ~2 s). */
 const soon = <T>(fn: () => Promise<T>) => expect.poll(fn, { timeout: 8000, interval: 100 });
+
+type Box = { x: number; y: number; width: number; height: number };
+
+/** Clicks (or taps) a control where it is on screen; answers its box just before. */
+async function press(page: Page, selector: string, tap = false): Promise<Box> {
+  const control = page.locator(selector);
+  await control.scrollIntoViewIfNeeded();
+  const box = (await control.boundingBox())!;
+  await (tap ? control.tap() : control.click());
+  return box;
+}
+
+/**
+ * The notice shows inside the viewport, just below the control that was pressed (its box
+ * before the press), or below an element that holds the controls (a selector).
+ */
+async function expectNoticeBeside(page: Page, notice: string, near: Box | string): Promise<string> {
+  await page.waitForSelector(`${notice}:not([hidden])`);
+  const control = typeof near === 'string' ? (await page.locator(near).boundingBox())! : near;
+  const box = (await page.locator(notice).boundingBox())!;
+  const view = page.viewportSize()!;
+  expect(box.y).toBeGreaterThanOrEqual(0);
+  expect(box.y + box.height).toBeLessThanOrEqual(view.height);
+  expect(box.x).toBeGreaterThanOrEqual(0);
+  expect(box.x + box.width).toBeLessThanOrEqual(view.width);
+  expect(box.y - (control.y + control.height)).toBeGreaterThanOrEqual(0);
+  expect(box.y - (control.y + control.height)).toBeLessThan(24);
+  return (await page.textContent(notice)) ?? '';
+}
 
 describe('the dashboard in headless Chromium', () => {
   let t: TestBus;
@@ -68,6 +99,18 @@ describe('the dashboard in headless Chromium', () => {
     await page.click(`#intents tr[data-id="${id}"] button.link`);
     await page.waitForSelector('#detail[open]');
   };
+  /** Publishes an intent whose only attempt fails: a dead letter. */
+  const deadOne = async (goal: string): Promise<string> => {
+    const id = await publish(t.api, { goal, namespace: 'dash', max_attempts: 1 });
+    const claim = await t.api('POST', `/claim?namespace=dash&goal=${goal}`);
+    const fail = await t.api('POST', `/fail/${id}`, {
+      body: { claim_token: claim.json.claim_token, error: 'boom' },
+    });
+    expect(fail.json.status).toBe('dead');
+    return id;
+  };
+  /** The labels of the visible action buttons of the detail dialog. */
+  const detailActions = () => page.locator('#detail .actions button:visible').allTextContents();
 
   it('answers 401 with a Basic challenge without credentials, and serves the page with them', async () => {
     const anonymous = await fetch(dashboard);
@@ -136,28 +179,94 @@ describe('the dashboard in headless Chromium', () => {
     expect(fields).toContain(id);
     expect(fields).toContain('1 of 3');
     expect(fields).toContain('w-7');
+    // A fulfilled intent holds no lease, and there is nothing to cancel or discard.
+    expect(fields).not.toContain('lease ends');
+    expect(await detailActions()).toEqual(['Retry']);
     await page.click('#detail-close');
     expect(await page.locator('#detail[open]').count()).toBe(0);
   });
 
+  it('asks before retrying a fulfilled intent (it runs the job again)', async () => {
+    const id = await publish(t.api, { goal: 'dash.again', namespace: 'dash' });
+    const claim = await t.api('POST', '/claim?namespace=dash&goal=dash.again');
+    await t.api('POST', `/fulfill/${id}`, { body: { claim_token: claim.json.claim_token } });
+    await page.waitForSelector(`#intents tr[data-id="${id}"] .badge.fulfilled`);
+    await open(id);
+    const asked: string[] = [];
+    page.once('dialog', (d) => void (asked.push(d.message()), d.dismiss()));
+    await page.click('#detail-retry');
+    await soon(async () => asked.length).toBe(1);
+    expect(asked[0]).toContain('again');
+    expect((await t.api('GET', `/status/${id}`)).json.status).toBe('fulfilled');
+
+    page.once('dialog', (d) => void d.accept());
+    await press(page, '#detail-retry');
+    expect(await expectNoticeBeside(page, '#detail-notice', '#detail .actions')).toContain(
+      'now open',
+    );
+    expect((await t.api('GET', `/status/${id}`)).json.status).toBe('open');
+    await page.click('#detail-close');
+  });
+
+  it('offers Cancel and Retry only where they change something, its notice beside the button', async () => {
+    const id = await publish(t.api, { goal: 'dash.offers', namespace: 'dash' });
+    await page.waitForSelector(`#intents tr[data-id="${id}"] .badge.open`);
+    await open(id);
+    expect(await detailActions()).toEqual(['Cancel']); // never tried: a retry changes nothing
+    await t.api('POST', '/claim?namespace=dash&goal=dash.offers&worker_id=w-3');
+    await page.click('#detail-close');
+    await page.waitForSelector(`#intents tr[data-id="${id}"] .badge.claimed`);
+    await open(id);
+    expect(await page.textContent('#detail-fields')).toContain('lease ends');
+    expect(await detailActions()).toEqual(['Retry', 'Cancel']);
+
+    await press(page, '#detail-cancel');
+    expect(await expectNoticeBeside(page, '#detail-notice', '#detail .actions')).toContain(
+      'now dead',
+    );
+    await soon(detailActions).toEqual(['Retry', 'Discard']);
+    expect(await page.textContent('#detail-fields')).not.toContain('lease ends');
+    await page.click('#detail-close');
+  });
+
   it('lists a dead letter, and its Retry button puts it back among the open intents', async () => {
-    const id = await publish(t.api, { goal: 'dash.dies', namespace: 'dash', max_attempts: 1 });
-    const claim = await t.api('POST', '/claim?namespace=dash&goal=dash.dies');
-    const fail = await t.api('POST', `/fail/${id}`, {
-      body: { claim_token: claim.json.claim_token, error: 'boom' },
-    });
-    expect(fail.json.status).toBe('dead');
+    const id = await deadOne('dash.dies');
     const row = `#dead tr[data-id="${id}"]`;
     await page.waitForSelector(row);
     expect(await page.textContent(row)).toContain('boom');
+    // A dead letter is retried or discarded: cancelling it would change nothing.
+    expect(await page.locator(`${row} button:not(.link)`).allTextContents()).toEqual([
+      'Retry',
+      'Discard',
+    ]);
 
-    await page.click(`${row} button:text-is("Retry")`);
+    const button = await press(page, `${row} button:text-is("Retry")`);
     await page.waitForSelector(row, { state: 'detached' });
-    expect(await page.textContent('#notice')).toContain('now open');
+    // The notice shows where the button was, though its row has gone.
+    expect(await expectNoticeBeside(page, '#notice', button)).toContain('now open');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-notice.png` });
     await page.selectOption('#filter select[name=status]', 'open');
     await page.waitForSelector(`#intents tr[data-id="${id}"] .badge.open`);
     expect((await t.api('GET', `/admin/intents/${id}`, { admin: true })).json.status).toBe('open');
     await page.selectOption('#filter select[name=status]', '');
+  });
+
+  it('discards a dead letter after asking: gone from the page and the bus', async () => {
+    const id = await deadOne('dash.discard');
+    const row = `#dead tr[data-id="${id}"]`;
+    await page.waitForSelector(row);
+    page.once('dialog', (d) => void d.dismiss());
+    await page.click(`${row} button:text-is("Discard")`);
+    await page.waitForTimeout(300);
+    expect((await t.api('GET', `/admin/dead/${id}`, { admin: true })).status).toBe(200);
+
+    page.once('dialog', (d) => void d.accept());
+    const button = await press(page, `${row} button:text-is("Discard")`);
+    await page.waitForSelector(row, { state: 'detached' });
+    expect(await expectNoticeBeside(page, '#notice', button)).toContain('Discarded');
+    expect((await t.api('GET', `/admin/dead/${id}`, { admin: true })).status).toBe(404);
+    expect((await t.api('GET', `/status/${id}`)).status).toBe(404);
   });
 
   it('creates a key, shows it once with a Copy button, and revokes it', async () => {
@@ -169,8 +278,9 @@ describe('the dashboard in headless Chromium', () => {
     expect(await page.textContent('#created-owner')).toBe('dash-owner');
     expect((await t.api('POST', '/claim', { key: apiKey })).status).toBe(204);
 
-    await page.click('#copy');
+    const copy = await press(page, '#copy');
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(apiKey);
+    expect(await expectNoticeBeside(page, '#notice', copy)).toContain('copied');
 
     const listed = (await t.api('GET', '/admin/keys', { admin: true })).json as {
       key_id: string;
@@ -238,6 +348,115 @@ describe('the dashboard in headless Chromium', () => {
     await page.screenshot({ path: `${ARTIFACTS}dashboard-phone-detail.png` });
     await page.click('#detail-close');
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('on a 375 px phone: the "dead" card lists the dead intents, the nav reaches the dead letters', async () => {
+    const dead = await deadOne('dash.phone');
+    await publish(t.api, { goal: 'dash.phone.open', namespace: 'dash' });
+    const phone = await browser.newContext({
+      httpCredentials: { username: 'admin', password: DASHBOARD_PASSWORD },
+      viewport: { width: 375, height: 812 },
+      isMobile: true,
+      hasTouch: true,
+    });
+    const p = await phone.newPage();
+    p.on('pageerror', (e) => problems.push(`phone pageerror: ${e.message}`));
+    p.on('console', (m) => m.type() === 'error' && problems.push(`phone console: ${m.text()}`));
+    try {
+      await p.goto(dashboard);
+      await p.waitForSelector(`#dead tr[data-id="${dead}"]`);
+      await p.waitForSelector('#intents .badge.open');
+
+      await p.tap('button.count.dead');
+      await p.waitForSelector('#intents .badge:not(.dead)', { state: 'detached' });
+      expect(await p.locator('#intents tbody tr').count()).toBeGreaterThan(0);
+      expect(await p.inputValue('#filter select[name=status]')).toBe('dead');
+      expect(await p.getAttribute('button.count.dead', 'aria-pressed')).toBe('true');
+      // The filtered list is brought into view.
+      const list = (await p.locator('#sec-intents').boundingBox())!;
+      expect(list.y).toBeGreaterThanOrEqual(0);
+      expect(list.y).toBeLessThan(812);
+      await p.screenshot({ path: `${ARTIFACTS}dashboard-phone-dead-filter.png` });
+
+      // One tap on the sticky navigation brings the dead letters into view, below it.
+      await p.tap('nav a[href="#sec-dead"]');
+      const header = (await p.locator('header.top').boundingBox())!;
+      expect(header.y).toBe(0);
+      await soon(
+        async () => (await p.locator('#sec-dead').boundingBox())!.y,
+      ).toBeGreaterThanOrEqual(header.height - 1);
+      expect((await p.locator('#sec-dead').boundingBox())!.y).toBeLessThan(812 / 2);
+      const stats = await t.api('GET', '/admin/stats', { admin: true });
+      expect(Number(await p.textContent('#nav-dead'))).toBe(stats.json.by_status.dead);
+
+      // Pressed again, the card lists every status.
+      await p.tap('button.count.dead');
+      await p.waitForSelector('#intents .badge.open');
+      expect(await p.inputValue('#filter select[name=status]')).toBe('');
+    } finally {
+      await phone.close();
+    }
+  });
+
+  it('works when opened as http://admin:PASSWORD@host/admin/dashboard', async () => {
+    // No stored credentials: only those in the URL. fetch() refuses a URL holding
+    // credentials, so every API call must be made without them.
+    const bare = await browser.newContext();
+    const p = await bare.newPage();
+    const errors: string[] = [];
+    p.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    p.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
+    try {
+      const url = new URL('/admin/dashboard', t.url);
+      url.username = 'admin';
+      url.password = DASHBOARD_PASSWORD;
+      expect((await p.goto(url.href))?.status()).toBe(200);
+      await soon(() => p.textContent('#live')).toMatch(/^live/);
+      const stats = await t.api('GET', '/admin/stats', { admin: true });
+      await soon(async () => Number(await p.textContent('#count-open'))).toBe(
+        stats.json.by_status.open,
+      );
+      // A mutation too: a dead letter retried from the page.
+      const id = await deadOne('dash.url-login');
+      await p.click(`#dead tr[data-id="${id}"] button:text-is("Retry")`);
+      await soon(() => p.textContent('#notice')).toContain('now open');
+      expect((await t.api('GET', `/status/${id}`)).json.status).toBe('open');
+      expect(errors).toEqual([]);
+    } finally {
+      await bare.close();
+    }
+  });
+
+  it('leads / (without credentials) and /admin/dashboard/ to the dashboard', async () => {
+    const root = await fetch(`${t.url}/`);
+    expect(root.status).toBe(200);
+    expect(root.headers.get('content-type')).toContain('text/html');
+    expect(root.headers.get('content-security-policy')).toBe(DASHBOARD_CSP);
+    expect(root.headers.get('x-frame-options')).toBe('DENY');
+    expect(root.headers.get('x-content-type-options')).toBe('nosniff');
+    const html = await root.text();
+    expect(html).toContain('<a href="admin/dashboard">');
+    expect(html).toContain('<meta http-equiv="refresh" content="0; url=admin/dashboard" />');
+    expect(html).not.toMatch(/<script|<style|style=|\son[a-z]+=/i);
+
+    // Under /admin the admin login still applies; with it, the page leads to the dashboard.
+    expect((await fetch(`${dashboard}/`)).status).toBe(401);
+    const slash = await t.api('GET', '/admin/dashboard/', { admin: true });
+    expect(slash.status).toBe(200);
+    expect(slash.headers.get('content-security-policy')).toBe(DASHBOARD_CSP);
+    expect(slash.text).toContain('<a href="../dashboard">');
+
+    // A browser follows both to the dashboard.
+    for (const start of [`${t.url}/`, `${dashboard}/`]) {
+      const p = await context.newPage();
+      try {
+        await p.goto(start);
+        await p.waitForURL(dashboard);
+        await p.waitForSelector('#count-open');
+      } finally {
+        await p.close();
+      }
+    }
   });
 
   it('had no script error and no CSP violation', () => {
