@@ -92,9 +92,10 @@ describe('discarding a dead letter (§6)', () => {
     }
   });
 
-  it('needs admin credentials: no key, not even the main one, is one', async () => {
+  it('needs admin credentials: no API key, not even the main one, is one', async () => {
     const id = await deadOne('discard-3');
-    for (const key of [undefined, null]) {
+    const tester = await t.newKey('discard-tester');
+    for (const key of [undefined, null, tester.api_key]) {
       const r = await t.api('DELETE', `/admin/dead/${id}`, { key });
       expect(r.status).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe('Basic realm="IntentBus Admin"');
