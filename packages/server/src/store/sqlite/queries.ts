@@ -1,18 +1,17 @@
 /**
- * Every SQL statement of the SQLite store, one per operation, with named parameters.
- * Values are always bound, never pasted into the text.
+ * The SQL of every statement of store/statements.ts for SQLite (each export is one, by
+ * its name), with named parameters (`@name`; an array is bound as its JSON text). Values
+ * are always bound, never pasted into the text.
  */
 
 /** The intents columns under the names of IntentRow. */
-export const INTENT_COLUMNS = `id, namespace, goal, payload, publisher, visibility, priority, status,
+const INTENT_COLUMNS = `id, namespace, goal, payload, publisher, visibility, priority, status,
   run_at AS runAt, created_at AS createdAt, expires_at AS expiresAt, max_attempts AS maxAttempts,
   claim_attempts AS claimAttempts, backoff_base AS backoffBase, ttl,
   target_worker AS targetWorker, required_capability AS requiredCapability,
   claim_token AS claimToken, claim_expires_at AS claimExpiresAt, claimer, worker_id AS workerId,
   result, result_type AS resultType, completed_at AS completedAt, error, dead_reason AS deadReason`;
 
-// @id @namespace @goal @payload @publisher @visibility @priority @runAt @createdAt @expiresAt
-// @maxAttempts @backoffBase @ttl @targetWorker @requiredCapability
 export const intentInsert = `INSERT INTO intents (id, namespace, goal, payload, publisher,
   visibility, priority, status, run_at, created_at, expires_at, max_attempts, backoff_base, ttl,
   target_worker, required_capability)
@@ -23,7 +22,6 @@ VALUES (@id, @namespace, @goal, @payload, @publisher, @visibility, @priority, 'o
  * The claim: one UPDATE whose sub-select picks the first claimable intent in the order of
  * PROTOCOL.md §4. Four variants (goal given or not × publisher filter or not) so that each
  * uses a fixed plan over the matching partial index.
- * @now @token @claimExpiresAt @keyId @workerId @namespace @goal @publisher @caps (JSON array)
  */
 function claimStatement(withGoal: boolean, withPublisher: boolean): string {
   const owner = withPublisher
@@ -44,12 +42,12 @@ WHERE id = (
 RETURNING ${INTENT_COLUMNS}`;
 }
 
-/** The four texts, built once: a claim looks its statement up by text on every call. */
-const CLAIMS = [false, true].map((g) => [false, true].map((p) => claimStatement(g, p)));
-export const intentClaim = (withGoal: boolean, withPublisher: boolean): string =>
-  CLAIMS[Number(withGoal)]![Number(withPublisher)]!;
+export const intentClaim = claimStatement(false, false);
+export const intentClaimGoal = claimStatement(true, false);
+export const intentClaimPublisher = claimStatement(false, true);
+export const intentClaimGoalPublisher = claimStatement(true, true);
 
-/** A live token's row, for this key. @id @token @keyId @now */
+/** A live token's row, for this key. */
 const LIVE = `id = @id AND status = 'claimed' AND claim_token = @token AND claimer = @keyId
   AND claim_expires_at > @now`;
 
@@ -62,16 +60,12 @@ RETURNING ${INTENT_COLUMNS}`;
 
 export const intentSelectLive = `SELECT ${INTENT_COLUMNS} FROM intents WHERE ${LIVE}`;
 
-/**
- * A failed or expired claim, once the core has decided its outcome.
- * @id @token @status @runAt @error @deadReason @completedAt
- */
+/** A failed or expired claim, once the core has decided its outcome. */
 export const intentRelease = `UPDATE intents SET status = @status, run_at = @runAt,
   claim_token = NULL, claim_expires_at = NULL, error = @error, dead_reason = @deadReason, completed_at = @completedAt
 WHERE id = @id AND status = 'claimed' AND claim_token = @token
 RETURNING ${INTENT_COLUMNS}`;
 
-// @id @token
 export const intentUnclaim = `UPDATE intents SET status = 'open',
   claim_attempts = claim_attempts - 1, claim_token = NULL, claim_expires_at = NULL
 WHERE id = @id AND status = 'claimed' AND claim_token = @token
@@ -79,24 +73,20 @@ RETURNING ${INTENT_COLUMNS}`;
 
 export const intentGet = `SELECT ${INTENT_COLUMNS} FROM intents WHERE id = @id`;
 
-// @id @now @reason
 export const intentCancel = `UPDATE intents SET status = 'dead', dead_reason = @reason,
   claim_token = NULL, completed_at = @now
 WHERE id = @id AND status IN ('open', 'claimed')
 RETURNING ${INTENT_COLUMNS}`;
 
-// @id @now
 export const intentRetry = `UPDATE intents SET status = 'open', claim_attempts = 0, run_at = @now,
   expires_at = @now + CAST(ttl * 1000 AS INTEGER), claim_token = NULL, claim_expires_at = NULL,
   result = NULL, result_type = NULL, completed_at = NULL, error = NULL, dead_reason = NULL
 WHERE id = @id
 RETURNING ${INTENT_COLUMNS}`;
 
-// @now @limit
 export const leasesExpired = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_lease_expiry
 WHERE status = 'claimed' AND claim_expires_at <= @now ORDER BY claim_expires_at LIMIT @limit`;
 
-// @now @limit @reason
 export const intentsExpire = `UPDATE intents SET status = 'dead', dead_reason = @reason,
   completed_at = @now
 WHERE id IN (SELECT id FROM intents INDEXED BY intents_open_expiry
@@ -105,33 +95,28 @@ RETURNING ${INTENT_COLUMNS}`;
 
 // Bulk deletes take at most @limit rows per statement: the caller loops and lets other
 // work run between batches, so a large cleanup or purge never freezes the bus.
-// @status @before @limit
 export const intentsDeleteFinished = `DELETE FROM intents WHERE rowid IN (
   SELECT rowid FROM intents INDEXED BY intents_finished
   WHERE status = @status AND completed_at < @before LIMIT @limit)`;
 
-// @limit
 export const intentsPurgeAll = `DELETE FROM intents WHERE rowid IN (
   SELECT rowid FROM intents LIMIT @limit)`;
-// @namespace @limit
 export const intentsPurgeNamespace = `DELETE FROM intents WHERE rowid IN (
   SELECT rowid FROM intents WHERE namespace = @namespace LIMIT @limit)`;
 export const deadCountAll = `SELECT COUNT(*) AS n FROM intents WHERE status = 'dead'`;
 export const deadCountNamespace = `SELECT COUNT(*) AS n FROM intents
 WHERE status = 'dead' AND namespace = @namespace`;
 
-// @limit, and @namespace for the second
 export const deadListAll = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_finished
 WHERE status = 'dead' AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT @limit`;
 export const deadListNamespace = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_finished
 WHERE status = 'dead' AND completed_at IS NOT NULL AND namespace = @namespace
 ORDER BY completed_at DESC LIMIT @limit`;
 
-// @id. Only a dead intent: an open, claimed or fulfilled one stays.
+// Only a dead intent: an open, claimed or fulfilled one stays.
 export const deadDiscard = `DELETE FROM intents WHERE id = @id AND status = 'dead'`;
 
 // Admin listing, newest first. Each filter is optional (NULL matches all).
-// @namespace @goal @status @publisher @workerId @cursorAt @cursorId @limit
 export const intentsList = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_created
 WHERE (@namespace IS NULL OR namespace = @namespace) AND (@goal IS NULL OR goal = @goal)
   AND (@status IS NULL OR status = @status) AND (@publisher IS NULL OR publisher = @publisher)
@@ -142,80 +127,63 @@ ORDER BY created_at DESC, id DESC LIMIT @limit`;
 export const intentsCount = `SELECT namespace, status, COUNT(*) AS n FROM intents
 GROUP BY namespace, status ORDER BY namespace, status`;
 
-// @since: counts per minute (ms of the minute's start).
+// Counts per minute (ms of the minute's start).
 export const publishedPerMinute = `SELECT (created_at / 60000) * 60000 AS minute, COUNT(*) AS n
 FROM intents INDEXED BY intents_created WHERE created_at >= @since GROUP BY minute`;
-// @status @since
 export const finishedPerMinute = `SELECT (completed_at / 60000) * 60000 AS minute, COUNT(*) AS n
 FROM intents INDEXED BY intents_finished WHERE status = @status AND completed_at >= @since
 GROUP BY minute`;
 
 export const keyCount = `SELECT COUNT(*) AS n FROM api_keys`;
 
-// @now @limit. Open intents due after their creation are the only ones that can be due
-// after now (the index holds only those).
+// Open intents due after their creation are the only ones that can be due after now (the
+// index holds only those).
 export const intentsDueAfter = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_due
 WHERE status = 'open' AND run_at > created_at AND run_at > @now ORDER BY run_at LIMIT @limit`;
 
-// @keyId @idemKey
 export const idempotencyGet = `SELECT body_hash AS bodyHash, status, response, created_at AS createdAt
 FROM idempotency WHERE key_id = @keyId AND idem_key = @idemKey`;
-// @keyId @idemKey @bodyHash @status @response @createdAt
 export const idempotencyPut = `INSERT OR REPLACE INTO idempotency
   (key_id, idem_key, body_hash, status, response, created_at)
 VALUES (@keyId, @idemKey, @bodyHash, @status, @response, @createdAt)`;
-// @before
 export const idempotencyDeleteBefore = `DELETE FROM idempotency WHERE rowid IN (
   SELECT rowid FROM idempotency WHERE created_at < @before LIMIT @limit)`;
-// @keyId
 export const idempotencyDeleteKey = `DELETE FROM idempotency WHERE key_id = @keyId`;
 
-// @publisher
 export const intentsLiveOfPublisher = `SELECT COUNT(*) AS n FROM intents
   INDEXED BY intents_publisher_live WHERE publisher = @publisher AND status IN ('open', 'claimed')`;
 
-// @keyId @nonce @expiresAt
 export const nonceInsert = `INSERT OR IGNORE INTO nonces (key_id, nonce, expires_at)
 VALUES (@keyId, @nonce, @expiresAt)`;
-// @keyId @nonce @now: the same nonce remembered past its window is forgotten first.
+// The same nonce remembered past its window is forgotten first.
 export const nonceDeleteStale = `DELETE FROM nonces
 WHERE key_id = @keyId AND nonce = @nonce AND expires_at <= @now`;
 export const nonceCount = `SELECT COUNT(*) AS n FROM nonces`;
-// @now
 export const noncesDeleteExpired = `DELETE FROM nonces WHERE (key_id, nonce) IN (
   SELECT key_id, nonce FROM nonces WHERE expires_at <= @now LIMIT @limit)`;
-// @keyId
 export const noncesDeleteKey = `DELETE FROM nonces WHERE key_id = @keyId`;
 
-// @owner @name @value @expiresAt
 export const kvSet = `INSERT INTO kv (owner, name, value, expires_at)
 VALUES (@owner, @name, @value, @expiresAt)
 ON CONFLICT (owner, name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`;
-// @owner @name @now
 export const kvGet = `SELECT value FROM kv WHERE owner = @owner AND name = @name AND expires_at > @now`;
-// @now
 export const kvDeleteExpired = `DELETE FROM kv WHERE rowid IN (
   SELECT rowid FROM kv WHERE expires_at <= @now LIMIT @limit)`;
 
 const KEY_COLUMNS = `key_id AS keyId, key_hash AS keyHash, prefix, owner, created_at AS createdAt,
   last_used_at AS lastUsedAt, requests`;
-// @keyId @keyHash @prefix @owner @createdAt @lastUsedAt @requests
 export const keyCreate = `INSERT INTO api_keys
   (key_id, key_hash, prefix, owner, created_at, last_used_at, requests)
 VALUES (@keyId, @keyHash, @prefix, @owner, @createdAt, @lastUsedAt, @requests)`;
-// @keyHash
 export const keyByHash = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE key_hash = @keyHash`;
 export const keyList = `SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id`;
-// @keyId
-// @keyId @now: a revoked key's leases end now; the sweeper requeues them as expired ones.
+// A revoked key's leases end now; the sweeper requeues them as expired ones.
 export const leasesEndOfKey = `UPDATE intents SET claim_expires_at = @now
 WHERE status = 'claimed' AND claimer = @keyId AND claim_expires_at > @now`;
 
 export const keyDeleteById = `DELETE FROM api_keys WHERE key_id = @keyId RETURNING key_id AS keyId`;
-// @keyHash
 export const keyDeleteByHash = `DELETE FROM api_keys WHERE key_hash = @keyHash
 RETURNING key_id AS keyId`;
-// @keyId @count @lastUsedAt
 export const keyUsageAdd = `UPDATE api_keys SET requests = requests + @count,
   last_used_at = MAX(COALESCE(last_used_at, 0), @lastUsedAt) WHERE key_id = @keyId`;
 

@@ -1,0 +1,460 @@
+/**
+ * The Store, written once for every backend: each operation's decisions and the sequence
+ * of its statements, as a program of steps (program.ts) that the backend's runner drives.
+ * What differs between backends stays with them (sqlite/, postgres/): connections and
+ * transactions, group commit, error translation, `exclusive`, migrations and the SQL of
+ * each statement; the one difference of behaviour is the runner's `sharedByNodes`.
+ */
+import type { ResultType } from '@intent-bus/protocol';
+import type { Random } from '../core/clock.js';
+import {
+  REASON_CANCELLED,
+  REASON_EXPIRED,
+  REASON_LEASE_EXPIRED,
+  releasedColumns,
+} from '../core/lifecycle.js';
+import type { NewIntent } from '../core/validate.js';
+import { all, get, lock, one, run, type Program, type Runner } from './program.js';
+import type { Row } from './statements.js';
+import {
+  DELETE_BATCH,
+  mergeMinuteCounts,
+  openRow,
+  type ApiKeyRow,
+  type ClaimRequest,
+  type IdempotencyInput,
+  type IntentListFilter,
+  type IntentRow,
+  type KeyUsage,
+  type ListCursor,
+  type MinuteCounts,
+  type PublishOutcome,
+  type StatusCount,
+  type Store,
+  type TokenRef,
+} from './store.js';
+
+/** The answer of a publish, kept with its idempotency record and replayed as it is. */
+export const publishedAnswer = (row: IntentRow): string =>
+  JSON.stringify({ id: row.id, status: 'published', namespace: row.namespace });
+
+/**
+ * What an earlier publish with the same idempotency key decides: nothing outside its
+ * window; inside it, a replay of its answer for the same body, a conflict for another.
+ */
+export function replayOf(
+  prior: Row<'idempotencyGet'> | null,
+  idem: IdempotencyInput,
+): PublishOutcome | null {
+  if (prior === null || prior.createdAt < idem.notBefore) return null;
+  return prior.bodyHash === idem.bodyHash
+    ? { kind: 'replay', status: prior.status, body: prior.response }
+    : { kind: 'conflict' };
+}
+
+type Created = Extract<PublishOutcome, { kind: 'created' }>;
+
+function* insert(intent: NewIntent): Program<Created> {
+  yield* run('intentInsert', intent);
+  return { kind: 'created', row: openRow(intent) };
+}
+
+function* publish(
+  intent: NewIntent,
+  idem: IdempotencyInput | null,
+  maxOpen: number | null,
+): Program<PublishOutcome> {
+  // Read committed (PostgreSQL) lets two publishes both pass a check before either
+  // inserts: the locks make the same idempotency key, and the same publisher's quota, wait
+  // for one another. Always idempotency first, then quota, so two never deadlock.
+  if (idem) {
+    yield* lock('idempotency', `${idem.keyId}\n${idem.key}`);
+    const prior = yield* get('idempotencyGet', { keyId: idem.keyId, idemKey: idem.key });
+    const answer = replayOf(prior, idem);
+    if (answer) return answer;
+  }
+  if (maxOpen != null) {
+    yield* lock('quota', intent.publisher);
+    const { n } = yield* one('intentsLiveOfPublisher', { publisher: intent.publisher });
+    if (n >= maxOpen) return { kind: 'limit_exceeded', open: n };
+  }
+  const created = yield* insert(intent);
+  if (idem) {
+    yield* run('idempotencyPut', {
+      keyId: idem.keyId,
+      idemKey: idem.key,
+      bodyHash: idem.bodyHash,
+      status: 201,
+      response: publishedAnswer(created.row),
+      createdAt: intent.createdAt,
+    });
+  }
+  return created;
+}
+
+/** Applies the core's decision for a claim (its row locked) that failed at time `at`. */
+function* release(
+  row: IntentRow,
+  at: number,
+  error: string | null,
+  deadReason: string | null,
+  random: Random,
+): Program<IntentRow> {
+  return yield* one('intentRelease', {
+    id: row.id,
+    token: row.claimToken,
+    error,
+    ...releasedColumns(row, at, deadReason, random),
+  });
+}
+
+function* fail(ref: TokenRef, error: string | null, random: Random): Program<IntentRow | null> {
+  const row = yield* get('intentSelectLive', ref);
+  if (row === null) return null;
+  return yield* release(row, ref.now, error, error, random);
+}
+
+function* sweep(now: number, random: Random, limit: number): Program<IntentRow[]> {
+  const out: IntentRow[] = [];
+  for (const row of yield* all('leasesExpired', { now, limit })) {
+    const at = row.claimExpiresAt ?? now;
+    out.push(yield* release(row, at, REASON_LEASE_EXPIRED, REASON_LEASE_EXPIRED, random));
+  }
+  return out;
+}
+
+function* cancel(id: string, now: number): Program<IntentRow | null> {
+  return (
+    (yield* get('intentCancel', { id, now, reason: REASON_CANCELLED })) ??
+    (yield* get('intentGet', { id }))
+  );
+}
+
+function* perMinute(since: number): Program<MinuteCounts[]> {
+  return mergeMinuteCounts(
+    yield* all('publishedPerMinute', { since }),
+    yield* all('finishedPerMinute', { status: 'fulfilled', since }),
+    yield* all('finishedPerMinute', { status: 'dead', since }),
+  );
+}
+
+function* addUsage(usage: ReadonlyMap<string, KeyUsage>): Program<void> {
+  // In key order, so that two nodes flushing at once lock the rows in the same order.
+  for (const keyId of [...usage.keys()].sort()) {
+    const u = usage.get(keyId)!;
+    yield* run('keyUsageAdd', { keyId, count: u.count, lastUsedAt: u.lastUsedAt });
+  }
+}
+
+const claimStatement = (goal: boolean, publisher: boolean) =>
+  goal
+    ? publisher
+      ? 'intentClaimGoalPublisher'
+      : 'intentClaimGoal'
+    : publisher
+      ? 'intentClaimPublisher'
+      : 'intentClaim';
+
+export class BusStore implements Store {
+  readonly kind: 'sqlite' | 'postgres';
+
+  /**
+   * Live nonce rows, counted once (-1: not yet, or no longer known) and then kept up to
+   * date here: counting a million rows on every signed request is not affordable. A
+   * program adds what it changed at its end, so a program that fails midway adds nothing;
+   * an operation that fails forgets the count (what it added may not have been committed),
+   * and so does a cleanup pass when other nodes write nonces too.
+   */
+  private nonces = -1;
+
+  constructor(private readonly r: Runner) {
+    this.kind = r.kind;
+  }
+
+  migrate(): Promise<void> {
+    return this.r.migrate();
+  }
+
+  async ping(): Promise<void> {
+    await this.r.read(get('ping', {}));
+  }
+
+  close(): Promise<void> {
+    return this.r.close();
+  }
+
+  exclusive<T>(name: string, wait: boolean, task: () => Promise<T>): Promise<T | null> {
+    return this.r.exclusive(name, wait, task);
+  }
+
+  intentPublish(
+    intent: NewIntent,
+    idem: IdempotencyInput | null,
+    maxOpen: number | null,
+  ): Promise<PublishOutcome> {
+    // Nothing to check first (the main key, no Idempotency-Key): the INSERT is atomic on
+    // its own, without the savepoint or transaction that keeps the checks and it together.
+    if (!idem && maxOpen == null) return this.r.write(insert(intent));
+    return this.r.atomic(publish(intent, idem, maxOpen));
+  }
+
+  intentClaim(req: ClaimRequest): Promise<IntentRow | null> {
+    return this.r.write(
+      get(claimStatement(req.goal != null, req.publisher != null), {
+        now: req.now,
+        token: req.token,
+        claimExpiresAt: req.now + req.leaseMs,
+        keyId: req.keyId,
+        workerId: req.workerId,
+        namespace: req.namespace,
+        goal: req.goal,
+        publisher: req.publisher,
+        caps: req.capabilities,
+      }),
+    );
+  }
+
+  intentUnclaim(id: string, token: string): Promise<IntentRow | null> {
+    return this.r.write(get('intentUnclaim', { id, token }));
+  }
+
+  intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null> {
+    return this.r.write(get('intentExtend', { ...ref, claimExpiresAt }));
+  }
+
+  intentFulfill(
+    ref: TokenRef,
+    result: string | null,
+    resultType: ResultType,
+  ): Promise<IntentRow | null> {
+    return this.r.write(get('intentFulfill', { ...ref, result, resultType }));
+  }
+
+  intentFail(ref: TokenRef, error: string | null, random: Random): Promise<IntentRow | null> {
+    return this.r.atomic(fail(ref, error, random));
+  }
+
+  intentGet(id: string): Promise<IntentRow | null> {
+    return this.r.read(get('intentGet', { id }));
+  }
+
+  intentCancel(id: string, now: number): Promise<IntentRow | null> {
+    return this.r.write(cancel(id, now));
+  }
+
+  intentRetry(id: string, now: number): Promise<IntentRow | null> {
+    return this.r.write(get('intentRetry', { id, now }));
+  }
+
+  leasesSweep(now: number, random: Random, limit: number): Promise<IntentRow[]> {
+    return this.r.atomic(sweep(now, random, limit));
+  }
+
+  intentsExpire(now: number, limit: number): Promise<IntentRow[]> {
+    return this.r.write(all('intentsExpire', { now, limit, reason: REASON_EXPIRED }));
+  }
+
+  /**
+   * Runs a bulk DELETE of at most `limit` rows batch by batch, each committed on its own,
+   * until one deletes less than a batch, letting other work run between batches.
+   */
+  private async batched(batch: (limit: number) => Program<number>): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.r.write(batch(DELETE_BATCH));
+      total += n;
+      if (n < DELETE_BATCH) return total;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async intentsDeleteFinished(before: number): Promise<{ fulfilled: number; dead: number }> {
+    return {
+      fulfilled: await this.batched((limit) =>
+        run('intentsDeleteFinished', { status: 'fulfilled', before, limit }),
+      ),
+      dead: await this.batched((limit) =>
+        run('intentsDeleteFinished', { status: 'dead', before, limit }),
+      ),
+    };
+  }
+
+  async intentsPurge(namespace: string | null): Promise<{ intents: number; dead: number }> {
+    const { n: dead } = await this.r.read(
+      namespace == null ? one('deadCountAll', {}) : one('deadCountNamespace', { namespace }),
+    );
+    const intents = await this.batched((limit) =>
+      namespace == null
+        ? run('intentsPurgeAll', { limit })
+        : run('intentsPurgeNamespace', { namespace, limit }),
+    );
+    return { intents, dead };
+  }
+
+  deadList(limit: number, namespace: string | null): Promise<IntentRow[]> {
+    return this.r.read(
+      namespace == null
+        ? all('deadListAll', { limit })
+        : all('deadListNamespace', { limit, namespace }),
+    );
+  }
+
+  async deadDiscard(id: string): Promise<boolean> {
+    return (await this.r.write(run('deadDiscard', { id }))) === 1;
+  }
+
+  intentsList(
+    filter: IntentListFilter,
+    limit: number,
+    cursor: ListCursor | null,
+  ): Promise<IntentRow[]> {
+    return this.r.read(
+      all('intentsList', {
+        namespace: filter.namespace ?? null,
+        goal: filter.goal ?? null,
+        status: filter.status ?? null,
+        publisher: filter.publisher ?? null,
+        workerId: filter.workerId ?? null,
+        cursorAt: cursor?.createdAt ?? null,
+        cursorId: cursor?.id ?? null,
+        limit,
+      }),
+    );
+  }
+
+  intentsCount(): Promise<StatusCount[]> {
+    return this.r.read(all('intentsCount', {}));
+  }
+
+  intentsPerMinute(since: number): Promise<MinuteCounts[]> {
+    return this.r.read(perMinute(since));
+  }
+
+  async keyCount(): Promise<number> {
+    return (await this.r.read(one('keyCount', {}))).n;
+  }
+
+  intentsDueAfter(now: number, limit: number): Promise<IntentRow[]> {
+    return this.r.read(all('intentsDueAfter', { now, limit }));
+  }
+
+  async kvSet(owner: string, name: string, value: string, expiresAt: number): Promise<void> {
+    await this.r.write(run('kvSet', { owner, name, value, expiresAt }));
+  }
+
+  async kvGet(owner: string, name: string, now: number): Promise<string | null> {
+    return (await this.r.read(get('kvGet', { owner, name, now })))?.value ?? null;
+  }
+
+  kvDeleteExpired(now: number): Promise<number> {
+    return this.batched((limit) => run('kvDeleteExpired', { now, limit }));
+  }
+
+  idempotencyDeleteBefore(before: number): Promise<number> {
+    return this.batched((limit) => run('idempotencyDeleteBefore', { before, limit }));
+  }
+
+  /** Adds what a program changed to the nonce count, when it is known. */
+  private countNonces(delta: number): void {
+    if (this.nonces >= 0) this.nonces += delta;
+  }
+
+  /** Runs an operation that changes nonce rows: failed, it forgets the count. */
+  private async changingNonces<T>(op: Promise<T>): Promise<T> {
+    try {
+      return await op;
+    } catch (err) {
+      this.nonces = -1;
+      throw err;
+    }
+  }
+
+  private *recordNonce(
+    keyId: string,
+    nonce: string,
+    expiresAt: number,
+    now: number,
+    capacity: number,
+  ): Program<'recorded' | 'replay' | 'full'> {
+    if (this.nonces < 0) this.nonces = (yield* one('nonceCount', {})).n;
+    const counted = this.nonces;
+    let delta = -(yield* run('nonceDeleteStale', { keyId, nonce, now }));
+    if (counted + delta >= capacity) {
+      delta -= yield* run('noncesDeleteExpired', { now, limit: DELETE_BATCH });
+    }
+    let out: 'recorded' | 'replay' | 'full';
+    if (counted + delta >= capacity) out = 'full';
+    else if ((yield* run('nonceInsert', { keyId, nonce, expiresAt })) === 0) out = 'replay';
+    else {
+      delta++;
+      out = 'recorded';
+    }
+    this.countNonces(delta);
+    return out;
+  }
+
+  nonceRecord(
+    keyId: string,
+    nonce: string,
+    expiresAt: number,
+    now: number,
+    capacity: number,
+  ): Promise<'recorded' | 'replay' | 'full'> {
+    return this.changingNonces(
+      this.r.atomic(this.recordNonce(keyId, nonce, expiresAt, now, capacity)),
+    );
+  }
+
+  private *deleteExpiredNonces(now: number, limit: number): Program<number> {
+    const deleted = yield* run('noncesDeleteExpired', { now, limit });
+    this.countNonces(-deleted);
+    return deleted;
+  }
+
+  async noncesDeleteExpired(now: number): Promise<number> {
+    const n = await this.changingNonces(
+      this.batched((limit) => this.deleteExpiredNonces(now, limit)),
+    );
+    // Other nodes record nonces too: count again on the next record.
+    if (this.r.sharedByNodes) this.nonces = -1;
+    return n;
+  }
+
+  async keyCreate(row: ApiKeyRow): Promise<void> {
+    await this.r.write(run('keyCreate', row));
+  }
+
+  keyByHash(hash: string): Promise<ApiKeyRow | null> {
+    return this.r.read(get('keyByHash', { keyHash: hash }));
+  }
+
+  keyList(): Promise<ApiKeyRow[]> {
+    return this.r.read(all('keyList', {}));
+  }
+
+  private *revoke(
+    by: { keyId: string } | { keyHash: string },
+    now: number,
+  ): Program<string | null> {
+    const gone =
+      'keyId' in by
+        ? yield* get('keyDeleteById', { keyId: by.keyId })
+        : yield* get('keyDeleteByHash', { keyHash: by.keyHash });
+    if (!gone) return null;
+    const { keyId } = gone;
+    yield* run('idempotencyDeleteKey', { keyId });
+    const nonces = yield* run('noncesDeleteKey', { keyId });
+    yield* run('leasesEndOfKey', { keyId, now });
+    this.countNonces(-nonces);
+    return keyId;
+  }
+
+  keyRevoke(by: { keyId: string } | { keyHash: string }, now: number): Promise<string | null> {
+    return this.changingNonces(this.r.atomic(this.revoke(by, now)));
+  }
+
+  async keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void> {
+    if (usage.size === 0) return;
+    await this.r.atomic(addUsage(usage));
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The statements every backend provides, by name: what each binds (`@name` parameters)
+ * and what each row it returns holds. Each backend's queries.ts gives every name its SQL
+ * (checked by `satisfies Statements`); bus-store.ts runs them through its program steps,
+ * which take their parameter and row types from here, so no row is cast by hand.
+ */
+import type { IntentStatus, ResultType } from '@intent-bus/protocol';
+import type { NewIntent } from '../core/validate.js';
+import type { ApiKeyRow, IntentRow, StatusCount } from './store.js';
+
+/** A live claim token of a key at a time. */
+interface Live {
+  id: string;
+  token: string;
+  keyId: string;
+  now: number;
+}
+
+/** The claim's parameters (every variant binds the ones its text names). */
+export interface ClaimParams {
+  now: number;
+  token: string;
+  claimExpiresAt: number;
+  keyId: string;
+  workerId: string | null;
+  namespace: string;
+  goal: string | null;
+  publisher: string | null;
+  /** The worker's capabilities (SQLite binds an array as its JSON text). */
+  caps: readonly string[];
+}
+
+type Count = { n: number };
+type MinuteRow = { minute: number; n: number };
+type None = Record<string, never>;
+/** A statement that returns no rows (`run` only). */
+type Write<P> = { params: P; row: never };
+type Read<P, R> = { params: P; row: R };
+
+export interface StatementTypes {
+  ping: Read<None, { ok: number }>;
+
+  intentInsert: Write<NewIntent>;
+  /** The claim, goal given or not × publisher filter or not (PROTOCOL.md §4). */
+  intentClaim: Read<ClaimParams, IntentRow>;
+  intentClaimGoal: Read<ClaimParams, IntentRow>;
+  intentClaimPublisher: Read<ClaimParams, IntentRow>;
+  intentClaimGoalPublisher: Read<ClaimParams, IntentRow>;
+  intentExtend: Read<Live & { claimExpiresAt: number }, IntentRow>;
+  intentFulfill: Read<Live & { result: string | null; resultType: ResultType }, IntentRow>;
+  /** Locked until released (PostgreSQL). */
+  intentSelectLive: Read<Live, IntentRow>;
+  intentRelease: Read<
+    {
+      id: string;
+      token: string | null;
+      status: 'open' | 'dead';
+      runAt: number;
+      error: string | null;
+      deadReason: string | null;
+      completedAt: number | null;
+    },
+    IntentRow
+  >;
+  intentUnclaim: Read<{ id: string; token: string }, IntentRow>;
+  intentGet: Read<{ id: string }, IntentRow>;
+  intentCancel: Read<{ id: string; now: number; reason: string }, IntentRow>;
+  intentRetry: Read<{ id: string; now: number }, IntentRow>;
+  leasesExpired: Read<{ now: number; limit: number }, IntentRow>;
+  intentsExpire: Read<{ now: number; limit: number; reason: string }, IntentRow>;
+
+  // Bulk deletes: at most @limit rows per statement.
+  intentsDeleteFinished: Write<{ status: IntentStatus; before: number; limit: number }>;
+  intentsPurgeAll: Write<{ limit: number }>;
+  intentsPurgeNamespace: Write<{ namespace: string; limit: number }>;
+  deadCountAll: Read<None, Count>;
+  deadCountNamespace: Read<{ namespace: string }, Count>;
+  deadListAll: Read<{ limit: number }, IntentRow>;
+  deadListNamespace: Read<{ limit: number; namespace: string }, IntentRow>;
+  deadDiscard: Write<{ id: string }>;
+  intentsList: Read<
+    {
+      namespace: string | null;
+      goal: string | null;
+      status: IntentStatus | null;
+      publisher: string | null;
+      workerId: string | null;
+      cursorAt: number | null;
+      cursorId: string | null;
+      limit: number;
+    },
+    IntentRow
+  >;
+  intentsCount: Read<None, StatusCount>;
+  publishedPerMinute: Read<{ since: number }, MinuteRow>;
+  finishedPerMinute: Read<{ status: IntentStatus; since: number }, MinuteRow>;
+  keyCount: Read<None, Count>;
+  intentsDueAfter: Read<{ now: number; limit: number }, IntentRow>;
+
+  idempotencyGet: Read<
+    { keyId: string; idemKey: string },
+    { bodyHash: string; status: number; response: string; createdAt: number }
+  >;
+  idempotencyPut: Write<{
+    keyId: string;
+    idemKey: string;
+    bodyHash: string;
+    status: number;
+    response: string;
+    createdAt: number;
+  }>;
+  idempotencyDeleteBefore: Write<{ before: number; limit: number }>;
+  idempotencyDeleteKey: Write<{ keyId: string }>;
+  intentsLiveOfPublisher: Read<{ publisher: string }, Count>;
+
+  /** Changes no row when the nonce is already remembered. */
+  nonceInsert: Write<{ keyId: string; nonce: string; expiresAt: number }>;
+  nonceDeleteStale: Write<{ keyId: string; nonce: string; now: number }>;
+  nonceCount: Read<None, Count>;
+  noncesDeleteExpired: Write<{ now: number; limit: number }>;
+  noncesDeleteKey: Write<{ keyId: string }>;
+
+  kvSet: Write<{ owner: string; name: string; value: string; expiresAt: number }>;
+  kvGet: Read<{ owner: string; name: string; now: number }, { value: string }>;
+  kvDeleteExpired: Write<{ now: number; limit: number }>;
+
+  keyCreate: Write<ApiKeyRow>;
+  keyByHash: Read<{ keyHash: string }, ApiKeyRow>;
+  keyList: Read<None, ApiKeyRow>;
+  leasesEndOfKey: Write<{ keyId: string; now: number }>;
+  keyDeleteById: Read<{ keyId: string }, { keyId: string }>;
+  keyDeleteByHash: Read<{ keyHash: string }, { keyId: string }>;
+  keyUsageAdd: Write<{ keyId: string; count: number; lastUsedAt: number }>;
+}
+
+export type StatementName = keyof StatementTypes;
+export type Params<N extends StatementName> = StatementTypes[N]['params'];
+export type Row<N extends StatementName> = StatementTypes[N]['row'];
+/** A backend's SQL for every statement. */
+export type Statements = { readonly [N in StatementName]: string };
+/** The statements that return rows (`get` and `all`). */
+export type ReadName = {
+  [N in StatementName]: [Row<N>] extends [never] ? never : N;
+}[StatementName];
