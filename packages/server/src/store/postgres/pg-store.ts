@@ -1,33 +1,18 @@
+/**
+ * The PostgreSQL backend: a pool shared by the nodes of one bus. Its runner drives the
+ * store's programs (bus-store.ts) on the pool, or in one pooled transaction when they must
+ * be atomic, and owns what only PostgreSQL has: the pool, advisory locks, error
+ * translation, the text escaping, `exclusive` and the migrations.
+ */
 import pg from 'pg';
-import type { ResultType } from '@intent-bus/protocol';
-import type { Random } from '../../core/clock.js';
-import {
-  REASON_CANCELLED,
-  REASON_EXPIRED,
-  REASON_LEASE_EXPIRED,
-  releasedColumns,
-} from '../../core/lifecycle.js';
-import type { NewIntent } from '../../core/validate.js';
-import {
-  DELETE_BATCH,
-  StoreUnavailableError,
-  mergeMinuteCounts,
-  openRow,
-  type ApiKeyRow,
-  type ClaimRequest,
-  type IdempotencyInput,
-  type IntentRow,
-  type IntentListFilter,
-  type KeyUsage,
-  type ListCursor,
-  type MinuteCounts,
-  type StatusCount,
-  type PublishOutcome,
-  type Store,
-  type TokenRef,
-} from '../store.js';
+import { BusStore } from '../bus-store.js';
+import { driveAsync, type LockName, type Program, type Runner, type Step } from '../program.js';
+import type { Statements } from '../statements.js';
+import { StoreUnavailableError } from '../store.js';
 import { migrations } from './migrations.js';
 import * as q from './queries.js';
+
+const statements: Statements = q;
 
 /**
  * SQLSTATEs that mean "the store is in trouble", not "the request is wrong": connection
@@ -53,9 +38,11 @@ const UNAVAILABLE_MESSAGE =
   /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed)/;
 
 /** Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
-const LOCK_IDEMPOTENCY = 1;
-const LOCK_QUOTA = 2;
-const LOCK_HOUSEKEEPING = 3;
+const LOCK_CLASS: Record<LockName | 'housekeeping', number> = {
+  idempotency: 1,
+  quota: 2,
+  housekeeping: 3,
+};
 
 /**
  * BIGINT (int8) columns hold ms timestamps and counts, far below 2^53: read them as
@@ -104,10 +91,39 @@ export function unescapeRow(row: Record<string, unknown>): void {
   }
 }
 
-export class PgStore implements Store {
+/**
+ * `@name` parameters → `$n`, one number per name (PostgreSQL binds by position): the text
+ * and the names in the order of their numbers.
+ */
+export function positional(sql: string): { text: string; names: string[] } {
+  const names: string[] = [];
+  const text = sql.replace(/@([A-Za-z_]\w*)/g, (_, name: string) => {
+    let i = names.indexOf(name);
+    if (i < 0) i = names.push(name) - 1;
+    return `$${i + 1}`;
+  });
+  return { text, names };
+}
+
+/** A statement as the pool prepares it: once per connection, under a name of its own. */
+interface Prepared {
+  name: string;
+  text: string;
+  names: string[];
+}
+
+export class PgStore extends BusStore {
+  constructor(options: PgStoreOptions) {
+    super(new PgRunner(options));
+  }
+}
+
+class PgRunner implements Runner {
   readonly kind = 'postgres' as const;
+  /** The nodes of one bus share the database. */
+  readonly sharedByNodes = true;
   private readonly pool: pg.Pool;
-  private readonly names = new Map<string, string>();
+  private readonly prepared = new Map<string, Prepared>();
   private closed = false;
 
   constructor(private readonly options: PgStoreOptions) {
@@ -130,20 +146,22 @@ export class PgStore implements Store {
     this.pool.on('error', () => {});
   }
 
-  /** Runs one statement, prepared once per connection under a name of its own. */
-  private async run<R extends pg.QueryResultRow>(
-    on: Queryable,
-    text: string,
-    values: unknown[] = [],
-  ): Promise<pg.QueryResult<R>> {
-    let name = this.names.get(text);
-    if (name === undefined) {
-      name = `ib_${this.names.size}`;
-      this.names.set(text, name);
+  /** Runs one statement (SQL with `@name` parameters), its values taken from `params`. */
+  private async query(on: Queryable, sql: string, params: object): Promise<pg.QueryResult> {
+    let p = this.prepared.get(sql);
+    if (p === undefined) {
+      p = { name: `ib_${this.prepared.size}`, ...positional(sql) };
+      this.prepared.set(sql, p);
     }
-    let result: pg.QueryResult<R>;
+    const bound = params as Record<string, unknown>;
+    const values = p.names.map((n) => {
+      const v = bound[n];
+      if (v === undefined) throw new Error(`no value for @${n}`);
+      return escapeText(v);
+    });
+    let result: pg.QueryResult;
     try {
-      result = await on.query<R>({ name, text, values: values.map(escapeText) });
+      result = await on.query({ name: p.name, text: p.text, values });
     } catch (err) {
       throw translate(err);
     }
@@ -151,20 +169,30 @@ export class PgStore implements Store {
     return result;
   }
 
-  private async rows<R extends pg.QueryResultRow>(
-    on: Queryable,
-    text: string,
-    values: unknown[] = [],
-  ): Promise<R[]> {
-    return (await this.run<R>(on, text, values)).rows;
+  /** Answers one step of a program (program.ts). */
+  private async exec(on: Queryable, step: Step): Promise<unknown> {
+    if (step.op === 'lock') {
+      await this.query(on, q.advisoryLock, { cls: LOCK_CLASS[step.lock], key: step.key });
+      return undefined;
+    }
+    const result = await this.query(on, statements[step.name], step.params);
+    if (step.op === 'get') return result.rows[0];
+    if (step.op === 'all') return result.rows;
+    return result.rowCount ?? 0;
   }
 
-  private async row<R extends pg.QueryResultRow>(
-    on: Queryable,
-    text: string,
-    values: unknown[] = [],
-  ): Promise<R | null> {
-    return (await this.run<R>(on, text, values)).rows[0] ?? null;
+  /** Each statement on its own, on the pool. */
+  read<T>(p: Program<T>): Promise<T> {
+    return driveAsync(p, (step) => this.exec(this.pool, step));
+  }
+
+  /** The same: each statement is atomic by itself. */
+  write<T>(p: Program<T>): Promise<T> {
+    return this.read(p);
+  }
+
+  atomic<T>(p: Program<T>): Promise<T> {
+    return this.tx((c) => driveAsync(p, (step) => this.exec(c, step)));
   }
 
   private async connect(): Promise<pg.PoolClient> {
@@ -237,10 +265,6 @@ export class PgStore implements Store {
     }
   }
 
-  async ping(): Promise<void> {
-    await this.run(this.pool, q.ping);
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -251,396 +275,22 @@ export class PgStore implements Store {
     // A session lock on a connection held for the task: a node that dies mid-task loses
     // its connection, and with it the lock. Advisory locks are database-wide, so the key
     // names the schema too.
-    const key = [LOCK_HOUSEKEEPING, `${this.options.schema ?? ''}\n${name}`];
+    const key = { cls: LOCK_CLASS.housekeeping, key: `${this.options.schema ?? ''}\n${name}` };
     const client = await this.connect();
     let broken: Error | undefined;
     try {
-      if (wait) await this.run(client, q.sessionLock, key);
-      else if (!(await this.row<{ got: boolean }>(client, q.sessionTryLock, key))?.got) return null;
+      if (wait) await this.query(client, q.sessionLock, key);
+      else if ((await this.query(client, q.sessionTryLock, key)).rows[0]?.got !== true) return null;
       try {
         return await task();
       } finally {
-        await this.run(client, q.sessionUnlock, key).catch((err: Error) => (broken = err));
+        await this.query(client, q.sessionUnlock, key).catch((err: Error) => (broken = err));
       }
     } finally {
       client.release(broken);
     }
   }
-
-  async intentPublish(
-    intent: NewIntent,
-    idem: IdempotencyInput | null,
-    maxOpen: number | null,
-  ): Promise<PublishOutcome> {
-    const insert = [
-      intent.id,
-      intent.namespace,
-      intent.goal,
-      intent.payload,
-      intent.publisher,
-      intent.visibility,
-      intent.priority,
-      intent.runAt,
-      intent.createdAt,
-      intent.expiresAt,
-      intent.maxAttempts,
-      intent.backoffBase,
-      intent.ttl,
-      intent.targetWorker,
-      intent.requiredCapability,
-    ];
-    // Nothing to check first (the main key, no Idempotency-Key): the INSERT is atomic on
-    // its own, without a transaction around it.
-    if (!idem && maxOpen == null) {
-      await this.run(this.pool, q.intentInsert, insert);
-      return { kind: 'created', row: openRow(intent) };
-    }
-    return this.tx(async (c): Promise<PublishOutcome> => {
-      // Read committed lets two publishes both pass a check before either inserts: the
-      // advisory locks make the same idempotency key, and the same publisher's quota, wait
-      // for one another. Always idempotency first, then quota, so two never deadlock.
-      if (idem) {
-        await this.run(c, q.advisoryLock, [LOCK_IDEMPOTENCY, `${idem.keyId}\n${idem.key}`]);
-        const prior = await this.row<{
-          bodyHash: string;
-          status: number;
-          response: string;
-          createdAt: number;
-        }>(c, q.idempotencyGet, [idem.keyId, idem.key]);
-        if (prior && prior.createdAt >= idem.notBefore) {
-          if (prior.bodyHash !== idem.bodyHash) return { kind: 'conflict' };
-          return { kind: 'replay', status: prior.status, body: prior.response };
-        }
-      }
-      if (maxOpen != null) {
-        await this.run(c, q.advisoryLock, [LOCK_QUOTA, intent.publisher]);
-        const { n } = (await this.row<{ n: number }>(c, q.intentsLiveOfPublisher, [
-          intent.publisher,
-        ]))!;
-        if (n >= maxOpen) return { kind: 'limit_exceeded', open: n };
-      }
-      await this.run(c, q.intentInsert, insert);
-      const row = openRow(intent);
-      if (idem) {
-        await this.run(c, q.idempotencyPut, [
-          idem.keyId,
-          idem.key,
-          idem.bodyHash,
-          201,
-          JSON.stringify({ id: row.id, status: 'published', namespace: row.namespace }),
-          intent.createdAt,
-        ]);
-      }
-      return { kind: 'created', row };
-    });
-  }
-
-  async intentClaim(req: ClaimRequest): Promise<IntentRow | null> {
-    const values: unknown[] = [
-      req.now,
-      req.token,
-      req.now + req.leaseMs,
-      req.keyId,
-      req.workerId,
-      req.namespace,
-      req.capabilities,
-    ];
-    if (req.goal != null) values.push(req.goal);
-    if (req.publisher != null) values.push(req.publisher);
-    return this.row<IntentRow>(
-      this.pool,
-      q.intentClaim(req.goal != null, req.publisher != null),
-      values,
-    );
-  }
-
-  async intentUnclaim(id: string, token: string): Promise<IntentRow | null> {
-    return this.row<IntentRow>(this.pool, q.intentUnclaim, [id, token]);
-  }
-
-  async intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null> {
-    return this.row<IntentRow>(this.pool, q.intentExtend, [...live(ref), claimExpiresAt]);
-  }
-
-  async intentFulfill(
-    ref: TokenRef,
-    result: string | null,
-    resultType: ResultType,
-  ): Promise<IntentRow | null> {
-    return this.row<IntentRow>(this.pool, q.intentFulfill, [...live(ref), result, resultType]);
-  }
-
-  async intentFail(ref: TokenRef, error: string | null, random: Random): Promise<IntentRow | null> {
-    return this.tx(async (c) => {
-      const row = await this.row<IntentRow>(c, q.intentSelectLive, live(ref));
-      if (!row) return null;
-      return this.release(c, row, ref.now, error, error, random);
-    });
-  }
-
-  /** Applies the core's decision for a claim (locked by the caller) that failed at `at`. */
-  private async release(
-    c: pg.PoolClient,
-    row: IntentRow,
-    at: number,
-    error: string | null,
-    deadReason: string | null,
-    random: Random,
-  ): Promise<IntentRow> {
-    const next = releasedColumns(row, at, deadReason, random);
-    return (await this.row<IntentRow>(c, q.intentRelease, [
-      row.id,
-      row.claimToken,
-      next.status,
-      next.runAt,
-      error,
-      next.deadReason,
-      next.completedAt,
-    ]))!;
-  }
-
-  async intentGet(id: string): Promise<IntentRow | null> {
-    return this.row<IntentRow>(this.pool, q.intentGet, [id]);
-  }
-
-  async intentCancel(id: string, now: number): Promise<IntentRow | null> {
-    return (
-      (await this.row<IntentRow>(this.pool, q.intentCancel, [id, now, REASON_CANCELLED])) ??
-      (await this.intentGet(id))
-    );
-  }
-
-  async intentRetry(id: string, now: number): Promise<IntentRow | null> {
-    return this.row<IntentRow>(this.pool, q.intentRetry, [id, now]);
-  }
-
-  async leasesSweep(now: number, random: Random, limit: number): Promise<IntentRow[]> {
-    return this.tx(async (c) => {
-      const expired = await this.rows<IntentRow>(c, q.leasesExpired, [now, limit]);
-      const out: IntentRow[] = [];
-      for (const row of expired) {
-        out.push(
-          await this.release(
-            c,
-            row,
-            row.claimExpiresAt ?? now,
-            REASON_LEASE_EXPIRED,
-            REASON_LEASE_EXPIRED,
-            random,
-          ),
-        );
-      }
-      return out;
-    });
-  }
-
-  async intentsExpire(now: number, limit: number): Promise<IntentRow[]> {
-    return this.rows<IntentRow>(this.pool, q.intentsExpire, [now, limit, REASON_EXPIRED]);
-  }
-
-  /**
-   * Runs a bulk DELETE (its last parameter the limit) batch by batch until it deletes
-   * less than a batch; each batch commits on its own.
-   */
-  private async batched(sql: string, values: unknown[]): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const n = (await this.run(this.pool, sql, [...values, DELETE_BATCH])).rowCount ?? 0;
-      total += n;
-      if (n < DELETE_BATCH) return total;
-    }
-  }
-
-  async intentsDeleteFinished(before: number): Promise<{ fulfilled: number; dead: number }> {
-    return {
-      fulfilled: await this.batched(q.intentsDeleteFinished, ['fulfilled', before]),
-      dead: await this.batched(q.intentsDeleteFinished, ['dead', before]),
-    };
-  }
-
-  async intentsPurge(namespace: string | null): Promise<{ intents: number; dead: number }> {
-    const { n: dead } = (
-      namespace == null
-        ? await this.row<{ n: number }>(this.pool, q.deadCountAll)
-        : await this.row<{ n: number }>(this.pool, q.deadCountNamespace, [namespace])
-    )!;
-    const intents =
-      namespace == null
-        ? await this.batched(q.intentsPurgeAll, [])
-        : await this.batched(q.intentsPurgeNamespace, [namespace]);
-    return { intents, dead };
-  }
-
-  async deadList(limit: number, namespace: string | null): Promise<IntentRow[]> {
-    return namespace == null
-      ? this.rows<IntentRow>(this.pool, q.deadListAll, [limit])
-      : this.rows<IntentRow>(this.pool, q.deadListNamespace, [limit, namespace]);
-  }
-
-  async deadDiscard(id: string): Promise<boolean> {
-    return (await this.run(this.pool, q.deadDiscard, [id])).rowCount === 1;
-  }
-
-  async intentsList(
-    filter: IntentListFilter,
-    limit: number,
-    cursor: ListCursor | null,
-  ): Promise<IntentRow[]> {
-    return this.rows<IntentRow>(this.pool, q.intentsList, [
-      filter.namespace ?? null,
-      filter.goal ?? null,
-      filter.status ?? null,
-      filter.publisher ?? null,
-      filter.workerId ?? null,
-      cursor?.createdAt ?? null,
-      cursor?.id ?? null,
-      limit,
-    ]);
-  }
-
-  async intentsCount(): Promise<StatusCount[]> {
-    return this.rows<StatusCount>(this.pool, q.intentsCount);
-  }
-
-  async intentsPerMinute(since: number): Promise<MinuteCounts[]> {
-    type Row = { minute: number; n: number };
-    const finished = (status: string) =>
-      this.rows<Row>(this.pool, q.finishedPerMinute, [status, since]);
-    return mergeMinuteCounts(
-      await this.rows<Row>(this.pool, q.publishedPerMinute, [since]),
-      await finished('fulfilled'),
-      await finished('dead'),
-    );
-  }
-
-  async keyCount(): Promise<number> {
-    return (await this.row<{ n: number }>(this.pool, q.keyCount))!.n;
-  }
-
-  async intentsDueAfter(now: number, limit: number): Promise<IntentRow[]> {
-    return this.rows<IntentRow>(this.pool, q.intentsDueAfter, [now, limit]);
-  }
-
-  async kvSet(owner: string, name: string, value: string, expiresAt: number): Promise<void> {
-    await this.run(this.pool, q.kvSet, [owner, name, value, expiresAt]);
-  }
-
-  async kvGet(owner: string, name: string, now: number): Promise<string | null> {
-    return (
-      (await this.row<{ value: string }>(this.pool, q.kvGet, [owner, name, now]))?.value ?? null
-    );
-  }
-
-  async kvDeleteExpired(now: number): Promise<number> {
-    return this.batched(q.kvDeleteExpired, [now]);
-  }
-
-  async idempotencyDeleteBefore(before: number): Promise<number> {
-    return this.batched(q.idempotencyDeleteBefore, [before]);
-  }
-
-  /**
-   * Nonce rows, counted once and then kept up to date by this process, as the SQLite
-   * store does: counting a million rows on every signed request is not affordable. Rows
-   * written by other nodes are seen when the count is taken again: after a rollback and
-   * after each cleanup pass.
-   */
-  private nonces = -1;
-
-  async nonceRecord(
-    keyId: string,
-    nonce: string,
-    expiresAt: number,
-    now: number,
-    capacity: number,
-  ): Promise<'recorded' | 'replay' | 'full'> {
-    let delta = 0;
-    try {
-      return await this.tx(async (c) => {
-        if (this.nonces < 0) this.nonces = (await this.row<{ n: number }>(c, q.nonceCount))!.n;
-        delta -= (await this.run(c, q.nonceDeleteStale, [keyId, nonce, now])).rowCount ?? 0;
-        if (this.nonces + delta >= capacity) {
-          delta -= (await this.run(c, q.noncesDeleteExpired, [now, DELETE_BATCH])).rowCount ?? 0;
-          if (this.nonces + delta >= capacity) return 'full' as const;
-        }
-        if (!(await this.run(c, q.nonceInsert, [keyId, nonce, expiresAt])).rowCount) {
-          return 'replay' as const;
-        }
-        delta++;
-        return 'recorded' as const;
-      });
-    } catch (err) {
-      delta = 0;
-      // Whatever was counted may not have happened: count again when needed.
-      this.nonces = -1;
-      throw err;
-    } finally {
-      if (this.nonces >= 0) this.nonces += delta;
-    }
-  }
-
-  async noncesDeleteExpired(now: number): Promise<number> {
-    const n = await this.batched(q.noncesDeleteExpired, [now]);
-    // Count again on the next record: other nodes may have written in the meantime.
-    this.nonces = -1;
-    return n;
-  }
-
-  async keyCreate(row: ApiKeyRow): Promise<void> {
-    await this.run(this.pool, q.keyCreate, [
-      row.keyId,
-      row.keyHash,
-      row.prefix,
-      row.owner,
-      row.createdAt,
-      row.lastUsedAt,
-      row.requests,
-    ]);
-  }
-
-  async keyByHash(hash: string): Promise<ApiKeyRow | null> {
-    return this.row<ApiKeyRow>(this.pool, q.keyByHash, [hash]);
-  }
-
-  async keyList(): Promise<ApiKeyRow[]> {
-    return this.rows<ApiKeyRow>(this.pool, q.keyList);
-  }
-
-  async keyRevoke(
-    by: { keyId: string } | { keyHash: string },
-    now: number,
-  ): Promise<string | null> {
-    let removed = 0;
-    const keyId = await this.tx(async (c) => {
-      const gone =
-        'keyId' in by
-          ? await this.row<{ keyId: string }>(c, q.keyDeleteById, [by.keyId])
-          : await this.row<{ keyId: string }>(c, q.keyDeleteByHash, [by.keyHash]);
-      if (!gone) return null;
-      await this.run(c, q.idempotencyDeleteKey, [gone.keyId]);
-      removed = (await this.run(c, q.noncesDeleteKey, [gone.keyId])).rowCount ?? 0;
-      await this.run(c, q.leasesEndOfKey, [gone.keyId, now]);
-      return gone.keyId;
-    });
-    if (this.nonces >= 0) this.nonces -= removed;
-    return keyId;
-  }
-
-  async keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void> {
-    if (usage.size === 0) return;
-    // In key order, so that two nodes flushing at once lock the rows in the same order.
-    const keys = [...usage.keys()].sort();
-    await this.tx(async (c) => {
-      for (const keyId of keys) {
-        const u = usage.get(keyId)!;
-        await this.run(c, q.keyUsageAdd, [keyId, u.count, u.lastUsedAt]);
-      }
-    });
-  }
 }
-
-/** The parameters of a live-token statement: id token keyId now. */
-const live = (ref: TokenRef): unknown[] => [ref.id, ref.token, ref.keyId, ref.now];
 
 function translate(err: unknown): unknown {
   if (err instanceof StoreUnavailableError) return err;
