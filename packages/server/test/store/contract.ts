@@ -1,13 +1,13 @@
 /**
- * The Store contract: one suite, run against every backend (SQLite now, PostgreSQL when
- * it lands). Each test gets a fresh store from the factory.
+ * The Store contract: one suite, run against every backend (sqlite.test.ts,
+ * postgres.test.ts). Each test gets a fresh store from the factory.
  */
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { matchesClaim, type ClaimFilter } from '../../src/core/routing.js';
+import { matchesClaim } from '../../src/core/routing.js';
 import type { NewIntent } from '../../src/core/validate.js';
-import type { IntentRow, Store } from '../../src/store/store.js';
+import type { ClaimRequest, IntentRow, Store } from '../../src/store/store.js';
 
 const T0 = 1_800_000_000_000;
 const id = (): string => randomBytes(16).toString('hex');
@@ -34,7 +34,7 @@ export function intent(over: Partial<NewIntent> = {}): NewIntent {
 }
 
 /** A claim by kid_a at T0, nothing filtered; `over` changes any field. */
-export const claimBy = (over: Partial<ClaimFilter> = {}) => ({
+export const claimBy = (over: Partial<ClaimRequest> = {}) => ({
   keyId: 'kid_a',
   namespace: 'default',
   goal: null,
@@ -270,6 +270,34 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await s.nonceRecord('kid_a', 'n1', T0 + 600_000, T0 + 300_000, 3)).toBe('recorded');
     });
 
+    it('counts nonces across cleanup and revokes, so that capacity holds exactly', async () => {
+      const s = await fresh();
+      const key = {
+        keyId: 'kid_1',
+        keyHash: 'h1',
+        prefix: 'tk_11111',
+        owner: 'o',
+        createdAt: T0,
+        lastUsedAt: null,
+        requests: 0,
+      };
+      await s.keyCreate(key);
+      expect(await s.nonceRecord('kid_1', 'a', T0 + 1000, T0, 4)).toBe('recorded');
+      expect(await s.nonceRecord('kid_1', 'b', T0 + 300_000, T0, 4)).toBe('recorded');
+      expect(await s.nonceRecord('kid_2', 'c', T0 + 300_000, T0, 4)).toBe('recorded');
+      expect(await s.nonceRecord('kid_2', 'd', T0 + 300_000, T0, 4)).toBe('recorded');
+      expect(await s.nonceRecord('kid_2', 'e', T0 + 300_000, T0, 4)).toBe('full');
+      // The cleanup pass removes a: one more fits, and no more.
+      expect(await s.noncesDeleteExpired(T0 + 1000)).toBe(1);
+      expect(await s.nonceRecord('kid_2', 'e', T0 + 300_000, T0 + 1000, 4)).toBe('recorded');
+      expect(await s.nonceRecord('kid_2', 'f', T0 + 300_000, T0 + 1000, 4)).toBe('full');
+      // The revoke removes kid_1's b: one more again.
+      expect(await s.keyRevoke({ keyId: 'kid_1' }, T0 + 1000)).toBe('kid_1');
+      expect(await s.nonceRecord('kid_2', 'f', T0 + 300_000, T0 + 1000, 4)).toBe('recorded');
+      expect(await s.nonceRecord('kid_2', 'g', T0 + 300_000, T0 + 1000, 4)).toBe('full');
+      expect(await s.nonceRecord('kid_2', 'c', T0 + 300_000, T0 + 1000, 4)).toBe('full');
+    });
+
     it('keeps KV per owner with expiry', async () => {
       const s = await fresh();
       await s.kvSet('a', 'n', '{"x":1}', T0 + 10);
@@ -322,6 +350,75 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect((await s.intentGet(theirs.id))?.claimExpiresAt).toBe(T0 + 60_000);
       const swept = await s.leasesSweep(T0 + 10, () => 0, 10);
       expect(swept.map((r) => [r.id, r.status])).toEqual([[mine.id, 'open']]);
+    });
+
+    it('undoes a claim nobody received: open again, the attempt not counted', async () => {
+      const s = await fresh();
+      const i = await put(s, intent());
+      await s.intentClaim(claimBy({ token: 't1', workerId: 'w' }));
+      expect(await s.intentUnclaim(i.id, 'wrong')).toBeNull();
+      expect(await s.intentUnclaim(i.id, 't1')).toMatchObject({
+        id: i.id,
+        status: 'open',
+        claimAttempts: 0,
+        claimToken: null,
+        claimExpiresAt: null,
+      });
+      expect(await s.intentUnclaim(i.id, 't1')).toBeNull();
+      expect(await s.intentClaim(claimBy({ token: 't2' }))).toMatchObject({ claimAttempts: 1 });
+    });
+
+    it('lists newest first, filtered, continuing after a cursor', async () => {
+      const s = await fresh();
+      const rows: IntentRow[] = [];
+      for (let k = 0; k < 5; k++) {
+        rows.push(
+          await put(s, intent({ createdAt: T0 + Math.floor(k / 2), goal: k % 2 ? 'odd' : 'even' })),
+        );
+      }
+      // Newest first; within one created_at, the greater id first.
+      const order = [...rows].sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+      const ids = (xs: IntentRow[]) => xs.map((r) => r.id);
+      expect(ids(await s.intentsList({}, 10, null))).toEqual(ids(order));
+      const first = await s.intentsList({}, 2, null);
+      expect(ids(first)).toEqual(ids(order.slice(0, 2)));
+      const cursor = { createdAt: first[1]!.createdAt, id: first[1]!.id };
+      expect(ids(await s.intentsList({}, 10, cursor))).toEqual(ids(order.slice(2)));
+      expect(ids(await s.intentsList({ goal: 'odd' }, 10, null))).toEqual(
+        ids(order.filter((r) => r.goal === 'odd')),
+      );
+      expect(await s.intentsList({ namespace: 'other' }, 10, null)).toEqual([]);
+      await s.intentClaim(claimBy({ token: 't', workerId: 'w9' }));
+      expect(await s.intentsList({ status: 'claimed', workerId: 'w9' }, 10, null)).toHaveLength(1);
+      expect(await s.intentsList({ publisher: 'kid_b' }, 10, null)).toEqual([]);
+    });
+
+    it('counts intents per namespace and status, and per minute', async () => {
+      const s = await fresh();
+      const minute = 60_000 * Math.ceil(T0 / 60_000);
+      const a = await put(s, intent({ createdAt: minute + 1 }));
+      await put(s, intent({ createdAt: minute + 2 }));
+      await put(s, intent({ createdAt: minute + 60_000, namespace: 'other' }));
+      await s.intentClaim(claimBy({ token: 't', now: minute + 1 }));
+      await s.intentFulfill(
+        { id: a.id, token: 't', keyId: 'kid_a', now: minute + 60_000 },
+        null,
+        'json',
+      );
+      const b = await put(s, intent({ createdAt: minute + 3 }));
+      await s.intentCancel(b.id, minute + 120_000);
+      expect(await s.intentsCount()).toEqual([
+        { namespace: 'default', status: 'dead', n: 1 },
+        { namespace: 'default', status: 'fulfilled', n: 1 },
+        { namespace: 'default', status: 'open', n: 1 },
+        { namespace: 'other', status: 'open', n: 1 },
+      ]);
+      expect(await s.intentsPerMinute(minute)).toEqual([
+        { minute, published: 3, fulfilled: 0, dead: 0 },
+        { minute: minute + 60_000, published: 1, fulfilled: 1, dead: 0 },
+        { minute: minute + 120_000, published: 0, fulfilled: 0, dead: 1 },
+      ]);
+      expect(await s.intentsPerMinute(minute + 60_000)).toHaveLength(2);
     });
 
     it('lists open intents due later, soonest first, retries after a failure included', async () => {

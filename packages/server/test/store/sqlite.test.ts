@@ -77,6 +77,24 @@ describe('SQLite group commit', () => {
     expect(idsOnDisk(peer)).toEqual([b.id]);
   });
 
+  it('counts no nonce of a batch that was rolled back', async () => {
+    const { store, peer } = await open();
+    peer.exec(`CREATE TRIGGER poison AFTER INSERT ON kv WHEN NEW.name = 'poison'
+      BEGIN SELECT RAISE(ROLLBACK, 'rolled back'); END`);
+    const now = Date.now();
+    const record = (nonce: string) => store.nonceRecord('kid_a', nonce, now + 60_000, now, 3);
+    expect(await record('n0')).toBe('recorded');
+    // n1 is recorded in the batch, then the batch is undone: n1 is not there, nor counted.
+    const pn = record('n1');
+    const pk = store.kvSet('o', 'poison', '1', now + 60_000);
+    await expect(pk).rejects.toThrow();
+    await expect(pn).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(peer.prepare('SELECT COUNT(*) AS n FROM nonces').get()).toEqual({ n: 1 });
+    expect(await record('n1')).toBe('recorded');
+    expect(await record('n2')).toBe('recorded');
+    expect(await record('n3')).toBe('full');
+  });
+
   it('fails every call of a batch whose COMMIT fails, and keeps working', async () => {
     const { store, peer } = await open();
     // A deferred foreign key is checked at COMMIT: the commit of a batch that broke it fails.
