@@ -16,6 +16,7 @@ import {
 } from './commands.js';
 import { listen } from './listen.js';
 import { EXIT, Exit, UsageError, describeError, exitCodeOf } from './output.js';
+import { MissingServerError, loadServer } from './server-package.js';
 import { exportCommand, importCommand } from './transfer.js';
 
 const COMMANDS: Command[] = [publish, listen, result, status, kv, admin];
@@ -54,8 +55,15 @@ export async function runCli(argv: string[]): Promise<number | 'serving'> {
   }
   if (name === 'serve') {
     // Loaded only here: the server (fastify, SQLite) costs every client command ~150 ms
-    // at start, and a client machine need not be able to load it at all.
-    const { serveMain } = await import('@intent-bus/server');
+    // at start, and a client machine need not have it installed at all.
+    let serveMain: Awaited<ReturnType<typeof loadServer>>['serveMain'];
+    try {
+      ({ serveMain } = await loadServer());
+    } catch (err) {
+      if (!(err instanceof MissingServerError)) throw err;
+      process.stderr.write(`intent-bus: ${err.message}\n`);
+      return EXIT.error;
+    }
     // -h is "this help" for every command, serve included.
     serveMain(rest.map((a) => (a === '-h' ? '--help' : a)));
     return 'serving';

@@ -14,6 +14,7 @@ import { open } from 'node:fs/promises';
 import type * as ServerModule from '@intent-bus/server';
 import type { Command, Context } from './commands.js';
 import { UsageError } from './output.js';
+import { loadServer } from './server-package.js';
 
 type Server = typeof ServerModule;
 
@@ -35,7 +36,7 @@ with BUS_DATABASE_SCHEMA. These flags win over the environment:
 async function configure(
   ctx: Context,
 ): Promise<{ server: Server; config: ReturnType<Server['resolveConfig']> }> {
-  const server = await import('@intent-bus/server');
+  const server = await loadServer();
   const flags: Record<string, string> = {};
   for (const name of Object.keys(STORE_OPTIONS)) {
     const v = ctx.values[name];

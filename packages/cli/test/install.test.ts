@@ -1,0 +1,154 @@
+/**
+ * The packages as a user installs them: every workspace packed with `npm pack`, then
+ * installed from the tarballs into empty folders, outside the repository.
+ *
+ * - A worker (a phone, a Pi): the CLI and the SDK alone, `--ignore-scripts --offline`.
+ *   Nothing to build and nothing to fetch: no server, no native module. Its
+ *   `listen --exec` and `publish --wait` work against a running bus, and `serve` says in
+ *   one line what to install.
+ * - A bus: all four tarballs (the server's dependencies from the npm cache, better-sqlite3
+ *   built as npm builds it), and `intent-bus serve` runs from the empty folder.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBus, type TestBus } from '../../server/test/helpers.js';
+import {
+  ROOT,
+  baseEnv,
+  ensureBuilt,
+  killAll,
+  removeTemps,
+  settle,
+  spawnProc,
+  tempDir,
+} from './cli-helpers.js';
+
+const npmEnv = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false' };
+let packs: string;
+const tarball = (name: string): string => join(packs, name);
+
+function npm(args: string[], cwd: string, timeout = 120_000): string {
+  return execFileSync('npm', args, { cwd, env: npmEnv, encoding: 'utf8', timeout, stdio: 'pipe' });
+}
+
+/** An empty project folder, as a user makes one. */
+function emptyProject(prefix: string): string {
+  const dir = tempDir(prefix);
+  writeFileSync(join(dir, 'package.json'), '{"name": "a-box", "private": true}\n');
+  return dir;
+}
+
+/** Every file under `dir` whose name matches. */
+function filesMatching(dir: string, pattern: RegExp, found: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) filesMatching(path, pattern, found);
+    else if (pattern.test(name)) found.push(path);
+  }
+  return found;
+}
+
+beforeAll(() => {
+  ensureBuilt();
+  packs = tempDir('intent-bus-packs-');
+  // The build is npm test's (tsc -b); packing runs no script.
+  npm(['pack', '--workspaces', '--ignore-scripts', '--pack-destination', packs], ROOT);
+});
+afterAll(async () => {
+  await killAll();
+  removeTemps();
+});
+
+describe('a worker installed from the tarballs: the CLI and the SDK, nothing else', () => {
+  let bus: TestBus;
+  let box: string;
+  beforeAll(async () => {
+    bus = await startTestBus();
+    box = emptyProject('intent-bus-worker-box-');
+    // --offline: the worker needs nothing from a registry; --ignore-scripts: nothing built.
+    npm(
+      [
+        'install',
+        '--ignore-scripts',
+        '--offline',
+        '--no-audit',
+        tarball('intent-bus-0.1.0.tgz'),
+        tarball('intent-bus-sdk-0.1.0.tgz'),
+      ],
+      box,
+    );
+  }, 180_000);
+  afterAll(async () => bus?.close());
+
+  it('holds no server, no native module and no install script to run', () => {
+    const modules = join(box, 'node_modules');
+    expect(readdirSync(modules).sort()).toEqual([
+      '.bin',
+      '.package-lock.json',
+      '@intent-bus',
+      'intent-bus',
+    ]);
+    expect(readdirSync(join(modules, '@intent-bus'))).toEqual(['sdk']);
+    expect(filesMatching(modules, /\.node$/)).toEqual([]);
+    expect(existsSync(join(modules, '.bin', 'intent-bus'))).toBe(true);
+  });
+
+  it('runs listen --exec and publish --wait against a running bus', async () => {
+    const env = baseEnv({
+      INTENT_BUS_URL: bus.url,
+      INTENT_API_KEY: (await bus.newKey('box')).api_key,
+    });
+    const bin = join(box, 'node_modules', '.bin', 'intent-bus');
+    const publisher = spawnProc(bin, ['publish', 'box-echo', '{"word":"hi"}', '--wait'], {
+      cwd: box,
+      env,
+    });
+    await publisher.waitFor(/published [0-9a-f]{32}/);
+    const worker = await settle(
+      spawnProc(bin, ['listen', 'box-echo', '--once', '--exec', 'cat'], { cwd: box, env }),
+      10_000,
+    );
+    expect(worker.code, worker.stderr).toBe(0);
+    const answer = await settle(publisher, 10_000);
+    expect(answer.code, answer.stderr).toBe(0);
+    expect(JSON.parse(answer.stdout)).toEqual({ word: 'hi' });
+  });
+
+  it('says in one line what to install for serve', async () => {
+    const bin = join(box, 'node_modules', '.bin', 'intent-bus');
+    const r = await settle(spawnProc(bin, ['serve', '--port', '0'], { cwd: box }), 10_000);
+    expect(r.code).not.toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^intent-bus: .*npm install .*@intent-bus\/server/);
+    expect(existsSync(join(box, 'intent-bus-data'))).toBe(false);
+  });
+});
+
+describe('a bus installed from the tarballs', () => {
+  it('runs intent-bus serve from an empty folder', async () => {
+    const box = emptyProject('intent-bus-bus-box-');
+    npm(
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        ...['protocol', 'sdk', 'server'].map((p) => tarball(`intent-bus-${p}-0.1.0.tgz`)),
+        tarball('intent-bus-0.1.0.tgz'),
+      ],
+      box,
+      240_000,
+    );
+    const bin = join(box, 'node_modules', '.bin', 'intent-bus');
+    const serve = spawnProc(bin, ['serve', '--port', '0'], { cwd: box, env: baseEnv() });
+    await serve.waitFor(/is running at http:\/\/127\.0\.0\.1:\d+/, 15_000);
+    const url = /is running at (http:\/\/127\.0\.0\.1:\d+)/.exec(serve.stderr())![1]!;
+    const health = await fetch(`${url}/health`);
+    expect(health.status).toBe(200);
+    expect(existsSync(join(box, 'intent-bus-data', 'bus.db'))).toBe(true);
+    serve.child.kill('SIGTERM');
+    expect((await settle(serve, 10_000)).code).toBe(0);
+  }, 300_000);
+});
