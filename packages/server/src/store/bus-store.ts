@@ -140,8 +140,7 @@ function* perMinute(since: number): Program<MinuteCounts[]> {
 
 function* addUsage(usage: ReadonlyMap<string, KeyUsage>): Program<void> {
   // In key order, so that two nodes flushing at once lock the rows in the same order.
-  for (const keyId of [...usage.keys()].sort()) {
-    const u = usage.get(keyId)!;
+  for (const [keyId, u] of [...usage].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     yield* run('keyUsageAdd', { keyId, count: u.count, lastUsedAt: u.lastUsedAt });
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The storage seam. Routes and housekeeping ask the store for resource-named operations;
- * each is one atomic step, and no connection or transaction ever leaks out.
- * SQLite implements it now; PostgreSQL drops in behind the same contract tests.
- * All times are milliseconds since the epoch.
+ * each is one atomic step, and no connection or transaction ever leaks out. bus-store.ts
+ * implements it once, over a runner per backend (sqlite/, postgres/), held to the same
+ * contract tests (test/store/contract.ts). All times are milliseconds since the epoch.
  */
 import type { IntentStatus, ResultType, Visibility } from '@intent-bus/protocol';
 import type { Random } from '../core/clock.js';

@@ -46,9 +46,10 @@ const LOCK_CLASS: Record<LockName | 'housekeeping', number> = {
 
 /**
  * BIGINT (int8) columns hold ms timestamps and counts, far below 2^53: read them as
- * numbers. Set on this pool only, so that other users of `pg` in the process keep strings.
+ * numbers. Set on the bus's own connections only (this pool, the transfer's), so that
+ * other users of `pg` in the process keep strings.
  */
-const types: pg.CustomTypesConfig = {
+export const types: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
     oid === pg.types.builtins.INT8 && format !== 'binary'
       ? Number
@@ -172,6 +173,8 @@ class PgRunner implements Runner {
   /** Answers one step of a program (program.ts). */
   private async exec(on: Queryable, step: Step): Promise<unknown> {
     if (step.op === 'lock') {
+      // On the pool the lock would end with its own statement.
+      if (on === this.pool) throw new Error('a lock step outside an atomic program');
       await this.query(on, q.advisoryLock, { cls: LOCK_CLASS[step.lock], key: step.key });
       return undefined;
     }

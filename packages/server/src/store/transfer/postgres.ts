@@ -16,7 +16,7 @@
  * would hold and the rows written read back through PgStore unchanged.
  */
 import pg from 'pg';
-import { escapeText, unescapeRow } from '../postgres/pg-store.js';
+import { escapeText, types, unescapeRow } from '../postgres/pg-store.js';
 import {
   ImportConflictError,
   RECORD_TYPES,
@@ -34,14 +34,6 @@ import {
 
 const BATCH_ROWS = 1000;
 const BATCH_CHARS = 8 * 1024 * 1024;
-
-/** BIGINT columns hold ms times and counts, far below 2^53: numbers, as in PgStore. */
-const types: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8 && format !== 'binary'
-      ? Number
-      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
-};
 
 /** The rows of a namespace export, by type ($1 is the namespace); others are left out. */
 const NAMESPACE_FILTER: Partial<Record<RecordType, string>> = {
