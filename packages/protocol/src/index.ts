@@ -5,3 +5,4 @@ export { FIELD_MESSAGES } from './schemas.js';
 export type * from './types.js';
 export * from './signing.js';
 export { CLEANUP_COUNTERS } from './cleanup.js';
+export { rawMember, withRawMembers, canonicalJsonText } from './raw-json.js';

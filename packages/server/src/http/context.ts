@@ -1,7 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { LIMITS } from '@intent-bus/protocol';
+import { LIMITS, rawMember } from '@intent-bus/protocol';
 import { notFound } from '../core/errors.js';
-import { rawMember } from './raw-json.js';
 import type { Clock, Random } from '../core/clock.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 import type { Config } from '../config.js';

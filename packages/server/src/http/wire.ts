@@ -7,8 +7,8 @@ import type {
   ResultObject,
   StatusObject,
 } from '@intent-bus/protocol';
+import { withRawMembers } from '@intent-bus/protocol';
 import { toSeconds, toSecondsOrNull } from '../core/clock.js';
-import { withRawMembers } from './raw-json.js';
 import type { ApiKeyRow, IntentRow } from '../store/store.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';

@@ -1,11 +1,10 @@
 /** The admin API of PROTOCOL.md §6 (the dashboard's files are routes/dashboard.ts). */
 import type { FastifyInstance } from 'fastify';
-import { schemas, type IntentStatus } from '@intent-bus/protocol';
+import { schemas, withRawMembers, type IntentStatus } from '@intent-bus/protocol';
 import type { IntentRow, ListCursor } from '../../store/store.js';
 import { invalid, notFound } from '../../core/errors.js';
 import { hashKey, newApiKey } from '../auth.js';
 import { intentIdParam, type BusContext } from '../context.js';
-import { withRawMembers } from '../raw-json.js';
 import { JSON_TYPE, adminIntent, deadLetter, keyInfo, statusObject } from '../wire.js';
 
 /** A listing cursor names the last row shown: opaque to clients. */

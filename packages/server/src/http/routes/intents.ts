@@ -2,7 +2,13 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { LIMITS, schemas, type PublishRequest, type ResultType } from '@intent-bus/protocol';
+import {
+  LIMITS,
+  canonicalJsonText,
+  schemas,
+  type PublishRequest,
+  type ResultType,
+} from '@intent-bus/protocol';
 import { randomHex128 } from '../ids.js';
 import { BusError, invalid, notFound } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
@@ -19,7 +25,6 @@ import {
   type BusContext,
 } from '../context.js';
 import type { WaitOutcome } from '../../wake/hub.js';
-import { canonicalJsonText } from '../raw-json.js';
 import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js';
 
 interface TokenBody {

@@ -1,9 +1,8 @@
 /** The ephemeral key-value store, scoped per API key. */
 import type { FastifyInstance } from 'fastify';
-import { schemas } from '@intent-bus/protocol';
+import { schemas, withRawMembers } from '@intent-bus/protocol';
 import { notFound } from '../../core/errors.js';
 import { checkJsonValue, clampKvTtl } from '../../core/validate.js';
-import { withRawMembers } from '../raw-json.js';
 import { JSON_TYPE } from '../wire.js';
 import { principalOf, rawBodyMember, type BusContext } from '../context.js';
 

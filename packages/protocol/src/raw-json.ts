@@ -1,7 +1,10 @@
 /**
- * Values kept exactly as the client sent them. JSON.parse turns 1234567890123456789 into
- * 1234567890123456800 and 1.0 into 1; a payload, a result and a KV value are instead
- * stored as the exact text of the request and spliced back into answers unchanged.
+ * JSON values kept exactly as written. JSON.parse turns 1234567890123456789 into
+ * 1234567890123456800 and 1.0 into 1; a payload, a result and a KV value are instead kept
+ * as the exact text received and spliced into the JSON text of a request or an answer
+ * unchanged: by the server (stored text into answers) and by the SDK and the CLI (the
+ * text a caller gave into request bodies, the text of an answer's member out of it).
+ * Pure string work, no Node API: the SDK ships this file.
  */
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJsonText, rawMember, withRawMembers } from '../../src/http/raw-json.js';
+import { canonicalJsonText, rawMember, withRawMembers } from '../src/raw-json.js';
 
 describe('raw JSON members', () => {
   it('finds the exact text of a top-level member', () => {
