@@ -4,6 +4,11 @@
  * exponential backoff and jitter: publish (an idempotency key makes it safe), result and
  * status reads, KV set and get, and admin reads. Claims and claim mutations are never
  * retried: a lost answer there is a lost lease, which the bus recovers by itself.
+ *
+ * Payloads, results and KV values travel as exact text both ways (json-text.ts): what a
+ * caller gives as text (`payloadText`, `resultText`, `valueText`, a JsonText) is spliced
+ * into the body as written, and answers carry the text the bus sent (`payloadText`,
+ * `resultText`, getText) beside the parsed value, so that numbers never change.
  */
 import type {
   ClaimedIntent,
@@ -15,6 +20,7 @@ import type {
   StatusObject,
   Visibility,
 } from '../../protocol/src/types.js';
+import { rawMember, withRawMembers } from '../../protocol/src/raw-json.js';
 import {
   AuthError,
   IntentBusError,
@@ -23,6 +29,7 @@ import {
   ServerError,
   errorFromResponse,
 } from './errors.js';
+import { exactText } from './json-text.js';
 import { newNonce, signedHeaders } from './signing.js';
 
 export interface IntentClientOptions {
@@ -58,6 +65,29 @@ export interface PublishOptions {
   ttl?: number;
   /** Generated when absent, so that retries never publish twice. */
   idempotencyKey?: string;
+  /**
+   * The payload as JSON text, sent as written (checked with JSON.parse first): numbers
+   * beyond a double's precision stay exact. The `payload` argument is then undefined.
+   */
+  payloadText?: string;
+}
+
+export interface FulfillOptions {
+  resultType?: ResultType;
+  /** The result as JSON text, sent as written; the `result` argument is then undefined. */
+  resultText?: string;
+}
+
+/** A claimed intent (§5.2) with its payload's exact text. */
+export interface ExactClaimedIntent extends ClaimedIntent {
+  /** The payload as the bus sent it: the text it was published with. */
+  payloadText: string;
+}
+
+/** A result object (§5.3) with its result's exact text. */
+export interface ExactResultObject extends ResultObject {
+  /** The result as the bus sent it: the text the worker fulfilled with ("null" when none). */
+  resultText: string;
 }
 
 export interface ClaimOptions {
@@ -73,7 +103,7 @@ export interface ClaimOptions {
 }
 
 export interface ClaimOutcome {
-  intent: ClaimedIntent | null;
+  intent: ExactClaimedIntent | null;
   /** When nothing was claimable: how long the bus asks to wait before the next claim. */
   retryAfterSeconds: number;
 }
@@ -88,11 +118,26 @@ export interface AdminIntent extends ResultObject {
   dead_reason: string | null;
 }
 
+/** Everything about an intent (§6), with the exact texts of its payload and result. */
+export interface ExactAdminIntent extends AdminIntent {
+  payloadText: string;
+  resultText: string;
+}
+
+/** A dead letter with its payload and last error (§6), the payload's exact text beside it. */
+export interface DeadLetterDetail extends DeadLetter {
+  payload: unknown;
+  error: string | null;
+  payloadText: string;
+}
+
 interface RequestSpec {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
   query?: Record<string, string | number | undefined>;
   body?: unknown;
+  /** Members spliced into the JSON text of `body` as they are written (exact JSON). */
+  raw?: Record<string, string>;
   headers?: Record<string, string>;
   /** Which credential to send (default: the API key). */
   auth?: 'key' | 'admin' | 'none';
@@ -110,8 +155,13 @@ interface RequestSpec {
 interface Answer {
   status: number;
   body: unknown;
+  /** The body as received, for the exact text of its members. */
+  text: string;
   headers: Headers;
 }
+
+/** The exact text of a member of an answer (JSON null when it has none). */
+const memberText = (a: Answer, key: string): string => rawMember(a.text, key) ?? 'null';
 
 const encoder = new TextEncoder();
 /** Resolves after `ms`, or at once when `signal` aborts. */
@@ -143,12 +193,18 @@ export class IntentClient {
     this.admin = new AdminApi(this);
   }
 
+  /**
+   * Publishes an intent. The payload is a JSON value, a JsonText (`jsonText(s)`), or
+   * undefined with `options.payloadText`: text is sent exactly as written.
+   */
   async publish(
     goal: string,
     payload: unknown,
     options: PublishOptions = {},
   ): Promise<PublishResponse> {
-    const body: Record<string, unknown> = { goal, payload };
+    const payloadText = exactText('payload', payload, 'payloadText', options.payloadText);
+    const body: Record<string, unknown> = { goal };
+    if (payloadText === undefined) body.payload = payload;
     const fields: Array<[keyof PublishOptions, string]> = [
       ['namespace', 'namespace'],
       ['visibility', 'visibility'],
@@ -165,6 +221,7 @@ export class IntentClient {
       method: 'POST',
       path: '/intent',
       body,
+      raw: payloadText === undefined ? undefined : { payload: payloadText },
       headers: { 'Idempotency-Key': options.idempotencyKey ?? newNonce() },
       retry: true,
     });
@@ -172,7 +229,7 @@ export class IntentClient {
   }
 
   /** Claims one intent, or null when none is claimable (see `claimOutcome` for Retry-After). */
-  async claim(options: ClaimOptions = {}): Promise<ClaimedIntent | null> {
+  async claim(options: ClaimOptions = {}): Promise<ExactClaimedIntent | null> {
     return (await this.claimOutcome(options)).intent;
   }
 
@@ -198,7 +255,8 @@ export class IntentClient {
       const retryAfter = Number(a.headers.get('retry-after') ?? '1');
       return { intent: null, retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 1 };
     }
-    return { intent: a.body as ClaimedIntent, retryAfterSeconds: 0 };
+    const intent = { ...(a.body as ClaimedIntent), payloadText: memberText(a, 'payload') };
+    return { intent, retryAfterSeconds: 0 };
   }
 
   /** Extends a live claim to now + seconds (10-3600). Throws LeaseLostError when it is gone. */
@@ -216,21 +274,27 @@ export class IntentClient {
     return a.body as { ok: true; id: string; extended_by: number; claim_expires_at: number };
   }
 
+  /**
+   * Fulfils a claimed intent. The result is a JSON value, a JsonText, or undefined with
+   * `options.resultText`: text is sent exactly as written.
+   */
   async fulfill(
     id: string,
     claimToken: string,
     result?: unknown,
-    options: { resultType?: ResultType } = {},
+    options: FulfillOptions = {},
   ): Promise<{ ok: true; id: string; status: 'fulfilled' }> {
+    const resultText = exactText('result', result, 'resultText', options.resultText);
     const body: Record<string, unknown> = {
       claim_token: claimToken,
       result_type: options.resultType ?? 'json',
     };
-    if (result !== undefined) body.result = result;
+    if (resultText === undefined && result !== undefined) body.result = result;
     const a = await this.request({
       method: 'POST',
       path: `/fulfill/${encodeURIComponent(id)}`,
       body,
+      raw: resultText === undefined ? undefined : { result: resultText },
       leaseRoute: true,
     });
     return a.body as { ok: true; id: string; status: 'fulfilled' };
@@ -252,11 +316,14 @@ export class IntentClient {
     return a.body as { ok: true; id: string; status: 'open' | 'dead' };
   }
 
-  /** The status with the result; `waitSeconds` (0-60) holds until it is fulfilled or dead. */
+  /**
+   * The status with the result and its exact text (`resultText`); `waitSeconds` (0-60)
+   * holds until it is fulfilled or dead.
+   */
   async getResult(
     id: string,
     options: { waitSeconds?: number; signal?: AbortSignal } = {},
-  ): Promise<ResultObject> {
+  ): Promise<ExactResultObject> {
     const a = await this.request({
       method: 'GET',
       path: `/result/${encodeURIComponent(id)}`,
@@ -265,7 +332,7 @@ export class IntentClient {
       retry: true,
       signal: options.signal,
     });
-    return a.body as ResultObject;
+    return { ...(a.body as ResultObject), resultText: memberText(a, 'result') };
   }
 
   async getStatus(id: string): Promise<StatusObject> {
@@ -277,27 +344,48 @@ export class IntentClient {
     return a.body as StatusObject;
   }
 
-  /** Stores a JSON value under a name of this key, for `ttl` seconds (1-86400, default 600). */
-  async set(name: string, value: unknown, options: { ttl?: number } = {}): Promise<void> {
-    const body: Record<string, unknown> = { value };
+  /**
+   * Stores a JSON value under a name of this key, for `ttl` seconds (1-86400, default 600).
+   * The value is a JSON value, a JsonText, or undefined with `options.valueText`: text is
+   * stored exactly as written.
+   */
+  async set(
+    name: string,
+    value: unknown,
+    options: { ttl?: number; valueText?: string } = {},
+  ): Promise<void> {
+    const valueText = exactText('value', value, 'valueText', options.valueText);
+    const body: Record<string, unknown> = {};
+    if (valueText === undefined) body.value = value;
     if (options.ttl !== undefined) body.ttl = options.ttl;
     await this.request({
       method: 'POST',
       path: `/set/${encodeURIComponent(name)}`,
       body,
+      raw: valueText === undefined ? undefined : { value: valueText },
       retry: true,
     });
   }
 
   /** The value stored under a name of this key, or undefined when absent or expired. */
   async get(name: string): Promise<unknown> {
+    const a = await this.getAnswer(name);
+    return a && (a.body as { value: unknown }).value;
+  }
+
+  /** The exact JSON text of the value stored under a name, or undefined when absent or expired. */
+  async getText(name: string): Promise<string | undefined> {
+    const a = await this.getAnswer(name);
+    return a && memberText(a, 'value');
+  }
+
+  private async getAnswer(name: string): Promise<Answer | undefined> {
     try {
-      const a = await this.request({
+      return await this.request({
         method: 'GET',
         path: `/get/${encodeURIComponent(name)}`,
         retry: true,
       });
-      return (a.body as { value: unknown }).value;
     } catch (err) {
       if (err instanceof IntentBusError && err.status === 404) return undefined;
       throw err;
@@ -350,7 +438,12 @@ export class IntentClient {
           .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
           .join('&');
     }
-    const bodyText = spec.body === undefined ? '' : JSON.stringify(spec.body);
+    const bodyText =
+      spec.body === undefined
+        ? ''
+        : spec.raw
+          ? withRawMembers(spec.body as object, spec.raw)
+          : JSON.stringify(spec.body);
     const bodyBytes = encoder.encode(bodyText);
     const headers: Record<string, string> = { Accept: 'application/json', ...spec.headers };
     if (bodyText) headers['Content-Type'] = 'application/json';
@@ -410,7 +503,7 @@ export class IntentClient {
         spec.leaseRoute ?? false,
       );
     }
-    return { status: res.status, body, headers: res.headers };
+    return { status: res.status, body, text, headers: res.headers };
   }
 }
 
@@ -419,9 +512,11 @@ export class AdminApi {
   constructor(private readonly client: IntentClient) {}
 
   private call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-    return this.client
-      .request({ method, path, body, auth: 'admin', retry: method === 'GET' })
-      .then((a) => a.body as T);
+    return this.answer(method, path, body).then((a) => a.body as T);
+  }
+
+  private answer(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Answer> {
+    return this.client.request({ method, path, body, auth: 'admin', retry: method === 'GET' });
   }
 
   generateKey(owner: string): Promise<{ api_key: string; owner: string; key_id: string }> {
@@ -445,8 +540,14 @@ export class AdminApi {
   cleanup(): Promise<CleanupCounts & { ok: true }> {
     return this.call('POST', '/admin/cleanup');
   }
-  intent(id: string): Promise<AdminIntent> {
-    return this.call('GET', `/admin/intents/${encodeURIComponent(id)}`);
+  /** Everything about an intent, with `payloadText` and `resultText` exact. */
+  async intent(id: string): Promise<ExactAdminIntent> {
+    const a = await this.answer('GET', `/admin/intents/${encodeURIComponent(id)}`);
+    return {
+      ...(a.body as AdminIntent),
+      payloadText: memberText(a, 'payload'),
+      resultText: memberText(a, 'result'),
+    };
   }
   cancel(id: string): Promise<{ ok: true; id: string; status: string }> {
     return this.call('POST', `/admin/intents/${encodeURIComponent(id)}/cancel`);
@@ -461,8 +562,13 @@ export class AdminApi {
     const qs = q.toString();
     return this.call('GET', `/admin/dead${qs ? `?${qs}` : ''}`);
   }
-  deadLetter(id: string): Promise<DeadLetter & { payload: unknown; error: string | null }> {
-    return this.call('GET', `/admin/dead/${encodeURIComponent(id)}`);
+  /** A dead letter with its payload (`payloadText` exact) and last error. */
+  async deadLetter(id: string): Promise<DeadLetterDetail> {
+    const a = await this.answer('GET', `/admin/dead/${encodeURIComponent(id)}`);
+    return {
+      ...(a.body as Omit<DeadLetterDetail, 'payloadText'>),
+      payloadText: memberText(a, 'payload'),
+    };
   }
   /**
    * Deletes a dead letter for good (its intent and payload); NotFoundError when the id is

@@ -7,7 +7,15 @@ export {
   type ClaimOutcome,
   type ResultType,
   type AdminIntent,
+  type FulfillOptions,
+  type ExactClaimedIntent,
+  type ExactResultObject,
+  type ExactAdminIntent,
+  type DeadLetterDetail,
 } from './client.js';
+export { JsonText, jsonText } from './json-text.js';
+/** The exact-JSON scanner the bus uses: a member's text out of a JSON text, texts into one. */
+export { rawMember, withRawMembers } from '../../protocol/src/raw-json.js';
 export {
   WorkerRuntime,
   TextResult,

@@ -5,9 +5,12 @@
  * logged and never retried. On abort (or SIGINT / SIGTERM in Node) it stops claiming and
  * lets jobs in flight finish, up to a grace period. When the bus is unreachable it backs
  * off with jitter and reconnects by itself.
+ *
+ * A handler sees the payload as the bus sent it (`job.payloadText`) beside the parsed
+ * `job.payload`, and may return `jsonText(s)` to fulfil with `s` exactly as written.
  */
-import type { ClaimedIntent } from '../../protocol/src/types.js';
-import { sleep, type IntentClient } from './client.js';
+import { sleep, type ExactClaimedIntent, type IntentClient } from './client.js';
+import { JsonText } from './json-text.js';
 import {
   IntentBusError,
   LeaseLostError,
@@ -16,13 +19,16 @@ import {
   ServerError,
 } from './errors.js';
 
-/** What a handler receives. */
-export interface Job extends ClaimedIntent {
+/** What a handler receives: the claimed intent, `payloadText` its payload's exact text. */
+export interface Job extends ExactClaimedIntent {
   /** Aborted when the runtime stops and the grace period is over, or the lease is lost. */
   signal: AbortSignal;
 }
 
-/** Return `text(s)` from a handler to fulfil with a text result instead of JSON. */
+/**
+ * Return `text(s)` from a handler to fulfil with a text result instead of JSON; return
+ * `jsonText(s)` to fulfil with the JSON text `s` exactly as written.
+ */
 export class TextResult {
   constructor(readonly text: string) {}
 }
@@ -123,7 +129,7 @@ export class WorkerRuntime {
     const loop = async (): Promise<void> => {
       let failures = 0;
       while (!stopping.signal.aborted) {
-        let job: ClaimedIntent | null;
+        let job: ExactClaimedIntent | null;
         try {
           const out = await this.client.claimOutcome({
             goal: o.goal,
@@ -182,7 +188,7 @@ export class WorkerRuntime {
 
   /** Runs one job with lease extension, then reports its outcome. */
   private async run(
-    claimed: ClaimedIntent,
+    claimed: ExactClaimedIntent,
     handler: Handler,
     hardStop: AbortSignal,
     summary: ListenSummary,
@@ -234,7 +240,7 @@ export class WorkerRuntime {
       summary.leaseLost++;
       return;
     }
-    if (outcome.ok && !(outcome.value instanceof TextResult)) {
+    if (outcome.ok && !(outcome.value instanceof TextResult || outcome.value instanceof JsonText)) {
       // A value JSON cannot carry (a BigInt, a cycle) fails the job instead of stalling it.
       try {
         JSON.stringify(outcome.value);
