@@ -1,5 +1,6 @@
 /** `intent-bus admin …`: the admin API of PROTOCOL.md §6. */
-import { plural, show, UsageError } from './output.js';
+import { withRawMembers } from '@intent-bus/sdk';
+import { indentJson, plural, UsageError } from './output.js';
 import type { Command } from './commands.js';
 
 export const admin: Command = {
@@ -72,8 +73,10 @@ intent-bus admin cleanup               run every housekeeping pass now`,
         return;
       }
       case 'dead show': {
-        const d = await api().deadLetter(one('dead show ID'));
-        ctx.out.result(d, () => show(d));
+        // As the bus answered, the payload's exact text spliced in last, where it was.
+        const { payload, payloadText, ...d } = await api().deadLetter(one('dead show ID'));
+        const answer = withRawMembers(d, { payload: payloadText });
+        ctx.out.resultText(answer, () => indentJson(answer));
         return;
       }
     }
@@ -85,8 +88,9 @@ intent-bus admin cleanup               run every housekeeping pass now`,
     };
     switch (group) {
       case 'show': {
-        const i = await api().intent(single());
-        ctx.out.result(i, () => show(i));
+        const { payload, result, payloadText, resultText, ...i } = await api().intent(single());
+        const answer = withRawMembers(i, { payload: payloadText, result: resultText });
+        ctx.out.resultText(answer, () => indentJson(answer));
         return;
       }
       case 'retry':

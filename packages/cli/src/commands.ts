@@ -1,9 +1,16 @@
 /**
  * The client commands of the CLI (PRODUCT.md "The CLI"): each parses its own flags, talks
  * to the bus through the SDK, and prints for people or, with --json, the protocol's JSON.
+ * Payloads, results and values go as their exact text, never parsed and written again: a
+ * JSON argument is checked and sent as typed, and what is printed is the text the bus sent.
  */
 import type { ParseArgsConfig } from 'node:util';
-import { IntentClient, type ResultObject, type StatusObject } from '@intent-bus/sdk';
+import {
+  IntentClient,
+  withRawMembers,
+  type ExactResultObject,
+  type StatusObject,
+} from '@intent-bus/sdk';
 import {
   isLoopbackUrl,
   localBusSecret,
@@ -11,7 +18,7 @@ import {
   resolveAdminToken,
   resolveApiKey,
 } from '@intent-bus/sdk/node';
-import { makeOut, show, SettingError, UsageError, Exit, EXIT, type Out } from './output.js';
+import { makeOut, showJson, SettingError, UsageError, Exit, EXIT, type Out } from './output.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -180,10 +187,14 @@ function jsonErrorPosition(text: string): number {
   return lo;
 }
 
-/** Parses a JSON argument; a mistake names the argument and where in it JSON broke. */
-export function jsonArg(name: string, text: string): unknown {
+/**
+ * Checks a JSON argument and returns its own text, to be sent as typed (JSON.parse would
+ * round 12345678901234567890); a mistake names the argument and where in it JSON broke.
+ */
+export function jsonArg(name: string, text: string): string {
   try {
-    return JSON.parse(text);
+    JSON.parse(text);
+    return text;
   } catch (err) {
     // V8 quotes the whole text ('Unexpected token }, "{"a":}" is not valid JSON') and often
     // no position: keep its first words and say where.
@@ -214,7 +225,7 @@ function need(ctx: Context, count: number, names: string): string[] {
 
 const isFinal = (s: StatusObject): boolean => s.status === 'fulfilled' || s.status === 'dead';
 
-function humanStatus(s: StatusObject | ResultObject): string {
+function humanStatus(s: StatusObject | ExactResultObject): string {
   const lines = [
     `id:        ${s.id}`,
     `goal:      ${s.goal} (namespace ${s.namespace})`,
@@ -231,7 +242,8 @@ function humanStatus(s: StatusObject | ResultObject): string {
   const reason = (s as { dead_reason?: unknown }).dead_reason;
   if (s.status === 'dead' && typeof reason === 'string' && reason !== s.error)
     lines.push(`reason:    ${reason}`);
-  if ('result' in s && s.status === 'fulfilled') lines.push(`result:    ${show(s.result)}`);
+  if ('resultText' in s && s.status === 'fulfilled')
+    lines.push(`result:    ${showJson(s.resultText)}`);
   return lines.join('\n');
 }
 
@@ -241,10 +253,10 @@ async function waitForEnd(
   client: IntentClient,
   id: string,
   maxSeconds: number,
-): Promise<ResultObject> {
+): Promise<ExactResultObject> {
   const started = Date.now();
   const left = (): number => maxSeconds - (Date.now() - started) / 1000;
-  const round = (): Promise<ResultObject> =>
+  const round = (): Promise<ExactResultObject> =>
     client.getResult(id, { waitSeconds: Math.max(0, Math.min(30, Math.ceil(left()))) });
   let r = await round();
   while (!isFinal(r) && left() > 0) {
@@ -256,9 +268,20 @@ async function waitForEnd(
   return r;
 }
 
+/**
+ * The JSON text of GET /result's answer: the result spliced in as the bus sent it, last, as
+ * the bus writes it (the other members are plain strings, small numbers and nulls).
+ */
+function resultAnswer(r: ExactResultObject): string {
+  const { result, resultText, ...status } = r;
+  return withRawMembers(status, { result: resultText });
+}
+
 /** Prints a finished result; a dead intent ends with exit 1, an unfinished one with 3. */
-function printResult(ctx: Context, r: ResultObject): void {
-  ctx.out.result(r, () => (r.status === 'fulfilled' ? show(r.result) : humanStatus(r)));
+function printResult(ctx: Context, r: ExactResultObject): void {
+  ctx.out.resultText(resultAnswer(r), () =>
+    r.status === 'fulfilled' ? showJson(r.resultText) : humanStatus(r),
+  );
   if (r.status === 'dead') throw new Exit(EXIT.error);
   if (r.status !== 'fulfilled') throw new Exit(EXIT.notFound);
 }
@@ -270,7 +293,9 @@ export const publish: Command = {
                    [--target ID] [--capability C] [--max-attempts N] [--backoff-base S]
                    [--ttl S] [--idempotency-key K] [--wait] [--wait-timeout S]
 
-  PAYLOAD          the job's input as JSON: '{"path":"/data"}', '"text"', 42
+  PAYLOAD          the job's input as JSON: '{"path":"/data"}', '"text"', 42; sent as
+                   typed, every number exact. A negative number goes last, after --:
+                   intent-bus publish GOAL --wait -- -42
   --wait           block until the job is fulfilled or dead and print its result
                    (exit 0 fulfilled, 1 dead, 3 still running after --wait-timeout)
   --wait-timeout   seconds --wait may last (default: no limit)`,
@@ -291,11 +316,12 @@ export const publish: Command = {
   async run(ctx) {
     const [goal, json] = need(ctx, 2, 'GOAL and PAYLOAD');
     const v = ctx.values;
-    const payload = jsonArg('PAYLOAD', json!);
+    const payloadText = jsonArg('PAYLOAD', json!);
     const waitTimeout =
       numberArg('wait-timeout', v['wait-timeout'] as string | undefined) ?? Infinity;
     const client = ctx.client();
-    const published = await client.publish(goal!, payload, {
+    const published = await client.publish(goal!, undefined, {
+      payloadText,
       namespace: v.namespace as string | undefined,
       priority: numberArg('priority', v.priority as string | undefined),
       delay: numberArg('delay', v.delay as string | undefined),
@@ -354,8 +380,9 @@ export const kv: Command = {
   usage: `intent-bus kv set NAME VALUE [--ttl S]
 intent-bus kv get NAME
 
-  VALUE is stored as JSON when it parses as JSON, else as a string.
-  get exits 3 when the name is absent or expired.`,
+  VALUE is stored as JSON, exactly as typed, when it parses as JSON, else as a
+  string (a negative number goes last, after --: kv set NAME -- -42).
+  get prints the value as stored; it exits 3 when the name is absent or expired.`,
   options: { ttl: { type: 'string' } },
   async run(ctx) {
     const [action, name, value] = ctx.positionals;
@@ -365,24 +392,25 @@ intent-bus kv get NAME
       value !== undefined &&
       ctx.positionals.length === 3
     ) {
-      let v: unknown = value;
+      let valueText: string | undefined;
       try {
-        v = JSON.parse(value);
+        JSON.parse(value);
+        valueText = value; // JSON: sent as typed
       } catch {
         // a plain string
       }
       const ttl = numberArg('ttl', ctx.values.ttl as string | undefined);
-      await ctx.client().set(name, v, ttl === undefined ? {} : { ttl });
+      await ctx.client().set(name, valueText === undefined ? value : undefined, { ttl, valueText });
       ctx.out.result({ ok: true }, () => `set ${name}`);
       return;
     }
     if (action === 'get' && name !== undefined && ctx.positionals.length === 2) {
-      const got = await ctx.client().get(name);
+      const got = await ctx.client().getText(name);
       if (got === undefined) {
         if (!ctx.out.json) ctx.out.note(`${name}: absent or expired`);
         throw new Exit(EXIT.notFound);
       }
-      ctx.out.result({ value: got }, () => show(got));
+      ctx.out.resultText(withRawMembers({}, { value: got }), () => showJson(got));
       return;
     }
     throw new UsageError('expected: kv set NAME VALUE, or kv get NAME');

@@ -1,11 +1,13 @@
 /**
- * `listen --exec`: runs a command per job. The payload goes to its stdin as JSON, and
- * INTENT_ID, INTENT_GOAL and INTENT_ATTEMPT to its environment. Exit 0 fulfils with its
- * stdout (JSON when it parses, else text); anything else fails the job with the exit
- * code and the tail of stderr. After `timeoutSeconds` (0: never) it is killed.
+ * `listen --exec`: runs a command per job. The payload goes to its stdin as the exact JSON
+ * text it was published with, and INTENT_ID, INTENT_GOAL and INTENT_ATTEMPT to its
+ * environment. Exit 0 fulfils with its stdout: JSON when it parses, sent as written (never
+ * parsed and serialised again, so no number changes), else text; anything else fails the
+ * job with the exit code and the tail of stderr. After `timeoutSeconds` (0: never) it is
+ * killed.
  */
 import { spawn } from 'node:child_process';
-import type { ClaimedIntent } from '@intent-bus/sdk';
+import type { ExactClaimedIntent } from '@intent-bus/sdk';
 import { splitWords } from './words.js';
 
 export interface ExecSpec {
@@ -15,8 +17,11 @@ export interface ExecSpec {
   timeoutSeconds: number;
 }
 
-export type ExecOutcome =
-  { ok: true; result: unknown; resultType: 'json' | 'text' } | { ok: false; error: string };
+/** A command's stdout as a result: JSON text to send as written, or a text result. */
+export type StdoutResult =
+  { resultType: 'json'; resultText: string } | { resultType: 'text'; result: string };
+
+export type ExecOutcome = ({ ok: true } & StdoutResult) | { ok: false; error: string };
 
 /** Output beyond this is not kept (the bus refuses large results anyway). */
 const MAX_STDOUT = 4 * 1024 * 1024;
@@ -27,22 +32,26 @@ export function commandWords(spec: ExecSpec): string[] {
   return spec.shell ? ['sh', '-c', spec.command] : splitWords(spec.command);
 }
 
-/** stdout as a result: JSON when it parses, else the text without its final newline. */
-export function stdoutResult(stdout: string): { result: unknown; resultType: 'json' | 'text' } {
+/**
+ * stdout as a result: its JSON text without the spaces around it when it parses (checked
+ * with JSON.parse, sent as written), else the text without its final newline.
+ */
+export function stdoutResult(stdout: string): StdoutResult {
   const trimmed = stdout.trim();
   if (trimmed) {
     try {
-      return { result: JSON.parse(trimmed), resultType: 'json' };
+      JSON.parse(trimmed);
+      return { resultType: 'json', resultText: trimmed };
     } catch {
       // not JSON: a text result
     }
   }
-  return { result: stdout.replace(/\r?\n$/, ''), resultType: 'text' };
+  return { resultType: 'text', result: stdout.replace(/\r?\n$/, '') };
 }
 
 export function runCommand(
   spec: ExecSpec,
-  job: ClaimedIntent,
+  job: ExactClaimedIntent,
   signal: AbortSignal,
 ): Promise<ExecOutcome> {
   const [file, ...args] = commandWords(spec);
@@ -97,7 +106,7 @@ export function runCommand(
     });
     // A command that never reads its stdin must not fail the job.
     child.stdin.on('error', () => undefined);
-    child.stdin.end(JSON.stringify(job.payload ?? null));
+    child.stdin.end(job.payloadText); // as published: not parsed and written again
     const done = (outcome: ExecOutcome): void => {
       if (timer) clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);

@@ -1,5 +1,5 @@
 /** `intent-bus listen`: this machine becomes a worker for a goal. */
-import { WorkerRuntime, text, type RuntimeLogger } from '@intent-bus/sdk';
+import { WorkerRuntime, jsonText, text, withRawMembers, type RuntimeLogger } from '@intent-bus/sdk';
 import { runCommand, commandWords, type ExecSpec } from './exec.js';
 import { numberArg, type Command } from './commands.js';
 import { EXIT, Exit, UsageError } from './output.js';
@@ -10,10 +10,11 @@ export const listen: Command = {
   usage: `intent-bus listen GOAL [-n NS] [-w WORKER_ID] [-c CAP,CAP] [--concurrency N] [--once]
                   [--publisher KEY_ID] [--exec 'CMD' [--shell] [--timeout S]]
 
-  --exec CMD      run CMD for each job: the payload as JSON on its stdin, INTENT_ID,
-                  INTENT_GOAL and INTENT_ATTEMPT in its environment. CMD is split into
-                  words like a shell does (quotes respected) but nothing is expanded.
-                  Exit 0 fulfils with its stdout (JSON if it parses, else text);
+  --exec CMD      run CMD for each job: the payload on its stdin, the JSON text exactly
+                  as published, and INTENT_ID, INTENT_GOAL and INTENT_ATTEMPT in its
+                  environment. CMD is split into words like a shell does (quotes
+                  respected) but nothing is expanded. Exit 0 fulfils with its stdout
+                  (JSON if it parses, sent exactly as written; else text);
                   anything else fails the job with the exit code and stderr's tail.
   --shell         run CMD with sh -c instead (pipes, variables, globs)
   --timeout S     kill CMD after S seconds and fail the job (default 600, 0: never)
@@ -101,11 +102,11 @@ export const listen: Command = {
       once: v.once === true,
       waitSeconds: numberArg('wait', v.wait as string | undefined),
       handler: async (job) => {
-        const { signal, ...intent } = job;
-        ctx.out.result(
-          intent,
-          () =>
-            `job ${job.id} (${job.goal}, attempt ${job.claim_attempts}): ${JSON.stringify(job.payload)}`,
+        // The claim as the bus answered it: the payload's text spliced in, last, as it is there.
+        const { signal, payload, payloadText, ...intent } = job;
+        ctx.out.resultText(
+          withRawMembers(intent, { payload: payloadText }),
+          () => `job ${job.id} (${job.goal}, attempt ${job.claim_attempts}): ${payloadText}`,
         );
         if (!exec) return null;
         const outcome = await runCommand(exec, job, signal);
@@ -114,7 +115,7 @@ export const listen: Command = {
           throw new Error(outcome.error);
         }
         if (!ctx.out.json) ctx.out.note(`job ${job.id} done`);
-        return outcome.resultType === 'text' ? text(outcome.result as string) : outcome.result;
+        return outcome.resultType === 'text' ? text(outcome.result) : jsonText(outcome.resultText);
       },
     });
     if (v.once) {

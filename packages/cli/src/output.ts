@@ -23,6 +23,8 @@ export interface Out {
   json: boolean;
   /** The answer: JSON in --json mode, else the human text. */
   result(value: unknown, human: () => string): void;
+  /** The answer given as JSON text, printed as it is in --json mode, else the human text. */
+  resultText(jsonText: string, human: () => string): void;
   /** Progress and notes for people: stderr, so stdout stays clean for scripts. */
   note(line: string): void;
 }
@@ -33,15 +35,58 @@ export function makeOut(json: boolean): Out {
     result(value, human) {
       process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
     },
+    resultText(jsonText, human) {
+      process.stdout.write(json ? `${jsonText}\n` : `${human()}\n`);
+    },
     note(line) {
       process.stderr.write(`${line}\n`);
     },
   };
 }
 
-/** A value as people read it: text as is, anything else as indented JSON. */
-export const show = (value: unknown): string =>
-  typeof value === 'string' ? value : JSON.stringify(value, null, 2);
+/**
+ * A JSON text as people read it, every number as written: a string as its text, anything
+ * else indented (indentJson).
+ */
+export const showJson = (jsonText: string): string =>
+  jsonText.startsWith('"') ? (JSON.parse(jsonText) as string) : indentJson(jsonText);
+
+/**
+ * A valid JSON text laid out as JSON.stringify(value, null, 2) lays out its value, each
+ * string and number kept as written (JSON.parse would round 12345678901234567890).
+ */
+export function indentJson(text: string, indent = '  '): string {
+  let out = '';
+  let depth = 0;
+  const newline = (): string => `\n${indent.repeat(depth)}`;
+  const isSpace = (c: string | undefined): boolean =>
+    c === ' ' || c === '\t' || c === '\n' || c === '\r';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j;
+    } else if (c === '{' || c === '[') {
+      let j = i + 1;
+      while (isSpace(text[j])) j++;
+      if (text[j] === (c === '{' ? '}' : ']')) {
+        out += c + text[j]; // empty: {} or [], as JSON.stringify writes them
+        i = j;
+      } else {
+        depth++;
+        out += c + newline();
+      }
+    } else if (c === '}' || c === ']') {
+      depth--;
+      out += newline() + c;
+    } else if (c === ',') out += `,${newline()}`;
+    else if (c === ':') out += ': ';
+    else if (!isSpace(c)) out += c;
+  }
+  return out;
+}
 
 /** "1 attempt", "2 attempts". */
 export const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;

@@ -693,6 +693,139 @@ describe('kv', () => {
   });
 });
 
+describe('exact JSON: numbers as written, from publish to the worker and back', () => {
+  /** Numbers JSON.parse rounds or changes (2^53 and beyond, 1.0, 1e400, -0.0, 22 decimals). */
+  const PAYLOAD =
+    '{"n":12345678901234567890,"m":-98765432109876543210,"d":0.1000000000000000000001,' +
+    '"r":1.0,"e":1e400,"list":[1.0,{"x":-0.0}],"empty":{}}';
+  /** PAYLOAD as people read it: indented, every number as written. */
+  const INDENTED = [
+    '{',
+    '  "n": 12345678901234567890,',
+    '  "m": -98765432109876543210,',
+    '  "d": 0.1000000000000000000001,',
+    '  "r": 1.0,',
+    '  "e": 1e400,',
+    '  "list": [',
+    '    1.0,',
+    '    {',
+    '      "x": -0.0',
+    '    }',
+    '  ],',
+    '  "empty": {}',
+    '}',
+  ].join('\n');
+  /** Spaces inside a value are part of its text. */
+  const SPACED = '{ "big" : 98765432109876543210 , "f" : [ 2.50 ] }';
+
+  /** Publishes over raw HTTP, the body exactly as written. */
+  async function publishRaw(g: string, payload: string): Promise<string> {
+    const r = await bus.api('POST', '/intent', {
+      raw: `{"goal":"${g}","payload":${payload}}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(r.status, r.text).toBe(201);
+    return r.json.id as string;
+  }
+
+  it('publish sends PAYLOAD as its own text: a raw claim answers it exactly', async () => {
+    for (const payload of [PAYLOAD, SPACED, '-98765432109876543210', '0.1000000000000000000001']) {
+      const g = goal('exact-publish');
+      // A negative number would be read as a flag: it goes last, after `--`.
+      const id = idOf(await cli(['publish', g, '--json', '--', payload], { env: env() }));
+      const claim = await bus.api('POST', `/claim?goal=${g}`);
+      expect(claim.status).toBe(200);
+      expect(claim.json.id).toBe(id);
+      expect(claim.text).toContain(`"payload":${payload}`);
+    }
+  });
+
+  it('listen --exec cat: stdin is the payload as published, the result stdout as written', async () => {
+    for (const payload of [PAYLOAD, SPACED, '1e400']) {
+      const g = goal('exact-exec');
+      const id = await publishRaw(g, payload);
+      const r = await cli(['listen', g, '--once', '--exec', 'cat'], { env: env() });
+      expect(r.code, r.stderr).toBe(0);
+      const res = await bus.api('GET', `/result/${id}`);
+      expect(res.json).toMatchObject({ status: 'fulfilled', result_type: 'json' });
+      expect(res.text).toContain(`"result":${payload}`);
+    }
+  });
+
+  it('listen without --exec prints the payload as published; with --json, the claim as answered', async () => {
+    const g = goal('exact-print');
+    const first = await publishRaw(g, PAYLOAD);
+    const one = await cli(['listen', g, '--once'], { env: env() });
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toBe(`job ${first} (${g}, attempt 1): ${PAYLOAD}\n`);
+    const second = await publishRaw(g, SPACED);
+    const json = await cli(['listen', g, '--once', '--json'], { env: env() });
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: second, goal: g, claim_attempts: 1 });
+    expect(json.stdout).toMatch(new RegExp(`^\\{"id":"${second}",.*"payload":`));
+    expect(json.stdout.endsWith(`,"payload":${SPACED}}\n`)).toBe(true);
+  });
+
+  it('publish --wait, result and status print the result as written; --json the answer itself', async () => {
+    const g = goal('exact-wait');
+    const worker = await startWorker([g, '--exec', 'cat']);
+    const human = await cli(['publish', g, PAYLOAD, '--wait'], { env: env() });
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toBe(`${INDENTED}\n`);
+    const json = await cli(['publish', g, PAYLOAD, '--wait', '--json'], { env: env() });
+    expect(json.code, json.stderr).toBe(0);
+    const id = JSON.parse(json.stdout).id as string;
+    const answer = await bus.api('GET', `/result/${id}`);
+    expect(answer.text).toContain(`"result":${PAYLOAD}`);
+    expect(json.stdout).toBe(`${answer.text}\n`);
+    await stopWorker(worker);
+
+    expect((await cli(['result', id], { env: env() })).stdout).toBe(`${INDENTED}\n`);
+    expect((await cli(['result', id, '--json'], { env: env() })).stdout).toBe(`${answer.text}\n`);
+    const status = await bus.api('GET', `/status/${id}`);
+    expect((await cli(['status', id, '--json'], { env: env() })).stdout).toBe(`${status.text}\n`);
+  });
+
+  it('admin show and admin dead show print the payload and the result as written', async () => {
+    const g = goal('exact-admin');
+    const id = await publishRaw(g, PAYLOAD);
+    expect((await cli(['listen', g, '--once', '--exec', 'cat'], { env: env() })).code).toBe(0);
+    const answer = await bus.api('GET', `/admin/intents/${id}`, { admin: true });
+    expect(answer.text).toContain(`"payload":${PAYLOAD},"result":${PAYLOAD}}`);
+    const json = await cli(['admin', 'show', id, '--json'], { env: adminEnv() });
+    expect(json.stdout).toBe(`${answer.text}\n`);
+    const human = await cli(['admin', 'show', id], { env: adminEnv() });
+    expect(human.stdout).toContain(`  "payload": {\n    "n": 12345678901234567890,\n`);
+    expect(human.stdout).toContain(`  "result": {\n    "n": 12345678901234567890,\n`);
+
+    const dead = await publishRaw(g, SPACED);
+    expect((await cli(['admin', 'cancel', dead], { env: adminEnv() })).code).toBe(0);
+    const letter = await bus.api('GET', `/admin/dead/${dead}`, { admin: true });
+    expect(letter.text).toContain(`"payload":${SPACED}`);
+    const shown = await cli(['admin', 'dead', 'show', dead, '--json'], { env: adminEnv() });
+    expect(shown.stdout).toBe(`${letter.text}\n`);
+  });
+
+  it('kv set keeps a JSON VALUE as written; kv get prints it exactly', async () => {
+    const e = env();
+    const kv = (...args: string[]): Promise<Finished> => cli(['kv', ...args], { env: e });
+    expect((await kv('set', 'exact-obj', PAYLOAD)).code).toBe(0);
+    expect((await kv('set', 'exact-neg', '--', '-98765432109876543210')).code).toBe(0);
+    expect((await kv('set', 'exact-spaced', ` ${SPACED} `)).code).toBe(0);
+    expect((await bus.api('GET', '/get/exact-obj')).text).toBe(`{"value":${PAYLOAD}}`);
+    expect((await kv('get', 'exact-obj')).stdout).toBe(`${INDENTED}\n`);
+    expect((await kv('get', 'exact-obj', '--json')).stdout).toBe(`{"value":${PAYLOAD}}\n`);
+    expect((await kv('get', 'exact-neg')).stdout).toBe('-98765432109876543210\n');
+    expect((await kv('get', 'exact-neg', '--json')).stdout).toBe(
+      '{"value":-98765432109876543210}\n',
+    );
+    expect((await kv('get', 'exact-spaced', '--json')).stdout).toBe(`{"value":${SPACED}}\n`);
+    expect((await kv('get', 'exact-spaced')).stdout).toBe(
+      '{\n  "big": 98765432109876543210,\n  "f": [\n    2.50\n  ]\n}\n',
+    );
+  });
+});
+
 describe('admin', () => {
   it('keys create, list, revoke by key and by key_id', async () => {
     const e = adminEnv();
