@@ -3,7 +3,8 @@
  * of its statements, as a program of steps (program.ts) that the backend's runner drives.
  * What differs between backends stays with them (sqlite/, postgres/): connections and
  * transactions, group commit, error translation, `exclusive`, migrations and the SQL of
- * each statement; the one difference of behaviour is the runner's `sharedByNodes`.
+ * each statement. The differences of behaviour are data: a `lock` step (nothing on
+ * SQLite, which has one writer) and the runner's `sharedByNodes`.
  */
 import type { ResultType } from '@intent-bus/protocol';
 import type { Random } from '../core/clock.js';
