@@ -31,6 +31,13 @@ module.exports = {
       },
     },
     {
+      name: 'ops-below-http',
+      severity: 'error',
+      comment: 'Operations (ops/) decide, wait and announce; they know nothing of HTTP.',
+      from: { path: `${SERVER}ops/` },
+      to: { path: `${SERVER}http/` },
+    },
+    {
       name: 'http-uses-the-store-seam',
       severity: 'error',
       comment: 'Routes see the Store interface, never a backend or a connection.',

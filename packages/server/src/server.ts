@@ -161,6 +161,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     clock,
     random,
     auth,
+    keys: auth,
     housekeeper,
     limiter,
   };

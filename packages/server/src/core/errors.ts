@@ -21,3 +21,6 @@ export const invalid = (field: string, message: string): BusError =>
   new BusError('invalid_request', message, { field });
 
 export const notFound = (what = 'Not found'): BusError => new BusError('not_found', what);
+
+export const unauthorized = (): BusError =>
+  new BusError('unauthorized', 'Missing or invalid API key');

@@ -6,10 +6,10 @@
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { FastifyRequest } from 'fastify';
-import { BusError } from '../core/errors.js';
+import { BusError, unauthorized } from '../core/errors.js';
+import { MAIN_KEY_ID, type Principal } from '../core/principal.js';
 import type { KeyUsage, Store } from '../store/store.js';
 
-export const MAIN_KEY_ID = 'main';
 const MAIN: Principal = Object.freeze({ keyId: MAIN_KEY_ID, isMain: true, keyHash: null });
 
 /**
@@ -22,13 +22,6 @@ const MAIN: Principal = Object.freeze({ keyId: MAIN_KEY_ID, isMain: true, keyHas
 export const KEY_RECHECK_MS = 1000;
 /** Tester keys remembered at once; unknown keys are never remembered, so they cannot grow it. */
 const KEY_CACHE_MAX = 10_000;
-
-export interface Principal {
-  keyId: string;
-  isMain: boolean;
-  /** The tester key's SHA-256, to check it again during a long wait; null for the main key. */
-  keyHash: string | null;
-}
 
 interface KnownKey {
   principal: Principal;
@@ -51,9 +44,6 @@ export function newApiKey(): { apiKey: string; keyId: string } {
     keyId: `kid_${randomBytes(8).toString('hex')}`,
   };
 }
-
-export const unauthorized = (): BusError =>
-  new BusError('unauthorized', 'Missing or invalid API key');
 
 export class Authenticator {
   /** Tester keys by hash, each trusted for KEY_RECHECK_MS after the store confirmed it. */

@@ -1,33 +1,22 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LIMITS, rawMember } from '@intent-bus/protocol';
 import { notFound } from '../core/errors.js';
-import type { Clock, Random } from '../core/clock.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
-import type { Config } from '../config.js';
-import type { Store } from '../store/store.js';
 import type { StoreHealth } from '../store/health.js';
-import type { Leaving, WaiterHub } from '../wake/hub.js';
+import type { OpsContext, Requester } from '../ops/context.js';
 import type { PgWakeRelay } from '../wake/pg-relay.js';
-import type { BusEvents } from '../events.js';
 import type { BusMetrics } from '../metrics.js';
-import type { Authenticator, Principal } from './auth.js';
+import type { Principal } from '../core/principal.js';
+import type { Authenticator } from './auth.js';
 import type { Housekeeper } from '../housekeeping/housekeeper.js';
 
 /** What the routes are given: the parts of the bus, never a connection. */
-export interface BusContext {
-  config: Config;
-  store: Store;
+export interface BusContext extends OpsContext {
   /** Whether the store can write (for /health); `store` reports its failures to it. */
   storeHealth: StoreHealth;
-  /** Where every change of state is reported (wake-ups, metrics). */
-  events: BusEvents;
   metrics: BusMetrics;
-  /** This node's waiting requests. */
-  hub: WaiterHub;
   /** On PostgreSQL: the wake-ups to and from the other nodes. */
   relay: PgWakeRelay | null;
-  clock: Clock;
-  random: Random;
   auth: Authenticator;
   housekeeper: Housekeeper;
   /** Requests per minute per tester key. */
@@ -53,7 +42,7 @@ export function principalOf(req: FastifyRequest): Principal {
  * Whether the client went away before its answer was sent (long polls stop waiting). The
  * AbortSignal is made on first use: most claims are answered without ever waiting.
  */
-export class ClientPresence implements Leaving {
+export class ClientPresence implements Requester {
   private controller: AbortController | null = null;
   private left = false;
 

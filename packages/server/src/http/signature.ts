@@ -16,7 +16,7 @@ import {
 } from '@intent-bus/protocol';
 import { BusError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
-import type { Principal } from './auth.js';
+import type { Principal } from '../core/principal.js';
 import { header } from './context.js';
 
 /** Live nonces the store holds before it refuses new ones with 503 (none evicted early). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { randomHex128 } from '../../src/http/ids.js';
+import { randomHex128 } from '../../src/ids.js';
 
 describe('randomHex128', () => {
   it('gives 32 lowercase hex characters, never the same twice across pool refills', () => {

@@ -4,6 +4,7 @@ import { schemas, withRawMembers, type IntentStatus } from '@intent-bus/protocol
 import type { IntentRow, ListCursor } from '../../store/store.js';
 import { invalid, notFound } from '../../core/errors.js';
 import { hashKey, newApiKey } from '../auth.js';
+import { cancel, retry, revokeKey } from '../../ops/admin.js';
 import { intentIdParam, type BusContext } from '../context.js';
 import { JSON_TYPE, adminIntent, deadLetter, keyInfo, statusObject } from '../wire.js';
 
@@ -41,14 +42,9 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
 
   app.post('/admin/revoke_key', { schema: { body: schemas.revokeKeyBody } }, async (req) => {
     const body = req.body as { api_key?: string; key_id?: string };
-    let keyId: string | null;
-    if (body.api_key !== undefined)
-      keyId = await store.keyRevoke({ keyHash: hashKey(body.api_key) }, clock.now());
-    else if (body.key_id !== undefined)
-      keyId = await store.keyRevoke({ keyId: body.key_id }, clock.now());
+    if (body.api_key !== undefined) await revokeKey(ctx, { keyHash: hashKey(body.api_key) });
+    else if (body.key_id !== undefined) await revokeKey(ctx, { keyId: body.key_id });
     else throw invalid('api_key', 'Missing api_key or key_id');
-    if (keyId == null) throw notFound('Key not found');
-    events.keyRevoked(keyId);
     return { ok: true, revoked: true };
   });
 
@@ -78,18 +74,12 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   });
 
   app.post('/admin/intents/:id/cancel', async (req) => {
-    const id = intentIdParam(req);
-    const before = await store.intentGet(id);
-    const row = await store.intentCancel(id, clock.now());
-    if (!row) throw notFound('Intent not found');
-    if (before && before.status !== row.status) events.changed(row);
+    const row = await cancel(ctx, intentIdParam(req));
     return { ok: true, id: row.id, status: row.status };
   });
 
   app.post('/admin/intents/:id/retry', async (req) => {
-    const row = await store.intentRetry(intentIdParam(req), clock.now());
-    if (!row) throw notFound('Intent not found');
-    events.changed(row);
+    const row = await retry(ctx, intentIdParam(req));
     return { ok: true, id: row.id, status: row.status, intent: statusObject(row) };
   });
 

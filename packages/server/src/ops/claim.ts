@@ -6,19 +6,33 @@
  * checks its key again before it claims: a key revoked meanwhile gets 401, never an intent.
  */
 import { performance } from 'node:perf_hooks';
-import { randomHex128 } from './ids.js';
+import { BusError, unauthorized } from '../core/errors.js';
+import { randomHex128 } from '../ids.js';
+import { MAIN_KEY_ID, type Principal } from '../core/principal.js';
 import type { ClaimFilter } from '../core/routing.js';
 import type { IntentRow } from '../store/store.js';
 import type { ClaimableEvent } from '../wake/announce.js';
-import { unauthorized, type Principal } from './auth.js';
-import type { BusContext, ClientPresence } from './context.js';
+import type { OpsContext, Requester } from './context.js';
 
-export async function claimWithWait(
-  ctx: BusContext,
+/** The claimed row (announced), or null when nothing could be claimed in `waitMs`. */
+export async function claim(
+  ctx: OpsContext,
   principal: Principal,
   filter: ClaimFilter,
   waitMs: number,
-  client: ClientPresence,
+  client: Requester,
+): Promise<IntentRow | null> {
+  const row = await claimWithWait(ctx, principal, filter, waitMs, client);
+  if (row) ctx.events.claimed(row, ctx.clock.now());
+  return row;
+}
+
+async function claimWithWait(
+  ctx: OpsContext,
+  principal: Principal,
+  filter: ClaimFilter,
+  waitMs: number,
+  client: Requester,
 ): Promise<IntentRow | null> {
   const deadline = performance.now() + waitMs;
   let hint: ClaimableEvent | null = null;
@@ -73,10 +87,31 @@ export async function claimWithWait(
       return null;
     }
     // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
-    // recheck bound (auth.ts).
-    if (!(await ctx.auth.stillValid(principal))) {
+    // recheck bound (http/auth.ts).
+    if (!(await ctx.keys.stillValid(principal))) {
       passOn(hint, null);
       throw unauthorized();
     }
   }
+}
+
+/**
+ * The `publisher` claim filter names a key by its raw value or its key id. A tester key
+ * may only name itself (else 403); the main key may name anyone.
+ */
+export async function resolvePublisher(
+  ctx: OpsContext,
+  given: string,
+  p: Principal,
+): Promise<string> {
+  let keyId = given;
+  if (given !== MAIN_KEY_ID && !given.startsWith('kid_')) {
+    const found = await ctx.keys.lookup(given);
+    // An unknown value matches no intent; for a tester key it is someone else's.
+    keyId = found ? found.keyId : `unknown:${given.length}`;
+  }
+  if (!p.isMain && keyId !== p.keyId) {
+    throw new BusError('forbidden', 'A key may only filter by its own publisher');
+  }
+  return keyId;
 }
