@@ -7,7 +7,7 @@
  */
 import type { CleanupCounts } from '@intent-bus/protocol';
 import { LIMITS } from '@intent-bus/protocol';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Log } from '../core/log.js';
 import type { Clock, Random } from '../core/clock.js';
 import type { KeyUsage, Store } from '../store/store.js';
 import type { BusEvents } from '../events.js';
@@ -27,7 +27,7 @@ export interface HousekeeperOptions {
   /** Key usage counted since the last call (see Authenticator.takeUsage). */
   takeUsage: () => ReadonlyMap<string, KeyUsage>;
   limiter: SlidingWindowLimiter;
-  log: FastifyBaseLogger;
+  log: Log;
   cleanupIntervalSeconds: number;
   retentionSeconds: number;
 }

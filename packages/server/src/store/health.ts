@@ -16,15 +16,12 @@
  * needed (so `/health` may take that long to answer 200), and stays degraded if one comes.
  * While healthy, `/health` only pings (a read), as before.
  */
+import type { Log } from '../core/log.js';
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../core/clock.js';
 import { StoreUnavailableError, type Store } from './store.js';
 
 /** What the tracker logs with (pino's logger, or a test's). */
-export interface HealthLog {
-  warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-}
 
 /**
  * The probe writes one KV row: an owner that no API key has (key ids are `main` and
@@ -43,7 +40,7 @@ export const DEGRADED_REASON = 'store unavailable';
 export interface StoreHealthOptions {
   store: Store;
   clock: Clock;
-  log: HealthLog;
+  log: Log;
   /** How often a degraded store is probed without being asked (ms). */
   probeIntervalMs?: number;
   /** How long without a failure a successful probe needs to end the degraded state (ms). */

@@ -14,7 +14,7 @@
  * re-read the intent, and the schedule of future run_ats is reloaded from the store.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Log } from '../core/log.js';
 import pg from 'pg';
 import type { Visibility } from '@intent-bus/protocol';
 import type { ClaimableEvent, NodeWake, WakeBus } from './announce.js';
@@ -47,7 +47,7 @@ export interface PgWakeRelayOptions {
   schema?: string | null;
   /** This node: what it hears from the others goes there, as do its own announcements. */
   local: NodeWake;
-  log: FastifyBaseLogger;
+  log: Log;
 }
 
 /** The NOTIFY channel of the bus in `schema` (a channel is database-wide). */
