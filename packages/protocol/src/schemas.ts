@@ -1,6 +1,8 @@
 /**
  * JSON schemas of every request the bus accepts. They validate requests in the server
- * (one Ajv compile per route at start-up) and describe the API; a field is added here once.
+ * (one Ajv compile per route at start-up), describe the API (/openapi.json) and type the
+ * route handlers (Fastify's json-schema-to-ts type provider); a field is added here once,
+ * and in its wire type in types.ts, which the compiler holds equal to it.
  * Bodies are validated without type coercion; query strings with it (they are text).
  */
 import { LIMITS as L } from './limits.js';
@@ -73,10 +75,17 @@ export const failBody = {
   },
 } as const;
 
+// Path ids: any text. One that cannot be an intent's id answers 404 like an unknown one.
 export const intentIdParams = {
   type: 'object',
   required: ['id'],
   properties: { id: { type: 'string' } },
+} as const;
+
+export const deadLetterParams = {
+  type: 'object',
+  required: ['intent_id'],
+  properties: { intent_id: { type: 'string' } },
 } as const;
 
 export const resultQuery = {

@@ -1,9 +1,17 @@
-/** Wire types of Intent Protocol 2.1 (PROTOCOL.md §5). Every time is unix seconds. */
+/**
+ * Wire types of Intent Protocol 2.1 (PROTOCOL.md §5). Every time is unix seconds.
+ *
+ * The request types say what the JSON schemas of schemas.ts accept (unknown members
+ * aside). They are written out, not derived, so that the SDK that ships them depends on
+ * nothing; the server holds each one equal to its schema's type at compile time
+ * (server/src/http/contract-types.ts), so the two cannot drift.
+ */
 
 export type IntentStatus = 'open' | 'claimed' | 'fulfilled' | 'dead';
 export type Visibility = 'private' | 'public';
 export type ResultType = 'json' | 'text';
 
+/** POST /intent (schemas.publishBody). */
 export interface PublishRequest {
   goal: string;
   payload: unknown;
@@ -16,6 +24,81 @@ export interface PublishRequest {
   target_worker?: string | null;
   required_capability?: string | null;
   ttl?: number;
+}
+
+/** POST /claim's query string (schemas.claimQuery); numbers as the bus reads them. */
+export interface ClaimQuery {
+  goal?: string;
+  namespace?: string;
+  publisher?: string;
+  worker_id?: string;
+  capabilities?: string;
+  capability?: string;
+  wait?: number;
+}
+
+/** POST /extend_claim/:id (schemas.extendBody). */
+export interface ExtendRequest {
+  claim_token: string;
+  seconds: number;
+}
+
+/** POST /fulfill/:id (schemas.fulfillBody). */
+export interface FulfillRequest {
+  claim_token: string;
+  result?: unknown;
+  result_type?: ResultType;
+}
+
+/** POST /fail/:id (schemas.failBody). */
+export interface FailRequest {
+  claim_token: string;
+  error?: string | null;
+}
+
+/** GET /result/:id's query string (schemas.resultQuery). */
+export interface ResultQuery {
+  wait?: number;
+}
+
+/** POST /set/:name (schemas.kvSetBody). */
+export interface KvSetRequest {
+  value: unknown;
+  ttl?: number;
+}
+
+/** POST /admin/generate_key (schemas.generateKeyBody). */
+export interface GenerateKeyRequest {
+  owner: string;
+}
+
+/** POST /admin/revoke_key (schemas.revokeKeyBody): one of the two. */
+export interface RevokeKeyRequest {
+  api_key?: string;
+  key_id?: string;
+}
+
+/** POST /admin/purge (schemas.purgeBody). */
+export interface PurgeRequest {
+  confirm?: boolean;
+  namespace?: string;
+}
+
+/** GET /admin/intents's query string (schemas.adminIntentsQuery). */
+export interface AdminIntentsQuery {
+  namespace?: string;
+  goal?: string;
+  status?: IntentStatus;
+  publisher?: string;
+  worker_id?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+/** GET /admin/dead's query string (schemas.deadListQuery). */
+export interface DeadListQuery {
+  namespace?: string;
+  limit?: number;
 }
 
 export interface PublishResponse {
