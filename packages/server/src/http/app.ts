@@ -20,7 +20,8 @@ import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
 import type { Principal } from '../core/principal.js';
 import { AdminUnauthorized, checkSameSite, hasBody } from './auth.js';
-import { principalOf, type BusContext } from './context.js';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
+import { principalOf, type BusApp, type BusContext } from './context.js';
 import { RequestLogger } from './request-logger.js';
 import { checkSignature } from './signature.js';
 import { decodeUtf8, hasLoneSurrogate } from './body-text.js';
@@ -204,12 +205,15 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     },
   };
   // The HTTPS server takes the same options; Fastify's types split the two kinds apart.
-  const app = tls
-    ? (Fastify({
-        ...options,
-        https: { ...SERVER_TIMEOUTS, requireHostHeader: false, ...tls },
-      } as typeof options) as FastifyInstance)
-    : Fastify(options);
+  // Every route's request parts are typed from their schemas (context.ts, BusApp).
+  const app: BusApp = (
+    tls
+      ? (Fastify({
+          ...options,
+          https: { ...SERVER_TIMEOUTS, requireHostHeader: false, ...tls },
+        } as typeof options) as FastifyInstance)
+      : Fastify(options)
+  ).withTypeProvider<JsonSchemaToTsProvider>();
   app.setValidatorCompiler(validatorCompiler());
 
   // Expect: 100-continue. Node answers 100 Continue by itself unless 'checkContinue' has

@@ -1,11 +1,10 @@
 /** The admin API of PROTOCOL.md §6 (the dashboard's files are routes/dashboard.ts). */
-import type { FastifyInstance } from 'fastify';
-import { schemas, withRawMembers, type IntentStatus } from '@intent-bus/protocol';
+import { schemas, withRawMembers } from '@intent-bus/protocol';
 import type { IntentRow, ListCursor } from '../../store/store.js';
 import { invalid, notFound } from '../../core/errors.js';
 import { hashKey, newApiKey } from '../auth.js';
 import { cancel, retry, revokeKey } from '../../ops/admin.js';
-import { intentIdParam, type BusContext } from '../context.js';
+import { intentIdParam, type BusApp, type BusContext } from '../context.js';
 import { JSON_TYPE, adminIntent, deadLetter, keyInfo, statusObject } from '../wire.js';
 
 /** A listing cursor names the last row shown: opaque to clients. */
@@ -18,14 +17,14 @@ function decodeCursor(cursor: string): ListCursor {
   return { createdAt: Number(m[1]), id: m[2]! };
 }
 
-export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
+export async function adminRoutes(app: BusApp, ctx: BusContext): Promise<void> {
   const { store, clock, events } = ctx;
 
   app.post(
     '/admin/generate_key',
     { schema: { body: schemas.generateKeyBody } },
     async (req, reply) => {
-      const { owner } = req.body as { owner: string };
+      const { owner } = req.body;
       const { apiKey, keyId } = newApiKey();
       await store.keyCreate({
         keyId,
@@ -41,7 +40,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   );
 
   app.post('/admin/revoke_key', { schema: { body: schemas.revokeKeyBody } }, async (req) => {
-    const body = req.body as { api_key?: string; key_id?: string };
+    const body = req.body;
     if (body.api_key !== undefined) await revokeKey(ctx, { keyHash: hashKey(body.api_key) });
     else if (body.key_id !== undefined) await revokeKey(ctx, { keyId: body.key_id });
     else throw invalid('api_key', 'Missing api_key or key_id');
@@ -54,7 +53,7 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   });
 
   app.post('/admin/purge', { schema: { body: schemas.purgeBody } }, async (req) => {
-    const body = (req.body ?? {}) as { confirm?: boolean; namespace?: string };
+    const body = req.body;
     if (body.confirm !== true) throw invalid('confirm', 'Purge needs {"confirm": true}');
     const out = await store.intentsPurge(body.namespace ?? null);
     return {
@@ -67,32 +66,25 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
 
   app.post('/admin/cleanup', async () => ({ ok: true, ...(await ctx.housekeeper.runCleanup()) }));
 
-  app.get('/admin/intents/:id', async (req, reply) => {
-    const row = await store.intentGet(intentIdParam(req));
+  const byId = { schema: { params: schemas.intentIdParams } };
+  app.get('/admin/intents/:id', byId, async (req, reply) => {
+    const row = await store.intentGet(intentIdParam(req.params.id));
     if (!row) throw notFound('Intent not found');
     return reply.type(JSON_TYPE).send(adminIntent(row));
   });
 
-  app.post('/admin/intents/:id/cancel', async (req) => {
-    const row = await cancel(ctx, intentIdParam(req));
+  app.post('/admin/intents/:id/cancel', byId, async (req) => {
+    const row = await cancel(ctx, intentIdParam(req.params.id));
     return { ok: true, id: row.id, status: row.status };
   });
 
-  app.post('/admin/intents/:id/retry', async (req) => {
-    const row = await retry(ctx, intentIdParam(req));
+  app.post('/admin/intents/:id/retry', byId, async (req) => {
+    const row = await retry(ctx, intentIdParam(req.params.id));
     return { ok: true, id: row.id, status: row.status, intent: statusObject(row) };
   });
 
   app.get('/admin/intents', { schema: { querystring: schemas.adminIntentsQuery } }, async (req) => {
-    const q = req.query as {
-      namespace?: string;
-      goal?: string;
-      status?: IntentStatus;
-      publisher?: string;
-      worker_id?: string;
-      limit?: number;
-      cursor?: string;
-    };
+    const q = req.query;
     const limit = q.limit ?? 50;
     const rows = await store.intentsList(
       {
@@ -140,12 +132,13 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   });
 
   app.get('/admin/dead', { schema: { querystring: schemas.deadListQuery } }, async (req) => {
-    const q = req.query as { limit?: number; namespace?: string };
+    const q = req.query;
     return (await store.deadList(q.limit ?? 100, q.namespace ?? null)).map(deadLetter);
   });
 
-  app.get('/admin/dead/:intent_id', async (req, reply) => {
-    const row = await store.intentGet(intentIdParam(req, 'intent_id'));
+  const byDeadId = { schema: { params: schemas.deadLetterParams } };
+  app.get('/admin/dead/:intent_id', byDeadId, async (req, reply) => {
+    const row = await store.intentGet(intentIdParam(req.params.intent_id));
     if (!row || row.status !== 'dead') throw notFound('Dead letter not found');
     const text = withRawMembers({ ...deadLetter(row), error: row.error }, { payload: row.payload });
     return reply.type(JSON_TYPE).send(text);
@@ -154,8 +147,8 @@ export async function adminRoutes(app: FastifyInstance, ctx: BusContext): Promis
   // Discards a dead letter the operator has dealt with: the dead intent's row goes, so it
   // leaves /admin/dead, /admin/intents and /status. Nothing waits on a dead intent (it is
   // finished), so there is no one to tell. Only dead ones: a live intent is cancelled first.
-  app.delete('/admin/dead/:intent_id', async (req) => {
-    const id = intentIdParam(req, 'intent_id');
+  app.delete('/admin/dead/:intent_id', byDeadId, async (req) => {
+    const id = intentIdParam(req.params.intent_id);
     if (await store.deadDiscard(id)) return { ok: true, id, discarded: true };
     const row = await store.intentGet(id);
     if (!row) throw notFound('Dead letter not found');

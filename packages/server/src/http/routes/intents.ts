@@ -2,8 +2,8 @@
  * The worker-facing protocol: publish, claim, extend, fulfill, fail, result, status. Each
  * route parses its request, calls one operation (ops/) and answers what it returns.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { LIMITS, schemas, type PublishRequest, type ResultType } from '@intent-bus/protocol';
+import type { FastifyRequest } from 'fastify';
+import { LIMITS, schemas } from '@intent-bus/protocol';
 import { invalid } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import { claim, resolvePublisher } from '../../ops/claim.js';
@@ -15,22 +15,21 @@ import {
   intentIdParam,
   principalOf,
   rawBodyMember,
+  type BusApp,
   type BusContext,
 } from '../context.js';
 import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js';
 
-export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promise<void> {
-  const refOf = (req: FastifyRequest): TokenRef =>
-    tokenRef(
-      ctx,
-      principalOf(req),
-      intentIdParam(req),
-      (req.body as { claim_token: string }).claim_token,
-    );
+export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> {
+  // Request parts are typed from the route's schemas (BusApp): no casts.
+  const refOf = (
+    req: FastifyRequest & { params: { id: string }; body: { claim_token: string } },
+  ): TokenRef =>
+    tokenRef(ctx, principalOf(req), intentIdParam(req.params.id), req.body.claim_token);
 
   app.post('/intent', { schema: { body: schemas.publishBody } }, async (req, reply) => {
     const out = await publish(ctx, principalOf(req), {
-      body: req.body as PublishRequest,
+      body: req.body,
       bodyText: req.bodyText ?? '{}',
       payloadText: rawBodyMember(req, 'payload'),
       idempotencyKey: header(req, 'idempotency-key'),
@@ -40,15 +39,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
 
   app.post('/claim', { schema: { querystring: schemas.claimQuery } }, async (req, reply) => {
     const p = principalOf(req);
-    const q = req.query as {
-      goal?: string;
-      namespace?: string;
-      publisher?: string;
-      worker_id?: string;
-      capabilities?: string;
-      capability?: string;
-      wait?: number;
-    };
+    const q = req.query;
     // An empty header or parameter is no worker id.
     const workerId = header(req, 'x-worker-id') || q.worker_id || null;
     if (workerId != null && !isClaimerName(workerId)) {
@@ -87,7 +78,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     '/extend_claim/:id',
     { schema: { params: schemas.intentIdParams, body: schemas.extendBody } },
     async (req) => {
-      const seconds = (req.body as { seconds: number }).seconds;
+      const { seconds } = req.body;
       const row = await extend(ctx, refOf(req), seconds);
       return {
         ok: true,
@@ -102,7 +93,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     '/fulfill/:id',
     { schema: { params: schemas.intentIdParams, body: schemas.fulfillBody } },
     async (req) => {
-      const body = req.body as { result?: unknown; result_type?: ResultType };
+      const body = req.body;
       const row = await fulfil(ctx, refOf(req), {
         result: body.result,
         resultText: rawBodyMember(req, 'result'),
@@ -116,7 +107,7 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     '/fail/:id',
     { schema: { params: schemas.intentIdParams, body: schemas.failBody } },
     async (req) => {
-      const row = await fail(ctx, refOf(req), (req.body as { error?: string | null }).error);
+      const row = await fail(ctx, refOf(req), req.body.error);
       return { ok: true, id: row.id, status: row.status };
     },
   );
@@ -125,10 +116,10 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
     '/result/:id',
     { schema: { params: schemas.intentIdParams, querystring: schemas.resultQuery } },
     async (req, reply) => {
-      const waitMs = Math.round(((req.query as { wait?: number }).wait ?? 0) * 1000);
+      const waitMs = Math.round((req.query.wait ?? 0) * 1000);
       const row = await result(
         ctx,
-        intentIdParam(req),
+        intentIdParam(req.params.id),
         principalOf(req),
         waitMs,
         waitMs > 0 ? new ClientPresence(reply) : null,
@@ -138,6 +129,6 @@ export async function intentRoutes(app: FastifyInstance, ctx: BusContext): Promi
   );
 
   app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req) =>
-    statusObject(await readable(ctx, intentIdParam(req), principalOf(req))),
+    statusObject(await readable(ctx, intentIdParam(req.params.id), principalOf(req))),
   );
 }
