@@ -11,12 +11,24 @@
  * `resultText`, getText) beside the parsed value, so that numbers never change.
  */
 import type {
+  AdminIntent,
+  ClaimQuery,
   ClaimedIntent,
   CleanupCounts,
   DeadLetter,
+  ExtendRequest,
+  FailRequest,
+  FulfillRequest,
+  GenerateKeyRequest,
   KeyInfo,
+  KvSetRequest,
+  PublishRequest,
   PublishResponse,
+  PurgeRequest,
   ResultObject,
+  ResultQuery,
+  ResultType,
+  RevokeKeyRequest,
   StatusObject,
   Visibility,
 } from '../../protocol/src/types.js';
@@ -108,16 +120,6 @@ export interface ClaimOutcome {
   retryAfterSeconds: number;
 }
 
-export type ResultType = 'json' | 'text';
-
-export interface AdminIntent extends ResultObject {
-  payload: unknown;
-  publisher: string;
-  backoff_base: number;
-  ttl: number;
-  dead_reason: string | null;
-}
-
 /** Everything about an intent (§6), with the exact texts of its payload and result. */
 export interface ExactAdminIntent extends AdminIntent {
   payloadText: string;
@@ -205,7 +207,7 @@ export class IntentClient {
     const payloadText = exactText('payload', payload, 'payloadText', options.payloadText);
     const body: Record<string, unknown> = { goal };
     if (payloadText === undefined) body.payload = payload;
-    const fields: Array<[keyof PublishOptions, string]> = [
+    const fields: Array<[keyof PublishOptions, keyof PublishRequest]> = [
       ['namespace', 'namespace'],
       ['visibility', 'visibility'],
       ['priority', 'priority'],
@@ -246,7 +248,7 @@ export class IntentClient {
         namespace: options.namespace ?? 'default',
         publisher: options.publisher,
         wait: options.waitSeconds || undefined,
-      },
+      } satisfies ClaimQuery,
       headers,
       holdSeconds: options.waitSeconds ?? 0,
       signal: options.signal,
@@ -268,7 +270,7 @@ export class IntentClient {
     const a = await this.request({
       method: 'POST',
       path: `/extend_claim/${encodeURIComponent(id)}`,
-      body: { claim_token: claimToken, seconds },
+      body: { claim_token: claimToken, seconds } satisfies ExtendRequest,
       leaseRoute: true,
     });
     return a.body as { ok: true; id: string; extended_by: number; claim_expires_at: number };
@@ -285,7 +287,7 @@ export class IntentClient {
     options: FulfillOptions = {},
   ): Promise<{ ok: true; id: string; status: 'fulfilled' }> {
     const resultText = exactText('result', result, 'resultText', options.resultText);
-    const body: Record<string, unknown> = {
+    const body: FulfillRequest = {
       claim_token: claimToken,
       result_type: options.resultType ?? 'json',
     };
@@ -305,7 +307,7 @@ export class IntentClient {
     claimToken: string,
     error?: string,
   ): Promise<{ ok: true; id: string; status: 'open' | 'dead' }> {
-    const body: Record<string, unknown> = { claim_token: claimToken };
+    const body: FailRequest = { claim_token: claimToken };
     if (error !== undefined) body.error = error;
     const a = await this.request({
       method: 'POST',
@@ -327,7 +329,7 @@ export class IntentClient {
     const a = await this.request({
       method: 'GET',
       path: `/result/${encodeURIComponent(id)}`,
-      query: { wait: options.waitSeconds || undefined },
+      query: { wait: options.waitSeconds || undefined } satisfies ResultQuery,
       holdSeconds: options.waitSeconds ?? 0,
       retry: true,
       signal: options.signal,
@@ -355,7 +357,8 @@ export class IntentClient {
     options: { ttl?: number; valueText?: string } = {},
   ): Promise<void> {
     const valueText = exactText('value', value, 'valueText', options.valueText);
-    const body: Record<string, unknown> = {};
+    // Without `value` when its text is spliced in as written.
+    const body: Partial<KvSetRequest> = {};
     if (valueText === undefined) body.value = value;
     if (options.ttl !== undefined) body.ttl = options.ttl;
     await this.request({
@@ -520,13 +523,15 @@ export class AdminApi {
   }
 
   generateKey(owner: string): Promise<{ api_key: string; owner: string; key_id: string }> {
-    return this.call('POST', '/admin/generate_key', { owner });
+    return this.call('POST', '/admin/generate_key', { owner } satisfies GenerateKeyRequest);
   }
   revokeKey(key: { apiKey: string } | { keyId: string }): Promise<{ ok: true }> {
     return this.call(
       'POST',
       '/admin/revoke_key',
-      'apiKey' in key ? { api_key: key.apiKey } : { key_id: key.keyId },
+      ('apiKey' in key
+        ? { api_key: key.apiKey }
+        : { key_id: key.keyId }) satisfies RevokeKeyRequest,
     );
   }
   keys(): Promise<KeyInfo[]> {
@@ -535,7 +540,7 @@ export class AdminApi {
   purge(
     options: { namespace?: string } = {},
   ): Promise<{ ok: true; intents_deleted: number; dead_letters_deleted: number }> {
-    return this.call('POST', '/admin/purge', { confirm: true, ...options });
+    return this.call('POST', '/admin/purge', { confirm: true, ...options } satisfies PurgeRequest);
   }
   cleanup(): Promise<CleanupCounts & { ok: true }> {
     return this.call('POST', '/admin/cleanup');

@@ -5,8 +5,6 @@ export {
   type PublishOptions,
   type ClaimOptions,
   type ClaimOutcome,
-  type ResultType,
-  type AdminIntent,
   type FulfillOptions,
   type ExactClaimedIntent,
   type ExactResultObject,
@@ -38,14 +36,17 @@ export {
   NetworkError,
 } from './errors.js';
 export { signature, signedHeaders, newNonce } from './signing.js';
+// The protocol's wire types: the one copy, shared with the bus.
 export type {
   ClaimedIntent,
   PublishResponse,
   StatusObject,
   ResultObject,
+  AdminIntent,
   DeadLetter,
   KeyInfo,
   CleanupCounts,
   IntentStatus,
   Visibility,
+  ResultType,
 } from '../../protocol/src/types.js';
