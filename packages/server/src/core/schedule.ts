@@ -1,0 +1,125 @@
+/**
+ * When a schedule fires (issue 17): a cron expression of 5 fields, or 6 with seconds, in an
+ * IANA time zone; or every N seconds. Pure arithmetic over times in ms: the clock is an
+ * argument. Daylight saving time follows croner's rules: a local time that does not exist
+ * fires once, at the next valid instant; a repeated hour fires once.
+ */
+import { Cron } from 'croner';
+import { invalid } from './errors.js';
+
+export interface Timing {
+  /** A cron expression, or null for `every`. */
+  cron: string | null;
+  /** Seconds between ticks, aligned on the unix epoch (every 60: on each minute), or null. */
+  every: number | null;
+  /** The IANA zone the cron expression is read in; `UTC` by default. */
+  timezone: string;
+}
+
+/** What a schedule does about ticks that passed while the bus was not running. */
+export type CatchUp = 'none' | 'latest' | 'all';
+
+/** At most this many missed ticks are published at once (`catch_up: "all"`). */
+export const MAX_CATCH_UP = 100;
+/**
+ * A tick is on time while it is at most this old; with `catch_up: "none"` an older one was
+ * missed (the bus was down) and is skipped. The ticker looks every second.
+ */
+export const ON_TIME_MS = 30_000;
+
+const cronOf = (t: Timing): Cron =>
+  new Cron(t.cron!, { timezone: t.timezone, paused: true, mode: '5-or-6-parts' });
+
+/** The timing of a schedule body, or 400 naming the field. */
+export function checkTiming(body: { cron?: unknown; every?: unknown; timezone?: unknown }): Timing {
+  const { cron, every } = body;
+  if ((cron === undefined) === (every === undefined)) {
+    throw invalid('cron', 'A schedule has either "cron" or "every", not both and not neither');
+  }
+  const timezone = body.timezone ?? 'UTC';
+  if (typeof timezone !== 'string' || !isTimeZone(timezone)) {
+    throw invalid('timezone', 'timezone must be an IANA time zone, such as "Europe/Berlin"');
+  }
+  if (every !== undefined) {
+    if (typeof every !== 'number' || !Number.isInteger(every) || every < 1 || every > 31_622_400) {
+      throw invalid('every', 'every must be a whole number of seconds from 1 to 31622400');
+    }
+    return { cron: null, every, timezone };
+  }
+  if (typeof cron !== 'string' || !/^\S+(\s+\S+){4,5}$/.test(cron.trim())) {
+    throw invalid(
+      'cron',
+      'cron must be 5 fields (minute hour day month weekday), or 6 with seconds',
+    );
+  }
+  const timing = { cron: cron.trim().replace(/\s+/g, ' '), every: null, timezone };
+  try {
+    if (cronOf(timing).nextRun(new Date(0)) === null) throw new Error('it never fires');
+  } catch (err) {
+    throw invalid('cron', `cron "${timing.cron}" is not valid: ${(err as Error).message}`);
+  }
+  return timing;
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The first tick strictly after `after` (ms), or null if the expression never fires again. */
+export function nextTick(t: Timing, after: number): number | null {
+  if (t.every !== null) {
+    const period = t.every * 1000;
+    return (Math.floor(after / period) + 1) * period;
+  }
+  return cronOf(t).nextRun(new Date(after))?.getTime() ?? null;
+}
+
+/** The next `n` ticks after `after`, soonest first. */
+export function nextTicks(t: Timing, after: number, n: number): number[] {
+  if (t.every === null)
+    return cronOf(t)
+      .nextRuns(n, new Date(after))
+      .map((d) => d.getTime());
+  const out: number[] = [];
+  for (let at = after; out.length < n;) out.push((at = nextTick(t, at)!));
+  return out;
+}
+
+/** The newest ticks in (after, upTo], at most `n`, oldest first. */
+function newestTicks(t: Timing, after: number, upTo: number, n: number): number[] {
+  if (t.every !== null) {
+    const period = t.every * 1000;
+    const out: number[] = [];
+    for (let k = Math.floor(upTo / period); out.length < n && k * period > after; k--) {
+      out.push(k * period);
+    }
+    return out.reverse();
+  }
+  // previousRuns counts back from upTo itself (exclusive): a tick exactly at upTo is due.
+  return cronOf(t)
+    .previousRuns(n, new Date(upTo + 1))
+    .map((d) => d.getTime())
+    .filter((at) => at > after && at <= upTo)
+    .reverse();
+}
+
+/**
+ * The ticks a schedule owes at `now`, oldest first, given the last tick it published (or
+ * the moment it started or resumed, `since`): every tick in (since, now] that its
+ * catch-up policy keeps. On time (not older than ON_TIME_MS), a tick is always owed.
+ */
+export function dueTicks(t: Timing, since: number, now: number, catchUp: CatchUp): number[] {
+  const newest = newestTicks(t, since, now, catchUp === 'all' ? MAX_CATCH_UP : 1);
+  if (catchUp !== 'none') return newest;
+  return newest.filter((at) => now - at <= ON_TIME_MS);
+}
+
+/** The newest tick in (since, now], or null: where a schedule stands once `now` is handled. */
+export function lastTickBy(t: Timing, since: number, now: number): number | null {
+  return newestTicks(t, since, now, 1)[0] ?? null;
+}
