@@ -37,6 +37,7 @@ import {
   AuthError,
   IntentBusError,
   NetworkError,
+  QuotaError,
   RateLimitError,
   ServerError,
   errorFromResponse,
@@ -415,11 +416,11 @@ export class IntentClient {
       try {
         return await this.once(spec);
       } catch (err) {
-        // A quota (limit_exceeded) does not lift in seconds: only the rate limit is waited out.
+        // A quota does not lift in seconds: only the rate limit is waited out.
         const retryable =
           err instanceof NetworkError ||
           err instanceof ServerError ||
-          (err instanceof RateLimitError && err.code === 'rate_limited');
+          (err instanceof RateLimitError && !(err instanceof QuotaError));
         if (!retryable || attempt >= attempts || spec.signal?.aborted) throw err;
         const asked =
           err instanceof RateLimitError || err instanceof ServerError

@@ -32,6 +32,13 @@ export class RateLimitError extends IntentBusError {
   }
 }
 
+/**
+ * 429 `limit_exceeded`: the key holds as many open and claimed intents as the bus allows
+ * (BUS_MAX_OPEN_PER_KEY). Waiting seconds does not lift it, finishing jobs does: the SDK
+ * never retries it. A RateLimitError too, for code that catches 429s as one.
+ */
+export class QuotaError extends RateLimitError {}
+
 /** 404 on extend, fulfil or fail: the claim token is no longer live. Never retry. */
 export class LeaseLostError extends IntentBusError {}
 
@@ -69,7 +76,11 @@ export function errorFromResponse(
   const seconds =
     retryAfter != null && Number.isFinite(Number(retryAfter)) ? Number(retryAfter) : null;
   if (status === 401 || status === 403) return new AuthError(message, code, status);
-  if (status === 429) return new RateLimitError(message, code, status, seconds ?? 1);
+  if (status === 429) {
+    return code === 'limit_exceeded'
+      ? new QuotaError(message, code, status, seconds ?? 1)
+      : new RateLimitError(message, code, status, seconds ?? 1);
+  }
   if (status === 404) {
     return leaseRoute && code === 'not_found'
       ? new LeaseLostError(message, code, status)

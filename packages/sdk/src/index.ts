@@ -28,6 +28,7 @@ export {
 export {
   IntentBusError,
   AuthError,
+  QuotaError,
   RateLimitError,
   LeaseLostError,
   NotFoundError,

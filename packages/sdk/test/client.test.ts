@@ -15,6 +15,7 @@ import {
   LeaseLostError,
   NetworkError,
   NotFoundError,
+  QuotaError,
   RateLimitError,
   ServerError,
   ValidationError,
@@ -887,6 +888,24 @@ describe('on a bus of its own', () => {
       // the main key is exempt
       const main = clientOf(t, { retries: 0 });
       for (let i = 0; i < 4; i++) await main.get('free');
+    } finally {
+      await closeBus(t);
+    }
+  });
+
+  it('QuotaError (a RateLimitError) for a tester key at its open-intents limit, never retried', async () => {
+    const t = await startTestBus({ env: { BUS_MAX_OPEN_PER_KEY: '1' } });
+    try {
+      const key = await t.newKey('quota');
+      const { fetch: f, calls } = lossyFetch(() => false);
+      const c = new IntentClient({ baseUrl: t.url, apiKey: key.api_key, retries: 3, fetch: f });
+      await c.publish('quota', { PAYLOAD_CANARY: 1 });
+      const before = calls.length;
+      const err = await caught(c.publish('quota', { PAYLOAD_CANARY: 2 }));
+      expect(err).toBeInstanceOf(QuotaError);
+      expect(err).toBeInstanceOf(RateLimitError);
+      expect(err).toMatchObject({ status: 429, code: 'limit_exceeded' });
+      expect(calls.length - before).toBe(1);
     } finally {
       await closeBus(t);
     }
