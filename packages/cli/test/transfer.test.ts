@@ -211,7 +211,7 @@ describe('intent-bus export / import', () => {
     expect(lines[0]).toMatchObject({ format: 'intent-bus-export', version: 1, store: 'sqlite' });
     expect(lastLine(a)).toEqual({
       type: 'end',
-      counts: { key: 1, intent: 10, idempotency: 1, kv: 1, nonce: 0 },
+      counts: { key: 1, intent: 10, idempotency: 1, kv: 1, nonce: 0, schedule: 0 },
     });
     // The result's big integer is carried as the stored text.
     expect(a).toContain(`"result":"{\\"n\\":${BIG}}"`);
@@ -319,7 +319,7 @@ describe('intent-bus export / import', () => {
     );
     ok(f);
     expect(JSON.parse(f.stdout)).toEqual({
-      imported: { key: 1, intent: 10, idempotency: 1, kv: 1, nonce: 0 },
+      imported: { key: 1, intent: 10, idempotency: 1, kv: 1, nonce: 0, schedule: 0 },
       identical: 0,
       store: 'postgres',
     });
@@ -348,6 +348,7 @@ describe('intent-bus export / import', () => {
       idempotency: 1,
       kv: 0,
       nonce: 0,
+      schedule: 0,
     });
     // Into a PostgreSQL bus (flags instead of the environment).
     const dst = await pgEnv();

@@ -123,3 +123,101 @@ export function dueTicks(t: Timing, since: number, now: number, catchUp: CatchUp
 export function lastTickBy(t: Timing, since: number, now: number): number | null {
   return newestTicks(t, since, now, 1)[0] ?? null;
 }
+
+/** What a schedule does when its last run is still open or claimed at a tick. */
+export type Overlap = 'allow' | 'skip';
+
+/** A schedule as a PUT defines it (times in ms). */
+export interface ScheduleDefinition extends Timing {
+  /** The key id of its owner (`main` for the main key). */
+  owner: string;
+  name: string;
+  /** The intent each run publishes: JSON text, its payload exactly as sent. */
+  intent: string;
+  overlap: Overlap;
+  catchUp: CatchUp;
+  /** Null: a new schedule is active, an existing one keeps its state. */
+  paused: boolean | null;
+}
+
+/** A schedule as the store keeps it. */
+export interface ScheduleState extends Omit<ScheduleDefinition, 'paused'> {
+  paused: boolean;
+  /** The last tick handled (published or skipped), or when it was created or resumed. */
+  lastTick: number;
+  /** The first tick after lastTick, or null when it never fires again. */
+  nextAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+const sameTiming = (a: Timing, b: Timing): boolean =>
+  a.cron === b.cron && a.every === b.every && a.timezone === b.timezone;
+
+/**
+ * A PUT applied to what the store holds: created, replaced, or unchanged (the same body
+ * again). A new timing, or a resume, starts from `now`: ticks before it are not owed.
+ */
+export function defineSchedule(
+  prior: ScheduleState | null,
+  def: ScheduleDefinition,
+  now: number,
+): { kind: 'created' | 'updated' | 'unchanged'; state: ScheduleState } {
+  const paused = def.paused ?? prior?.paused ?? false;
+  const { owner, name, cron, every, timezone, intent, overlap, catchUp } = def;
+  const timing = { cron, every, timezone };
+  if (prior === null) {
+    const state = { owner, name, ...timing, intent, overlap, catchUp, paused };
+    return {
+      kind: 'created',
+      state: {
+        ...state,
+        lastTick: now,
+        nextAt: nextTick(timing, now),
+        createdAt: now,
+        updatedAt: now,
+      },
+    };
+  }
+  if (
+    sameTiming(prior, timing) &&
+    prior.intent === intent &&
+    prior.overlap === overlap &&
+    prior.catchUp === catchUp &&
+    prior.paused === paused
+  ) {
+    return { kind: 'unchanged', state: prior };
+  }
+  const restart = !sameTiming(prior, timing) || (prior.paused && !paused);
+  const lastTick = restart ? now : prior.lastTick;
+  return {
+    kind: 'updated',
+    state: {
+      ...prior,
+      ...timing,
+      intent,
+      overlap,
+      catchUp,
+      paused,
+      lastTick,
+      nextAt: nextTick(timing, lastTick),
+      updatedAt: now,
+    },
+  };
+}
+
+/** Pause or resume; a resume starts from `now` (the ticks while paused are not owed). */
+export function pauseSchedule(prior: ScheduleState, paused: boolean, now: number): ScheduleState {
+  if (prior.paused === paused) return prior;
+  const lastTick = paused ? prior.lastTick : now;
+  return { ...prior, paused, lastTick, nextAt: nextTick(prior, lastTick), updatedAt: now };
+}
+
+/** The ticks a schedule owes at `now` and where it then stands (see dueTicks). */
+export function owedAt(s: ScheduleState, now: number): { ticks: number[]; lastTick: number } {
+  if (s.paused || s.nextAt === null || s.nextAt > now) return { ticks: [], lastTick: s.lastTick };
+  return {
+    ticks: dueTicks(s, s.lastTick, now, s.catchUp),
+    lastTick: lastTickBy(s, s.lastTick, now) ?? s.lastTick,
+  };
+}

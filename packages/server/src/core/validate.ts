@@ -42,6 +42,9 @@ export interface NewIntent {
   ttl: number;
   targetWorker: string | null;
   requiredCapability: string | null;
+  /** A schedule's run: its schedule's name and the tick it is for (ms); else null. */
+  schedule: string | null;
+  scheduledFor: number | null;
 }
 
 export function normalizePublish(
@@ -73,6 +76,8 @@ export function normalizePublish(
     ttl,
     targetWorker: body.target_worker ?? null,
     requiredCapability: body.required_capability ?? null,
+    schedule: null,
+    scheduledFor: null,
   };
 }
 

@@ -14,9 +14,16 @@ import {
   REASON_LEASE_EXPIRED,
   releasedColumns,
 } from '../core/lifecycle.js';
+import {
+  defineSchedule,
+  nextTick,
+  owedAt,
+  pauseSchedule,
+  type ScheduleDefinition,
+} from '../core/schedule.js';
 import type { NewIntent } from '../core/validate.js';
 import { all, get, lock, one, run, type Program, type Runner } from './program.js';
-import type { Row } from './statements.js';
+import type { Row, ScheduleRecord } from './statements.js';
 import {
   DELETE_BATCH,
   mergeMinuteCounts,
@@ -30,7 +37,12 @@ import {
   type ListCursor,
   type MinuteCounts,
   type PublishOutcome,
+  type RunMaker,
+  type ScheduleOutcome,
+  type ScheduleRow,
   type StatusCount,
+  type TickOutcome,
+  type TriggerOutcome,
   type Store,
   type TokenRef,
 } from './store.js';
@@ -144,6 +156,100 @@ function* addUsage(usage: ReadonlyMap<string, KeyUsage>): Program<void> {
   for (const [keyId, u] of [...usage].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     yield* run('keyUsageAdd', { keyId, count: u.count, lastUsedAt: u.lastUsedAt });
   }
+}
+
+const scheduleOf = (r: ScheduleRecord): ScheduleRow => ({ ...r, paused: r.paused !== 0 });
+const recordOf = (s: ScheduleRow): ScheduleRecord => ({ ...s, paused: s.paused ? 1 : 0 });
+
+/**
+ * The programs of one schedule wait for one another (PostgreSQL: a PUT, a pause, a trigger
+ * and a tick on any node), so that each reads the schedule as the last one left it.
+ */
+function* scheduleLocked(owner: string, name: string): Program<ScheduleRow | null> {
+  yield* lock('schedule', `${owner}\n${name}`);
+  const r = yield* get('scheduleGet', { owner, name });
+  return r === null ? null : scheduleOf(r);
+}
+
+function* putSchedule(def: ScheduleDefinition, now: number): Program<ScheduleOutcome> {
+  const prior = yield* scheduleLocked(def.owner, def.name);
+  const { kind, state } = defineSchedule(prior, def, now);
+  if (kind === 'created') yield* run('scheduleInsert', recordOf(state));
+  else if (kind === 'updated') yield* run('scheduleUpdate', recordOf(state));
+  return { kind, row: state };
+}
+
+function* pause(
+  owner: string,
+  name: string,
+  paused: boolean,
+  now: number,
+): Program<ScheduleRow | null> {
+  const prior = yield* scheduleLocked(owner, name);
+  if (prior === null) return null;
+  const next = pauseSchedule(prior, paused, now);
+  if (next !== prior) yield* run('scheduleUpdate', recordOf(next));
+  return next;
+}
+
+/** How many more open or claimed intents the owner may have (Infinity: no quota). */
+function* room(owner: string, maxOpen: number | null): Program<number> {
+  if (maxOpen == null) return Infinity;
+  yield* lock('quota', owner);
+  return maxOpen - (yield* one('intentsLiveOfPublisher', { publisher: owner })).n;
+}
+
+function* tick(
+  owner: string,
+  name: string,
+  now: number,
+  makeRun: RunMaker,
+  maxOpen: number | null,
+): Program<TickOutcome> {
+  const out: TickOutcome = { published: [], skipped: 0 };
+  const s = yield* scheduleLocked(owner, name);
+  if (s === null) return out;
+  const { ticks, lastTick } = owedAt(s, now);
+  if (lastTick === s.lastTick) return out;
+  // overlap "skip": no new run while the last one is open or claimed.
+  let busy = false;
+  if (s.overlap === 'skip') {
+    const last = yield* get('scheduleRuns', { owner, name, limit: 1 });
+    busy = last !== null && (last.status === 'open' || last.status === 'claimed');
+  }
+  let left = ticks.length > 0 && !busy ? yield* room(owner, maxOpen) : 0;
+  for (const at of ticks) {
+    if (busy || left <= 0) {
+      out.skipped++;
+      continue;
+    }
+    const intent = makeRun(s, at, now);
+    if ((yield* run('runInsert', intent)) === 1) {
+      out.published.push(openRow(intent));
+      left--;
+      busy = s.overlap === 'skip';
+    }
+  }
+  yield* run('scheduleAdvance', { owner, name, lastTick, nextAt: nextTick(s, lastTick) });
+  return out;
+}
+
+function* trigger(
+  owner: string,
+  name: string,
+  now: number,
+  makeRun: RunMaker,
+  maxOpen: number | null,
+): Program<TriggerOutcome> {
+  const s = yield* scheduleLocked(owner, name);
+  if (s === null) return { kind: 'not_found' };
+  const left = yield* room(owner, maxOpen);
+  if (left <= 0) return { kind: 'limit_exceeded', open: maxOpen! - left };
+  const intent = makeRun(s, now, now);
+  if ((yield* run('runInsert', intent)) === 1) return { kind: 'created', row: openRow(intent) };
+  // A run for this very millisecond already exists: that is the run.
+  const [existing] = yield* all('scheduleRuns', { owner, name, limit: 1 });
+  return { kind: 'created', row: existing! };
 }
 
 const claimStatement = (goal: boolean, publisher: boolean) =>
@@ -445,6 +551,8 @@ export class BusStore implements Store {
     yield* run('idempotencyDeleteKey', { keyId });
     const nonces = yield* run('noncesDeleteKey', { keyId });
     yield* run('leasesEndOfKey', { keyId, now });
+    // Its schedules end with it (their runs stay, like its other intents).
+    yield* run('schedulesDeleteOwner', { owner: keyId });
     this.countNonces(-nonces);
     return keyId;
   }
@@ -456,5 +564,59 @@ export class BusStore implements Store {
   async keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void> {
     if (usage.size === 0) return;
     await this.r.atomic(addUsage(usage));
+  }
+
+  schedulePut(def: ScheduleDefinition, now: number): Promise<ScheduleOutcome> {
+    return this.r.atomic(putSchedule(def, now));
+  }
+
+  async scheduleGet(owner: string, name: string): Promise<ScheduleRow | null> {
+    const r = await this.r.read(get('scheduleGet', { owner, name }));
+    return r === null ? null : scheduleOf(r);
+  }
+
+  async scheduleList(owner: string): Promise<ScheduleRow[]> {
+    return (await this.r.read(all('scheduleList', { owner }))).map(scheduleOf);
+  }
+
+  async scheduleDelete(owner: string, name: string): Promise<boolean> {
+    return (await this.r.write(run('scheduleDelete', { owner, name }))) === 1;
+  }
+
+  schedulePause(
+    owner: string,
+    name: string,
+    paused: boolean,
+    now: number,
+  ): Promise<ScheduleRow | null> {
+    return this.r.atomic(pause(owner, name, paused, now));
+  }
+
+  scheduleRuns(owner: string, name: string, limit: number): Promise<IntentRow[]> {
+    return this.r.read(all('scheduleRuns', { owner, name, limit }));
+  }
+
+  schedulesDue(now: number, limit: number): Promise<Array<{ owner: string; name: string }>> {
+    return this.r.read(all('schedulesDue', { now, limit }));
+  }
+
+  scheduleTick(
+    owner: string,
+    name: string,
+    now: number,
+    makeRun: RunMaker,
+    maxOpen: number | null,
+  ): Promise<TickOutcome> {
+    return this.r.atomic(tick(owner, name, now, makeRun, maxOpen));
+  }
+
+  scheduleTrigger(
+    owner: string,
+    name: string,
+    now: number,
+    makeRun: RunMaker,
+    maxOpen: number | null,
+  ): Promise<TriggerOutcome> {
+    return this.r.atomic(trigger(owner, name, now, makeRun, maxOpen));
   }
 }

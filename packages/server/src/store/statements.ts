@@ -8,6 +8,25 @@ import type { IntentStatus, ResultType } from '@intent-bus/protocol';
 import type { NewIntent } from '../core/validate.js';
 import type { ApiKeyRow, IntentRow, StatusCount } from './store.js';
 
+/** A schedules row under its statement names (paused as 0 or 1). */
+export interface ScheduleRecord {
+  owner: string;
+  name: string;
+  cron: string | null;
+  every: number | null;
+  timezone: string;
+  intent: string;
+  overlap: 'allow' | 'skip';
+  catchUp: 'none' | 'latest' | 'all';
+  paused: number;
+  lastTick: number;
+  nextAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+type ScheduleKey = { owner: string; name: string };
+
 /** A live claim token of a key at a time. */
 interface Live {
   id: string;
@@ -131,6 +150,19 @@ export interface StatementTypes {
   keyDeleteById: Read<{ keyId: string }, { keyId: string }>;
   keyDeleteByHash: Read<{ keyHash: string }, { keyId: string }>;
   keyUsageAdd: Write<{ keyId: string; count: number; lastUsedAt: number }>;
+
+  /** A schedule's run; changes no row when its tick already has one. */
+  runInsert: Write<NewIntent>;
+  /** A schedule's newest runs by tick. */
+  scheduleRuns: Read<ScheduleKey & { limit: number }, IntentRow>;
+  scheduleGet: Read<ScheduleKey, ScheduleRecord>;
+  scheduleList: Read<{ owner: string }, ScheduleRecord>;
+  scheduleInsert: Write<ScheduleRecord>;
+  scheduleUpdate: Write<ScheduleRecord>;
+  scheduleDelete: Write<ScheduleKey>;
+  schedulesDeleteOwner: Write<{ owner: string }>;
+  schedulesDue: Read<{ now: number; limit: number }, ScheduleKey>;
+  scheduleAdvance: Write<ScheduleKey & { lastTick: number; nextAt: number | null }>;
 }
 
 export type StatementName = keyof StatementTypes;

@@ -7,6 +7,7 @@
 import type { IntentStatus, ResultType, Visibility } from '@intent-bus/protocol';
 import type { Random } from '../core/clock.js';
 import type { ClaimFilter } from '../core/routing.js';
+import type { ScheduleDefinition, ScheduleState } from '../core/schedule.js';
 import type { NewIntent } from '../core/validate.js';
 
 export interface IntentRow {
@@ -38,6 +39,9 @@ export interface IntentRow {
   completedAt: number | null;
   error: string | null;
   deadReason: string | null;
+  /** A schedule's run: the schedule's name and the tick it is for (ms); else null. */
+  schedule: string | null;
+  scheduledFor: number | null;
 }
 
 /** The row a publish creates: what was given, open, never claimed. */
@@ -144,6 +148,29 @@ export interface Migration {
   name: string;
   sql: string;
 }
+
+/** A schedule as the store keeps it (core/schedule.ts). */
+export type ScheduleRow = ScheduleState;
+
+/** What a PUT of a schedule did. */
+export interface ScheduleOutcome {
+  kind: 'created' | 'updated' | 'unchanged';
+  row: ScheduleRow;
+}
+
+/** Makes the intent of a schedule's run for a tick (ms), published at `now`. */
+export type RunMaker = (s: ScheduleRow, scheduledFor: number, now: number) => NewIntent;
+
+/** What one pass of a schedule published, and the ticks it let go (overlap or quota). */
+export interface TickOutcome {
+  published: IntentRow[];
+  skipped: number;
+}
+
+export type TriggerOutcome =
+  | { kind: 'created'; row: IntentRow }
+  | { kind: 'limit_exceeded'; open: number }
+  | { kind: 'not_found' };
 
 export interface ApiKeyRow {
   keyId: string;
@@ -258,6 +285,45 @@ export interface Store {
    */
   keyRevoke(by: { keyId: string } | { keyHash: string }, now: number): Promise<string | null>;
   keyUsageAdd(usage: ReadonlyMap<string, KeyUsage>): Promise<void>;
+
+  /** Creates, replaces or leaves a schedule (core/schedule.ts defineSchedule decides). */
+  schedulePut(def: ScheduleDefinition, now: number): Promise<ScheduleOutcome>;
+  scheduleGet(owner: string, name: string): Promise<ScheduleRow | null>;
+  /** An owner's schedules by name. */
+  scheduleList(owner: string): Promise<ScheduleRow[]>;
+  /** False when there is no such schedule. Its runs stay. */
+  scheduleDelete(owner: string, name: string): Promise<boolean>;
+  /** Pause or resume (a resume starts from now); null when there is no such schedule. */
+  schedulePause(
+    owner: string,
+    name: string,
+    paused: boolean,
+    now: number,
+  ): Promise<ScheduleRow | null>;
+  /** A schedule's newest runs (by tick), at most `limit`. */
+  scheduleRuns(owner: string, name: string, limit: number): Promise<IntentRow[]>;
+  /** Active schedules whose next tick is at or before `now`, soonest first. */
+  schedulesDue(now: number, limit: number): Promise<Array<{ owner: string; name: string }>>;
+  /**
+   * In one atomic step: reads the schedule's last tick, publishes a run for each tick owed
+   * at `now` (none twice: the unique index of runs), and advances the last tick. A run of a
+   * tester key counts against `maxOpen` (null: no quota); a tick over it is let go.
+   */
+  scheduleTick(
+    owner: string,
+    name: string,
+    now: number,
+    makeRun: RunMaker,
+    maxOpen: number | null,
+  ): Promise<TickOutcome>;
+  /** Publishes one run now, outside the ticks (its tick is `now`). */
+  scheduleTrigger(
+    owner: string,
+    name: string,
+    now: number,
+    makeRun: RunMaker,
+    maxOpen: number | null,
+  ): Promise<TriggerOutcome>;
 }
 
 /** A fault of the store itself (locked, full, read-only, unreachable): the client may retry. */

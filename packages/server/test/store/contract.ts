@@ -29,6 +29,8 @@ export function intent(over: Partial<NewIntent> = {}): NewIntent {
     ttl: 86_400,
     targetWorker: null,
     requiredCapability: null,
+    schedule: null,
+    scheduledFor: null,
     ...over,
   };
 }

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrations as pgMigrations } from '../../src/store/postgres/migrations.js';
@@ -17,6 +16,7 @@ import { PgStore } from '../../src/store/postgres/pg-store.js';
 import { migrations as sqliteMigrations } from '../../src/store/sqlite/migrations/index.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { PG_ADMIN_URL as URL, pgQuery } from '../pg-database.js';
+import { openPeer } from './drivers.js';
 
 const SCHEMA = `ib_schema_${process.pid}_${randomBytes(4).toString('hex')}`;
 const dirs: string[] = [];
@@ -68,7 +68,7 @@ const normalise = (where: string): string =>
     .toLowerCase();
 
 function sqliteSchema(path: string): Schema {
-  const db = new Database(path, { readonly: true });
+  const db = openPeer(path);
   try {
     const all = <R>(sql: string): R[] => db.prepare(sql).all() as R[];
     const tables = all<{ name: string }>(
@@ -240,6 +240,7 @@ describe('the schema of both backends', () => {
       'intents',
       'kv',
       'nonces',
+      'schedules',
     ]);
     expect(fromSqlite.indexes.intents_due?.where).toBe("status='open'andrun_at>created_at");
     expect(fromSqlite.versions).toEqual(sqliteMigrations.map((m) => m.version));

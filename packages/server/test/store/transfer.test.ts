@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig, type Config } from '../../src/config.js';
@@ -27,6 +26,7 @@ import {
 import { openTransfer, runImport, writeExport } from '../../src/store/transfer/transfer.js';
 import { PG_ADMIN_URL as URL, pgQuery } from '../pg-database.js';
 import { claimBy, intent } from './contract.js';
+import { openPeer } from './drivers.js';
 
 const RUN = `ib_xfer_${process.pid}_${randomBytes(4).toString('hex')}`;
 const T0 = 1_800_000_000_000;
@@ -186,6 +186,22 @@ async function populate(s: Store): Promise<Fixture> {
   await s.kvSet('kid_a', 'config', BIG_KV, T0 + 600_000);
   await s.kvSet('main', 'gone\u0000', '"expired"', T0 - 1);
   await s.nonceRecord('kid_a', 'nonce-1', T0 + 300_000, T0, 1_000_000);
+  // A schedule, and one of its runs (an intent naming its schedule and tick).
+  await s.schedulePut(
+    {
+      owner: 'kid_a',
+      name: 'nightly',
+      cron: '0 3 * * *',
+      every: null,
+      timezone: 'Europe/Berlin',
+      intent: '{"goal":"backup","payload":{"n":12345678901234567890}}',
+      overlap: 'skip',
+      catchUp: 'all',
+      paused: null,
+    },
+    T0,
+  );
+  await put('run', { schedule: 'nightly', scheduledFor: T0 - 60_000 });
   return { ids, claimToken: token };
 }
 
@@ -193,7 +209,7 @@ describe('export and import', () => {
   it('carries every column of every table the migrations create', async () => {
     const sqlite = await place('sqlite');
     await (await storeAt(sqlite)).close();
-    const db = new Database(sqlite.dbPath, { readonly: true });
+    const db = openPeer(sqlite.dbPath);
     try {
       const tables = (
         db
@@ -252,7 +268,7 @@ describe('export and import', () => {
     });
     expect(JSON.parse(lines.at(-1)!)).toEqual({
       type: 'end',
-      counts: { key: 2, intent: 13, idempotency: 1, kv: 2, nonce: 1 },
+      counts: { key: 2, intent: 14, idempotency: 1, kv: 2, nonce: 1, schedule: 1 },
     });
     // Results and values are the stored text, carried as strings: nothing is rounded.
     expect(a).toContain(JSON.stringify(BIG_RESULT));
@@ -268,7 +284,14 @@ describe('export and import', () => {
 
     const mid = await place('postgres');
     const imported = await importText(mid, a);
-    expect(imported.imported).toEqual({ key: 2, intent: 13, idempotency: 1, kv: 2, nonce: 1 });
+    expect(imported.imported).toEqual({
+      key: 2,
+      intent: 14,
+      idempotency: 1,
+      kv: 2,
+      nonce: 1,
+      schedule: 1,
+    });
     expect(imported.identical).toBe(0);
     expect(imported.header.store).toBe('sqlite');
     const b = await exportText(mid);
@@ -417,6 +440,7 @@ describe('export and import', () => {
         idempotency: 0,
         kv: 0,
         nonce: 0,
+        schedule: 0,
       });
     },
   );
@@ -442,11 +466,18 @@ describe('export and import', () => {
         ['intent', ids.public],
       ].sort(),
     );
-    expect(lines.at(-1).counts).toEqual({ key: 0, intent: 2, idempotency: 0, kv: 0, nonce: 0 });
+    expect(lines.at(-1).counts).toEqual({
+      key: 0,
+      intent: 2,
+      idempotency: 0,
+      kv: 0,
+      nonce: 0,
+      schedule: 0,
+    });
 
     const def = (await exportText(src, { namespace: 'default' })).trimEnd().split('\n');
     const types = def.slice(1, -1).map((l) => JSON.parse(l).type);
-    expect(types.filter((t) => t === 'intent')).toHaveLength(11);
+    expect(types.filter((t) => t === 'intent')).toHaveLength(12);
     expect(types.filter((t) => t === 'idempotency')).toHaveLength(1);
     expect(types.filter((t) => t !== 'intent' && t !== 'idempotency')).toEqual([]);
 
@@ -455,7 +486,7 @@ describe('export and import', () => {
     const defText = `${def.join('\n')}\n`;
     await s.intentsPurge('default');
     const back = await importText(src, defText);
-    expect(back.imported).toMatchObject({ intent: 11, idempotency: 0 });
+    expect(back.imported).toMatchObject({ intent: 12, idempotency: 0 });
     expect(back.identical).toBe(1);
     expect((await s.intentGet(ids.claimed!))?.status).toBe('claimed');
 
@@ -500,6 +531,7 @@ describe('export and import', () => {
         idempotency: 0,
         kv: 0,
         nonce: 0,
+        schedule: 0,
       });
     }
 
@@ -595,9 +627,9 @@ describe('export and import', () => {
       const text = await source();
       const lines = text.split('\n').length - 1;
       await refused(
-        edit(text, (l) => l.splice(fromEnd(text, 5) - 1, 1)),
+        edit(text, (l) => l.splice(fromEnd(text, 6) - 1, 1)),
         lines - 1,
-        /trailer does not match the records \(2513 intent records announced, 2512 found\)/,
+        /trailer does not match the records \(2514 intent records announced, 2513 found\)/,
       );
       await refused(
         edit(text, (l) => l.push(l[3]!)),
@@ -630,7 +662,7 @@ describe('export and import', () => {
         `intent ${line.id} is already in the target store (or twice in the file)`,
       );
       const counts = JSON.parse((await exportText(dst)).trimEnd().split('\n').at(-1)!).counts;
-      expect(counts).toEqual({ key: 0, intent: 1, idempotency: 0, kv: 0, nonce: 0 });
+      expect(counts).toEqual({ key: 0, intent: 1, idempotency: 0, kv: 0, nonce: 0, schedule: 0 });
 
       // A key whose hash the target holds under another key id collides too.
       const keyed = await place(kind);

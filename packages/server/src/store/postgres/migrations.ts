@@ -103,4 +103,35 @@ CREATE INDEX nonces_expiry ON nonces (expires_at);
   // SQLite's 2 and 3, already in version 1 here.
   { version: 2, name: 'request nonces', sql: '-- in version 1' },
   { version: 3, name: 'narrower indexes', sql: '-- in version 1' },
+  {
+    version: 4,
+    name: 'schedules',
+    // Schedules (issue 17). A run is an ordinary intent that names its schedule and the tick
+    // it is for; the unique index is the guard that no tick of a schedule is published twice.
+    sql: `
+ALTER TABLE intents ADD COLUMN schedule TEXT COLLATE "C";
+ALTER TABLE intents ADD COLUMN scheduled_for BIGINT;
+CREATE UNIQUE INDEX intents_schedule_run ON intents (publisher, schedule, scheduled_for)
+  WHERE schedule IS NOT NULL;
+
+CREATE TABLE schedules (
+  owner         TEXT COLLATE "C" NOT NULL,
+  name          TEXT COLLATE "C" NOT NULL,
+  cron          TEXT,
+  every_seconds INTEGER,
+  timezone      TEXT NOT NULL,
+  intent        TEXT NOT NULL,
+  overlap       TEXT NOT NULL CHECK (overlap IN ('allow', 'skip')),
+  catch_up      TEXT NOT NULL CHECK (catch_up IN ('none', 'latest', 'all')),
+  paused        INTEGER NOT NULL,
+  last_tick     BIGINT NOT NULL,
+  next_at       BIGINT,
+  created_at    BIGINT NOT NULL,
+  updated_at    BIGINT NOT NULL,
+  PRIMARY KEY (owner, name)
+);
+-- The ticker's one query: the active schedules whose next tick has come.
+CREATE INDEX schedules_due ON schedules (next_at) WHERE paused = 0;
+`,
+  },
 ];

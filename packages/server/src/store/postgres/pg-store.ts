@@ -42,6 +42,7 @@ const LOCK_CLASS: Record<LockName | 'housekeeping', number> = {
   idempotency: 1,
   quota: 2,
   housekeeping: 3,
+  schedule: 4,
 };
 
 /**

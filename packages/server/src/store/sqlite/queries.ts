@@ -10,13 +10,15 @@ const INTENT_COLUMNS = `id, namespace, goal, payload, publisher, visibility, pri
   claim_attempts AS claimAttempts, backoff_base AS backoffBase, ttl,
   target_worker AS targetWorker, required_capability AS requiredCapability,
   claim_token AS claimToken, claim_expires_at AS claimExpiresAt, claimer, worker_id AS workerId,
-  result, result_type AS resultType, completed_at AS completedAt, error, dead_reason AS deadReason`;
+  result, result_type AS resultType, completed_at AS completedAt, error, dead_reason AS deadReason,
+  schedule, scheduled_for AS scheduledFor`;
 
 export const intentInsert = `INSERT INTO intents (id, namespace, goal, payload, publisher,
   visibility, priority, status, run_at, created_at, expires_at, max_attempts, backoff_base, ttl,
-  target_worker, required_capability)
+  target_worker, required_capability, schedule, scheduled_for)
 VALUES (@id, @namespace, @goal, @payload, @publisher, @visibility, @priority, 'open', @runAt,
-  @createdAt, @expiresAt, @maxAttempts, @backoffBase, @ttl, @targetWorker, @requiredCapability)`;
+  @createdAt, @expiresAt, @maxAttempts, @backoffBase, @ttl, @targetWorker, @requiredCapability,
+  @schedule, @scheduledFor)`;
 
 /**
  * The claim: one UPDATE whose sub-select picks the first claimable intent in the order of
@@ -188,3 +190,34 @@ export const keyUsageAdd = `UPDATE api_keys SET requests = requests + @count,
   last_used_at = MAX(COALESCE(last_used_at, 0), @lastUsedAt) WHERE key_id = @keyId`;
 
 export const ping = `SELECT 1 AS ok`;
+
+// Schedules (issue 17). A run's tick has at most one intent (intents_schedule_run): a second
+// insert for it changes nothing.
+export const runInsert = `${intentInsert}
+ON CONFLICT DO NOTHING`;
+export const scheduleRuns = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_schedule_run
+WHERE publisher = @owner AND schedule = @name AND scheduled_for IS NOT NULL
+ORDER BY scheduled_for DESC LIMIT @limit`;
+
+const SCHEDULE_COLUMNS = `owner, name, cron, every_seconds AS every, timezone, intent, overlap,
+  catch_up AS catchUp, paused, last_tick AS lastTick, next_at AS nextAt,
+  created_at AS createdAt, updated_at AS updatedAt`;
+export const scheduleGet = `SELECT ${SCHEDULE_COLUMNS} FROM schedules
+WHERE owner = @owner AND name = @name`;
+export const scheduleList = `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE owner = @owner
+ORDER BY name`;
+export const scheduleInsert = `INSERT INTO schedules (owner, name, cron, every_seconds, timezone,
+  intent, overlap, catch_up, paused, last_tick, next_at, created_at, updated_at)
+VALUES (@owner, @name, @cron, @every, @timezone, @intent, @overlap, @catchUp, @paused, @lastTick,
+  @nextAt, @createdAt, @updatedAt)`;
+export const scheduleUpdate = `UPDATE schedules SET cron = @cron, every_seconds = @every,
+  timezone = @timezone, intent = @intent, overlap = @overlap, catch_up = @catchUp,
+  paused = @paused, last_tick = @lastTick, next_at = @nextAt, created_at = @createdAt,
+  updated_at = @updatedAt
+WHERE owner = @owner AND name = @name`;
+export const scheduleDelete = `DELETE FROM schedules WHERE owner = @owner AND name = @name`;
+export const schedulesDeleteOwner = `DELETE FROM schedules WHERE owner = @owner`;
+export const schedulesDue = `SELECT owner, name FROM schedules INDEXED BY schedules_due
+WHERE paused = 0 AND next_at <= @now ORDER BY next_at LIMIT @limit`;
+export const scheduleAdvance = `UPDATE schedules SET last_tick = @lastTick, next_at = @nextAt
+WHERE owner = @owner AND name = @name`;

@@ -17,9 +17,17 @@
  *                               Idempotency-Key
  *                  kv           kv: owner, name, value, expires_at
  *                  nonce        nonces: the signature nonces each key has spent
+ *                  schedule     schedules: owner, name, the timing, the intent of its runs
+ *                               (`intent`, JSON text carried as a string), overlap, catch_up,
+ *                               paused, last_tick, next_at, created_at, updated_at
  *   last line    the trailer: {"type":"end","counts":{"key":1,"intent":…,"idempotency":…,
- *                "kv":…,"nonce":…}}; a file without it, with anything after it, or whose
- *                counts differ from its records is refused as truncated or damaged.
+ *                "kv":…,"nonce":…,"schedule":…}}; a file without it, with anything after
+ *                it, or whose counts differ from its records is refused as truncated or
+ *                damaged.
+ *
+ * Added since the first files, and read from files written before them: the intents columns
+ * `schedule` and `scheduled_for` (absent: null) and the schedule records (an absent count:
+ * none). A bus that predates them refuses a file that has them (an unknown field or type).
  *
  * Values are the stored ones, unchanged: times are integer milliseconds since the epoch;
  * `payload`, `result`, a KV `value` and an idempotency `response` are the stored JSON text
@@ -35,7 +43,9 @@ export const FORMAT = 'intent-bus-export';
 export const FORMAT_VERSION = 1;
 
 /** The record types, in the order an export writes them. */
-export const RECORD_TYPES = ['key', 'intent', 'idempotency', 'kv', 'nonce'] as const;
+export const RECORD_TYPES = ['key', 'intent', 'idempotency', 'kv', 'nonce', 'schedule'] as const;
+/** Record types that files written before them do not count in their trailer. */
+const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule']);
 export type RecordType = (typeof RECORD_TYPES)[number];
 
 /** A row under its table's column names; values as the store keeps them. */
@@ -54,6 +64,7 @@ export const zeroCounts = (): TransferCounts => ({
   idempotency: 0,
   kv: 0,
   nonce: 0,
+  schedule: 0,
 });
 
 /**
@@ -70,6 +81,7 @@ type Kind =
   | 'time'
   | 'time?'
   | 'count'
+  | 'count?'
   | 'real'
   | 'json'
   | 'json?'
@@ -80,6 +92,8 @@ export interface Column {
   kind: Kind;
   /** Nullable (the kind ends with `?`, or a nullable enum). */
   nullable: boolean;
+  /** Added after the first files: absent from a line, it is null. */
+  added?: boolean;
 }
 
 export interface TableSpec {
@@ -143,6 +157,8 @@ export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
       col('completed_at', 'time?'),
       col('error', 'text?'),
       col('dead_reason', 'text?'),
+      { ...col('schedule', 'id?'), added: true },
+      { ...col('scheduled_for', 'time?'), added: true },
     ],
   },
   idempotency: {
@@ -174,6 +190,26 @@ export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
     table: 'nonces',
     key: ['key_id', 'nonce'],
     columns: [col('key_id', 'id'), col('nonce', 'id'), col('expires_at', 'time')],
+  },
+  schedule: {
+    type: 'schedule',
+    table: 'schedules',
+    key: ['owner', 'name'],
+    columns: [
+      col('owner', 'id'),
+      col('name', 'id'),
+      col('cron', 'text?'),
+      col('every_seconds', 'count?'),
+      col('timezone', 'id'),
+      col('intent', 'json'),
+      col('overlap', ['allow', 'skip']),
+      col('catch_up', ['none', 'latest', 'all']),
+      col('paused', 'count'),
+      col('last_tick', 'time'),
+      col('next_at', 'time?'),
+      col('created_at', 'time'),
+      col('updated_at', 'time'),
+    ],
   },
 };
 
@@ -319,6 +355,10 @@ export function parseBodyLine(text: string, line: number): ParsedLine {
   const names = NAMES[type as RecordType];
   const row: Row = {};
   for (const c of spec.columns) {
+    if (!(c.name in o) && c.added) {
+      row[c.name] = null;
+      continue;
+    }
     if (!(c.name in o)) throw new TransferFormatError(line, `${type}: missing field "${c.name}"`);
     const problem = check(c, o[c.name]);
     if (problem) throw new TransferFormatError(line, `${type}: "${c.name}" ${problem}`);
@@ -340,6 +380,7 @@ function parseCounts(o: Record<string, unknown>, line: number): TransferCounts {
   const out = zeroCounts();
   for (const t of RECORD_TYPES) {
     const n = counts[t];
+    if (n === undefined && ADDED_TYPES.has(t)) continue;
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
       throw new TransferFormatError(line, `end: "counts.${t}" must be an integer >= 0`);
     }

@@ -110,4 +110,35 @@ DROP INDEX intents_due;
 CREATE INDEX intents_due ON intents (run_at) WHERE status = 'open' AND run_at > created_at;
 `,
   },
+  {
+    version: 4,
+    name: 'schedules',
+    // Schedules (issue 17). A run is an ordinary intent that names its schedule and the tick
+    // it is for; the unique index is the guard that no tick of a schedule is published twice.
+    sql: `
+ALTER TABLE intents ADD COLUMN schedule TEXT;
+ALTER TABLE intents ADD COLUMN scheduled_for INTEGER;
+CREATE UNIQUE INDEX intents_schedule_run ON intents (publisher, schedule, scheduled_for)
+  WHERE schedule IS NOT NULL;
+
+CREATE TABLE schedules (
+  owner         TEXT NOT NULL,
+  name          TEXT NOT NULL,
+  cron          TEXT,
+  every_seconds INTEGER,
+  timezone      TEXT NOT NULL,
+  intent        TEXT NOT NULL,
+  overlap       TEXT NOT NULL CHECK (overlap IN ('allow', 'skip')),
+  catch_up      TEXT NOT NULL CHECK (catch_up IN ('none', 'latest', 'all')),
+  paused        INTEGER NOT NULL,
+  last_tick     INTEGER NOT NULL,
+  next_at       INTEGER,
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  PRIMARY KEY (owner, name)
+);
+-- The ticker's one query: the active schedules whose next tick has come.
+CREATE INDEX schedules_due ON schedules (next_at) WHERE paused = 0;
+`,
+  },
 ];
