@@ -48,6 +48,12 @@ const SETTINGS = [
     kind: str,
     default: './intent-bus-data/bus.db',
   },
+  {
+    key: 'sqliteDriver',
+    env: 'BUS_SQLITE_DRIVER',
+    kind: { type: 'enum', values: ['auto', 'node', 'better-sqlite3'] },
+    default: 'auto',
+  },
   { key: 'databaseUrl', env: 'BUS_DATABASE_URL', kind: str, default: null },
   { key: 'databaseSchema', env: 'BUS_DATABASE_SCHEMA', kind: str, default: null },
   { key: 'requireSignatures', env: 'BUS_REQUIRE_SIGNATURES', kind: bool, default: false },
@@ -138,6 +144,11 @@ const HELP: Record<string, [value: string, meaning: string, unset?: string]> = {
   BUS_HOST: ['HOST', 'address to listen on (0.0.0.0: every interface)'],
   BUS_PORT: ['N', 'port to listen on (0: any free port)'],
   BUS_DB_PATH: ['PATH', 'the SQLite file (secrets.json is kept in its folder)'],
+  BUS_SQLITE_DRIVER: [
+    'DRIVER',
+    'the SQLite library: node (node:sqlite, built into Node 22.16+), better-sqlite3 (a ' +
+      'native addon, the one of Node 20) or auto (node where this Node has it)',
+  ],
   BUS_DATABASE_URL: ['URL', 'postgres://…: PostgreSQL instead of SQLite', 'unset (SQLite)'],
   BUS_DATABASE_SCHEMA: ['SCHEMA', "PostgreSQL schema of the bus's tables", 'unset'],
   BUS_REQUIRE_SIGNATURES: ['true|false', 'refuse unsigned client requests (HMAC)'],

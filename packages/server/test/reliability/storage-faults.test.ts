@@ -22,6 +22,10 @@
  * here (cc) makes every write to a file of that tmpfs fail with EROFS, as a filesystem
  * forced read-only does, while a flag file exists. As root, chmod injects no fault.
  *
+ * The bus processes use this Node's default SQLite driver (node:sqlite from Node 22.16,
+ * better-sqlite3 on Node 20: CI runs this file on both); the store-level case runs on every
+ * driver this Node can load.
+ *
  * STORAGE_FAULT_SECONDS sets how long each fault lasts once the bus has noticed it
  * (default 1.5).
  */
@@ -39,14 +43,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Connection } from '../../src/store/sqlite/connection.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { StoreUnavailableError } from '../../src/store/store.js';
 import { ADMIN_TOKEN, MAIN_KEY } from '../helpers.js';
 import { createDatabase, pgAdmin, type TestDatabase } from '../pg-database.js';
 import { serverEnv, startProcess, type ServerProcess } from '../process-helpers.js';
 import { intent } from '../store/contract.js';
+import { forEachDriver, openPeer } from '../store/drivers.js';
 import { violations } from './history.js';
 import { Load } from './load.js';
 
@@ -232,11 +237,11 @@ function diskFull(dir: string): Fault {
 
 /** Another connection holds the write lock of the bus's file. */
 function writeLock(dbPath: string): Fault {
-  let peer: Database.Database | null = null;
+  let peer: Connection | null = null;
   return {
     code: /SQLITE_BUSY/,
     start() {
-      peer = new Database(dbPath, { timeout: 5000 });
+      peer = openPeer(dbPath);
       peer.exec('BEGIN IMMEDIATE');
     },
     end() {
@@ -564,46 +569,49 @@ describe('storage faults', () => {
     );
   }, 40_000);
 
-  it('the SQLite store: a batch that hits a full disk fails every call, nothing half-applied, the same connection goes on', async () => {
-    const dir = mountTmpfs('store-level', '4m');
-    try {
-      const store = new SqliteStore({ path: join(dir, 'bus.db') });
+  // On each driver of this Node (the processes above run the Node's default one).
+  forEachDriver('the SQLite store', (driver) => {
+    it('a batch that hits a full disk fails every call, nothing half-applied, the same connection goes on', async () => {
+      const dir = mountTmpfs(`store-level-${driver}`, '4m');
       try {
-        await store.migrate();
-        const kept = intent();
-        await store.intentPublish(kept, null, null);
-        const full = diskFull(dir);
-        full.start();
-        // One turn: the calls share one transaction, which cannot be committed.
-        const batch = Array.from({ length: 20 }, () =>
-          intent({ payload: JSON.stringify({ pad: 'x'.repeat(2000) }) }),
-        );
-        const settled = await Promise.race([
-          Promise.allSettled(batch.map((i) => store.intentPublish(i, null, null))),
-          sleep(5000).then(() => 'unsettled' as const),
-        ]);
-        expect(settled).not.toBe('unsettled');
-        const results = settled as PromiseSettledResult<unknown>[];
-        for (const r of results) {
-          expect(r.status).toBe('rejected');
-          expect((r as PromiseRejectedResult).reason).toBeInstanceOf(StoreUnavailableError);
+        const store = new SqliteStore({ path: join(dir, 'bus.db'), driver });
+        try {
+          await store.migrate();
+          const kept = intent();
+          await store.intentPublish(kept, null, null);
+          const full = diskFull(dir);
+          full.start();
+          // One turn: the calls share one transaction, which cannot be committed.
+          const batch = Array.from({ length: 20 }, () =>
+            intent({ payload: JSON.stringify({ pad: 'x'.repeat(2000) }) }),
+          );
+          const settled = await Promise.race([
+            Promise.allSettled(batch.map((i) => store.intentPublish(i, null, null))),
+            sleep(5000).then(() => 'unsettled' as const),
+          ]);
+          expect(settled).not.toBe('unsettled');
+          const results = settled as PromiseSettledResult<unknown>[];
+          for (const r of results) {
+            expect(r.status).toBe('rejected');
+            expect((r as PromiseRejectedResult).reason).toBeInstanceOf(StoreUnavailableError);
+          }
+          expect(((results[0] as PromiseRejectedResult).reason as Error).message).toMatch(
+            /SQLITE_FULL/,
+          );
+          // Reads go on during the fault.
+          expect(await store.intentGet(kept.id)).toMatchObject({ id: kept.id });
+          full.end();
+          // The same connection writes again; none of the failed batch is there.
+          const after = intent();
+          await store.intentPublish(after, null, null);
+          expect(await store.intentGet(after.id)).toMatchObject({ id: after.id });
+          for (const i of batch) expect(await store.intentGet(i.id)).toBeNull();
+        } finally {
+          await store.close();
         }
-        expect(((results[0] as PromiseRejectedResult).reason as Error).message).toMatch(
-          /SQLITE_FULL/,
-        );
-        // Reads go on during the fault.
-        expect(await store.intentGet(kept.id)).toMatchObject({ id: kept.id });
-        full.end();
-        // The same connection writes again; none of the failed batch is there.
-        const after = intent();
-        await store.intentPublish(after, null, null);
-        expect(await store.intentGet(after.id)).toMatchObject({ id: after.id });
-        for (const i of batch) expect(await store.intentGet(i.id)).toBeNull();
       } finally {
-        await store.close();
+        unmount(dir);
       }
-    } finally {
-      unmount(dir);
-    }
+    });
   });
 });

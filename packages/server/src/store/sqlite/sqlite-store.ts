@@ -2,26 +2,32 @@
  * The SQLite backend: one file, one connection, one process. Its runner drives the
  * store's programs (bus-store.ts) synchronously, each inside the event-loop turn's group
  * commit, and owns what only SQLite has: the file, the group commit, error translation and
- * the migrations.
+ * the migrations. It is written once over a `Connection` (connection.ts), which either
+ * driver provides: node:sqlite (node-sqlite.ts) or better-sqlite3 (better-sqlite3.ts).
  */
 import { closeSync, fchmodSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import { BusStore } from '../bus-store.js';
 import { drive, type Program, type Runner, type Step } from '../program.js';
 import type { StatementName, Statements } from '../statements.js';
 import { StoreUnavailableError } from '../store.js';
+import {
+  openConnection,
+  resolveDriver,
+  type Connection,
+  type SqliteDriver,
+  type SqliteDriverSetting,
+  type Statement,
+} from './connection.js';
 import { makeDataFolder, unusableDbFile } from './db-file.js';
 import { migrations } from './migrations/index.js';
 import * as q from './queries.js';
 
 const statements: Statements = q;
 
-type Stmt = Database.Statement<unknown[], unknown>;
-
-/** A prepared statement and the parameters it reads as JSON (better-sqlite3 binds no arrays). */
+/** A prepared statement and the parameters it reads as JSON (neither driver binds arrays). */
 interface Prepared {
-  stmt: Stmt;
+  stmt: Statement;
   json: readonly string[];
 }
 
@@ -33,11 +39,18 @@ export interface SqliteStoreOptions {
   path: string;
   /** How long a statement waits for another process's write lock before failing (ms). */
   busyTimeoutMs?: number;
+  /** The library that opens the file (BUS_SQLITE_DRIVER); `auto` by default (connection.ts). */
+  driver?: SqliteDriverSetting;
 }
 
 export class SqliteStore extends BusStore {
+  /** The library this store's connection uses. */
+  readonly driver: SqliteDriver;
+
   constructor(options: SqliteStoreOptions) {
-    super(new SqliteRunner(options));
+    const runner = new SqliteRunner(options);
+    super(runner);
+    this.driver = runner.driver;
   }
 }
 
@@ -45,13 +58,14 @@ class SqliteRunner implements Runner {
   readonly kind = 'sqlite' as const;
   /** One process owns the file (serve refuses a second one). */
   readonly sharedByNodes = false;
-  private readonly db: Database.Database;
+  readonly driver: SqliteDriver;
+  private readonly db: Connection;
   private readonly prepared = new Map<StatementName, Prepared>();
-  /** Runs a function in a savepoint of the open transaction (better-sqlite3 nests them). */
-  private readonly savepoint: Database.Transaction<(fn: () => void) => void>;
 
   constructor(options: SqliteStoreOptions) {
     const { path } = options;
+    // Which library, first: a Node without either says so before any file is touched.
+    this.driver = resolveDriver(options.driver ?? 'auto');
     if (path !== ':memory:') {
       // Checked before anything is touched: a file or folder that is not a database is
       // left exactly as it is (its mode too), and so is the mode of an existing database.
@@ -61,18 +75,25 @@ class SqliteRunner implements Runner {
       makeDataFolder(dirname(path));
       createPrivate(path);
     }
-    this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 250 });
-    // WAL: readers never block the writer. synchronous=NORMAL: a commit survives a killed
-    // process (the WAL is in the OS page cache); only a power loss can drop the last commits.
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
-    this.tx = {
-      begin: this.db.prepare('BEGIN IMMEDIATE'),
-      commit: this.db.prepare('COMMIT'),
-      rollback: this.db.prepare('ROLLBACK'),
-    };
-    this.savepoint = this.db.transaction((fn: () => void) => fn());
+    // synchronous=NORMAL, foreign keys, the busy timeout and the page cache: openConnection,
+    // the same on both drivers.
+    this.db = openConnection(path, this.driver, { busyTimeoutMs: options.busyTimeoutMs ?? 250 });
+    try {
+      // WAL: readers never block the writer. With synchronous=NORMAL a commit survives a
+      // killed process (the WAL is in the OS page cache); only a power loss can drop the
+      // last commits.
+      this.db.exec('PRAGMA journal_mode = WAL');
+      const p = (sql: string): Statement => this.db.prepare(sql);
+      this.tx = { begin: p('BEGIN IMMEDIATE'), commit: p('COMMIT'), rollback: p('ROLLBACK') };
+      this.sp = {
+        save: p('SAVEPOINT atomic'),
+        release: p('RELEASE atomic'),
+        undo: p('ROLLBACK TO atomic'),
+      };
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
   }
 
   private statement(name: StatementName): Prepared {
@@ -99,7 +120,7 @@ class SqliteRunner implements Runner {
     }
     if (step.op === 'get') return stmt.get(params);
     if (step.op === 'all') return stmt.all(params);
-    return stmt.run(params).changes;
+    return stmt.run(params);
   };
 
   read<T>(p: Program<T>): Promise<T> {
@@ -111,11 +132,31 @@ class SqliteRunner implements Runner {
   }
 
   atomic<T>(p: Program<T>): Promise<T> {
-    return this.inGroup(() => {
-      let out!: T;
-      this.savepoint.immediate(() => void (out = drive(p, this.exec)));
-      return out;
-    });
+    return this.inGroup(() => this.inSavepoint(() => drive(p, this.exec)));
+  }
+
+  /** The savepoint statements of `atomic` (the turn's transaction is already open). */
+  private readonly sp: { save: Statement; release: Statement; undo: Statement };
+
+  /**
+   * Runs `fn` all or nothing inside the open transaction: a failure undoes what it did and
+   * leaves the rest of the batch as it was. When the failure has already ended the whole
+   * transaction (a full disk, an I/O error), there is nothing left to undo.
+   */
+  private inSavepoint<T>(fn: () => T): T {
+    this.sp.save.run();
+    let out: T;
+    try {
+      out = fn();
+    } catch (err) {
+      if (this.db.inTransaction) {
+        this.sp.undo.run();
+        this.sp.release.run();
+      }
+      throw err;
+    }
+    this.sp.release.run();
+    return out;
   }
 
   /**
@@ -126,7 +167,7 @@ class SqliteRunner implements Runner {
    * to the WAL once per batch instead of once per request.
    */
   private batch: Array<(failure?: unknown) => void> | null = null;
-  private readonly tx: { begin: Stmt; commit: Stmt; rollback: Stmt };
+  private readonly tx: { begin: Statement; commit: Statement; rollback: Statement };
   /** Why this turn's BEGIN failed (another process holds the write lock, or worse). */
   private refused: unknown = null;
 
@@ -217,16 +258,21 @@ class SqliteRunner implements Runner {
           this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]
         ).map((r) => r.version),
       );
+      const record = this.db.prepare(
+        'INSERT INTO schema_migrations (version, name, applied_at) VALUES (@version, @name, @at)',
+      );
       for (const m of migrations) {
         if (applied.has(m.version)) continue;
-        this.db
-          .transaction(() => {
-            this.db.exec(m.sql);
-            this.db
-              .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-              .run(m.version, m.name, Date.now());
-          })
-          .immediate();
+        // Each migration in a transaction of its own.
+        this.tx.begin.run();
+        try {
+          this.db.exec(m.sql);
+          record.run({ version: m.version, name: m.name, at: Date.now() });
+          this.tx.commit.run();
+        } catch (err) {
+          if (this.db.inTransaction) this.tx.rollback.run();
+          throw err;
+        }
       }
       this.prepareAll();
     } catch (err) {
@@ -241,7 +287,7 @@ class SqliteRunner implements Runner {
 
   async close(): Promise<void> {
     if (this.batch !== null) this.commit(this.batch);
-    if (this.db.open) this.db.close();
+    if (this.db.isOpen) this.db.close();
   }
 
   /** One process owns the file: nobody to exclude. */

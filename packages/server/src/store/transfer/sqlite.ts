@@ -9,7 +9,12 @@
  * Import: one BEGIN IMMEDIATE … COMMIT around every record; `INSERT … ON CONFLICT DO
  * NOTHING` reports a collision as "no row changed", which refuses the whole import.
  */
-import Database from 'better-sqlite3';
+import {
+  openConnection,
+  type Connection,
+  type SqliteDriver,
+  type Statement,
+} from '../sqlite/connection.js';
 import {
   ImportConflictError,
   RECORD_TYPES,
@@ -34,14 +39,15 @@ const NAMESPACE_FILTER: Partial<Record<RecordType, string>> = {
 
 export class SqliteTransfer implements TransferBackend {
   readonly kind = 'sqlite' as const;
-  private readonly db: Database.Database;
+  private readonly db: Connection;
 
-  constructor(path: string) {
+  /** `driver`: the one the store opened the file with (SqliteStore.driver). */
+  constructor(path: string, driver: SqliteDriver) {
     // The store created and migrated the file; a missing one here is an error.
-    this.db = new Database(path, { fileMustExist: true, timeout: 5000 });
+    this.db = openConnection(path, driver, { busyTimeoutMs: 5000, fileMustExist: true });
     // Pages by id visit the table (and an import its indexes) in random order: a larger
-    // page cache than the default 2 MB keeps them from being read again and again.
-    this.db.pragma('cache_size = -65536');
+    // page cache than the bus's 16 MB keeps them from being read again and again.
+    this.db.exec('PRAGMA cache_size = -65536');
   }
 
   async *exportRecords(namespace: string | null, pageSize = 1000): AsyncGenerator<TransferRecord> {
@@ -78,7 +84,7 @@ export class SqliteTransfer implements TransferBackend {
 
   async importRecords(records: AsyncIterable<TransferRecord>): Promise<ImportResult> {
     const db = this.db;
-    const insert = new Map<RecordType, Database.Statement>();
+    const insert = new Map<RecordType, Statement>();
     for (const type of RECORD_TYPES) {
       const spec = TABLES[type];
       const values = spec.columns.map((c) => `@${c.name}`).join(', ');
@@ -97,7 +103,7 @@ export class SqliteTransfer implements TransferBackend {
     db.exec('BEGIN IMMEDIATE');
     try {
       for await (const record of records) {
-        if (insert.get(record.type)!.run(record.row).changes === 1) {
+        if (insert.get(record.type)!.run(record.row) === 1) {
           result.imported[record.type]++;
           continue;
         }
@@ -118,6 +124,6 @@ export class SqliteTransfer implements TransferBackend {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    this.db.close();
   }
 }

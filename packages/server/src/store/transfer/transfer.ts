@@ -45,7 +45,7 @@ import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import type { Config } from '../../config.js';
-import { openStore } from '../open.js';
+import { openStore, sqliteDriver } from '../open.js';
 import {
   TransferFormatError,
   countsProblem,
@@ -104,7 +104,7 @@ export async function openTransfer(
   }
   return config.databaseUrl != null
     ? new PgTransfer({ connectionString: config.databaseUrl, schema: config.databaseSchema })
-    : new SqliteTransfer(config.dbPath);
+    : new SqliteTransfer(config.dbPath, sqliteDriver(config));
 }
 
 export interface ExportOptions {
