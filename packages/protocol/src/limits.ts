@@ -26,4 +26,11 @@ export const LIMITS = {
   claimTokenMaxLength: 128,
   publisherMaxLength: 128,
   defaultNamespace: 'default',
+  /** Schedules (issue 17): names per key, every N seconds, what GET of one shows. */
+  scheduleNameMaxLength: 128,
+  scheduleEverySeconds: { min: 1, max: 31_622_400 },
+  scheduleCronMaxLength: 256,
+  scheduleTimezoneMaxLength: 64,
+  scheduleNextShown: 5,
+  scheduleRunsShown: 20,
 } as const;

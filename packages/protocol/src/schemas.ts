@@ -31,6 +31,55 @@ export const publishBody = {
   },
 } as const;
 
+/**
+ * The intent a schedule's runs publish: the publish fields (no delay: a run is due at its
+ * tick). Unknown members are refused, here and in the schedule around it, so that a typo
+ * in a declared schedule is an error and not a default.
+ */
+const scheduleIntent = {
+  type: 'object',
+  required: ['goal', 'payload'],
+  additionalProperties: false,
+  properties: {
+    goal: publishBody.properties.goal,
+    payload: publishBody.properties.payload,
+    namespace: publishBody.properties.namespace,
+    visibility: publishBody.properties.visibility,
+    priority: publishBody.properties.priority,
+    max_attempts: publishBody.properties.max_attempts,
+    backoff_base: publishBody.properties.backoff_base,
+    target_worker: nullableWorkerName,
+    required_capability: nullableWorkerName,
+    ttl: publishBody.properties.ttl,
+  },
+} as const;
+
+/** PUT /schedules/:name. Either cron or every (checked by the server, naming the field). */
+export const scheduleBody = {
+  type: 'object',
+  required: ['intent'],
+  additionalProperties: false,
+  properties: {
+    cron: { type: 'string', minLength: 1, maxLength: L.scheduleCronMaxLength },
+    every: {
+      type: 'integer',
+      minimum: L.scheduleEverySeconds.min,
+      maximum: L.scheduleEverySeconds.max,
+    },
+    timezone: { type: 'string', minLength: 1, maxLength: L.scheduleTimezoneMaxLength },
+    intent: scheduleIntent,
+    overlap: { type: 'string', enum: ['allow', 'skip'] },
+    catch_up: { type: 'string', enum: ['none', 'latest', 'all'] },
+    paused: { type: 'boolean' },
+  },
+} as const;
+
+export const scheduleParams = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', minLength: 1, maxLength: L.scheduleNameMaxLength } },
+} as const;
+
 export const claimQuery = {
   type: 'object',
   properties: {

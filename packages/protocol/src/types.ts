@@ -101,6 +101,82 @@ export interface DeadListQuery {
   limit?: number;
 }
 
+export type Overlap = 'allow' | 'skip';
+export type CatchUp = 'none' | 'latest' | 'all';
+
+/** The intent of a schedule's runs (schemas.scheduleBody's intent): the publish fields. */
+export interface ScheduleIntent {
+  goal: string;
+  payload: unknown;
+  namespace?: string;
+  visibility?: Visibility;
+  priority?: number;
+  max_attempts?: number;
+  backoff_base?: number;
+  target_worker?: string | null;
+  required_capability?: string | null;
+  ttl?: number;
+}
+
+/** PUT /schedules/:name (schemas.scheduleBody): `cron` or `every`, not both. */
+export interface ScheduleRequest {
+  cron?: string;
+  every?: number;
+  timezone?: string;
+  intent: ScheduleIntent;
+  overlap?: Overlap;
+  catch_up?: CatchUp;
+  paused?: boolean;
+}
+
+/** A schedule as the bus answers it. */
+export interface Schedule {
+  name: string;
+  cron: string | null;
+  every: number | null;
+  timezone: string;
+  /** The timing in words, for people. */
+  description: string;
+  intent: ScheduleIntent;
+  overlap: Overlap;
+  catch_up: CatchUp;
+  paused: boolean;
+  created_at: number;
+  updated_at: number;
+  /** The last tick handled (published or let go), or when it was created or resumed. */
+  last_tick: number;
+  /** Null while paused, or when it never fires again. */
+  next_run_at: number | null;
+}
+
+/** One run of a schedule: its intent, by the tick it is for. */
+export interface ScheduleRun {
+  id: string;
+  scheduled_for: number;
+  status: IntentStatus;
+  claim_attempts: number;
+  created_at: number;
+  completed_at: number | null;
+  dead_reason: string | null;
+}
+
+/** GET /schedules/:name. */
+export interface ScheduleDetail extends Schedule {
+  /** The next fire times (none while paused). */
+  next_runs: number[];
+  /** The newest runs first. */
+  runs: ScheduleRun[];
+}
+
+/** POST /schedules/:name/trigger. */
+export interface ScheduleTriggered {
+  id: string;
+  status: 'published';
+  namespace: string;
+  schedule: string;
+  scheduled_for: number;
+}
+
 export interface PublishResponse {
   id: string;
   status: 'published';
@@ -137,6 +213,9 @@ export interface StatusObject {
   target_worker: string | null;
   required_capability: string | null;
   worker_id: string | null;
+  /** A schedule's run: the schedule's name and the tick it is for; else null. */
+  schedule: string | null;
+  scheduled_for: number | null;
   error?: string;
 }
 

@@ -149,6 +149,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     log: logger,
     cleanupIntervalSeconds: config.cleanupIntervalSeconds,
     retentionSeconds: config.retentionSeconds,
+    maxOpenPerKey: config.maxOpenPerKey,
   });
   const ctx: BusContext = {
     config,

@@ -5,6 +5,7 @@
  * fires once, at the next valid instant; a repeated hour fires once.
  */
 import { Cron } from 'croner';
+import cronstrue from 'cronstrue';
 import { invalid } from './errors.js';
 
 export interface Timing {
@@ -220,4 +221,16 @@ export function owedAt(s: ScheduleState, now: number): { ticks: number[]; lastTi
     ticks: dueTicks(s, s.lastTick, now, s.catchUp),
     lastTick: lastTickBy(s, s.lastTick, now) ?? s.lastTick,
   };
+}
+
+/** The timing in words, for people: "At 03:00 (Europe/Berlin)", "Every 60 seconds". */
+export function describeTiming(t: Timing): string {
+  if (t.every !== null) return t.every === 1 ? 'Every second' : `Every ${t.every} seconds`;
+  let words: string;
+  try {
+    words = cronstrue.toString(t.cron!, { use24HourTimeFormat: true });
+  } catch {
+    words = t.cron!;
+  }
+  return t.timezone === 'UTC' ? `${words} (UTC)` : `${words} (${t.timezone})`;
 }

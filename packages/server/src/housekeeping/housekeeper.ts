@@ -12,6 +12,7 @@ import type { Clock, Random } from '../core/clock.js';
 import type { KeyUsage, Store } from '../store/store.js';
 import type { BusEvents } from '../events.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
+import { tickSchedules } from '../ops/schedules.js';
 
 const BATCH = 500;
 
@@ -30,11 +31,17 @@ export interface HousekeeperOptions {
   log: Log;
   cleanupIntervalSeconds: number;
   retentionSeconds: number;
+  /** A tester key's quota of open and claimed intents, which its schedules' runs count in. */
+  maxOpenPerKey: number;
 }
 
 export class Housekeeper {
   private timers: NodeJS.Timeout[] = [];
   private running: Promise<unknown> = Promise.resolve();
+  /** The schedule ticker: its next timer, and the pass in progress. */
+  private ticker: NodeJS.Timeout | null = null;
+  private ticking: Promise<unknown> = Promise.resolve();
+  private stopped = false;
 
   constructor(private readonly o: HousekeeperOptions) {}
 
@@ -55,12 +62,42 @@ export class Housekeeper {
     // skip it (a node that dies mid-pass releases the lock with its connection).
     every(SWEEP_INTERVAL_MS, () => this.exclusive(false, () => this.sweepLeases()), 'lease sweep');
     every(this.o.cleanupIntervalSeconds * 1000, () => this.cleanupPass(false), 'cleanup');
+    this.stopped = false;
+    this.nextTick();
+  }
+
+  /**
+   * The schedule ticker: every second, just after the second begins (cron and `every`
+   * ticks fall on whole seconds), so that a run is published within a few milliseconds of
+   * its tick on an idle bus. Its own lock, not the housekeeping one, so that a long cleanup
+   * pass never holds ticks back; one node at a time publishes, the others skip the pass.
+   */
+  private nextTick(): void {
+    if (this.stopped) return;
+    const t = setTimeout(
+      () => {
+        this.ticking = this.o.store
+          .exclusive('schedules', false, () =>
+            tickSchedules({ ...this.o, maxOpenPerKey: this.o.maxOpenPerKey }),
+          )
+          .catch((err: unknown) =>
+            this.o.log.warn({ err, task: 'schedules' }, 'housekeeping failed'),
+          )
+          .finally(() => this.nextTick());
+      },
+      SWEEP_INTERVAL_MS - (Date.now() % SWEEP_INTERVAL_MS) + 5,
+    );
+    t.unref();
+    this.ticker = t;
   }
 
   /** Stops the timers, waits for the pass in progress and keeps the last usage counts. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.stopped = true;
+    if (this.ticker) clearTimeout(this.ticker);
+    await this.ticking;
     await this.flushUsage().catch(() => undefined);
   }
 

@@ -33,6 +33,7 @@ import { healthRoutes } from './routes/health.js';
 import { intentRoutes } from './routes/intents.js';
 import { kvRoutes } from './routes/kv.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { scheduleRoutes } from './routes/schedules.js';
 
 /** The payload may nest 10 levels (§5.1); the body around it a little more. */
 const MAX_BODY_DEPTH = LIMITS.payloadMaxDepth + 2;
@@ -396,6 +397,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     );
     await intentRoutes(client, ctx);
     await kvRoutes(client, ctx);
+    await scheduleRoutes(client, ctx);
   });
 
   await app.register(async (admin) => {

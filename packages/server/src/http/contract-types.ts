@@ -25,6 +25,9 @@ import type {
   ResultQuery,
   ResultType,
   RevokeKeyRequest,
+  CatchUp,
+  Overlap,
+  ScheduleRequest,
   Visibility,
   schemas,
 } from '@intent-bus/protocol';
@@ -60,6 +63,10 @@ export type ContractHolds = [
   Holds<Same<{ id: string }, FromRequestSchema<typeof schemas.intentIdParams>>>,
   Holds<Same<{ intent_id: string }, FromRequestSchema<typeof schemas.deadLetterParams>>>,
   Holds<Same<{ name: string }, FromRequestSchema<typeof schemas.kvParams>>>,
+  Holds<Same<ScheduleRequest, FromRequestSchema<typeof schemas.scheduleBody>>>,
+  Holds<Same<{ name: string }, FromRequestSchema<typeof schemas.scheduleParams>>>,
+  Holds<Same<Overlap, Enum<Props<typeof schemas.scheduleBody>['overlap']>>>,
+  Holds<Same<CatchUp, Enum<Props<typeof schemas.scheduleBody>['catch_up']>>>,
   // The enumerations the answers use too: the same values as the requests accept.
   Holds<Same<Visibility, Enum<Props<typeof schemas.publishBody>['visibility']>>>,
   Holds<Same<ResultType, Enum<Props<typeof schemas.fulfillBody>['result_type']>>>,

@@ -39,10 +39,14 @@ const FASTIFY_CODES: Record<string, [ErrorCode, string]> = {
 function validationMessage(context: string, errors: readonly AjvError[]): WireError {
   const e = errors[0];
   if (!e) return wire('invalid_request', `Invalid ${context}`);
-  const field =
-    e.keyword === 'required'
-      ? String(e.params.missingProperty)
-      : e.instancePath.split('/').filter(Boolean)[0];
+  // A nested member is named by its path: `intent.priority` (a schedule's intent).
+  const path = e.instancePath.split('/').filter(Boolean);
+  if (e.keyword === 'required') path.push(String(e.params.missingProperty));
+  if (e.keyword === 'additionalProperties') {
+    const name = [...path, String(e.params.additionalProperty)].join('.');
+    return wire('invalid_request', `${name} is not a field of this request`, name);
+  }
+  const field = path.length === 0 ? undefined : path.join('.');
   if (field === undefined) {
     return wire(
       'invalid_request',

@@ -5,11 +5,14 @@ import type {
   DeadLetter,
   KeyInfo,
   ResultObject,
+  Schedule,
+  ScheduleRun,
   StatusObject,
 } from '@intent-bus/protocol';
 import { withRawMembers } from '@intent-bus/protocol';
 import { toSeconds, toSecondsOrNull } from '../core/clock.js';
-import type { ApiKeyRow, IntentRow } from '../store/store.js';
+import { describeTiming } from '../core/schedule.js';
+import type { ApiKeyRow, IntentRow, ScheduleRow } from '../store/store.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -47,6 +50,8 @@ export function statusObject(row: IntentRow): StatusObject & { dead_reason?: str
     target_worker: row.targetWorker,
     required_capability: row.requiredCapability,
     worker_id: row.workerId,
+    schedule: row.schedule,
+    scheduled_for: toSecondsOrNull(row.scheduledFor),
   };
   if (row.error != null) out.error = row.error;
   if (row.deadReason != null) out.dead_reason = row.deadReason;
@@ -94,5 +99,37 @@ export function keyInfo(row: ApiKeyRow): KeyInfo {
     created_at: toSeconds(row.createdAt),
     last_used_at: toSecondsOrNull(row.lastUsedAt),
     requests: row.requests,
+  };
+}
+
+/** A schedule (its intent spliced in as stored: the payload exactly as sent). */
+export function scheduleObject(row: ScheduleRow, extra: object = {}): string {
+  const out: Omit<Schedule, 'intent'> = {
+    name: row.name,
+    cron: row.cron,
+    every: row.every,
+    timezone: row.timezone,
+    description: describeTiming(row),
+    overlap: row.overlap,
+    catch_up: row.catchUp,
+    paused: row.paused,
+    created_at: toSeconds(row.createdAt),
+    updated_at: toSeconds(row.updatedAt),
+    last_tick: toSeconds(row.lastTick),
+    next_run_at: row.paused ? null : toSecondsOrNull(row.nextAt),
+    ...extra,
+  };
+  return withRawMembers(out, { intent: row.intent });
+}
+
+export function scheduleRun(row: IntentRow): ScheduleRun {
+  return {
+    id: row.id,
+    scheduled_for: toSeconds(row.scheduledFor!),
+    status: row.status,
+    claim_attempts: row.claimAttempts,
+    created_at: toSeconds(row.createdAt),
+    completed_at: toSecondsOrNull(row.completedAt),
+    dead_reason: row.deadReason,
   };
 }

@@ -249,7 +249,7 @@ function* trigger(
   if ((yield* run('runInsert', intent)) === 1) return { kind: 'created', row: openRow(intent) };
   // A run for this very millisecond already exists: that is the run.
   const [existing] = yield* all('scheduleRuns', { owner, name, limit: 1 });
-  return { kind: 'created', row: existing! };
+  return { kind: 'existing', row: existing! };
 }
 
 const claimStatement = (goal: boolean, publisher: boolean) =>

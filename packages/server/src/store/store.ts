@@ -168,7 +168,7 @@ export interface TickOutcome {
 }
 
 export type TriggerOutcome =
-  | { kind: 'created'; row: IntentRow }
+  | { kind: 'created' | 'existing'; row: IntentRow }
   | { kind: 'limit_exceeded'; open: number }
   | { kind: 'not_found' };
 
