@@ -201,7 +201,7 @@ describe('intent-bus export / import', () => {
     const exported = ok(await exportTo(fileA, src));
     expect(exported.stdout).toBe('');
     expect(exported.stderr).toBe(
-      `exported 1 key, 10 intents, 1 idempotency record, 1 KV entry and 0 nonces from SQLite ${src.BUS_DB_PATH}\n`,
+      `exported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces and 0 schedules from SQLite ${src.BUS_DB_PATH}\n`,
     );
     const a = readFileSync(fileA, 'utf8');
     const lines = a
@@ -226,7 +226,7 @@ describe('intent-bus export / import', () => {
     const dst = await pgEnv();
     const imported = ok(await importFrom(fileA, dst));
     expect(imported.stdout).toBe(
-      'imported 1 key, 10 intents, 1 idempotency record, 1 KV entry and 0 nonces into ' +
+      'imported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces and 0 schedules into ' +
         `PostgreSQL (BUS_DATABASE_URL, schema ${dst.BUS_DATABASE_SCHEMA})\n`,
     );
     expect(imported.stdout + imported.stderr).not.toContain(PG_URL);
@@ -424,7 +424,7 @@ describe('intent-bus export / import', () => {
         const out = join(dir, 'after.jsonl');
         ok(await exportTo(out, env));
         expect(recordsOf(readFileSync(out, 'utf8'))).toEqual([
-          '{"type":"end","counts":{"key":0,"intent":0,"idempotency":0,"kv":0,"nonce":0}}',
+          '{"type":"end","counts":{"key":0,"intent":0,"idempotency":0,"kv":0,"nonce":0,"schedule":0}}',
           '',
         ]);
       }

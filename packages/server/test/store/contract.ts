@@ -7,7 +7,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { matchesClaim } from '../../src/core/routing.js';
 import type { NewIntent } from '../../src/core/validate.js';
-import type { ClaimRequest, IntentRow, Store } from '../../src/store/store.js';
+import type { ScheduleDefinition } from '../../src/core/schedule.js';
+import type { ClaimRequest, IntentRow, RunMaker, Store } from '../../src/store/store.js';
 
 const T0 = 1_800_000_000_000;
 const id = (): string => randomBytes(16).toString('hex');
@@ -54,6 +55,32 @@ async function put(store: Store, i: NewIntent): Promise<IntentRow> {
   if (out.kind !== 'created') throw new Error('not created');
   return out.row;
 }
+
+/** A schedule of kid_a every `every` seconds, made at T0 unless told. */
+export const schedule = (over: Partial<ScheduleDefinition> = {}): ScheduleDefinition => ({
+  owner: 'kid_a',
+  name: 's1',
+  cron: null,
+  every: 60,
+  timezone: 'UTC',
+  intent: '{"goal":"tick","payload":{"n":12345678901234567890}}',
+  overlap: 'allow',
+  catchUp: 'all',
+  paused: null,
+  ...over,
+});
+
+/** A run as ops/schedules.ts makes one: the schedule's owner, name and tick. */
+const runOf: RunMaker = (s, scheduledFor, now) =>
+  intent({
+    goal: 'tick',
+    publisher: s.owner,
+    runAt: now,
+    createdAt: now,
+    expiresAt: now + 86_400_000,
+    schedule: s.name,
+    scheduledFor,
+  });
 
 /** The order of PROTOCOL.md §4, as a reference for the store's claim statement. */
 function referenceOrder(a: IntentRow, b: IntentRow): number {
@@ -479,6 +506,113 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         }),
         { numRuns: 150 },
       );
+    });
+    it('keeps a schedule: created, the same definition unchanged, a new timing restarting from now', async () => {
+      const s = await fresh();
+      const made = await s.schedulePut(schedule(), T0);
+      expect(made).toMatchObject({
+        kind: 'created',
+        row: { owner: 'kid_a', name: 's1', paused: false, lastTick: T0, nextAt: T0 + 60_000 },
+      });
+      expect(await s.scheduleGet('kid_a', 's1')).toEqual(made.row);
+      expect(await s.scheduleGet('kid_b', 's1')).toBeNull();
+      expect(await s.schedulePut(schedule(), T0 + 5000)).toEqual({
+        kind: 'unchanged',
+        row: made.row,
+      });
+      // Another intent keeps the position; another timing starts from now.
+      const other = await s.schedulePut(
+        schedule({ intent: '{"goal":"x","payload":1}' }),
+        T0 + 6000,
+      );
+      expect(other).toMatchObject({ kind: 'updated', row: { lastTick: T0, updatedAt: T0 + 6000 } });
+      const retimed = await s.schedulePut(schedule({ every: 30 }), T0 + 7000);
+      expect(retimed.row).toMatchObject({ lastTick: T0 + 7000, nextAt: T0 + 30_000 });
+      await s.schedulePut(schedule({ name: 's0', paused: true }), T0);
+      expect((await s.scheduleList('kid_a')).map((r) => [r.name, r.paused])).toEqual([
+        ['s0', true],
+        ['s1', false],
+      ]);
+      expect(await s.scheduleList('kid_b')).toEqual([]);
+      expect(await s.scheduleDelete('kid_a', 's0')).toBe(true);
+      expect(await s.scheduleDelete('kid_a', 's0')).toBe(false);
+    });
+
+    it('ticks once per tick: owed runs published, the last tick advanced, none twice even at once', async () => {
+      const s = await fresh();
+      await s.schedulePut(schedule(), T0);
+      expect(await s.schedulesDue(T0 + 59_999, 10)).toEqual([]);
+      expect(await s.schedulesDue(T0 + 60_000, 10)).toEqual([{ owner: 'kid_a', name: 's1' }]);
+      // Five ticks owed; five passes at once (several nodes) publish them once.
+      const now = T0 + 5 * 60_000 + 10;
+      const outs = await Promise.all(
+        [1, 2, 3, 4, 5].map(() => s.scheduleTick('kid_a', 's1', now, runOf, null)),
+      );
+      const published = outs.flatMap((o) => o.published);
+      expect(published.map((r) => r.scheduledFor).sort()).toEqual(
+        [1, 2, 3, 4, 5].map((k) => T0 + k * 60_000),
+      );
+      const runs = await s.scheduleRuns('kid_a', 's1', 20);
+      expect(runs.map((r) => r.scheduledFor)).toEqual([5, 4, 3, 2, 1].map((k) => T0 + k * 60_000));
+      expect(runs[0]).toMatchObject({ schedule: 's1', publisher: 'kid_a', status: 'open' });
+      expect(await s.intentGet(runs[0]!.id)).toEqual(runs[0]);
+      expect(await s.scheduleGet('kid_a', 's1')).toMatchObject({
+        lastTick: T0 + 300_000,
+        nextAt: T0 + 360_000,
+      });
+      expect(await s.schedulesDue(now, 10)).toEqual([]);
+      expect((await s.scheduleTick('kid_a', 's1', now, runOf, null)).published).toEqual([]);
+      // The unique index is the guard: a run for a tick that has one is not inserted.
+      const again = await s.scheduleTrigger('kid_a', 's1', T0 + 300_000, runOf, null);
+      expect(again).toMatchObject({ kind: 'existing', row: { id: runs[0]!.id } });
+    });
+
+    it('lets ticks go while the last run is open (overlap skip) or the quota is full; pauses and resumes from now', async () => {
+      const s = await fresh();
+      await s.schedulePut(schedule({ overlap: 'skip' }), T0);
+      const first = await s.scheduleTick('kid_a', 's1', T0 + 180_000, runOf, null);
+      expect(first).toMatchObject({ skipped: 2 });
+      expect(first.published.map((r) => r.scheduledFor)).toEqual([T0 + 60_000]);
+      expect(await s.scheduleTick('kid_a', 's1', T0 + 240_000, runOf, null)).toMatchObject({
+        published: [],
+        skipped: 1,
+      });
+      // Fulfilled: the next tick publishes.
+      const c = await s.intentClaim(claimBy({ goal: 'tick', token: 'tk', now: T0 + 240_000 }));
+      await s.intentFulfill(
+        { id: c!.id, token: 'tk', keyId: 'kid_a', now: T0 + 241_000 },
+        '1',
+        'json',
+      );
+      expect(
+        (await s.scheduleTick('kid_a', 's1', T0 + 300_000, runOf, null)).published,
+      ).toHaveLength(1);
+
+      await s.schedulePut(schedule({ name: 'q', catchUp: 'all' }), T0);
+      const quota = await s.scheduleTick('kid_a', 'q', T0 + 180_000, runOf, 2);
+      // kid_a has one open run of s1: room for one more.
+      expect(quota.published).toHaveLength(1);
+      expect(quota.skipped).toBe(2);
+      expect(await s.scheduleTrigger('kid_a', 'q', T0 + 181_000, runOf, 2)).toEqual({
+        kind: 'limit_exceeded',
+        open: 2,
+      });
+
+      const paused = await s.schedulePause('kid_a', 'q', true, T0 + 200_000);
+      expect(paused).toMatchObject({ paused: true, lastTick: T0 + 180_000 });
+      expect(await s.schedulesDue(T0 + 900_000, 10)).toEqual([{ owner: 'kid_a', name: 's1' }]);
+      expect(await s.scheduleTick('kid_a', 'q', T0 + 900_000, runOf, null)).toEqual({
+        published: [],
+        skipped: 0,
+      });
+      const resumed = await s.schedulePause('kid_a', 'q', false, T0 + 900_500);
+      expect(resumed).toMatchObject({
+        paused: false,
+        lastTick: T0 + 900_500,
+        nextAt: T0 + 960_000,
+      });
+      expect(await s.schedulePause('kid_b', 'q', true, T0)).toBeNull();
+      expect(await s.scheduleTrigger('kid_b', 'q', T0, runOf, null)).toEqual({ kind: 'not_found' });
     });
   });
 }

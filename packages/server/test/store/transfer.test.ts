@@ -366,6 +366,35 @@ describe('export and import', () => {
     ]);
   });
 
+  it('imports a file written before schedules: no schedule columns, records or count', async () => {
+    const src = await place('sqlite');
+    const fixture = await populate(await storeAt(src));
+    const old = (await exportText(src))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.type !== 'schedule')
+      .map((r) => {
+        if (r.type === 'intent') {
+          delete r.schedule;
+          delete r.scheduled_for;
+        }
+        if (r.type === 'end') delete r.counts.schedule;
+        return JSON.stringify(r);
+      })
+      .join('\n');
+    expect(old).not.toContain('schedule');
+    const dst = await place('postgres');
+    const out = await importText(dst, `${old}\n`);
+    expect(out.imported).toMatchObject({ intent: 14, schedule: 0 });
+    const s = await storeAt(dst);
+    expect(await s.intentGet(fixture.ids.run!)).toMatchObject({
+      schedule: null,
+      scheduledFor: null,
+    });
+    expect(await s.scheduleList('kid_a')).toEqual([]);
+  });
+
   it('moves PostgreSQL → SQLite', async () => {
     const src = await place('postgres');
     const fixture = await populate(await storeAt(src));
