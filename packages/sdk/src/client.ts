@@ -29,6 +29,11 @@ import type {
   ResultQuery,
   ResultType,
   RevokeKeyRequest,
+  Schedule,
+  ScheduleDetail,
+  ScheduleIntent,
+  ScheduleRequest,
+  ScheduleTriggered,
   StatusObject,
   Visibility,
 } from '../../protocol/src/types.js';
@@ -134,8 +139,36 @@ export interface DeadLetterDetail extends DeadLetter {
   payloadText: string;
 }
 
+/**
+ * A schedule (PUT /schedules/<name>): `cron` (5 fields, or 6 with seconds) or `every`
+ * seconds, and the intent each run publishes. Its payload is a JSON value, a JsonText, or
+ * undefined with `payloadText`: text is sent exactly as written.
+ */
+export interface ScheduleSpec {
+  cron?: string;
+  every?: number;
+  /** IANA zone the cron expression is read in (default UTC). */
+  timezone?: string;
+  intent: Omit<ScheduleIntent, 'payload'> & { payload?: unknown; payloadText?: string };
+  /** "skip": no new run while the last one is open or claimed (default "allow"). */
+  overlap?: ScheduleRequest['overlap'];
+  /** Ticks missed while the bus was down: "none", "latest" (default) or "all" (at most 100). */
+  catchUp?: ScheduleRequest['catch_up'];
+  /** Absent: a new schedule is active, an existing one keeps its state. */
+  paused?: boolean;
+}
+
+/** A schedule as the bus answers it, with the exact text of its runs' payload. */
+export interface ExactSchedule extends Schedule {
+  payloadText: string;
+}
+
+export interface ExactScheduleDetail extends ScheduleDetail {
+  payloadText: string;
+}
+
 interface RequestSpec {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   query?: Record<string, string | number | undefined>;
   body?: unknown;
@@ -188,12 +221,15 @@ export class IntentClient {
     IntentClientOptions;
   /** The admin API (§6): needs `adminToken`. */
   readonly admin: AdminApi;
+  /** This key's schedules (issue 17): recurring intents, published once per tick. */
+  readonly schedules: ScheduleApi;
 
   constructor(options: IntentClientOptions = {}) {
     this.baseUrl = (options.baseUrl ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
     this.apiKey = options.apiKey ?? envApiKey();
     this.o = { sign: true, timeoutMs: 30_000, retries: 3, ...options };
     this.admin = new AdminApi(this);
+    this.schedules = new ScheduleApi(this);
   }
 
   /**
@@ -582,5 +618,103 @@ export class AdminApi {
    */
   discardDead(id: string): Promise<{ ok: true; id: string; discarded: true }> {
     return this.call('DELETE', `/admin/dead/${encodeURIComponent(id)}`);
+  }
+}
+
+/** The payload text of a schedule answer's intent. */
+const intentPayloadText = (a: Answer): string =>
+  rawMember(rawMember(a.text, 'intent') ?? '{}', 'payload') ?? 'null';
+
+/** The schedules of this client's key, reached as `client.schedules`. */
+export class ScheduleApi {
+  constructor(private readonly client: IntentClient) {}
+
+  private path(name: string, action?: string): string {
+    return `/schedules/${encodeURIComponent(name)}${action ? `/${action}` : ''}`;
+  }
+
+  /**
+   * Creates or replaces the schedule `name` (declarative: the same spec again changes
+   * nothing). `created` is true when it did not exist.
+   */
+  async set(name: string, spec: ScheduleSpec): Promise<ExactSchedule & { created: boolean }> {
+    const { payload, payloadText: given, ...intent } = spec.intent;
+    const payloadText = exactText('payload', payload, 'payloadText', given);
+    const intentText = withRawMembers(intent, {
+      payload: payloadText ?? JSON.stringify(payload === undefined ? null : payload),
+    });
+    const body: Partial<ScheduleRequest> = {};
+    if (spec.cron !== undefined) body.cron = spec.cron;
+    if (spec.every !== undefined) body.every = spec.every;
+    if (spec.timezone !== undefined) body.timezone = spec.timezone;
+    if (spec.overlap !== undefined) body.overlap = spec.overlap;
+    if (spec.catchUp !== undefined) body.catch_up = spec.catchUp;
+    if (spec.paused !== undefined) body.paused = spec.paused;
+    const a = await this.client.request({
+      method: 'PUT',
+      path: this.path(name),
+      body,
+      raw: { intent: intentText },
+      // The same PUT twice changes nothing: safe to send again.
+      retry: true,
+    });
+    return {
+      ...(a.body as Schedule),
+      payloadText: intentPayloadText(a),
+      created: a.status === 201,
+    };
+  }
+
+  /** This key's schedules, by name (`get` gives a payload's exact text). */
+  async list(): Promise<Schedule[]> {
+    const a = await this.client.request({ method: 'GET', path: '/schedules', retry: true });
+    return a.body as Schedule[];
+  }
+
+  /** One schedule with its next fire times and its last runs; undefined when there is none. */
+  async get(name: string): Promise<ExactScheduleDetail | undefined> {
+    try {
+      const a = await this.client.request({ method: 'GET', path: this.path(name), retry: true });
+      return { ...(a.body as ScheduleDetail), payloadText: intentPayloadText(a) };
+    } catch (err) {
+      if (err instanceof IntentBusError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Removes it (its published runs stay); false when there was none. */
+  async delete(name: string): Promise<boolean> {
+    try {
+      await this.client.request({ method: 'DELETE', path: this.path(name) });
+      return true;
+    } catch (err) {
+      if (err instanceof IntentBusError && err.status === 404) return false;
+      throw err;
+    }
+  }
+
+  /** No more ticks until resumed. */
+  async pause(name: string): Promise<ExactSchedule> {
+    return this.state(name, 'pause');
+  }
+
+  /** Ticks again from now (the ticks while paused are not owed). */
+  async resume(name: string): Promise<ExactSchedule> {
+    return this.state(name, 'resume');
+  }
+
+  private async state(name: string, action: 'pause' | 'resume'): Promise<ExactSchedule> {
+    const a = await this.client.request({
+      method: 'POST',
+      path: this.path(name, action),
+      retry: true,
+    });
+    return { ...(a.body as Schedule), payloadText: intentPayloadText(a) };
+  }
+
+  /** Publishes one run now (not retried: a lost answer may have published it). */
+  async trigger(name: string): Promise<ScheduleTriggered> {
+    const a = await this.client.request({ method: 'POST', path: this.path(name, 'trigger') });
+    return a.body as ScheduleTriggered;
   }
 }

@@ -1,6 +1,10 @@
 export {
   IntentClient,
   AdminApi,
+  ScheduleApi,
+  type ScheduleSpec,
+  type ExactSchedule,
+  type ExactScheduleDetail,
   type IntentClientOptions,
   type PublishOptions,
   type ClaimOptions,
@@ -50,4 +54,11 @@ export type {
   IntentStatus,
   Visibility,
   ResultType,
+  Schedule,
+  ScheduleDetail,
+  ScheduleIntent,
+  ScheduleRun,
+  ScheduleTriggered,
+  Overlap,
+  CatchUp,
 } from '../../protocol/src/types.js';
