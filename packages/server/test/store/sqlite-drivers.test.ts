@@ -13,6 +13,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../../src/config.js';
 import { openStore } from '../../src/store/open.js';
 import { parameterNames, sqliteCodeName } from '../../src/store/sqlite/driver.js';
+import { migrations } from '../../src/store/sqlite/migrations/index.js';
+import * as queries from '../../src/store/sqlite/queries.js';
 import {
   resolveDriver,
   type SqliteError,
@@ -210,6 +212,122 @@ forEachDriver('SQLite errors', (driver) => {
     const again = store.intentPublish(i, null, null);
     await expect(again).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' });
     await expect(again).rejects.not.toBeInstanceOf(StoreUnavailableError);
+  });
+});
+
+/**
+ * The statements SQLite prepares again at every call, whatever the driver: `LIMIT @n`
+ * (SQLite plans with the value). Housekeeping and admin lists, none a worker's request.
+ */
+const PREPARED_AGAIN = [
+  'deadListAll',
+  'deadListNamespace',
+  'idempotencyDeleteBefore',
+  'intentsDeleteFinished',
+  'intentsDueAfter',
+  'intentsExpire',
+  'intentsList',
+  'intentsPurgeAll',
+  'intentsPurgeNamespace',
+  'kvDeleteExpired',
+  'leasesExpired',
+  'noncesDeleteExpired',
+  'scheduleRuns',
+  'schedulesDue',
+];
+
+describe('the statements on node:sqlite', () => {
+  /** node:sqlite's own connection, with the authorizer of Node 24 (called at each prepare). */
+  interface Raw {
+    exec(sql: string): void;
+    prepare(sql: string): { all(p: object): unknown[] };
+    setAuthorizer?(cb: () => number): void;
+    close(): void;
+  }
+  const mod = process.getBuiltinModule?.('node:sqlite') as
+    { DatabaseSync: new (path: string) => Raw; constants: { SQLITE_OK: number } } | undefined;
+  const probe = mod && new mod.DatabaseSync(':memory:');
+  const hasAuthorizer = typeof probe?.setAuthorizer === 'function';
+  probe?.close();
+  const title = 'are not prepared again at each call, but those with LIMIT @n';
+  const run = hasAuthorizer ? it : it.skip;
+  run(
+    hasAuthorizer
+      ? title
+      : `${title}: not run on Node ${process.versions.node}, which has no DatabaseSync.setAuthorizer (Node 24 has)`,
+    () => {
+      const db = new mod!.DatabaseSync(tempPath());
+      try {
+        for (const m of migrations) db.exec(m.sql);
+        // The authorizer is asked about every table and column as a statement is prepared,
+        // and again when SQLite prepares it anew.
+        let asked = 0;
+        db.setAuthorizer!(() => (asked++, mod!.constants.SQLITE_OK));
+        db.exec('BEGIN');
+        const again: string[] = [];
+        for (const [name, sql] of Object.entries(queries) as [string, string][]) {
+          const params: Record<string, unknown> = {};
+          for (const p of parameterNames(sql))
+            params[p] = sql.includes(`json_each(@${p})`) ? '[]' : 1;
+          const stmt = db.prepare(sql);
+          const call = (): void => {
+            try {
+              stmt.all(params);
+            } catch {
+              // A constraint of the dummy values: the statement ran.
+            }
+          };
+          call();
+          asked = 0;
+          call();
+          call();
+          if (asked > 0) again.push(name);
+        }
+        db.exec('ROLLBACK');
+        expect(again.sort()).toEqual(PREPARED_AGAIN);
+        for (const name of again) expect(queries[name as keyof typeof queries]).toMatch(/LIMIT @/);
+      } finally {
+        db.close();
+      }
+    },
+  );
+});
+
+forEachDriver('the claim statements', (driver) => {
+  it('search the partial index of their variant', () => {
+    const path = tempPath();
+    const db = track(openPeer(path, driver));
+    for (const m of migrations) db.exec(m.sql);
+    const params = {
+      token: 't',
+      claimExpiresAt: 1,
+      keyId: 'k',
+      workerId: null,
+      namespace: 'default',
+      goal: 'g',
+      publisher: 'p',
+      now: 1,
+      caps: '[]',
+    };
+    const plan = (sql: string): string =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(params) as { detail: string }[])
+        .map((r) => r.detail)
+        .join(' | ');
+    expect(plan(queries.intentClaim)).toMatch(
+      /SEARCH intents USING INDEX intents_claim_any \(namespace=\?\)/,
+    );
+    expect(plan(queries.intentClaimGoal)).toMatch(
+      /SEARCH intents USING INDEX intents_claim_by_goal \(namespace=\? AND goal=\?\)/,
+    );
+    expect(plan(queries.intentClaimPublisher)).toMatch(
+      /USING INDEX intents_claim_any \(namespace=\?\)/,
+    );
+    expect(plan(queries.intentClaimGoalPublisher)).toMatch(
+      /USING INDEX intents_claim_by_goal \(namespace=\? AND goal=\?\)/,
+    );
+    for (const sql of [queries.intentClaim, queries.intentClaimGoal]) {
+      expect(plan(sql)).not.toMatch(/TEMP B-TREE/);
+    }
   });
 });
 

@@ -2,6 +2,15 @@
  * The SQL of every statement of store/statements.ts for SQLite (each export is one, by
  * its name), with named parameters (`@name`; an array is bound as its JSON text). Values
  * are always bound, never pasted into the text.
+ *
+ * `col = +@param` (a unary plus, which changes nothing of the value) where an equality on a
+ * column meets an ORDER BY or a GROUP BY (the claims, the per-minute counts, a list of
+ * schedules): SQLite 3.54 counts such a bare parameter among those the plan depends on, and
+ * prepares the statement again whenever it is bound anew. node:sqlite clears and binds every
+ * parameter at each call, so each claim was parsed and planned again (30 of its 33 µs);
+ * better-sqlite3 would do the same once its SQLite is 3.54. The plan is the same. Statements
+ * with `LIMIT @n` are prepared again at each call on every SQLite (housekeeping and admin
+ * lists, not the requests of workers); test/store/sqlite-drivers.test.ts holds the list.
  */
 
 /** The intents columns under the names of IntentRow. */
@@ -27,13 +36,13 @@ VALUES (@id, @namespace, @goal, @payload, @publisher, @visibility, @priority, 'o
  */
 function claimStatement(withGoal: boolean, withPublisher: boolean): string {
   const owner = withPublisher
-    ? 'publisher = @publisher'
+    ? 'publisher = +@publisher'
     : "(visibility = 'public' OR publisher = @keyId)";
   return `UPDATE intents SET status = 'claimed', claim_attempts = claim_attempts + 1,
   claim_token = @token, claim_expires_at = @claimExpiresAt, claimer = @keyId, worker_id = @workerId
 WHERE id = (
   SELECT id FROM intents INDEXED BY ${withGoal ? 'intents_claim_by_goal' : 'intents_claim_any'}
-  WHERE status = 'open' AND namespace = @namespace ${withGoal ? 'AND goal = @goal' : ''}
+  WHERE status = 'open' AND namespace = +@namespace ${withGoal ? 'AND goal = +@goal' : ''}
     AND run_at <= @now AND expires_at > @now AND claim_attempts < max_attempts
     AND (target_worker IS NULL OR target_worker = @workerId)
     AND (required_capability IS NULL
@@ -133,7 +142,7 @@ GROUP BY namespace, status ORDER BY namespace, status`;
 export const publishedPerMinute = `SELECT (created_at / 60000) * 60000 AS minute, COUNT(*) AS n
 FROM intents INDEXED BY intents_created WHERE created_at >= @since GROUP BY minute`;
 export const finishedPerMinute = `SELECT (completed_at / 60000) * 60000 AS minute, COUNT(*) AS n
-FROM intents INDEXED BY intents_finished WHERE status = @status AND completed_at >= @since
+FROM intents INDEXED BY intents_finished WHERE status = +@status AND completed_at >= @since
 GROUP BY minute`;
 
 export const keyCount = `SELECT COUNT(*) AS n FROM api_keys`;
@@ -204,7 +213,7 @@ const SCHEDULE_COLUMNS = `owner, name, cron, every_seconds AS every, timezone, i
   created_at AS createdAt, updated_at AS updatedAt`;
 export const scheduleGet = `SELECT ${SCHEDULE_COLUMNS} FROM schedules
 WHERE owner = @owner AND name = @name`;
-export const scheduleList = `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE owner = @owner
+export const scheduleList = `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE owner = +@owner
 ORDER BY name`;
 export const scheduleInsert = `INSERT INTO schedules (owner, name, cron, every_seconds, timezone,
   intent, overlap, catch_up, paused, last_tick, next_at, created_at, updated_at)
