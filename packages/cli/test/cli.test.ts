@@ -106,6 +106,22 @@ const EXERCISED: Record<string, string[]> = {
   status: [],
   kv: ['--ttl'],
   admin: ['-n', '--yes'],
+  schedule: [
+    '--cron',
+    '--every',
+    '--tz',
+    '--overlap',
+    '--catch-up',
+    '--paused',
+    '-n',
+    '--priority',
+    '--public',
+    '--target',
+    '--capability',
+    '--max-attempts',
+    '--backoff-base',
+    '--ttl',
+  ],
 };
 
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -1575,7 +1591,16 @@ describe('help', () => {
     expect(main.stdout).toMatch(/^intent-bus: run code on any device/);
     expect((await cli(['-h'])).stdout).toBe(main.stdout);
     const commands = commandsOf(main.stdout);
-    expect(commands).toEqual(['serve', 'publish', 'listen', 'result', 'status', 'kv', 'admin']);
+    expect(commands).toEqual([
+      'serve',
+      'publish',
+      'listen',
+      'result',
+      'status',
+      'kv',
+      'schedule',
+      'admin',
+    ]);
     const lines: Record<string, string[]> = {
       serve: ['Usage: intent-bus serve [--port N]'],
       publish: ['Usage: intent-bus publish GOAL PAYLOAD'],
@@ -1583,6 +1608,10 @@ describe('help', () => {
       result: ['Usage: intent-bus result ID [--wait S]'],
       status: ['Usage: intent-bus status ID'],
       kv: ['Usage: intent-bus kv set NAME VALUE [--ttl S]', 'intent-bus kv get NAME'],
+      schedule: [
+        'Usage: intent-bus schedule set NAME (--cron EXPR | --every S)',
+        'intent-bus schedule pause NAME | resume NAME | trigger NAME | rm NAME',
+      ],
       admin: ['Usage: intent-bus admin keys create OWNER', 'intent-bus admin cleanup'],
     };
     await Promise.all(
@@ -1636,6 +1665,102 @@ describe('help', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Usage: intent-bus COMMAND [ARGS] [FLAGS]');
   }, 15_000);
+
+  it('schedule: set with every flag (the same again changes nothing), show, list, trigger, pause, resume, rm', async () => {
+    const g = goal('sched');
+    const set = [
+      'schedule',
+      'set',
+      'nightly',
+      g,
+      '{"n":12345678901234567890}',
+      '--cron',
+      '0 3 * * *',
+      '--tz',
+      'Europe/Berlin',
+      '--overlap',
+      'skip',
+      '--catch-up',
+      'all',
+      '--paused',
+      '-n',
+      'cli-ns',
+      '--priority',
+      '7',
+      '--public',
+      '--target',
+      'w-1',
+      '--capability',
+      'gpu',
+      '--max-attempts',
+      '2',
+      '--backoff-base',
+      '2',
+      '--ttl',
+      '600',
+    ];
+    const made = await cli(set, { env: env() });
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).toBe('created schedule nightly: At 03:00 (Europe/Berlin), paused\n');
+    const again = await cli([...set, '--json'], { env: env() });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('"payload":{"n":12345678901234567890}');
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      name: 'nightly',
+      paused: true,
+      overlap: 'skip',
+      catch_up: 'all',
+      intent: {
+        goal: g,
+        namespace: 'cli-ns',
+        priority: 7,
+        visibility: 'public',
+        target_worker: 'w-1',
+        required_capability: 'gpu',
+        max_attempts: 2,
+        backoff_base: 2,
+        ttl: 600,
+      },
+    });
+    const shown = await cli(['schedule', 'show', 'nightly'], { env: env() });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('when:      At 03:00 (Europe/Berlin) (cron 0 3 * * *)');
+    expect(shown.stdout).toContain('12345678901234567890');
+    expect(shown.stdout).toContain('state:     paused');
+    expect(shown.stdout).toContain('runs:      none yet');
+
+    const fast = await cli(['schedule', 'set', 'fast', goal('fast'), '{}', '--every', '3600'], {
+      env: env(),
+    });
+    expect(fast.stdout).toMatch(/^created schedule fast: Every 3600 seconds, next run /);
+    const trig = await cli(['schedule', 'trigger', 'fast'], { env: env() });
+    expect(trig.stdout).toMatch(/^published [0-9a-f]{32} \(schedule fast, now\)\n$/);
+    const history = await cli(['schedule', 'show', 'fast'], { env: env() });
+    expect(history.stdout).toMatch(/runs: +\S+Z +open +[0-9a-f]{32}/);
+    expect(history.stdout).toMatch(/next runs: \S+Z\n {11}\S+Z/);
+    expect((await cli(['schedule', 'pause', 'fast'], { env: env() })).stdout).toBe(
+      'fast: paused\n',
+    );
+    expect((await cli(['schedule', 'resume', 'nightly'], { env: env() })).stdout).toBe(
+      'nightly: active\n',
+    );
+    await cli(['schedule', 'pause', 'nightly'], { env: env() });
+    const list = await cli(['schedule', 'list'], { env: env() });
+    expect(list.stdout.split('\n').filter(Boolean)).toHaveLength(2);
+    expect((await cli(['schedule', 'rm', 'fast'], { env: env() })).stdout).toBe(
+      'removed fast (its runs stay)\n',
+    );
+    expect((await cli(['schedule', 'rm', 'fast'], { env: env() })).code).toBe(3);
+    expect((await cli(['schedule', 'show', 'fast'], { env: env() })).code).toBe(3);
+    const neither = await cli(['schedule', 'set', 'x', g, '{}'], { env: env() });
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toContain('give --cron EXPR or --every S');
+    const bad = await cli(['schedule', 'set', 'x', g, '{}', '--cron', '61 * * * *'], {
+      env: env(),
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('cron');
+  });
 
   // Last: it reads what the tests above passed.
   it('every flag named in every usage is in EXERCISED, and every flag there was passed', async () => {
