@@ -54,6 +54,21 @@ describe('README examples', () => {
     expect(out).not.toContain('"error":{');
   });
 
+  it('sets and shows the schedule that replaces a crontab line', () => {
+    const block = shellBlocks.find((b) => b.includes('schedule set'));
+    expect(block).toBeDefined();
+    const env = { ...process.env, INTENT_BUS_URL: server.url };
+    const r = spawnSync('bash', ['-c', `set -e\n${block!}`], {
+      cwd,
+      env,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('nightly-backup');
+    expect(r.stdout).toMatch(/03:00/);
+  });
+
   it('parses an empty claim (204) without a stack trace', () => {
     const block = shellBlocks.find((b) => b.includes('CLAIM=$(curl'))!;
     const lines = block.split('\n').filter((l) => /^(ID|TOKEN)=/.test(l));
