@@ -147,7 +147,7 @@ const HELP: Record<string, [value: string, meaning: string, unset?: string]> = {
   BUS_SQLITE_DRIVER: [
     'DRIVER',
     'the SQLite library: node (node:sqlite, built into Node 22.16+), better-sqlite3 (a ' +
-      'native addon, the one of Node 20) or auto (node where this Node has it)',
+      'native addon) or auto (node on Node 24+, better-sqlite3 on Node 20 and 22)',
   ],
   BUS_DATABASE_URL: ['URL', 'postgres://…: PostgreSQL instead of SQLite', 'unset (SQLite)'],
   BUS_DATABASE_SCHEMA: ['SCHEMA', "PostgreSQL schema of the bus's tables", 'unset'],

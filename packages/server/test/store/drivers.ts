@@ -1,8 +1,9 @@
 /**
  * The SQLite drivers of this Node, for the tests that run once per driver. node:sqlite is
  * built into Node 22.16+; better-sqlite3's addon loads only on the Node it was built for
- * (`npm ci` builds it for the Node that runs it: .ci/run rebuilds it for Node 24 before
- * the suite runs there, and on Node 22 it is the addon of another Node). A driver that
+ * (`npm ci` builds it for the Node that runs it; .ci/run rebuilds it for each Node before
+ * the tests run there). node:sqlite of Node 22 is usable but not the default (it reads a
+ * text holding a NUL character cut at it: sqlite-drivers.test.ts). A driver that
  * cannot be used here does not run silently: its suite is listed as skipped, with the
  * reason in its name, and `notRunBecause` says it once on standard error.
  */
@@ -31,8 +32,17 @@ export const AVAILABLE: SqliteDriver[] = DRIVERS.filter((d) => d.unavailable ===
   (d) => d.driver,
 );
 
-/** The driver `auto` picks on this Node: the bus's default. */
-export const DEFAULT_DRIVER: SqliteDriver = resolveDriver('auto');
+/** The driver `auto` picks on this Node, the bus's default; else why there is none. */
+export const DEFAULT: { driver: SqliteDriver } | { none: string } = (() => {
+  try {
+    return { driver: resolveDriver('auto') };
+  } catch (err) {
+    return { none: (err as Error).message };
+  }
+})();
+/** The default driver, or else any this Node can use (for a second connection to a file). */
+export const DEFAULT_DRIVER: SqliteDriver =
+  'driver' in DEFAULT ? DEFAULT.driver : (AVAILABLE[0] ?? 'better-sqlite3');
 
 const told = new Set<string>();
 /** Says once per file, on standard error, which driver does not run here and why. */

@@ -6,6 +6,10 @@
  * (the pragmas below, the group commit, savepoints, migrations, error translation) is
  * written once over it, in sqlite-store.ts and transfer/sqlite.ts.
  *
+ * Which one (BUS_SQLITE_DRIVER, `auto` by default): node:sqlite where it reads every text
+ * whole, Node 24 and later; better-sqlite3 on Node 20, and on Node 22, whose node:sqlite
+ * reads a text holding a NUL character cut at it (`node` still chooses it there).
+ *
  * The adapters make the two alike where the libraries differ:
  * - errors: both throw a `SqliteError` whose `code` names SQLite's result code
  *   (`SQLITE_BUSY`, `SQLITE_IOERR_WRITE`, `SQLITE_CONSTRAINT_PRIMARYKEY`, …), the form
@@ -18,9 +22,9 @@
  * - compile-time defaults that differ between the two SQLite builds (cache size, foreign
  *   keys, WAL synchronous) are set by `openConnection`, the same on both.
  *
- * Neither library is loaded before a connection asks for it: on Node 22 and 24 the bus
- * never loads better-sqlite3, whose addon (when there is one) matches only the Node it
- * was built for.
+ * Neither library is loaded before a connection asks for it: where node:sqlite is the
+ * default the bus never loads better-sqlite3, whose addon (when there is one) matches only
+ * the Node it was built for.
  */
 import { betterSqlite3Unavailable, openBetterSqlite3 } from './better-sqlite3.js';
 import type {
@@ -30,7 +34,7 @@ import type {
   SqliteDriver,
   SqliteDriverSetting,
 } from './driver.js';
-import { nodeSqliteUnavailable, openNodeSqlite } from './node-sqlite.js';
+import { nodeSqliteCaveat, nodeSqliteUnavailable, openNodeSqlite } from './node-sqlite.js';
 
 export {
   SQLITE_DRIVERS,
@@ -51,9 +55,18 @@ export function driverUnavailable(driver: SqliteDriver): string | null {
 }
 
 /**
- * The driver a setting names on this Node. `auto`: node:sqlite when the running Node has
- * it (22.16 and later), else better-sqlite3. Throws, saying what to do, when the driver
- * named (or, for `auto`, both) cannot be used.
+ * Null, or why `auto` passes over a driver that can be used (node:sqlite of Node 22, which
+ * reads a text holding a NUL character cut at it).
+ */
+export function driverCaveat(driver: SqliteDriver): string | null {
+  return driver === 'node' ? nodeSqliteCaveat() : null;
+}
+
+/**
+ * The driver a setting names on this Node. `auto`: node:sqlite where this Node has it and
+ * it reads every text whole (Node 24 and later), else better-sqlite3. Throws, saying what
+ * to do, when the driver named (or, for `auto`, every driver) cannot be used. A driver
+ * named is used with its caveat, if any (node on Node 22: the operator's choice).
  */
 export function resolveDriver(setting: SqliteDriverSetting): SqliteDriver {
   if (setting !== 'auto') {
@@ -61,11 +74,12 @@ export function resolveDriver(setting: SqliteDriverSetting): SqliteDriver {
     if (why !== null) throw new Error(why);
     return setting;
   }
-  const noNode = nodeSqliteUnavailable();
+  const noNode = nodeSqliteUnavailable() ?? nodeSqliteCaveat();
   if (noNode === null) return 'node';
   const noB3 = betterSqlite3Unavailable();
   if (noB3 === null) return 'better-sqlite3';
-  throw new Error(`no SQLite driver: ${noNode}; and ${noB3}`);
+  const choose = nodeSqliteUnavailable() === null ? ' (BUS_SQLITE_DRIVER=node uses it so)' : '';
+  throw new Error(`no SQLite driver: ${noNode}${choose}; and ${noB3}`);
 }
 
 /**
