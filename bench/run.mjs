@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runCeiling, runJobs } from './lib/load.mjs';
 import {
@@ -55,6 +56,9 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
   --store sqlite|postgres
                         the bus's store (default sqlite); postgres: a database of the
                         bench's own per configuration, dropped at the end
+  --sqlite-driver auto|node|better-sqlite3
+                        the bus's BUS_SQLITE_DRIVER with --store sqlite (default auto:
+                        node:sqlite on Node 22.16+, better-sqlite3 on Node 20)
   --nodes N             bus processes on that database, workers and publishes spread
                         over them (default 1; N > 1 needs --store postgres)
   --pg-url URL          admin connection that creates and drops the databases
@@ -90,6 +94,7 @@ function parseOptions(argv) {
       profiles: { type: 'string', default: 'all' },
       modes: { type: 'string', default: MODES.join(',') },
       store: { type: 'string', default: 'sqlite' },
+      'sqlite-driver': { type: 'string', default: 'auto' },
       nodes: { type: 'string', default: '1' },
       'pg-url': { type: 'string', default: process.env.BENCH_PG_URL || DEFAULT_ADMIN_URL },
       'pg-options': { type: 'string' },
@@ -133,6 +138,10 @@ function parseOptions(argv) {
   if (!lp) throw new Error('--long-poll: on, off or both');
   if (!['sqlite', 'postgres'].includes(values.store))
     throw new Error('--store: sqlite or postgres');
+  if (!['auto', 'node', 'better-sqlite3'].includes(values['sqlite-driver']))
+    throw new Error('--sqlite-driver: auto, node or better-sqlite3');
+  if (values['sqlite-driver'] !== 'auto' && values.store !== 'sqlite')
+    throw new Error('--sqlite-driver: only with --store sqlite');
   const nodes = int('nodes', 1, 16);
   if (nodes > 1 && values.store !== 'postgres') {
     throw new Error('--nodes: more than one node needs --store postgres');
@@ -144,6 +153,7 @@ function parseOptions(argv) {
     profiles,
     modes,
     store: values.store,
+    sqliteDriver: values['sqlite-driver'],
     nodes,
     pgUrl: values['pg-url'],
     pgOptions: values['pg-options'] ?? null,
@@ -204,6 +214,7 @@ function command(argv) {
 }
 
 const log = (line) => process.stderr.write(`${line}\n`);
+const sqliteName = (driver) => (driver === 'node' ? 'node:sqlite' : 'better-sqlite3');
 /** The admin connection of --store postgres (creates and drops the databases). */
 let admin = null;
 
@@ -237,6 +248,16 @@ async function main() {
         : `not pinned: ${pinning.reason}`),
   );
 
+  // SQLite: the driver the setting names on this Node (the bus resolves it the same way).
+  let sqlite = null;
+  if (opts.store === 'sqlite') {
+    const { resolveDriver } = await import(
+      pathToFileURL(join(ROOT, 'packages/server/dist/store/sqlite/connection.js')).href
+    );
+    sqlite = { setting: opts.sqliteDriver, driver: resolveDriver(opts.sqliteDriver) };
+    log(`sqlite: BUS_SQLITE_DRIVER=${sqlite.setting}: ${sqliteName(sqlite.driver)}`);
+  }
+
   // PostgreSQL: a system service, left where the scheduler puts it (not pinned).
   let postgres = null;
   if (opts.store === 'postgres') {
@@ -265,6 +286,7 @@ async function main() {
     pinning,
     options: { ...opts, pgUrl: redact(opts.pgUrl), out: relative(ROOT, opts.out) },
     ...(postgres ? { postgres } : {}),
+    ...(sqlite ? { sqlite } : {}),
     profiles: PROFILES,
     configurations: [],
   };
@@ -308,7 +330,7 @@ async function main() {
           let database = null;
           try {
             // One bus: N nodes sharing one database (their main and admin keys too).
-            let extraEnv = {};
+            let extraEnv = sqlite ? { BUS_SQLITE_DRIVER: sqlite.setting } : {};
             if (postgres) {
               database = await admin.createDatabase(report.configurations.length);
               extraEnv = { BUS_DATABASE_URL: databaseUrl(opts.pgUrl, database, opts.pgOptions) };
@@ -449,7 +471,7 @@ async function main() {
         `fsync ${postgres.settings.fsync}${opts.pgOptions ? `, node sessions ${JSON.stringify(opts.pgOptions)}` : ''}; not pinned), ` +
         `${opts.nodes} bus node(s)${pinning.pinned ? ` on cpu ${pinning.serverCpu}` : ''}; ` +
         'noise% = busy time of both CPUs used by none of the nodes, PostgreSQL or the generator'
-      : '') +
+      : `\nstore: SQLite through ${sqliteName(sqlite.driver)} (BUS_SQLITE_DRIVER=${sqlite.setting})`) +
     `\ncommand: ${report.command.npm ?? report.command.node}; medians of ${opts.runs} counted run(s) after ${opts.warmup} warm-up`;
   const columns = postgres ? POSTGRES_COLUMNS : TABLE_COLUMNS;
   process.stdout.write(`\n${header}\n\n${formatTable(report.configurations, columns)}\n\n`);
