@@ -6,14 +6,28 @@
  *   Nothing to build and nothing to fetch: no server, no native module. Its
  *   `listen --exec` and `publish --wait` work against a running bus, and `serve` says in
  *   one line what to install.
- * - A bus: all four tarballs (the server's dependencies from the npm cache, better-sqlite3
- *   built as npm builds it), and `intent-bus serve` runs from the empty folder.
+ * - A bus: all four tarballs (the server's dependencies from the npm cache, better-sqlite3,
+ *   an optional dependency, built as npm builds it where it can be), and `intent-bus
+ *   serve` runs from the empty folder.
+ * - A bus with no native module (Node 24, where the SQLite store is node:sqlite): all four
+ *   tarballs `--ignore-scripts --offline`, so nothing is built; no `*.node` file anywhere
+ *   in node_modules (better-sqlite3's sources are there, never compiled nor loaded);
+ *   `intent-bus serve` runs, a publish → claim → fulfil round trip passes, and 100
+ *   acknowledged publishes are all there after a SIGKILL and a restart. On an older Node
+ *   (whose default SQLite driver is better-sqlite3) this part says why it does not run.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestBus, type TestBus } from '../../server/test/helpers.js';
+import {
+  ADMIN_TOKEN,
+  DASHBOARD_PASSWORD,
+  MAIN_KEY,
+  makeApi,
+  startTestBus,
+  type TestBus,
+} from '../../server/test/helpers.js';
 import {
   ROOT,
   baseEnv,
@@ -152,3 +166,110 @@ describe('a bus installed from the tarballs', () => {
     expect((await settle(serve, 10_000)).code).toBe(0);
   }, 300_000);
 });
+
+/** node:sqlite reads every text whole from Node 24: there the bus needs no native module. */
+const NO_NATIVE = Number(process.versions.node.split('.')[0]) >= 24;
+const noNativeTitle = 'a bus with no native module, installed --ignore-scripts';
+
+(NO_NATIVE ? describe : describe.skip)(
+  NO_NATIVE
+    ? `${noNativeTitle} (Node ${process.versions.node})`
+    : `${noNativeTitle}: not run on Node ${process.versions.node}, whose SQLite driver is better-sqlite3 (a native addon); .ci/run runs it on Node 24`,
+  () => {
+    let box: string;
+    let bin: string;
+    beforeAll(() => {
+      box = emptyProject('intent-bus-no-native-box-');
+      // Nothing built, nothing fetched: every dependency from the npm cache.
+      npm(
+        [
+          'install',
+          '--ignore-scripts',
+          '--offline',
+          '--no-audit',
+          ...['protocol', 'sdk', 'server'].map((p) => tarball(`intent-bus-${p}-0.1.0.tgz`)),
+          tarball('intent-bus-0.1.0.tgz'),
+        ],
+        box,
+        240_000,
+      );
+      // The command as npm links it, run by this Node (the shebang would take PATH's).
+      bin = join(box, 'node_modules', 'intent-bus', 'bin', 'intent-bus.js');
+    }, 300_000);
+
+    const env = (): NodeJS.ProcessEnv =>
+      baseEnv({
+        BUS_SECRET: MAIN_KEY,
+        BUS_ADMIN_SECRET: ADMIN_TOKEN,
+        DASHBOARD_PASSWORD,
+        BUS_LOG_LEVEL: 'warn',
+      });
+    async function serve(): Promise<{ url: string; proc: ReturnType<typeof spawnProc> }> {
+      const proc = spawnProc(process.execPath, [bin, 'serve', '--port', '0'], {
+        cwd: box,
+        env: env(),
+      });
+      await proc.waitFor(/is running at http:\/\/127\.0\.0\.1:\d+/, 15_000);
+      const url = /is running at (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.stderr())![1]!;
+      return { url, proc };
+    }
+
+    it('holds no native addon: better-sqlite3 is there as sources only', () => {
+      const modules = join(box, 'node_modules');
+      expect(filesMatching(modules, /\.node$/)).toEqual([]);
+      // The optional dependency came (npm installs it) but nothing of it was built.
+      expect(existsSync(join(modules, 'better-sqlite3', 'package.json'))).toBe(true);
+      expect(existsSync(join(modules, 'better-sqlite3', 'build'))).toBe(false);
+    });
+
+    it('serves: a publish → claim → fulfil round trip, then 100 acknowledged intents survive a SIGKILL', async () => {
+      const first = await serve();
+      const api = makeApi(first.url);
+      expect((await api('GET', '/health')).status).toBe(200);
+      const published = await api('POST', '/intent', {
+        body: { goal: 'box-job', payload: { n: 1 } },
+      });
+      expect(published.status, published.text).toBe(201);
+      const id = published.json.id as string;
+      const claim = await api('POST', '/claim?goal=box-job');
+      expect(claim.status, claim.text).toBe(200);
+      expect(claim.json).toMatchObject({ id, goal: 'box-job' });
+      const done = await api('POST', `/fulfill/${id}`, {
+        body: { claim_token: claim.json.claim_token, result: { ok: 1 } },
+      });
+      expect(done.json).toEqual({ ok: true, id, status: 'fulfilled' });
+      expect((await api('GET', `/result/${id}`)).json).toMatchObject({
+        status: 'fulfilled',
+        result: { ok: 1 },
+      });
+
+      // 100 publishes, each answered 201 (acknowledged: committed), then a SIGKILL.
+      const ids: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        const r = await api('POST', '/intent', { body: { goal: 'durable', payload: { i } } });
+        expect(r.status, r.text).toBe(201);
+        ids.push(r.json.id as string);
+      }
+      first.proc.child.kill('SIGKILL');
+      expect((await settle(first.proc, 10_000)).signal).toBe('SIGKILL');
+
+      // The same folder again (the killed bus's pid file is taken over): every one is there.
+      const second = await serve();
+      try {
+        const again = makeApi(second.url);
+        for (const intentId of ids) {
+          const r = await again('GET', `/status/${intentId}`);
+          expect(r.status, `${intentId}: ${r.text}`).toBe(200);
+          expect(r.json).toMatchObject({ id: intentId, status: 'open' });
+        }
+        const kept = await again('GET', `/result/${id}`);
+        expect(kept.json).toMatchObject({ status: 'fulfilled', result: { ok: 1 } });
+        // And it was node:sqlite: no addon could have been loaded, none exists.
+        expect(filesMatching(join(box, 'node_modules'), /\.node$/)).toEqual([]);
+      } finally {
+        second.proc.child.kill('SIGTERM');
+        expect((await settle(second.proc, 10_000)).code).toBe(0);
+      }
+    }, 120_000);
+  },
+);
