@@ -198,8 +198,10 @@ export function jsonArg(name: string, text: string): string {
   } catch (err) {
     // V8 quotes the whole text ('Unexpected token }, "{"a":}" is not valid JSON') and often
     // no position: keep its first words and say where.
+    // Node 24 adds " (line 1 column 8)" after the position.
     const what = (err as Error).message
       .replace(/,\s*"[\s\S]*" is not valid JSON$/, '')
+      .replace(/ \(line \d+ column \d+\)$/, '')
       .replace(/ in JSON at position \d+$/, '')
       .replace(/ at position \d+$/, '');
     const at = what.startsWith('Unexpected end') ? null : jsonErrorPosition(text);
