@@ -20,6 +20,10 @@ import { Load } from './load.js';
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 30);
 const RATE = Number(process.env.SOAK_RATE ?? 100);
 const LEASE_SECONDS = 5;
+/** Publishers and workers together, each with one request in flight at a time. */
+const CLIENTS = 32;
+/** The PostgreSQL pool's size (pg-store.ts), opened on demand. */
+const PG_POOL_MAX = 10;
 const ARTIFACTS = fileURLToPath(new URL('../../../../test-artifacts/', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -68,8 +72,8 @@ describe.each(['sqlite', 'postgres'] as const)('the soak on %s', (store) => {
         node: () => url,
         nodes: 1,
         // Enough publishers in flight to hold the rate when answers slow down.
-        publishers: 16,
-        workers: 16,
+        publishers: CLIENTS / 2,
+        workers: CLIENTS / 2,
         goal: 'soak',
         ratePerSecond: RATE,
       });
@@ -125,7 +129,12 @@ describe.each(['sqlite', 'postgres'] as const)('the soak on %s', (store) => {
       expect(verdict.fulfilled).toBe(verdict.checked);
       // Nothing grows without bound.
       expect(of(last, 'rssMb')).toBeLessThan(of(first, 'rssMb') * 1.25 + 30);
-      expect(of(last, 'fds')).toBeLessThanOrEqual(of(first, 'fds') + 20);
+      // Descriptors open on demand up to a ceiling set by construction: a socket per client
+      // (and the sampler's), and on PostgreSQL the pool filling up, as it does in a step
+      // when a latency spike of the shared machine puts more requests in flight at once. A
+      // leak goes past it: the 30 s run makes 6,000 requests, the long one 120,000.
+      const fdCeiling = of(first, 'fds') + CLIENTS + 1 + (store === 'postgres' ? PG_POOL_MAX : 0);
+      expect(Math.max(...last.map((x) => x.fds))).toBeLessThanOrEqual(fdCeiling);
       expect(of(last, 'loopP99Ms')).toBeLessThan(Math.max(3 * of(first, 'loopP99Ms'), 50));
       expect(of(last, 'p99Ms')).toBeLessThan(Math.max(3 * of(first, 'p99Ms'), 100));
     },
