@@ -15,19 +15,40 @@ export const publishBody = {
   properties: {
     goal: { type: 'string' },
     payload: {},
-    namespace: { type: 'string', pattern: L.namespacePattern },
-    visibility: { type: 'string', enum: ['private', 'public'] },
-    priority: { type: 'integer', minimum: L.priority.min, maximum: L.priority.max },
-    delay: { type: 'number', minimum: L.delaySeconds.min, maximum: L.delaySeconds.max },
-    max_attempts: { type: 'integer', minimum: L.maxAttempts.min, maximum: L.maxAttempts.max },
+    namespace: { type: 'string', pattern: L.namespacePattern, default: L.defaultNamespace },
+    visibility: { type: 'string', enum: ['private', 'public'], default: 'private' },
+    priority: {
+      type: 'integer',
+      minimum: L.priority.min,
+      maximum: L.priority.max,
+      default: L.priority.default,
+    },
+    delay: {
+      type: 'number',
+      minimum: L.delaySeconds.min,
+      maximum: L.delaySeconds.max,
+      default: L.delaySeconds.default,
+    },
+    max_attempts: {
+      type: 'integer',
+      minimum: L.maxAttempts.min,
+      maximum: L.maxAttempts.max,
+      default: L.maxAttempts.default,
+    },
     backoff_base: {
       type: 'number',
       minimum: L.backoffBaseSeconds.min,
       maximum: L.backoffBaseSeconds.max,
+      default: L.backoffBaseSeconds.default,
     },
     target_worker: nullableWorkerName,
     required_capability: nullableWorkerName,
-    ttl: { type: 'number', minimum: L.ttlSeconds.min, maximum: L.ttlSeconds.max },
+    ttl: {
+      type: 'number',
+      minimum: L.ttlSeconds.min,
+      maximum: L.ttlSeconds.max,
+      default: L.ttlSeconds.default,
+    },
   },
 } as const;
 

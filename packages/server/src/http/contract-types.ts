@@ -35,7 +35,10 @@ import type {
 /** The members a schema names: its type without the index signature of unknown members. */
 type Named<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
 
-type FromRequestSchema<S extends JSONSchema> = Named<FromSchema<S>>;
+/** As the routes get it (http/context.ts BusTypeProvider): a defaulted member stays optional. */
+type FromRequestSchema<S extends JSONSchema> = Named<
+  FromSchema<S, { keepDefaultedPropertiesOptional: true }>
+>;
 
 /** True only when A and B are the same type (not merely assignable either way). */
 type Same<A, B> =
