@@ -1,10 +1,10 @@
 /**
- * JSON schemas of every request the bus accepts (and of its answers, below). They validate requests in the server
- * (one Ajv compile per route at start-up), describe the API (/openapi.json) and type the
- * route handlers (Fastify's json-schema-to-ts type provider) and the SDK (types.ts makes
- * every wire type from its schema): a field is added here once. A publish member's
- * `default` is the value the bus keeps when it is absent (server/src/core/validate.ts);
- * the validator does not fill it in.
+ * JSON schemas of every request the bus accepts, and of its answers (below). They validate
+ * requests in the server (one Ajv compile per route at start-up), describe the API
+ * (/openapi.json) and type the route handlers (Fastify's json-schema-to-ts type provider)
+ * and the SDK (types.ts makes every wire type from its schema): a field is added here once.
+ * A publish member's `default` is the value the bus keeps when it is absent
+ * (server/src/core/validate.ts); the validator does not fill it in.
  * Bodies are validated without type coercion; query strings with it (they are text).
  */
 import { LIMITS as L } from './limits.js';
