@@ -1,8 +1,10 @@
 /**
- * JSON schemas of every request the bus accepts. They validate requests in the server
- * (one Ajv compile per route at start-up), describe the API (/openapi.json) and type the
- * route handlers (Fastify's json-schema-to-ts type provider); a field is added here once,
- * and in its wire type in types.ts, which the compiler holds equal to it.
+ * JSON schemas of every request the bus accepts, and of its answers (below). They validate
+ * requests in the server (one Ajv compile per route at start-up), describe the API
+ * (/openapi.json) and type the route handlers (Fastify's json-schema-to-ts type provider)
+ * and the SDK (types.ts makes every wire type from its schema): a field is added here once.
+ * A publish member's `default` is the value the bus keeps when it is absent
+ * (server/src/core/validate.ts); the validator does not fill it in.
  * Bodies are validated without type coercion; query strings with it (they are text).
  */
 import { LIMITS as L } from './limits.js';
@@ -15,19 +17,40 @@ export const publishBody = {
   properties: {
     goal: { type: 'string' },
     payload: {},
-    namespace: { type: 'string', pattern: L.namespacePattern },
-    visibility: { type: 'string', enum: ['private', 'public'] },
-    priority: { type: 'integer', minimum: L.priority.min, maximum: L.priority.max },
-    delay: { type: 'number', minimum: L.delaySeconds.min, maximum: L.delaySeconds.max },
-    max_attempts: { type: 'integer', minimum: L.maxAttempts.min, maximum: L.maxAttempts.max },
+    namespace: { type: 'string', pattern: L.namespacePattern, default: L.defaultNamespace },
+    visibility: { type: 'string', enum: ['private', 'public'], default: 'private' },
+    priority: {
+      type: 'integer',
+      minimum: L.priority.min,
+      maximum: L.priority.max,
+      default: L.priority.default,
+    },
+    delay: {
+      type: 'number',
+      minimum: L.delaySeconds.min,
+      maximum: L.delaySeconds.max,
+      default: L.delaySeconds.default,
+    },
+    max_attempts: {
+      type: 'integer',
+      minimum: L.maxAttempts.min,
+      maximum: L.maxAttempts.max,
+      default: L.maxAttempts.default,
+    },
     backoff_base: {
       type: 'number',
       minimum: L.backoffBaseSeconds.min,
       maximum: L.backoffBaseSeconds.max,
+      default: L.backoffBaseSeconds.default,
     },
     target_worker: nullableWorkerName,
     required_capability: nullableWorkerName,
-    ttl: { type: 'number', minimum: L.ttlSeconds.min, maximum: L.ttlSeconds.max },
+    ttl: {
+      type: 'number',
+      minimum: L.ttlSeconds.min,
+      maximum: L.ttlSeconds.max,
+      default: L.ttlSeconds.default,
+    },
   },
 } as const;
 
@@ -200,6 +223,259 @@ export const deadListQuery = {
   properties: {
     namespace: { type: 'string', pattern: L.namespacePattern },
     limit: { type: 'integer', minimum: 1, maximum: 100 },
+  },
+} as const;
+
+// Answers (PROTOCOL.md §5.2, §5.3, §5.4, §6): what the bus sends back, every member named
+// (an answer has no others). They type the SDK (types.ts) and are held to the bus's real
+// answers, on both stores, by server/test/answers.test.ts. Times are unix seconds.
+
+const nullableText = { type: ['string', 'null'] } as const;
+const seconds = { type: 'number' } as const;
+const nullableSeconds = { type: ['number', 'null'] } as const;
+const intentStatus = adminIntentsQuery.properties.status;
+
+/** A claimed intent: POST /claim's 200 (§5.2). */
+export const claimedIntent = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'id',
+    'namespace',
+    'goal',
+    'payload',
+    'claim_attempts',
+    'priority',
+    'target_worker',
+    'required_capability',
+    'claim_token',
+    'claim_timeout',
+    'claim_expires_at',
+  ],
+  properties: {
+    id: { type: 'string' },
+    namespace: { type: 'string' },
+    goal: { type: 'string' },
+    payload: {},
+    claim_attempts: { type: 'integer' },
+    priority: { type: 'integer' },
+    target_worker: nullableText,
+    required_capability: nullableText,
+    claim_token: { type: 'string' },
+    claim_timeout: seconds,
+    claim_expires_at: seconds,
+  },
+} as const;
+
+/** GET /status/:id (§5.3). `error` only when the last attempt failed with one. */
+export const statusObject = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'id',
+    'namespace',
+    'goal',
+    'status',
+    'priority',
+    'visibility',
+    'claim_attempts',
+    'max_attempts',
+    'run_at',
+    'created_at',
+    'expires_at',
+    'claim_expires_at',
+    'target_worker',
+    'required_capability',
+    'worker_id',
+    'schedule',
+    'scheduled_for',
+  ],
+  properties: {
+    id: { type: 'string' },
+    namespace: { type: 'string' },
+    goal: { type: 'string' },
+    status: intentStatus,
+    priority: { type: 'integer' },
+    visibility: publishBody.properties.visibility,
+    claim_attempts: { type: 'integer' },
+    max_attempts: { type: 'integer' },
+    run_at: seconds,
+    created_at: seconds,
+    expires_at: seconds,
+    claim_expires_at: nullableSeconds,
+    target_worker: nullableText,
+    required_capability: nullableText,
+    worker_id: nullableText,
+    // A schedule's run: the schedule's name and the tick it is for; else null.
+    schedule: nullableText,
+    scheduled_for: nullableSeconds,
+    error: { type: 'string' },
+    // A dead intent's reason (the admin's view has it for every intent, null until dead).
+    dead_reason: { type: 'string' },
+  },
+} as const;
+
+/** GET /result/:id (§5.3): the status object with the result. */
+export const resultObject = {
+  type: 'object',
+  additionalProperties: false,
+  required: [...statusObject.required, 'result', 'result_type', 'completed_at'],
+  properties: {
+    ...statusObject.properties,
+    result: {},
+    result_type: { type: ['string', 'null'], enum: ['json', 'text', null] },
+    completed_at: nullableSeconds,
+  },
+} as const;
+
+/** An intent as GET /admin/intents lists it: everything about it (§6). */
+export const adminIntent = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    ...resultObject.required,
+    'payload',
+    'publisher',
+    'backoff_base',
+    'ttl',
+    'dead_reason',
+  ],
+  properties: {
+    ...resultObject.properties,
+    payload: {},
+    publisher: { type: 'string' },
+    backoff_base: { type: 'number' },
+    ttl: { type: 'number' },
+    dead_reason: nullableText,
+  },
+} as const;
+
+/** POST /intent's 201 (and an idempotent replay's 200). */
+export const publishResponse = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'status', 'namespace'],
+  properties: {
+    id: { type: 'string' },
+    status: { type: 'string', enum: ['published'] },
+    namespace: { type: 'string' },
+  },
+} as const;
+
+/** One of GET /admin/dead's dead letters. */
+export const deadLetter = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['intent_id', 'namespace', 'goal', 'attempts', 'reason', 'created_at'],
+  properties: {
+    intent_id: { type: 'string' },
+    namespace: { type: 'string' },
+    goal: { type: 'string' },
+    attempts: { type: 'integer' },
+    reason: { type: 'string' },
+    created_at: seconds,
+  },
+} as const;
+
+/** One of GET /admin/keys's keys (never the key itself). */
+export const keyInfo = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['key_id', 'owner', 'prefix', 'created_at', 'last_used_at', 'requests'],
+  properties: {
+    key_id: { type: 'string' },
+    owner: { type: 'string' },
+    prefix: { type: 'string' },
+    created_at: seconds,
+    last_used_at: nullableSeconds,
+    requests: { type: 'integer' },
+  },
+} as const;
+
+/** A schedule as the bus answers it (PUT, GET, the list). */
+export const scheduleObject = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'name',
+    'cron',
+    'every',
+    'timezone',
+    'description',
+    'intent',
+    'overlap',
+    'catch_up',
+    'paused',
+    'created_at',
+    'updated_at',
+    'last_tick',
+    'next_run_at',
+  ],
+  properties: {
+    name: { type: 'string' },
+    cron: nullableText,
+    every: { type: ['integer', 'null'] },
+    timezone: { type: 'string' },
+    // The timing in words, for people.
+    description: { type: 'string' },
+    intent: scheduleIntent,
+    overlap: scheduleBody.properties.overlap,
+    catch_up: scheduleBody.properties.catch_up,
+    paused: { type: 'boolean' },
+    created_at: seconds,
+    updated_at: seconds,
+    // The last tick handled (published or let go), or when it was created or resumed.
+    last_tick: seconds,
+    // Null while paused, or when it never fires again.
+    next_run_at: nullableSeconds,
+  },
+} as const;
+
+/** One run of a schedule: its intent, by the tick it is for. */
+export const scheduleRun = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'id',
+    'scheduled_for',
+    'status',
+    'claim_attempts',
+    'created_at',
+    'completed_at',
+    'dead_reason',
+  ],
+  properties: {
+    id: { type: 'string' },
+    scheduled_for: seconds,
+    status: intentStatus,
+    claim_attempts: { type: 'integer' },
+    created_at: seconds,
+    completed_at: nullableSeconds,
+    dead_reason: nullableText,
+  },
+} as const;
+
+/** GET /schedules/:name: the schedule, its next fire times (none while paused), its newest runs. */
+export const scheduleDetail = {
+  type: 'object',
+  additionalProperties: false,
+  required: [...scheduleObject.required, 'next_runs', 'runs'],
+  properties: {
+    ...scheduleObject.properties,
+    next_runs: { type: 'array', items: seconds },
+    runs: { type: 'array', items: scheduleRun },
+  },
+} as const;
+
+/** POST /schedules/:name/trigger's 201. */
+export const scheduleTriggered = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'status', 'namespace', 'schedule', 'scheduled_for'],
+  properties: {
+    ...publishResponse.properties,
+    schedule: { type: 'string' },
+    scheduled_for: seconds,
   },
 } as const;
 

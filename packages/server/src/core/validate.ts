@@ -2,8 +2,9 @@
  * Checks that JSON schemas cannot express, and the defaults of PROTOCOL.md §5.1.
  * Types and ranges were already enforced by the route's schema.
  */
-import { LIMITS, type PublishRequest, type Visibility } from '@intent-bus/protocol';
+import { LIMITS, schemas, type PublishRequest } from '@intent-bus/protocol';
 import { invalid } from './errors.js';
+import { WIRE_MEMBERS, type NewIntent, type WireMember } from './intent-record.js';
 
 /** True when `value` nests arrays/objects deeper than `max` levels. Iterative: no stack risk. */
 export function nestingExceeds(value: unknown, max: number): boolean {
@@ -25,26 +26,35 @@ export function checkJsonValue(field: string, value: unknown): void {
   }
 }
 
-/** A publish request resolved to the values the store keeps (times in ms). */
-export interface NewIntent {
-  id: string;
-  namespace: string;
-  goal: string;
-  payload: string;
-  publisher: string;
-  visibility: Visibility;
-  priority: number;
-  runAt: number;
-  createdAt: number;
-  expiresAt: number;
-  maxAttempts: number;
-  backoffBase: number;
-  ttl: number;
-  targetWorker: string | null;
-  requiredCapability: string | null;
-  /** A schedule's run: its schedule's name and the tick it is for (ms); else null. */
-  schedule: string | null;
-  scheduledFor: number | null;
+export type { NewIntent } from './intent-record.js';
+
+const PUBLISH_PROPERTIES = schemas.publishBody.properties;
+type PublishProperties = typeof PUBLISH_PROPERTIES;
+/** A publish member's default: the schema's `default`, or null. */
+type DefaultOf<W extends keyof PublishProperties> = PublishProperties[W] extends {
+  readonly default: infer D;
+}
+  ? D
+  : null;
+/** What the copy gives each member: the value sent or the default. */
+type Copied = {
+  [M in WireMember as M['name']]:
+    Exclude<PublishRequest[M['wire']], undefined> | DefaultOf<M['wire']>;
+};
+type CopiedMembers = Pick<NewIntent, WireMember['name']>;
+/** Fails to compile when a request member or its default does not fit its column's kind. */
+type CopyFits<T extends true> = T;
+export type PublishCopyFits = CopyFits<Copied extends CopiedMembers ? true : false>;
+
+/** The members a publish copies from its request (intent-record.ts `wire`). */
+function copyMembers(body: PublishRequest): CopiedMembers {
+  const out: Record<string, unknown> = {};
+  for (const m of WIRE_MEMBERS) {
+    const p = PUBLISH_PROPERTIES[m.wire];
+    out[m.name] = body[m.wire] ?? ('default' in p ? p.default : null);
+  }
+  // Each value's type is checked above (PublishCopyFits); the loop cannot say so itself.
+  return out as CopiedMembers;
 }
 
 export function normalizePublish(
@@ -56,26 +66,19 @@ export function normalizePublish(
     throw invalid('goal', `goal must be 1-${LIMITS.goalMaxLength} characters after trimming`);
   }
   checkJsonValue('payload', body.payload);
-  const delayMs = Math.round((body.delay ?? LIMITS.delaySeconds.default) * 1000);
-  const ttl = body.ttl ?? LIMITS.ttlSeconds.default;
+  const copied = copyMembers(body);
+  const delayMs = Math.round((body.delay ?? PUBLISH_PROPERTIES.delay.default) * 1000);
   const runAt = ctx.now + delayMs;
   return {
+    ...copied,
     id: ctx.id,
-    namespace: body.namespace ?? LIMITS.defaultNamespace,
     goal,
     // The payload as the client sent it when known (numbers kept exactly).
     payload: ctx.payloadText ?? JSON.stringify(body.payload),
     publisher: ctx.publisher,
-    visibility: body.visibility ?? 'private',
-    priority: body.priority ?? LIMITS.priority.default,
     runAt,
     createdAt: ctx.now,
-    expiresAt: runAt + Math.round(ttl * 1000),
-    maxAttempts: body.max_attempts ?? LIMITS.maxAttempts.default,
-    backoffBase: body.backoff_base ?? LIMITS.backoffBaseSeconds.default,
-    ttl,
-    targetWorker: body.target_worker ?? null,
-    requiredCapability: body.required_capability ?? null,
+    expiresAt: runAt + Math.round(copied.ttl * 1000),
     schedule: null,
     scheduledFor: null,
   };

@@ -20,8 +20,7 @@ import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
 import type { Principal } from '../core/principal.js';
 import { AdminUnauthorized, checkSameSite, hasBody } from './auth.js';
-import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
-import { principalOf, type BusApp, type BusContext } from './context.js';
+import { principalOf, type BusApp, type BusContext, type BusTypeProvider } from './context.js';
 import { RequestLogger } from './request-logger.js';
 import { checkSignature } from './signature.js';
 import { decodeUtf8, hasLoneSurrogate } from './body-text.js';
@@ -214,7 +213,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
           https: { ...SERVER_TIMEOUTS, requireHostHeader: false, ...tls },
         } as typeof options) as FastifyInstance)
       : Fastify(options)
-  ).withTypeProvider<JsonSchemaToTsProvider>();
+  ).withTypeProvider<BusTypeProvider>();
   app.setValidatorCompiler(validatorCompiler());
 
   // Expect: 100-continue. Node answers 100 Continue by itself unless 'checkContinue' has

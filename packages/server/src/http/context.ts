@@ -36,8 +36,16 @@ export type BusApp = FastifyInstance<
   IncomingMessage,
   ServerResponse,
   FastifyBaseLogger,
-  JsonSchemaToTsProvider
+  BusTypeProvider
 >;
+
+/**
+ * json-schema-to-ts as the routes use it: a member with a `default` stays optional, since
+ * the validator does not fill defaults in (normalizePublish applies them).
+ */
+export type BusTypeProvider = JsonSchemaToTsProvider<{
+  ValidatorSchemaOptions: { keepDefaultedPropertiesOptional: true };
+}>;
 
 declare module 'fastify' {
   interface FastifyRequest {

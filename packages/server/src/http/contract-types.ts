@@ -1,13 +1,12 @@
 /**
- * The protocol's wire types held to its JSON schemas, at compile time (`tsc -b`).
+ * The protocol's wire types held to json-schema-to-ts, at compile time (`tsc -b`).
  *
- * The route handlers take their request types from the schemas themselves (BusApp's type
- * provider). The protocol also writes them out in types.ts, for the SDK, which ships them
- * and must depend on nothing, so cannot derive them. Here each written type must be the
- * type its schema gives (json-schema-to-ts's FromSchema, as the routes get it), or this
- * file does not compile: a field added, renamed or retyped in one and not the other fails
- * the build. Unknown members, which the schemas accept, are left out of the comparison.
- * Nothing here runs.
+ * The route handlers take their request types from the schemas through json-schema-to-ts
+ * (BusApp's type provider). The protocol makes its wire types from the same schemas with a
+ * FromSchema of its own (protocol/src/from-schema.ts), for the SDK, which ships them and
+ * must depend on nothing. Here each must be the type json-schema-to-ts gives, or this file
+ * does not compile: the SDK's types and the routes' cannot drift apart. Unknown members,
+ * which the request schemas accept, are left out of the comparison. Nothing here runs.
  */
 import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import type {
@@ -30,12 +29,29 @@ import type {
   ScheduleRequest,
   Visibility,
   schemas,
+  AdminIntent,
+  ClaimedIntent,
+  DeadLetter,
+  KeyInfo,
+  PublishResponse,
+  ResultObject,
+  Schedule,
+  ScheduleDetail,
+  ScheduleRun,
+  ScheduleTriggered,
+  StatusObject,
 } from '@intent-bus/protocol';
 
 /** The members a schema names: its type without the index signature of unknown members. */
 type Named<T> = { [K in keyof T as string extends K ? never : K]: T[K] };
 
-type FromRequestSchema<S extends JSONSchema> = Named<FromSchema<S>>;
+/** As the routes get it (http/context.ts BusTypeProvider): a defaulted member stays optional. */
+type FromRequestSchema<S extends JSONSchema> = Named<
+  FromSchema<S, { keepDefaultedPropertiesOptional: true }>
+>;
+
+/** An answer's type: every member it names (an answer has no others). */
+type FromAnswerSchema<S extends JSONSchema> = FromRequestSchema<S>;
 
 /** True only when A and B are the same type (not merely assignable either way). */
 type Same<A, B> =
@@ -71,4 +87,16 @@ export type ContractHolds = [
   Holds<Same<Visibility, Enum<Props<typeof schemas.publishBody>['visibility']>>>,
   Holds<Same<ResultType, Enum<Props<typeof schemas.fulfillBody>['result_type']>>>,
   Holds<Same<IntentStatus, Enum<Props<typeof schemas.adminIntentsQuery>['status']>>>,
+  // The answers.
+  Holds<Same<PublishResponse, FromAnswerSchema<typeof schemas.publishResponse>>>,
+  Holds<Same<ClaimedIntent, FromAnswerSchema<typeof schemas.claimedIntent>>>,
+  Holds<Same<StatusObject, FromAnswerSchema<typeof schemas.statusObject>>>,
+  Holds<Same<ResultObject, FromAnswerSchema<typeof schemas.resultObject>>>,
+  Holds<Same<AdminIntent, FromAnswerSchema<typeof schemas.adminIntent>>>,
+  Holds<Same<DeadLetter, FromAnswerSchema<typeof schemas.deadLetter>>>,
+  Holds<Same<KeyInfo, FromAnswerSchema<typeof schemas.keyInfo>>>,
+  Holds<Same<Schedule, FromAnswerSchema<typeof schemas.scheduleObject>>>,
+  Holds<Same<ScheduleRun, FromAnswerSchema<typeof schemas.scheduleRun>>>,
+  Holds<Same<ScheduleDetail, FromAnswerSchema<typeof schemas.scheduleDetail>>>,
+  Holds<Same<ScheduleTriggered, FromAnswerSchema<typeof schemas.scheduleTriggered>>>,
 ];

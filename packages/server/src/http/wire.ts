@@ -33,8 +33,8 @@ export function claimedIntent(row: IntentRow, claimTimeoutSeconds: number): stri
   return withRawMembers(out, { payload: row.payload });
 }
 
-export function statusObject(row: IntentRow): StatusObject & { dead_reason?: string } {
-  const out: StatusObject & { dead_reason?: string } = {
+export function statusObject(row: IntentRow): StatusObject {
+  const out: StatusObject = {
     id: row.id,
     namespace: row.namespace,
     goal: row.goal,

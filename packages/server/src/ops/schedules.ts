@@ -7,6 +7,7 @@
 import {
   LIMITS,
   rawMember,
+  schemas,
   withRawMembers,
   type PublishRequest,
   type ScheduleIntent,
@@ -22,18 +23,13 @@ import { randomHex128 } from '../ids.js';
 import type { IntentRow, RunMaker, ScheduleRow, Store } from '../store/store.js';
 import type { OpsContext } from './context.js';
 
-/** The members of a schedule's intent as stored, in this order (the payload last, as sent). */
-const INTENT_FIELDS = [
-  'goal',
-  'namespace',
-  'visibility',
-  'priority',
-  'max_attempts',
-  'backoff_base',
-  'target_worker',
-  'required_capability',
-  'ttl',
-] as const satisfies ReadonlyArray<keyof ScheduleIntent>;
+/**
+ * The members of a schedule's intent as stored, in the order of its schema (the payload
+ * last, as sent).
+ */
+const INTENT_FIELDS = (
+  Object.keys(schemas.scheduleBody.properties.intent.properties) as Array<keyof ScheduleIntent>
+).filter((f) => f !== 'payload');
 
 /** The intent of a schedule's runs as JSON text, its payload exactly as sent. */
 function storedIntent(intent: ScheduleIntent, payloadText: string | undefined): string {

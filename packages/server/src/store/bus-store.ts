@@ -21,7 +21,7 @@ import {
   pauseSchedule,
   type ScheduleDefinition,
 } from '../core/schedule.js';
-import type { NewIntent } from '../core/validate.js';
+import type { NewIntent } from '../core/intent-record.js';
 import { all, get, lock, one, run, type Program, type Runner } from './program.js';
 import type { Row, ScheduleRecord } from './statements.js';
 import {

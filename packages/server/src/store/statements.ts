@@ -5,8 +5,8 @@
  * which take their parameter and row types from here, so no row is cast by hand.
  */
 import type { IntentStatus, ResultType } from '@intent-bus/protocol';
-import type { NewIntent } from '../core/validate.js';
-import type { ApiKeyRow, IntentRow, StatusCount } from './store.js';
+import type { IntentRow, NewIntent } from '../core/intent-record.js';
+import type { ApiKeyRow, StatusCount } from './store.js';
 
 /** A schedules row under its statement names (paused as 0 or 1). */
 export interface ScheduleRecord {

@@ -4,45 +4,13 @@
  * implements it once, over a runner per backend (sqlite/, postgres/), held to the same
  * contract tests (test/store/contract.ts). All times are milliseconds since the epoch.
  */
-import type { IntentStatus, ResultType, Visibility } from '@intent-bus/protocol';
+import type { IntentStatus, ResultType } from '@intent-bus/protocol';
 import type { Random } from '../core/clock.js';
 import type { ClaimFilter } from '../core/routing.js';
 import type { ScheduleDefinition, ScheduleState } from '../core/schedule.js';
-import type { NewIntent } from '../core/validate.js';
+import type { IntentRow, NewIntent } from '../core/intent-record.js';
 
-export interface IntentRow {
-  id: string;
-  namespace: string;
-  goal: string;
-  /** JSON text exactly as stored. */
-  payload: string;
-  publisher: string;
-  visibility: Visibility;
-  priority: number;
-  status: IntentStatus;
-  runAt: number;
-  createdAt: number;
-  expiresAt: number;
-  maxAttempts: number;
-  claimAttempts: number;
-  backoffBase: number;
-  ttl: number;
-  targetWorker: string | null;
-  requiredCapability: string | null;
-  claimToken: string | null;
-  claimExpiresAt: number | null;
-  claimer: string | null;
-  workerId: string | null;
-  /** JSON text of the result (a text result is stored as a JSON string). */
-  result: string | null;
-  resultType: ResultType | null;
-  completedAt: number | null;
-  error: string | null;
-  deadReason: string | null;
-  /** A schedule's run: the schedule's name and the tick it is for (ms); else null. */
-  schedule: string | null;
-  scheduledFor: number | null;
-}
+export type { IntentRow, NewIntent } from '../core/intent-record.js';
 
 /** The row a publish creates: what was given, open, never claimed. */
 export const openRow = (intent: NewIntent): IntentRow => ({

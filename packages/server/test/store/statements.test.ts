@@ -4,6 +4,7 @@
  * those names as it must. (Their behaviour is the Store contract's to check.)
  */
 import { describe, expect, it } from 'vitest';
+import { INTENT_MEMBERS } from '../../src/core/intent-record.js';
 import * as pgQueries from '../../src/store/postgres/queries.js';
 import { positional } from '../../src/store/postgres/pg-store.js';
 import * as sqliteQueries from '../../src/store/sqlite/queries.js';
@@ -44,5 +45,25 @@ describe('the statements of both backends', () => {
       'cursorId',
       'limit',
     ]);
+  });
+
+  it('select every intents column under its IntentRow name, and insert what a publish sets', () => {
+    const list = (text: string): string[] => text.split(',').map((c) => c.trim());
+    for (const q of [sqliteQueries, pgQueries]) {
+      const select = /^SELECT ([^]*) FROM intents WHERE id = @id$/.exec(q.intentGet)![1]!;
+      expect(list(select).map((c) => c.replace(/"/g, ''))).toEqual(
+        INTENT_MEMBERS.map((m) => (m.name === m.column ? m.name : `${m.column} AS ${m.name}`)),
+      );
+      // The claims return the same list.
+      expect(q.intentClaim.endsWith(`RETURNING ${select}`)).toBe(true);
+      const [, columns, values] = /^INSERT INTO intents \(([^)]*)\)\s+VALUES \(([^)]*)\)$/.exec(
+        q.intentInsert,
+      )!;
+      const published = INTENT_MEMBERS.filter((m) => 'publish' in m);
+      expect(list(columns!)).toEqual([...published.map((m) => m.column), 'status']);
+      expect(list(values!)).toEqual([...published.map((m) => `@${m.name}`), "'open'"]);
+    }
+    expect(pgQueries.intentGet).toContain('run_at AS "runAt"');
+    expect(sqliteQueries.intentGet).toContain('run_at AS runAt,');
   });
 });

@@ -130,6 +130,68 @@ describe('validation', () => {
     ).toThrow(BusError);
   });
 
+  it('sets every member of a new intent: what was sent, else the default of §5.1', () => {
+    const ctx = { id: 'x', publisher: 'kid_a', now: 1_000_000 };
+    expect(normalizePublish({ goal: 'g', payload: null }, ctx)).toEqual({
+      id: 'x',
+      namespace: 'default',
+      goal: 'g',
+      payload: 'null',
+      publisher: 'kid_a',
+      visibility: 'private',
+      priority: 100,
+      runAt: 1_000_000,
+      createdAt: 1_000_000,
+      expiresAt: 1_000_000 + 86_400_000,
+      maxAttempts: 3,
+      backoffBase: 5,
+      ttl: 86_400,
+      targetWorker: null,
+      requiredCapability: null,
+      schedule: null,
+      scheduledFor: null,
+    });
+    const sent = {
+      goal: 'g',
+      payload: [1],
+      namespace: 'ns',
+      visibility: 'public',
+      priority: 7,
+      delay: 0.5,
+      max_attempts: 9,
+      backoff_base: 1.5,
+      target_worker: 'w1',
+      required_capability: 'gpu',
+      ttl: 2,
+    } as const;
+    expect(normalizePublish(sent, ctx)).toEqual({
+      id: 'x',
+      publisher: 'kid_a',
+      goal: 'g',
+      payload: '[1]',
+      namespace: 'ns',
+      visibility: 'public',
+      priority: 7,
+      runAt: 1_000_500,
+      createdAt: 1_000_000,
+      expiresAt: 1_002_500,
+      maxAttempts: 9,
+      backoffBase: 1.5,
+      ttl: 2,
+      targetWorker: 'w1',
+      requiredCapability: 'gpu',
+      schedule: null,
+      scheduledFor: null,
+    });
+    // A null worker or capability is none, as an absent one.
+    expect(
+      normalizePublish(
+        { goal: 'g', payload: 1, target_worker: null, required_capability: null },
+        ctx,
+      ),
+    ).toMatchObject({ targetWorker: null, requiredCapability: null });
+  });
+
   it('clamps KV ttl and cuts errors', () => {
     expect(clampKvTtl(undefined)).toBe(600);
     expect(clampKvTtl(0)).toBe(1);

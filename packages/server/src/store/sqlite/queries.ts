@@ -12,22 +12,13 @@
  * with `LIMIT @n` are prepared again at each call on every SQLite (housekeeping and admin
  * lists, not the requests of workers); test/store/sqlite-drivers.test.ts holds the list.
  */
+import { PUBLISHED_COLUMNS, PUBLISHED_PARAMS, intentColumns } from '../intent-columns.js';
 
-/** The intents columns under the names of IntentRow. */
-const INTENT_COLUMNS = `id, namespace, goal, payload, publisher, visibility, priority, status,
-  run_at AS runAt, created_at AS createdAt, expires_at AS expiresAt, max_attempts AS maxAttempts,
-  claim_attempts AS claimAttempts, backoff_base AS backoffBase, ttl,
-  target_worker AS targetWorker, required_capability AS requiredCapability,
-  claim_token AS claimToken, claim_expires_at AS claimExpiresAt, claimer, worker_id AS workerId,
-  result, result_type AS resultType, completed_at AS completedAt, error, dead_reason AS deadReason,
-  schedule, scheduled_for AS scheduledFor`;
+/** The intents columns under the names of IntentRow (core/intent-record.ts). */
+const INTENT_COLUMNS = intentColumns((alias) => alias);
 
-export const intentInsert = `INSERT INTO intents (id, namespace, goal, payload, publisher,
-  visibility, priority, status, run_at, created_at, expires_at, max_attempts, backoff_base, ttl,
-  target_worker, required_capability, schedule, scheduled_for)
-VALUES (@id, @namespace, @goal, @payload, @publisher, @visibility, @priority, 'open', @runAt,
-  @createdAt, @expiresAt, @maxAttempts, @backoffBase, @ttl, @targetWorker, @requiredCapability,
-  @schedule, @scheduledFor)`;
+export const intentInsert = `INSERT INTO intents (${PUBLISHED_COLUMNS}, status)
+VALUES (${PUBLISHED_PARAMS}, 'open')`;
 
 /**
  * The claim: one UPDATE whose sub-select picks the first claimable intent in the order of

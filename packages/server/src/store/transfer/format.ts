@@ -37,6 +37,7 @@
  * This module only turns rows into lines and lines back into checked rows; the backends
  * (sqlite.ts, postgres.ts) read and write the tables, transfer.ts drives both.
  */
+import { INTENT_MEMBERS, type IntentMember } from '../../core/intent-record.js';
 import { PROTOCOL_VERSION, VERSION } from '../../version.js';
 
 export const FORMAT = 'intent-bus-export';
@@ -110,6 +111,19 @@ const col = (name: string, kind: Kind, nullableEnum = false): Column => ({
   nullable: nullableEnum || (typeof kind === 'string' && kind.endsWith('?')),
 });
 
+/** An intents column as the export file carries it (core/intent-record.ts). */
+function memberColumn(m: IntentMember): Column {
+  const c =
+    typeof m.kind === 'string'
+      ? col(m.column, m.kind)
+      : col(
+          m.column,
+          m.kind.filter((v): v is string => v !== null),
+          m.kind.includes(null),
+        );
+  return m.added ? { ...c, added: true } : c;
+}
+
 /** Every column of every table the bus keeps, apart from schema_migrations. */
 export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
   key: {
@@ -130,36 +144,8 @@ export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
     type: 'intent',
     table: 'intents',
     key: ['id'],
-    columns: [
-      col('id', 'id'),
-      col('namespace', 'id'),
-      col('goal', 'id'),
-      col('payload', 'json'),
-      col('publisher', 'id'),
-      col('visibility', ['private', 'public']),
-      col('priority', 'int'),
-      col('status', ['open', 'claimed', 'fulfilled', 'dead']),
-      col('run_at', 'time'),
-      col('created_at', 'time'),
-      col('expires_at', 'time'),
-      col('max_attempts', 'count'),
-      col('claim_attempts', 'count'),
-      col('backoff_base', 'real'),
-      col('ttl', 'real'),
-      col('target_worker', 'id?'),
-      col('required_capability', 'id?'),
-      col('claim_token', 'id?'),
-      col('claim_expires_at', 'time?'),
-      col('claimer', 'id?'),
-      col('worker_id', 'id?'),
-      col('result', 'json?'),
-      col('result_type', ['json', 'text'], true),
-      col('completed_at', 'time?'),
-      col('error', 'text?'),
-      col('dead_reason', 'text?'),
-      { ...col('schedule', 'id?'), added: true },
-      { ...col('scheduled_for', 'time?'), added: true },
-    ],
+    // Every column, from the one table of the intent's members.
+    columns: INTENT_MEMBERS.map(memberColumn),
   },
   idempotency: {
     type: 'idempotency',

@@ -1,0 +1,132 @@
+/**
+ * The answers' JSON schemas (protocol/src/schemas.ts), from which the SDK's wire types are
+ * made, hold the bus's real answers: every member they require is there with its type, and
+ * an answer has no member they do not name. Every answer of an intent's life is checked,
+ * in each state, on the store the suite runs on (both, through the server-pg project).
+ */
+import Ajv from 'ajv';
+import { schemas } from '@intent-bus/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBus, type TestBus } from './helpers.js';
+
+const ajv = new Ajv.default({ allErrors: true, strict: false });
+const check = (schema: object) => {
+  const validate = ajv.compile(schema);
+  return (answer: unknown): void => {
+    validate(answer);
+    expect(validate.errors ?? [], JSON.stringify(answer)).toEqual([]);
+  };
+};
+const publishResponse = check(schemas.publishResponse);
+const claimedIntent = check(schemas.claimedIntent);
+const statusObject = check(schemas.statusObject);
+const resultObject = check(schemas.resultObject);
+const adminIntent = check(schemas.adminIntent);
+const deadLetter = check(schemas.deadLetter);
+const keyInfo = check(schemas.keyInfo);
+const scheduleObject = check(schemas.scheduleObject);
+const scheduleDetail = check(schemas.scheduleDetail);
+const scheduleTriggered = check(schemas.scheduleTriggered);
+
+describe('the answer schemas', () => {
+  let t: TestBus;
+  beforeAll(async () => {
+    t = await startTestBus();
+  });
+  afterAll(async () => t.close());
+
+  /** Every view of an intent, checked against its schema. */
+  async function views(id: string): Promise<void> {
+    statusObject((await t.api('GET', `/status/${id}`)).json);
+    resultObject((await t.api('GET', `/result/${id}`)).json);
+    adminIntent((await t.api('GET', `/admin/intents/${id}`, { admin: true })).json);
+  }
+
+  it('refuse an answer with a member missing, mistyped or unknown', () => {
+    const validate = ajv.compile(schemas.publishResponse);
+    expect(validate({ id: 'a', status: 'published', namespace: 'n' })).toBe(true);
+    expect(validate({ id: 'a', status: 'published' })).toBe(false);
+    expect(validate({ id: 'a', status: 'queued', namespace: 'n' })).toBe(false);
+    expect(validate({ id: 'a', status: 'published', namespace: 'n', extra: 1 })).toBe(false);
+  });
+
+  it('hold a publish, a claim and every view of an intent in each of its states', async () => {
+    const pub = await t.api('POST', '/intent', {
+      body: { goal: 'answers', payload: { n: 1 }, namespace: 'ans', max_attempts: 2 },
+    });
+    expect(pub.status).toBe(201);
+    publishResponse(pub.json);
+    const id = pub.json.id as string;
+    await views(id); // open
+
+    const claim = await t.api('POST', '/claim?namespace=ans', {
+      headers: { 'x-worker-id': 'w1' },
+    });
+    expect(claim.status).toBe(200);
+    claimedIntent(claim.json);
+    await views(id); // claimed
+
+    const token = claim.json.claim_token as string;
+    expect(
+      (await t.api('POST', `/fail/${id}`, { body: { claim_token: token, error: 'no' } })).status,
+    ).toBe(200);
+    await views(id); // open again, with an error
+
+    // Open again after its backoff: the admin's retry makes it claimable now.
+    statusObject((await t.api('POST', `/admin/intents/${id}/retry`, { admin: true })).json.intent);
+    const again = await t.api('POST', '/claim?namespace=ans');
+    expect(again.json.id).toBe(id);
+    const fulfil = await t.api('POST', `/fulfill/${id}`, {
+      body: { claim_token: again.json.claim_token, result: 'done', result_type: 'text' },
+    });
+    expect(fulfil.status).toBe(200);
+    await views(id); // fulfilled
+
+    const dead = await t.api('POST', '/intent', {
+      body: { goal: 'answers', payload: 1, namespace: 'ans' },
+    });
+    const deadId = dead.json.id as string;
+    expect((await t.api('POST', `/admin/intents/${deadId}/cancel`, { admin: true })).status).toBe(
+      200,
+    );
+    await views(deadId); // dead, with its reason
+    expect((await t.api('GET', `/status/${deadId}`)).json.dead_reason).toBe('cancelled');
+
+    const list = await t.api('GET', '/admin/intents?namespace=ans', { admin: true });
+    expect(list.json.items.length).toBe(2);
+    for (const item of list.json.items) statusObject(item);
+    const retried = await t.api('POST', `/admin/intents/${deadId}/retry`, { admin: true });
+    statusObject(retried.json.intent);
+
+    const cancelled = await t.api('POST', '/intent', {
+      body: { goal: 'answers', payload: 1, namespace: 'ans' },
+    });
+    await t.api('POST', `/admin/intents/${cancelled.json.id}/cancel`, { admin: true });
+    const letters = await t.api('GET', '/admin/dead?namespace=ans', { admin: true });
+    expect(letters.json.length).toBe(1);
+    for (const letter of letters.json) deadLetter(letter);
+  });
+
+  it('hold the keys and the schedules', async () => {
+    await t.newKey('answers');
+    const keys = await t.api('GET', '/admin/keys', { admin: true });
+    expect(keys.json.length).toBeGreaterThan(0);
+    for (const key of keys.json) keyInfo(key);
+
+    const put = await t.api('PUT', '/schedules/answers', {
+      body: { every: 3600, intent: { goal: 'answers', payload: { n: 1 }, priority: 5 } },
+    });
+    expect(put.status).toBe(201);
+    scheduleObject(put.json);
+    const trigger = await t.api('POST', '/schedules/answers/trigger');
+    expect(trigger.status).toBe(201);
+    scheduleTriggered(trigger.json);
+    const detail = await t.api('GET', '/schedules/answers');
+    expect(detail.json.runs.length).toBe(1);
+    scheduleDetail(detail.json);
+    for (const s of (await t.api('GET', '/schedules')).json) scheduleObject(s);
+    const paused = await t.api('POST', '/schedules/answers/pause');
+    scheduleObject(paused.json);
+    scheduleDetail((await t.api('GET', '/schedules/answers')).json);
+  });
+});
