@@ -54,6 +54,22 @@ const scheduleIntent = {
   },
 } as const;
 
+/**
+ * The alert a schedule publishes when a run dies or misses its deadline: its goal, its
+ * namespace and members added to the alert's payload (an object; the bus's own members,
+ * schedule, run, reason, error and deadline, are refused there by the server).
+ */
+const scheduleAlert = {
+  type: 'object',
+  required: ['goal'],
+  additionalProperties: false,
+  properties: {
+    goal: publishBody.properties.goal,
+    namespace: publishBody.properties.namespace,
+    payload: { type: 'object' },
+  },
+} as const;
+
 /** PUT /schedules/:name. Either cron or every (checked by the server, naming the field). */
 export const scheduleBody = {
   type: 'object',
@@ -71,6 +87,12 @@ export const scheduleBody = {
     overlap: { type: 'string', enum: ['allow', 'skip'] },
     catch_up: { type: 'string', enum: ['none', 'latest', 'all'] },
     paused: { type: 'boolean' },
+    deadline: {
+      type: 'integer',
+      minimum: L.scheduleDeadlineSeconds.min,
+      maximum: L.scheduleDeadlineSeconds.max,
+    },
+    on_failure: scheduleAlert,
   },
 } as const;
 

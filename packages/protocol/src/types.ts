@@ -127,6 +127,34 @@ export interface ScheduleRequest {
   overlap?: Overlap;
   catch_up?: CatchUp;
   paused?: boolean;
+  /** Seconds after its tick by which a run must be fulfilled, else it is missed. */
+  deadline?: number;
+  on_failure?: ScheduleAlert;
+}
+
+/** The alert of a schedule (schemas.scheduleBody's on_failure). */
+export interface ScheduleAlert {
+  goal: string;
+  namespace?: string;
+  /** Members added to the alert's payload. */
+  payload?: Record<string, unknown>;
+}
+
+/** Why a run's alert was published. */
+export type RunFailure = 'dead' | 'missed';
+
+/** What became of a run: its status, `cancelled` (dead by an admin's cancel) or `missed`. */
+export type RunOutcome = IntentStatus | 'cancelled' | 'missed';
+
+/** The payload of a schedule's alert, before the members of on_failure.payload. */
+export interface ScheduleAlertPayload {
+  schedule: string;
+  run: { id: string; scheduled_for: number; status: IntentStatus };
+  reason: RunFailure;
+  /** dead: the run's last error (or its dead reason); missed: null. */
+  error: string | null;
+  /** The schedule's deadline in seconds (null without one). */
+  deadline: number | null;
 }
 
 /** A schedule as the bus answers it. */
@@ -147,6 +175,8 @@ export interface Schedule {
   last_tick: number;
   /** Null while paused, or when it never fires again. */
   next_run_at: number | null;
+  deadline: number | null;
+  on_failure: ScheduleAlert | null;
 }
 
 /** One run of a schedule: its intent, by the tick it is for. */
@@ -158,6 +188,10 @@ export interface ScheduleRun {
   created_at: number;
   completed_at: number | null;
   dead_reason: string | null;
+  /** What became of it; `missed` once its deadline passed before it was fulfilled. */
+  outcome: RunOutcome;
+  /** The alert published for it (on_failure), or null. */
+  alert_id: string | null;
 }
 
 /** GET /schedules/:name. */

@@ -12,6 +12,7 @@ import { ConfigError } from './config.js';
 import { systemClock, type Clock, type Random } from './core/clock.js';
 import { SlidingWindowLimiter } from './core/rate-limit.js';
 import { Housekeeper } from './housekeeping/housekeeper.js';
+import { runDied } from './ops/schedules.js';
 import { buildApp } from './http/app.js';
 import { Authenticator } from './http/auth.js';
 import type { BusContext } from './http/context.js';
@@ -139,6 +140,8 @@ export async function startBus(options: BusOptions): Promise<Bus> {
         });
   const metrics = new BusMetrics(store, () => hub.waiting);
   const events = new BusEvents(relay ?? local, metrics, clock);
+  // A schedule's run that dies: its failure is recorded and its alert published, once.
+  events.onRunDied((row) => void runDied({ store, events, clock, log: logger }, row));
   const housekeeper = new Housekeeper({
     store,
     events,
