@@ -4,6 +4,7 @@ import {
   type ExactSchedule,
   type ExactScheduleDetail,
   type Schedule,
+  type ScheduleSpec,
 } from '@intent-bus/sdk';
 import { jsonArg, numberArg, type Command, type Context } from './commands.js';
 import { EXIT, Exit, indentJson, plural, UsageError } from './output.js';
@@ -12,11 +13,14 @@ const iso = (s: number | null): string => (s === null ? '-' : new Date(s * 1000)
 
 /** A schedule answer's JSON text, the runs' payload spliced in as the bus sent it. */
 function answerText(s: ExactSchedule | ExactScheduleDetail): string {
-  const { payloadText, intent, ...rest } = s;
+  const { payloadText, onFailureText, intent, on_failure: _onFailure, ...rest } = s;
   const { payload: _payload, ...fields } = intent;
   const out = rest as Record<string, unknown>;
   delete out.created;
-  return withRawMembers(out, { intent: withRawMembers(fields, { payload: payloadText }) });
+  return withRawMembers(out, {
+    intent: withRawMembers(fields, { payload: payloadText }),
+    on_failure: onFailureText,
+  });
 }
 
 const line = (s: Schedule): string =>
@@ -29,6 +33,12 @@ function human(s: ExactSchedule | ExactScheduleDetail): string {
     `publishes: ${s.intent.goal} (namespace ${s.intent.namespace ?? 'default'})`,
     `payload:   ${indentJson(s.payloadText)}`,
     `overlap:   ${s.overlap}, catch-up ${s.catch_up}`,
+    `deadline:  ${s.deadline === null ? 'none' : `${s.deadline} s after each tick`}`,
+    `on failure: ${
+      s.on_failure === null
+        ? 'no alert'
+        : `alert ${s.on_failure.goal} (namespace ${s.on_failure.namespace ?? 'default'})`
+    }`,
     `state:     ${s.paused ? 'paused' : `active, next run ${iso(s.next_run_at)}`}`,
   ];
   if ('runs' in s) {
@@ -38,11 +48,35 @@ function human(s: ExactSchedule | ExactScheduleDetail): string {
       s.runs.length === 0
         ? 'runs:      none yet'
         : `runs:      ${s.runs
-            .map((r) => `${iso(r.scheduled_for)}  ${r.status.padEnd(9)}  ${r.id}`)
+            .map(
+              (r) =>
+                `${iso(r.scheduled_for)}  ${r.outcome.padEnd(9)}  ${r.id}` +
+                (r.outcome !== r.status ? `  (${r.status})` : '') +
+                (r.alert_id !== null ? `  alert ${r.alert_id}` : ''),
+            )
             .join('\n           ')}`,
     );
   }
   return lines.join('\n');
+}
+
+/** --on-failure GOAL [--on-failure-namespace NS] [--on-failure-payload JSON]. */
+function onFailure(v: Context['values']): ScheduleSpec['onFailure'] {
+  const goal = v['on-failure'] as string | undefined;
+  const namespace = v['on-failure-namespace'] as string | undefined;
+  const payload = v['on-failure-payload'] as string | undefined;
+  if (goal === undefined) {
+    if (namespace !== undefined || payload !== undefined)
+      throw new UsageError(
+        '--on-failure-namespace and --on-failure-payload need --on-failure GOAL',
+      );
+    return undefined;
+  }
+  return {
+    goal,
+    namespace,
+    payloadText: payload === undefined ? undefined : jsonArg('--on-failure-payload', payload),
+  };
 }
 
 async function set(ctx: Context, [name, goal, json]: string[]): Promise<void> {
@@ -64,6 +98,8 @@ async function set(ctx: Context, [name, goal, json]: string[]): Promise<void> {
     overlap: choice('overlap', ['allow', 'skip'] as const),
     catchUp: choice('catch-up', ['none', 'latest', 'all'] as const),
     paused: v.paused === true ? true : undefined,
+    deadline: numberArg('deadline', v.deadline as string | undefined),
+    onFailure: onFailure(v),
     intent: {
       goal: goal!,
       payloadText: jsonArg('PAYLOAD', json!),
@@ -144,10 +180,13 @@ export const schedule: Command = {
   summary: 'recurring jobs: set, list, show, pause, resume, trigger, rm',
   usage: `intent-bus schedule set NAME (--cron EXPR | --every S) [--tz ZONE] GOAL PAYLOAD
                     [--overlap allow|skip] [--catch-up none|latest|all] [--paused]
+                    [--deadline S] [--on-failure GOAL [--on-failure-namespace NS]
+                    [--on-failure-payload JSON]]
                     [-n NS] [--priority N] [--public] [--target ID] [--capability C]
                     [--max-attempts N] [--backoff-base S] [--ttl S]
 intent-bus schedule list
-intent-bus schedule show NAME           the next runs and the last ${plural(20, 'run')}
+intent-bus schedule show NAME           the next runs and the last ${plural(20, 'run')}, each
+                                        with its outcome (missed, dead, ...) and alert
 intent-bus schedule pause NAME | resume NAME | trigger NAME | rm NAME
 
   --cron EXPR      5 fields (minute hour day month weekday), or 6 with seconds first,
@@ -155,6 +194,10 @@ intent-bus schedule pause NAME | resume NAME | trigger NAME | rm NAME
   --every S        every S seconds, on the epoch's grid (--every 60: each minute)
   --overlap skip   no new run while the last one is open or claimed
   --catch-up       ticks missed while the bus was down: none, latest (default), or all
+  --deadline S     a run not fulfilled S seconds after its tick is missed
+  --on-failure G   when a run dies or is missed, publish an alert intent of goal G whose
+                   payload names the schedule, the run and the reason (with the members
+                   of --on-failure-payload, a JSON object), in --on-failure-namespace
   set again with the same flags changes nothing; trigger publishes one run now.`,
   options: {
     cron: { type: 'string' },
@@ -163,6 +206,10 @@ intent-bus schedule pause NAME | resume NAME | trigger NAME | rm NAME
     overlap: { type: 'string' },
     'catch-up': { type: 'string' },
     paused: { type: 'boolean' },
+    deadline: { type: 'string' },
+    'on-failure': { type: 'string' },
+    'on-failure-namespace': { type: 'string' },
+    'on-failure-payload': { type: 'string' },
     namespace: { type: 'string', short: 'n' },
     priority: { type: 'string' },
     public: { type: 'boolean' },

@@ -57,9 +57,10 @@ const NOUNS: Record<string, [string, string]> = {
   kv: ['KV entry', 'KV entries'],
   nonce: ['nonce', 'nonces'],
   schedule: ['schedule', 'schedules'],
+  run_failure: ['run failure', 'run failures'],
 };
 
-/** "2 keys, 1 intent, 0 idempotency records, 3 KV entries, 0 nonces and 1 schedule" */
+/** "2 keys, 1 intent, 0 idempotency records, 3 KV entries, 0 nonces, 1 schedule and 0 run failures" */
 function describeCounts(counts: Record<string, number>): string {
   const parts = Object.entries(counts).map(([t, n]) => `${n} ${NOUNS[t]?.[n === 1 ? 0 : 1] ?? t}`);
   return parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}` : parts[0]!;

@@ -71,6 +71,8 @@ const EXERCISED: Record<string, string[]> = {
     '--max-waiters-per-key',
     '--max-waiters',
     '--retention-seconds',
+    '--schedules',
+    '--schedules-file',
     '--log-level',
     '--help',
     '-h',
@@ -121,6 +123,10 @@ const EXERCISED: Record<string, string[]> = {
     '--max-attempts',
     '--backoff-base',
     '--ttl',
+    '--deadline',
+    '--on-failure',
+    '--on-failure-namespace',
+    '--on-failure-payload',
   ],
 };
 
@@ -1341,6 +1347,11 @@ describe('serve', () => {
       [['--max-waiters-per-key', 'x'], /--max-waiters-per-key/],
       [['--max-waiters', 'x'], /--max-waiters/],
       [['--retention-seconds', '1'], /--retention-seconds/],
+      [
+        ['--schedules', join(dir, 'none.json')],
+        /BUS_SCHEDULES_FILE: \S+none\.json: cannot read it/,
+      ],
+      [['--schedules-file', join(dir, 'none.json')], /BUS_SCHEDULES_FILE: .*\(ENOENT\)/],
       [['--log-level', 'loud'], /--log-level/],
       [['--metrics-token'], /argument missing/],
       [['--host'], /argument missing/],
@@ -1760,6 +1771,77 @@ describe('help', () => {
     });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('cron');
+  });
+
+  it('schedule: --deadline and --on-failure; show prints each run outcome, missed and dead, and its alert', async () => {
+    const g = goal('sched-alert');
+    const alertGoal = goal('sched-alert-phone');
+    const made = await cli(
+      [
+        'schedule',
+        'set',
+        'watched',
+        g,
+        '{}',
+        '--every',
+        '3600',
+        '--paused',
+        '--max-attempts',
+        '1',
+        '--deadline',
+        '1',
+        '--on-failure',
+        alertGoal,
+        '--on-failure-namespace',
+        'cli-ops',
+        '--on-failure-payload',
+        '{"to":12345678901234567890}',
+        '--json',
+      ],
+      { env: env() },
+    );
+    expect(made.code, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout)).toMatchObject({
+      deadline: 1,
+      on_failure: { goal: alertGoal, namespace: 'cli-ops' },
+    });
+    expect(made.stdout).toContain('"payload":{"to":12345678901234567890}');
+    // One run missed (nobody takes it), one that dies (a worker fails it).
+    const missed = JSON.parse(
+      (await cli(['schedule', 'trigger', 'watched', '--json'], { env: env() })).stdout,
+    ).id as string;
+    await new Promise((r) => setTimeout(r, 2500));
+    const c = await bus.api('POST', `/claim?goal=${g}`);
+    expect(c.json.id).toBe(missed);
+    await bus.api('POST', `/fulfill/${missed}`, { body: { claim_token: c.json.claim_token } });
+    await new Promise((r) => setTimeout(r, 5));
+    const dies = JSON.parse(
+      (await cli(['schedule', 'trigger', 'watched', '--json'], { env: env() })).stdout,
+    ).id as string;
+    const d = await bus.api('POST', `/claim?goal=${g}`);
+    expect(d.json.id).toBe(dies);
+    await bus.api('POST', `/fail/${dies}`, {
+      body: { claim_token: d.json.claim_token, error: 'broken' },
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const shown = await cli(['schedule', 'show', 'watched'], { env: env() });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('deadline:  1 s after each tick');
+    expect(shown.stdout).toContain(`on failure: alert ${alertGoal} (namespace cli-ops)`);
+    expect(shown.stdout).toMatch(
+      new RegExp(
+        `\\S+Z +dead +${dies}  alert [0-9a-f]{32}\\n +\\S+Z +missed +${missed}  \\(fulfilled\\)  alert [0-9a-f]{32}`,
+      ),
+    );
+    const orphan = await cli(
+      ['schedule', 'set', 'x', g, '{}', '--every', '60', '--on-failure-namespace', 'n'],
+      {
+        env: env(),
+      },
+    );
+    expect(orphan.code).toBe(2);
+    expect(orphan.stderr).toContain('need --on-failure GOAL');
+    await cli(['schedule', 'rm', 'watched'], { env: env() });
   });
 
   // Last: it reads what the tests above passed.

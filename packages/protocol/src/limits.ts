@@ -33,4 +33,6 @@ export const LIMITS = {
   scheduleTimezoneMaxLength: 64,
   scheduleNextShown: 5,
   scheduleRunsShown: 20,
+  /** A run not fulfilled this many seconds after its tick is missed. */
+  scheduleDeadlineSeconds: { min: 1, max: 31_622_400 },
 } as const;

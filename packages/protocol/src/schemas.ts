@@ -77,6 +77,22 @@ const scheduleIntent = {
   },
 } as const;
 
+/**
+ * The alert a schedule publishes when a run dies or misses its deadline: its goal, its
+ * namespace and members added to the alert's payload (an object; the bus's own members,
+ * schedule, run, reason, error and deadline, are refused there by the server).
+ */
+export const scheduleAlert = {
+  type: 'object',
+  required: ['goal'],
+  additionalProperties: false,
+  properties: {
+    goal: publishBody.properties.goal,
+    namespace: publishBody.properties.namespace,
+    payload: { type: 'object' },
+  },
+} as const;
+
 /** PUT /schedules/:name. Either cron or every (checked by the server, naming the field). */
 export const scheduleBody = {
   type: 'object',
@@ -94,6 +110,12 @@ export const scheduleBody = {
     overlap: { type: 'string', enum: ['allow', 'skip'] },
     catch_up: { type: 'string', enum: ['none', 'latest', 'all'] },
     paused: { type: 'boolean' },
+    deadline: {
+      type: 'integer',
+      minimum: L.scheduleDeadlineSeconds.min,
+      maximum: L.scheduleDeadlineSeconds.max,
+    },
+    on_failure: scheduleAlert,
   },
 } as const;
 
@@ -410,6 +432,8 @@ export const scheduleObject = {
     'updated_at',
     'last_tick',
     'next_run_at',
+    'deadline',
+    'on_failure',
   ],
   properties: {
     name: { type: 'string' },
@@ -428,6 +452,9 @@ export const scheduleObject = {
     last_tick: seconds,
     // Null while paused, or when it never fires again.
     next_run_at: nullableSeconds,
+    // Seconds after its tick by which a run must be fulfilled, else it is missed.
+    deadline: { type: ['integer', 'null'] },
+    on_failure: { ...scheduleAlert, type: ['object', 'null'] },
   },
 } as const;
 
@@ -443,6 +470,8 @@ export const scheduleRun = {
     'created_at',
     'completed_at',
     'dead_reason',
+    'outcome',
+    'alert_id',
   ],
   properties: {
     id: { type: 'string' },
@@ -452,6 +481,32 @@ export const scheduleRun = {
     created_at: seconds,
     completed_at: nullableSeconds,
     dead_reason: nullableText,
+    // What became of it: its status, cancelled (dead by an admin's cancel), or missed once
+    // its deadline passed before it was fulfilled.
+    outcome: { type: 'string', enum: [...intentStatus.enum, 'cancelled', 'missed'] },
+    // The alert published for it (on_failure), or null.
+    alert_id: nullableText,
+  },
+} as const;
+
+/** The payload of a schedule's alert, before the members of on_failure.payload. */
+export const scheduleAlertPayload = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['schedule', 'run', 'reason', 'error', 'deadline'],
+  properties: {
+    schedule: { type: 'string' },
+    run: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'scheduled_for', 'status'],
+      properties: { id: { type: 'string' }, scheduled_for: seconds, status: intentStatus },
+    },
+    reason: { type: 'string', enum: ['dead', 'missed'] },
+    // dead: the run's last error (or its dead reason); missed: null.
+    error: nullableText,
+    // The schedule's deadline in seconds (null without one).
+    deadline: { type: ['integer', 'null'] },
   },
 } as const;
 

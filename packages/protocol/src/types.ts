@@ -53,6 +53,14 @@ export type ScheduleIntent = ScheduleRequest['intent'];
 export type Schedule = FromSchema<typeof schemas.scheduleObject>;
 /** One run of a schedule: its intent, by the tick it is for. */
 export type ScheduleRun = FromSchema<typeof schemas.scheduleRun>;
+/** The alert of a schedule (on_failure). */
+export type ScheduleAlert = FromSchema<typeof schemas.scheduleAlert>;
+/** Why a run's alert was published. */
+export type RunFailure = FromSchema<Props<typeof schemas.scheduleAlertPayload>['reason']>;
+/** What became of a run: its status, `cancelled` (dead by an admin's cancel) or `missed`. */
+export type RunOutcome = FromSchema<Props<typeof schemas.scheduleRun>['outcome']>;
+/** The payload of a schedule's alert, before the members of on_failure.payload. */
+export type ScheduleAlertPayload = FromSchema<typeof schemas.scheduleAlertPayload>;
 /** GET /schedules/:name. */
 export type ScheduleDetail = FromSchema<typeof schemas.scheduleDetail>;
 /** POST /schedules/:name/trigger. */

@@ -47,7 +47,7 @@ import {
   ServerError,
   errorFromResponse,
 } from './errors.js';
-import { exactText } from './json-text.js';
+import { exactText, type JsonText } from './json-text.js';
 import { newNonce, signedHeaders } from './signing.js';
 
 export interface IntentClientOptions {
@@ -156,15 +156,31 @@ export interface ScheduleSpec {
   catchUp?: ScheduleRequest['catch_up'];
   /** Absent: a new schedule is active, an existing one keeps its state. */
   paused?: boolean;
+  /** Seconds after its tick by which a run must be fulfilled, else it is missed. */
+  deadline?: number;
+  /**
+   * The alert published when a run dies or misses its deadline: an intent of `goal` (in
+   * `namespace`) whose payload names the schedule, the run and the reason, with the members
+   * of `payload` (an object, or `payloadText`: its text, sent exactly as written).
+   */
+  onFailure?: {
+    goal: string;
+    namespace?: string;
+    payload?: Record<string, unknown> | JsonText;
+    payloadText?: string;
+  };
 }
 
 /** A schedule as the bus answers it, with the exact text of its runs' payload. */
 export interface ExactSchedule extends Schedule {
   payloadText: string;
+  /** The exact text of `on_failure` (its payload as sent), or null. */
+  onFailureText: string | null;
 }
 
 export interface ExactScheduleDetail extends ScheduleDetail {
   payloadText: string;
+  onFailureText: string | null;
 }
 
 interface RequestSpec {
@@ -621,9 +637,14 @@ export class AdminApi {
   }
 }
 
-/** The payload text of a schedule answer's intent. */
-const intentPayloadText = (a: Answer): string =>
-  rawMember(rawMember(a.text, 'intent') ?? '{}', 'payload') ?? 'null';
+/** The payload text of a schedule answer's intent, and its on_failure's text. */
+const exactTexts = (a: Answer): { payloadText: string; onFailureText: string | null } => {
+  const onFailure = rawMember(a.text, 'on_failure');
+  return {
+    payloadText: rawMember(rawMember(a.text, 'intent') ?? '{}', 'payload') ?? 'null',
+    onFailureText: onFailure === undefined || onFailure === 'null' ? null : onFailure,
+  };
+};
 
 /** The schedules of this client's key, reached as `client.schedules`. */
 export class ScheduleApi {
@@ -650,17 +671,27 @@ export class ScheduleApi {
     if (spec.overlap !== undefined) body.overlap = spec.overlap;
     if (spec.catchUp !== undefined) body.catch_up = spec.catchUp;
     if (spec.paused !== undefined) body.paused = spec.paused;
+    if (spec.deadline !== undefined) body.deadline = spec.deadline;
+    const raw: Record<string, string> = { intent: intentText };
+    if (spec.onFailure !== undefined) {
+      const { payload: alertPayload, payloadText: alertText, ...alert } = spec.onFailure;
+      const text = exactText('onFailure.payload', alertPayload, 'onFailure.payloadText', alertText);
+      raw.on_failure =
+        text === undefined && alertPayload === undefined
+          ? JSON.stringify(alert)
+          : withRawMembers(alert, { payload: text ?? JSON.stringify(alertPayload) });
+    }
     const a = await this.client.request({
       method: 'PUT',
       path: this.path(name),
       body,
-      raw: { intent: intentText },
+      raw,
       // The same PUT twice changes nothing: safe to send again.
       retry: true,
     });
     return {
       ...(a.body as Schedule),
-      payloadText: intentPayloadText(a),
+      ...exactTexts(a),
       created: a.status === 201,
     };
   }
@@ -675,7 +706,7 @@ export class ScheduleApi {
   async get(name: string): Promise<ExactScheduleDetail | undefined> {
     try {
       const a = await this.client.request({ method: 'GET', path: this.path(name), retry: true });
-      return { ...(a.body as ScheduleDetail), payloadText: intentPayloadText(a) };
+      return { ...(a.body as ScheduleDetail), ...exactTexts(a) };
     } catch (err) {
       if (err instanceof IntentBusError && err.status === 404) return undefined;
       throw err;
@@ -709,7 +740,7 @@ export class ScheduleApi {
       path: this.path(name, action),
       retry: true,
     });
-    return { ...(a.body as Schedule), payloadText: intentPayloadText(a) };
+    return { ...(a.body as Schedule), ...exactTexts(a) };
   }
 
   /** Publishes one run now (not retried: a lost answer may have published it). */

@@ -53,4 +53,37 @@ describe('client.schedules', () => {
       c.schedules.set('bad', { cron: 'not cron', intent: { goal, payload: {} } }),
     ).rejects.toBeInstanceOf(ValidationError);
   });
+
+  it('sets a deadline and an alert (its payload as written); get shows each run outcome and alert', async () => {
+    const c = clientOf(t);
+    const goal = uniqueGoal('sched-alert');
+    const alertGoal = uniqueGoal('sched-alert-to');
+    const made = await c.schedules.set('sdk-alert', {
+      every: 3600,
+      paused: true,
+      deadline: 1,
+      onFailure: { goal: alertGoal, payloadText: '{"to":12345678901234567890}' },
+      intent: { goal, payload: {} },
+    });
+    expect(made).toMatchObject({ deadline: 1, on_failure: { goal: alertGoal } });
+    expect(made.onFailureText).toBe(
+      `{"goal":"${alertGoal}","payload":{"to":12345678901234567890}}`,
+    );
+    const run = await c.schedules.trigger('sdk-alert');
+    const alert = await c.claim({ goal: alertGoal, waitSeconds: 5 });
+    expect(alert!.payload).toMatchObject({
+      schedule: 'sdk-alert',
+      reason: 'missed',
+      run: { id: run.id },
+    });
+    expect(alert!.payloadText).toContain('"to":12345678901234567890');
+    const shown = await c.schedules.get('sdk-alert');
+    expect(shown!.runs[0]).toMatchObject({ id: run.id, outcome: 'missed', alert_id: alert!.id });
+    const plain = await c.schedules.set('sdk-alert', {
+      every: 3600,
+      intent: { goal, payload: {} },
+    });
+    expect(plain).toMatchObject({ deadline: null, on_failure: null, onFailureText: null });
+    await c.schedules.delete('sdk-alert');
+  });
 });

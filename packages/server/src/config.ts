@@ -96,6 +96,13 @@ const SETTINGS = [
     default: 604_800,
   },
   {
+    key: 'schedulesFile',
+    env: 'BUS_SCHEDULES_FILE',
+    flagAliases: ['schedules'],
+    kind: str,
+    default: null,
+  },
+  {
     key: 'logLevel',
     env: 'BUS_LOG_LEVEL',
     kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -168,6 +175,12 @@ const HELP: Record<string, [value: string, meaning: string, unset?: string]> = {
   BUS_MAX_WAITERS_PER_KEY: ['N', 'long polls one tester key may hold open'],
   BUS_MAX_WAITERS: ['N', 'long polls the node holds open'],
   BUS_RETENTION_SECONDS: ['S', 'how long fulfilled and dead intents are kept'],
+  BUS_SCHEDULES_FILE: [
+    'FILE',
+    'a JSON object of schedules, name → PUT /schedules body, made or replaced at start ' +
+      'for the main key',
+    'unset',
+  ],
   BUS_LOG_LEVEL: ['LEVEL', 'JSON logs on stdout: fatal, error, warn, info, debug, trace, silent'],
 };
 

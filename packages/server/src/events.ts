@@ -6,7 +6,7 @@
  */
 import type { Clock } from './core/clock.js';
 import type { BusMetrics } from './metrics.js';
-import type { IntentRow } from './store/store.js';
+import type { FailureOutcome, IntentRow } from './store/store.js';
 import { announce } from './wake/announce.js';
 import type { WakeBus } from './wake/announce.js';
 
@@ -15,6 +15,8 @@ const MINUTES_KEPT = 60;
 export class BusEvents {
   /** Failed attempts per minute on this node (the store keeps no trace of retried ones). */
   private readonly failures = new Map<number, number>();
+  /** Told of every schedule run that dies (ops/schedules.ts runDied records its failure). */
+  private runDied: ((row: IntentRow) => void) | null = null;
 
   constructor(
     private readonly wake: WakeBus,
@@ -24,6 +26,7 @@ export class BusEvents {
 
   published(row: IntentRow): void {
     this.metrics.count('published', row.namespace, row.goal);
+    if (row.schedule !== null) this.metrics.scheduleRun('published', row.publisher, row.schedule);
     announce(this.wake, row);
   }
 
@@ -53,8 +56,25 @@ export class BusEvents {
 
   /** Any other change: TTL expiry, cancel, retry. */
   changed(row: IntentRow): void {
-    if (row.status === 'dead') this.metrics.count('dead', row.namespace, row.goal);
+    if (row.status === 'dead') {
+      this.metrics.count('dead', row.namespace, row.goal);
+      // Only a schedule's run goes further: nothing more for any other intent.
+      if (row.schedule !== null) this.runDied?.(row);
+    }
     announce(this.wake, row);
+  }
+
+  /** Who is told when a schedule's run dies (once: server.ts sets it). */
+  onRunDied(listener: (row: IntentRow) => void): void {
+    this.runDied = listener;
+  }
+
+  /** A run's failure recorded by this node (dead or missed; its alert is published apart). */
+  runFailed(out: FailureOutcome): void {
+    const event = out.reason === 'dead' ? 'failed' : 'missed';
+    this.metrics.scheduleRun(event, out.run.publisher, out.run.schedule!);
+    if (out.alert !== null)
+      this.metrics.scheduleRun('alerted', out.run.publisher, out.run.schedule!);
   }
 
   /** An API key was revoked: every node forgets it and ends its waiting requests. */

@@ -10,6 +10,9 @@ import type { StatusCount, Store } from './store/store.js';
 const MAX_LABEL_PAIRS = 500;
 const OTHER = '_other';
 
+/** What the schedule counters count: runs published, runs dead, runs missed, alerts. */
+export type ScheduleEvent = 'published' | 'failed' | 'missed' | 'alerted';
+
 export class BusMetrics {
   readonly registry = new Registry();
   private readonly pairs = new Set<string>();
@@ -17,6 +20,9 @@ export class BusMetrics {
     'published' | 'claimed' | 'fulfilled' | 'failed' | 'dead',
     Counter<'namespace' | 'goal'>
   >;
+  private readonly schedules: Record<ScheduleEvent, Counter<'owner' | 'schedule'>>;
+  /** Distinct (owner, schedule) pairs kept as labels; later ones count as "_other". */
+  private readonly schedulePairs = new Set<string>();
   private readonly latency: Histogram<'namespace'>;
   private readonly claimWait: Histogram<'namespace'>;
   private readonly http: Histogram<'method' | 'route' | 'status'>;
@@ -39,6 +45,29 @@ export class BusMetrics {
       fulfilled: counter('intent_bus_fulfilled_total', 'Intents fulfilled'),
       failed: counter('intent_bus_failed_total', 'Failed attempts: /fail or an expired lease'),
       dead: counter('intent_bus_dead_total', 'Intents that became dead letters'),
+    };
+    // By schedule: its owner's key id ("main" for the main key) and its name, since names
+    // are per key. Each is counted by the node that did it, once across nodes (the runs and
+    // failures have unique keys): sum the nodes for the bus.
+    const scheduleCounter = (name: string, help: string): Counter<'owner' | 'schedule'> =>
+      new Counter({ name, help, labelNames: ['owner', 'schedule'], registers: [registry] });
+    this.schedules = {
+      published: scheduleCounter(
+        'intent_bus_schedule_runs_published_total',
+        'Runs of a schedule published (ticks and triggers)',
+      ),
+      failed: scheduleCounter(
+        'intent_bus_schedule_runs_failed_total',
+        'Runs of a schedule that died (after their attempts, or expired)',
+      ),
+      missed: scheduleCounter(
+        'intent_bus_schedule_runs_missed_total',
+        'Runs of a schedule not fulfilled by their deadline',
+      ),
+      alerted: scheduleCounter(
+        'intent_bus_schedule_alerts_total',
+        'Alerts published for failed runs (on_failure)',
+      ),
     };
     const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
     this.latency = new Histogram({
@@ -142,6 +171,18 @@ export class BusMetrics {
     const l = this.labels(namespace, goal);
     this.child(`${event}\u0000${l.namespace}\u0000${l.goal}`, () =>
       this.counters[event].labels(l),
+    ).inc();
+  }
+
+  /** A schedule's run event, new (owner, schedule) pairs past the bound as "_other". */
+  scheduleRun(event: ScheduleEvent, owner: string, schedule: string): void {
+    let pair = `${owner}\u0000${schedule}`;
+    if (!this.schedulePairs.has(pair)) {
+      if (this.schedulePairs.size < MAX_LABEL_PAIRS) this.schedulePairs.add(pair);
+      else [owner, schedule, pair] = [OTHER, OTHER, `${OTHER}\u0000${OTHER}`];
+    }
+    this.child(`schedule\u0000${event}\u0000${pair}`, () =>
+      this.schedules[event].labels({ owner, schedule }),
     ).inc();
   }
 

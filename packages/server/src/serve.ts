@@ -20,7 +20,7 @@ ${serveFlags()
     // An alias (--db) is the short name the README uses: it comes first.
     const [name, ...others] = [...f.aliases, f.flag].map((n) => `--${n}`);
     const head = `  ${name} ${f.value}${others.length > 0 ? ` (or ${others.join(', ')})` : ''}`;
-    return `${head.padEnd(38)} ${f.envs.join(', ')}\n      ${f.meaning}. Default: ${f.default}`;
+    return `${head.padEnd(37)}  ${f.envs.join(', ')}\n      ${f.meaning}. Default: ${f.default}`;
   })
   .join('\n')}
 `;

@@ -12,6 +12,8 @@ import { ConfigError } from './config.js';
 import { systemClock, type Clock, type Random } from './core/clock.js';
 import { SlidingWindowLimiter } from './core/rate-limit.js';
 import { Housekeeper } from './housekeeping/housekeeper.js';
+import { runDied } from './ops/schedules.js';
+import { declareSchedules } from './schedules-file.js';
 import { buildApp } from './http/app.js';
 import { Authenticator } from './http/auth.js';
 import type { BusContext } from './http/context.js';
@@ -94,6 +96,16 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           `cannot prepare ${config.dbPath}: ${(err as Error).message}`,
         );
   }
+  if (config.schedulesFile != null) {
+    try {
+      const counts = await declareSchedules(opened, config.schedulesFile, clock.now());
+      logger.info({ file: config.schedulesFile, ...counts }, 'declared schedules');
+    } catch (err) {
+      await opened.close();
+      releaseFile();
+      throw err;
+    }
+  }
   // Every store call of the bus reports its failures to the health tracker (/health).
   const storeHealth = new StoreHealth({ store: opened, clock, log: logger });
   const store = storeHealth.watch();
@@ -139,6 +151,8 @@ export async function startBus(options: BusOptions): Promise<Bus> {
         });
   const metrics = new BusMetrics(store, () => hub.waiting);
   const events = new BusEvents(relay ?? local, metrics, clock);
+  // A schedule's run that dies: its failure is recorded and its alert published, once.
+  events.onRunDied((row) => void runDied({ store, events, clock, log: logger }, row));
   const housekeeper = new Housekeeper({
     store,
     events,

@@ -54,7 +54,7 @@ describe('README examples', () => {
     expect(out).not.toContain('"error":{');
   });
 
-  it('sets and shows the schedule that replaces a crontab line', () => {
+  it('sets and shows the schedule that replaces a crontab line, with its alert', () => {
     const block = shellBlocks.find((b) => b.includes('schedule set'));
     expect(block).toBeDefined();
     const env = { ...process.env, INTENT_BUS_URL: server.url };
@@ -67,6 +67,9 @@ describe('README examples', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('nightly-backup');
     expect(r.stdout).toMatch(/03:00/);
+    // With its deadline and its alert.
+    expect(r.stdout).toContain('deadline:  3600 s after each tick');
+    expect(r.stdout).toContain('on failure: alert notify (namespace default)');
   });
 
   it('parses an empty claim (204) without a stack trace', () => {

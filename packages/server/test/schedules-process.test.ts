@@ -3,7 +3,8 @@
  * doubled, through kill -9. Three nodes on one PostgreSQL database with one SIGKILLed in
  * the middle (just as the ticker's pass of that second begins), and one SQLite bus
  * SIGKILLed and started again on its file a few seconds later (catch_up "all" publishes
- * the ticks of the stop).
+ * the ticks of the stop). And two nodes whose runs die or miss their deadlines: one alert per
+ * failed run, whichever node saw the death or made the deadline pass.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeApi, type Api } from './helpers.js';
@@ -127,5 +128,92 @@ describe('schedules on serve processes, through kill -9', () => {
     );
     expect(ticks.length).toBeGreaterThanOrEqual(10);
     expectEveryTickOnce(ticks, put.json.created_at, paused.json.last_tick);
+  }, 60_000);
+
+  it('two nodes on PostgreSQL: each run that dies or misses its deadline has one alert, none twice', async () => {
+    const db = await createDatabase('ib_alerts');
+    databases.push(db);
+    const env = serverEnv('/nonexistent/unused.db', {
+      BUS_DATABASE_URL: db.url,
+      BUS_LOG_LEVEL: 'info',
+    });
+    const nodes = await Promise.all([0, 1].map(() => startProcess(env)));
+    running.push(...nodes);
+    const [a, b] = nodes.map((n) => makeApi(n.url)) as [Api, Api];
+    const onFailure = { goal: 'mn.alert', payload: { to: 'ops' } };
+    // Runs a worker fails (one attempt: they die), and runs nobody takes (missed).
+    const work = await a('PUT', '/schedules/work', {
+      body: {
+        every: 1,
+        catch_up: 'all',
+        intent: { goal: 'mn.work', payload: {}, max_attempts: 1 },
+        on_failure: onFailure,
+      },
+    });
+    expect(work.status, work.text).toBe(201);
+    const idle = await b('PUT', '/schedules/idle', {
+      body: {
+        every: 1,
+        catch_up: 'all',
+        deadline: 1,
+        intent: { goal: 'mn.nobody', payload: {} },
+        on_failure: onFailure,
+      },
+    });
+    expect(idle.status, idle.text).toBe(201);
+    // The worker claims on one node and fails on the other, turn by turn.
+    const dead = new Set<string>();
+    const until = Date.now() + 6000;
+    for (let turn = 0; Date.now() < until; turn++) {
+      const [claimOn, failOn] = turn % 2 === 0 ? [a, b] : [b, a];
+      const c = await claimOn('POST', '/claim?goal=mn.work&wait=1');
+      if (c.status !== 200) continue;
+      const f = await failOn('POST', `/fail/${c.json.id}`, {
+        body: { claim_token: c.json.claim_token, error: `failed on turn ${turn}` },
+      });
+      expect(f.json.status, f.text).toBe('dead');
+      dead.add(c.json.id);
+    }
+    for (const name of ['work', 'idle']) {
+      expect((await a('POST', `/schedules/${name}/pause`)).status).toBe(200);
+    }
+    // The last idle runs pass their deadline; the last work run is claimed and failed.
+    for (;;) {
+      const c = await b('POST', '/claim?goal=mn.work&wait=1');
+      if (c.status !== 200) break;
+      await a('POST', `/fail/${c.json.id}`, {
+        body: { claim_token: c.json.claim_token, error: 'last' },
+      });
+      dead.add(c.json.id);
+    }
+    await sleep(3500);
+
+    const runsOf = async (name: string) =>
+      (await a('GET', `/schedules/${name}`)).json.runs as Array<{ id: string; outcome: string }>;
+    const idleRuns = await runsOf('idle');
+    expect(idleRuns.length).toBeGreaterThanOrEqual(5);
+    expect(idleRuns.every((r) => r.outcome === 'missed')).toBe(true);
+    const workRuns = await runsOf('work');
+    expect(new Set(workRuns.map((r) => r.id))).toEqual(dead);
+    expect(workRuns.every((r) => r.outcome === 'dead')).toBe(true);
+
+    const listed = await a('GET', '/admin/intents?goal=mn.alert&limit=200', { admin: true });
+    const alerts: Array<{ schedule: string; run: { id: string }; reason: string; to: string }> = [];
+    for (const item of listed.json.items as Array<{ id: string }>) {
+      alerts.push((await b('GET', `/admin/intents/${item.id}`, { admin: true })).json.payload);
+    }
+    const alerted = alerts.map((p) => p.run.id);
+    expect(
+      alerted.filter((id, i) => alerted.indexOf(id) !== i),
+      'alerted twice',
+    ).toEqual([]);
+    expect(new Set(alerted)).toEqual(new Set([...dead, ...idleRuns.map((r) => r.id)]));
+    for (const p of alerts) {
+      expect(p.to).toBe('ops');
+      expect(p.reason).toBe(p.schedule === 'work' ? 'dead' : 'missed');
+    }
+    console.log(
+      `2 nodes: ${dead.size} runs died, ${idleRuns.length} missed, ${alerts.length} alerts`,
+    );
   }, 60_000);
 });

@@ -193,8 +193,8 @@ describe('schedules: the API', () => {
     );
     expectError(await put({ every: 5, intent, catch_up: 1 }), 400, 'invalid_request', 'catch_up');
     expectError(await put({ every: 5, intent, paused: 'no' }), 400, 'invalid_request', 'paused');
-    // Not yet supported (and a typo is an error, not a default).
-    expectError(await put({ every: 5, intent, deadline: 60 }), 400, 'invalid_request', 'deadline');
+    // A typo is an error, not a default (deadline and on_failure: schedule-alerts.test.ts).
+    expectError(await put({ every: 5, intent, deadline: 0 }), 400, 'invalid_request', 'deadline');
     expectError(await put({ every: 5, intent, catchup: 'all' }), 400, 'invalid_request', 'catchup');
     expectError(await put([1]), 400, 'invalid_request');
     expectError(await put({ every: 5, intent }, 'x'.repeat(129)), 400, 'invalid_request', 'name');

@@ -139,6 +139,10 @@ export interface ScheduleDefinition extends Timing {
   catchUp: CatchUp;
   /** Null: a new schedule is active, an existing one keeps its state. */
   paused: boolean | null;
+  /** Seconds after its tick by which a run must be fulfilled, else it is missed; or null. */
+  deadline: number | null;
+  /** The alert of a run that dies or is missed, JSON text `{"goal", "namespace"?, "payload"?}`. */
+  onFailure: string | null;
 }
 
 /** A schedule as the store keeps it. */
@@ -146,6 +150,11 @@ export interface ScheduleState extends Omit<ScheduleDefinition, 'paused'> {
   paused: boolean;
   /** The last tick handled (published or skipped), or when it was created or resumed. */
   lastTick: number;
+  /**
+   * Runs for ticks up to this one have been held to the deadline (the deadline pass); a
+   * deadline given to a schedule starts from then.
+   */
+  checkedUntil: number;
   /** The first tick after lastTick, or null when it never fires again. */
   nextAt: number | null;
   createdAt: number;
@@ -165,15 +174,16 @@ export function defineSchedule(
   now: number,
 ): { kind: 'created' | 'updated' | 'unchanged'; state: ScheduleState } {
   const paused = def.paused ?? prior?.paused ?? false;
-  const { owner, name, cron, every, timezone, intent, overlap, catchUp } = def;
+  const { owner, name, cron, every, timezone, intent, overlap, catchUp, deadline, onFailure } = def;
   const timing = { cron, every, timezone };
   if (prior === null) {
-    const state = { owner, name, ...timing, intent, overlap, catchUp, paused };
+    const state = { owner, name, ...timing, intent, overlap, catchUp, paused, deadline, onFailure };
     return {
       kind: 'created',
       state: {
         ...state,
         lastTick: now,
+        checkedUntil: now,
         nextAt: nextTick(timing, now),
         createdAt: now,
         updatedAt: now,
@@ -185,7 +195,9 @@ export function defineSchedule(
     prior.intent === intent &&
     prior.overlap === overlap &&
     prior.catchUp === catchUp &&
-    prior.paused === paused
+    prior.paused === paused &&
+    prior.deadline === deadline &&
+    prior.onFailure === onFailure
   ) {
     return { kind: 'unchanged', state: prior };
   }
@@ -200,7 +212,11 @@ export function defineSchedule(
       overlap,
       catchUp,
       paused,
+      deadline,
+      onFailure,
       lastTick,
+      // A deadline given now holds the runs from now on, not the ones before it.
+      checkedUntil: prior.deadline === null && deadline !== null ? now : prior.checkedUntil,
       nextAt: nextTick(timing, lastTick),
       updatedAt: now,
     },
@@ -233,4 +249,73 @@ export function describeTiming(t: Timing): string {
     words = t.cron!;
   }
   return t.timezone === 'UTC' ? `${words} (UTC)` : `${words} (${t.timezone})`;
+}
+
+/** Why a run failed: it died (after its attempts, or expired), or missed its deadline. */
+export type RunFailure = 'dead' | 'missed';
+
+/** What the deadline pass needs of a run. */
+export interface RunState {
+  status: 'open' | 'claimed' | 'fulfilled' | 'dead';
+  scheduledFor: number;
+  completedAt: number | null;
+}
+
+/**
+ * Whether a run missed its deadline (seconds after its tick), judged at or after the
+ * deadline: it was not fulfilled by then. A run that died before it is dead, not missed
+ * (its alert, if any, says so); one fulfilled or dead only after it was missed first.
+ */
+export function missedDeadline(run: RunState, deadline: number): boolean {
+  const due = run.scheduledFor + deadline * 1000;
+  const finishedInTime =
+    (run.status === 'fulfilled' || run.status === 'dead') &&
+    run.completedAt !== null &&
+    run.completedAt <= due;
+  return !finishedInTime;
+}
+
+/** The members of the alert's payload the bus writes; on_failure.payload may not use them. */
+export const ALERT_MEMBERS = ['schedule', 'run', 'reason', 'error', 'deadline'] as const;
+
+/** The run an alert is about. */
+export interface FailedRun {
+  id: string;
+  scheduledFor: number;
+  status: RunState['status'];
+  error: string | null;
+  deadReason: string | null;
+}
+
+/**
+ * The payload of a failed run's alert, as JSON text: the schedule, the run, the reason
+ * (`dead` with the run's last error, or its dead reason; `missed` with the deadline) and then
+ * the members of on_failure.payload, exactly as they were sent.
+ */
+export function alertPayload(
+  s: { name: string; deadline: number | null },
+  run: FailedRun,
+  reason: RunFailure,
+  extraText: string | undefined,
+): string {
+  const own = JSON.stringify({
+    schedule: s.name,
+    run: { id: run.id, scheduled_for: run.scheduledFor / 1000, status: run.status },
+    reason,
+    error: reason === 'dead' ? (run.error ?? run.deadReason) : null,
+    deadline: s.deadline,
+  });
+  const inner = extraText?.trim().slice(1, -1).trim() ?? '';
+  return inner === '' ? own : `${own.slice(0, -1)},${inner}}`;
+}
+
+/** What became of a run: its status, or `cancelled`, or `missed` (see missedDeadline). */
+export function runOutcome(
+  status: RunState['status'],
+  deadReason: string | null,
+  failure: RunFailure | null,
+): RunState['status'] | 'cancelled' | 'missed' {
+  if (failure === 'missed') return 'missed';
+  if (status === 'dead' && deadReason === 'cancelled') return 'cancelled';
+  return status;
 }

@@ -12,7 +12,7 @@ import type { Clock, Random } from '../core/clock.js';
 import type { KeyUsage, Store } from '../store/store.js';
 import type { BusEvents } from '../events.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
-import { tickSchedules } from '../ops/schedules.js';
+import { RunWatch, tickSchedules } from '../ops/schedules.js';
 
 const BATCH = 500;
 
@@ -42,8 +42,12 @@ export class Housekeeper {
   private ticker: NodeJS.Timeout | null = null;
   private ticking: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** The deadline and failed-run pass that follows each tick (ops/schedules.ts). */
+  private readonly runWatch: RunWatch;
 
-  constructor(private readonly o: HousekeeperOptions) {}
+  constructor(private readonly o: HousekeeperOptions) {
+    this.runWatch = new RunWatch(o.retentionSeconds);
+  }
 
   start(): void {
     const every = (ms: number, task: () => Promise<unknown>, name: string): void => {
@@ -77,9 +81,11 @@ export class Housekeeper {
     const t = setTimeout(
       () => {
         this.ticking = this.o.store
-          .exclusive('schedules', false, () =>
-            tickSchedules({ ...this.o, maxOpenPerKey: this.o.maxOpenPerKey }),
-          )
+          .exclusive('schedules', false, async () => {
+            await tickSchedules({ ...this.o, maxOpenPerKey: this.o.maxOpenPerKey });
+            // Then the runs' deadlines and deaths, after the ticks that published runs.
+            await this.runWatch.pass(this.o);
+          })
           .catch((err: unknown) =>
             this.o.log.warn({ err, task: 'schedules' }, 'housekeeping failed'),
           )
@@ -157,6 +163,8 @@ export class Housekeeper {
         kv: await store.kvDeleteExpired(now),
         idem: await store.idempotencyDeleteBefore(now - LIMITS.idempotencyWindowSeconds * 1000),
         nonces: await store.noncesDeleteExpired(now),
+        // A run's failure outlives the run by the retention time, then goes.
+        failures: await store.runFailuresDelete(now - this.o.retentionSeconds * 1000),
       };
     });
     await store.keyUsageAdd(this.o.takeUsage());

@@ -11,8 +11,8 @@ import type {
 } from '@intent-bus/protocol';
 import { withRawMembers } from '@intent-bus/protocol';
 import { toSeconds, toSecondsOrNull } from '../core/clock.js';
-import { describeTiming } from '../core/schedule.js';
-import type { ApiKeyRow, IntentRow, ScheduleRow } from '../store/store.js';
+import { describeTiming, runOutcome } from '../core/schedule.js';
+import type { ApiKeyRow, IntentRow, RunFailureRow, ScheduleRow } from '../store/store.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -104,7 +104,7 @@ export function keyInfo(row: ApiKeyRow): KeyInfo {
 
 /** A schedule (its intent spliced in as stored: the payload exactly as sent). */
 export function scheduleObject(row: ScheduleRow, extra: object = {}): string {
-  const out: Omit<Schedule, 'intent'> = {
+  const out: Omit<Schedule, 'intent' | 'on_failure'> = {
     name: row.name,
     cron: row.cron,
     every: row.every,
@@ -117,12 +117,14 @@ export function scheduleObject(row: ScheduleRow, extra: object = {}): string {
     updated_at: toSeconds(row.updatedAt),
     last_tick: toSeconds(row.lastTick),
     next_run_at: row.paused ? null : toSecondsOrNull(row.nextAt),
+    deadline: row.deadline,
     ...extra,
   };
-  return withRawMembers(out, { intent: row.intent });
+  return withRawMembers(out, { intent: row.intent, on_failure: row.onFailure });
 }
 
-export function scheduleRun(row: IntentRow): ScheduleRun {
+/** A run with what became of it (its failure, if one was recorded). */
+export function scheduleRun(row: IntentRow, failure: RunFailureRow | undefined): ScheduleRun {
   return {
     id: row.id,
     scheduled_for: toSeconds(row.scheduledFor!),
@@ -131,5 +133,7 @@ export function scheduleRun(row: IntentRow): ScheduleRun {
     created_at: toSeconds(row.createdAt),
     completed_at: toSecondsOrNull(row.completedAt),
     dead_reason: row.deadReason,
+    outcome: runOutcome(row.status, row.deadReason, failure?.reason ?? null),
+    alert_id: failure?.alertId ?? null,
   };
 }

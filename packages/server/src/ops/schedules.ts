@@ -13,14 +13,29 @@ import {
   type ScheduleIntent,
   type ScheduleRequest,
 } from '@intent-bus/protocol';
-import { BusError, notFound } from '../core/errors.js';
+import { BusError, invalid, notFound } from '../core/errors.js';
 import type { Log } from '../core/log.js';
 import { MAIN_KEY_ID, type Principal } from '../core/principal.js';
-import { checkTiming, nextTicks, type ScheduleDefinition } from '../core/schedule.js';
-import { normalizePublish } from '../core/validate.js';
+import {
+  ALERT_MEMBERS,
+  alertPayload,
+  checkTiming,
+  nextTicks,
+  type ScheduleDefinition,
+} from '../core/schedule.js';
+import { REASON_CANCELLED } from '../core/lifecycle.js';
+import { checkJsonValue, normalizePublish } from '../core/validate.js';
 import type { BusEvents } from '../events.js';
 import { randomHex128 } from '../ids.js';
-import type { IntentRow, RunMaker, ScheduleRow, Store } from '../store/store.js';
+import type {
+  AlertMaker,
+  FailureOutcome,
+  IntentRow,
+  RunFailureRow,
+  RunMaker,
+  ScheduleRow,
+  Store,
+} from '../store/store.js';
 import type { OpsContext } from './context.js';
 
 /**
@@ -50,6 +65,30 @@ export const makeRun: RunMaker = (s, scheduledFor, now) => ({
   scheduledFor,
 });
 
+/**
+ * The alert of a run that failed: an intent of the schedule's key, with on_failure's goal and
+ * namespace, whose payload names the schedule, the run and the reason (core alertPayload).
+ * It is not counted against a tester key's quota: there is at most one per run, and the
+ * runs are.
+ */
+export const makeAlert: AlertMaker = (s, run, reason, now) => {
+  const f = JSON.parse(s.onFailure!) as { goal: string; namespace?: string };
+  return normalizePublish(
+    { goal: f.goal, namespace: f.namespace, payload: null },
+    {
+      id: randomHex128(),
+      publisher: s.owner,
+      now,
+      payloadText: alertPayload(
+        s,
+        { ...run, scheduledFor: run.scheduledFor! },
+        reason,
+        rawMember(s.onFailure!, 'payload'),
+      ),
+    },
+  );
+};
+
 /** A tester key's runs count against its quota of open and claimed intents. */
 const quotaOf = (owner: string, maxOpenPerKey: number): number | null =>
   owner === MAIN_KEY_ID ? null : maxOpenPerKey;
@@ -59,6 +98,38 @@ export interface ScheduleInput {
   body: ScheduleRequest;
   /** The exact text of the body's `intent` member (its payload is kept as sent). */
   intentText: string | undefined;
+  /** The exact text of the body's `on_failure` member. */
+  onFailureText: string | undefined;
+}
+
+/** on_failure as stored (JSON text, its payload as sent), or 400 naming the field. */
+function storedAlert(body: ScheduleRequest, text: string | undefined): string | null {
+  const f = body.on_failure;
+  if (f === undefined) return null;
+  const goal = f.goal.trim();
+  if (goal.length < 1 || goal.length > LIMITS.goalMaxLength) {
+    throw invalid(
+      'on_failure.goal',
+      `on_failure.goal must be 1-${LIMITS.goalMaxLength} characters after trimming`,
+    );
+  }
+  if (f.payload === undefined) {
+    return JSON.stringify({ goal, ...(f.namespace !== undefined && { namespace: f.namespace }) });
+  }
+  checkJsonValue('on_failure.payload', f.payload);
+  const taken = ALERT_MEMBERS.find((m) => Object.hasOwn(f.payload!, m));
+  if (taken !== undefined) {
+    throw invalid(
+      `on_failure.payload.${taken}`,
+      `on_failure.payload may not hold "${taken}": the alert's payload has its own (${ALERT_MEMBERS.join(', ')})`,
+    );
+  }
+  const payloadText =
+    (text === undefined ? undefined : rawMember(text, 'payload')) ?? JSON.stringify(f.payload);
+  return withRawMembers(
+    { goal, ...(f.namespace !== undefined && { namespace: f.namespace }) },
+    { payload: payloadText },
+  );
 }
 
 /** A PUT's body as a definition: 400 naming the field for anything a publish would refuse. */
@@ -83,6 +154,8 @@ export function definitionOf(p: Principal, input: ScheduleInput): ScheduleDefini
     overlap: body.overlap ?? 'allow',
     catchUp: body.catch_up ?? 'latest',
     paused: body.paused ?? null,
+    deadline: body.deadline ?? null,
+    onFailure: storedAlert(body, input.onFailureText),
   };
 }
 
@@ -108,6 +181,8 @@ export interface ScheduleView {
   next: number[];
   /** The newest runs first. */
   runs: IntentRow[];
+  /** The failures recorded for those runs, by tick. */
+  failures: Map<number, RunFailureRow>;
 }
 
 /** One of the key's schedules, its next fire times and its last runs; 404 for another's. */
@@ -123,7 +198,18 @@ export async function showSchedule(
       ? []
       : nextTicks(row, Math.max(row.lastTick, ctx.clock.now()), LIMITS.scheduleNextShown);
   const runs = await ctx.store.scheduleRuns(p.keyId, name, LIMITS.scheduleRunsShown);
-  return { row, next, runs };
+  const failures = new Map<number, RunFailureRow>();
+  if (runs.length > 0) {
+    const ticks = runs.map((r) => r.scheduledFor!);
+    const recorded = await ctx.store.scheduleFailures(
+      p.keyId,
+      name,
+      Math.min(...ticks),
+      Math.max(...ticks),
+    );
+    for (const f of recorded) failures.set(f.scheduledFor, f);
+  }
+  return { row, next, runs, failures };
 }
 
 export async function deleteSchedule(ctx: OpsContext, p: Principal, name: string): Promise<void> {
@@ -203,4 +289,88 @@ export async function tickSchedules(ctx: TickContext): Promise<number> {
     }
   }
   return published;
+}
+
+/** What a run's failure needs: the store, where to announce it, a clock and a log. */
+export interface FailureContext {
+  store: Store;
+  events: BusEvents;
+  clock: { now(): number };
+  log: Log;
+}
+
+/** Announces a failure this node recorded, and the alert published with it. */
+function announceFailure(ctx: FailureContext, out: FailureOutcome): void {
+  if (!out.recorded) return;
+  ctx.events.runFailed(out);
+  if (out.alert !== null) ctx.events.published(out.alert);
+}
+
+/** Whether a dead intent is a run whose death is a failure (an admin's cancel is not). */
+const diedAsRun = (row: IntentRow): boolean =>
+  row.schedule !== null && row.status === 'dead' && row.deadReason !== REASON_CANCELLED;
+
+/**
+ * A schedule's run died (BusEvents reports it as it happens): its failure is recorded and
+ * its alert published, once. A failure here is logged; the pass of RunWatch finds the run.
+ */
+export async function runDied(ctx: FailureContext, row: IntentRow): Promise<void> {
+  if (!diedAsRun(row)) return;
+  try {
+    announceFailure(
+      ctx,
+      await ctx.store.scheduleRunFailed(row, 'dead', ctx.clock.now(), makeAlert),
+    );
+  } catch (err) {
+    ctx.log.warn({ err, schedule: row.schedule, run: row.id }, 'recording a failed run failed');
+  }
+}
+
+const WATCH_BATCH = 200;
+/** How far back each pass looks for a dead run whose failure was not recorded. */
+const DEAD_LOOKBACK_MS = 60_000;
+
+/**
+ * The second half of the ticker's pass (one node at a time): the runs of every schedule
+ * with a deadline held to it (missed ones recorded and alerted), and the dead runs whose
+ * death was not recorded as it happened (the node that made it stopped first) recorded
+ * now. The first pass of a node looks back over the retention time, later ones a minute.
+ */
+export class RunWatch {
+  private since: number | null = null;
+
+  constructor(private readonly retentionSeconds: number) {}
+
+  async pass(ctx: FailureContext): Promise<number> {
+    const now = ctx.clock.now();
+    let recorded = 0;
+    for (const { owner, name } of await ctx.store.schedulesWithDeadline()) {
+      try {
+        for (const out of await ctx.store.scheduleCheckDeadline(
+          owner,
+          name,
+          now,
+          makeAlert,
+          WATCH_BATCH,
+        )) {
+          announceFailure(ctx, out);
+          recorded++;
+        }
+      } catch (err) {
+        ctx.log.warn({ err, owner, schedule: name }, 'schedule deadline check failed');
+      }
+    }
+    const since = this.since ?? now - this.retentionSeconds * 1000;
+    const dead = await ctx.store.runsDeadUnrecorded(since, WATCH_BATCH);
+    for (const row of dead) {
+      const out = await ctx.store.scheduleRunFailed(row, 'dead', now, makeAlert);
+      announceFailure(ctx, out);
+      if (out.recorded) recorded++;
+    }
+    this.since =
+      dead.length === WATCH_BATCH
+        ? dead.at(-1)!.completedAt!
+        : Math.max(since, now - DEAD_LOOKBACK_MS);
+    return recorded;
+  }
 }

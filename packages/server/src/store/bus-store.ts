@@ -16,9 +16,11 @@ import {
 } from '../core/lifecycle.js';
 import {
   defineSchedule,
+  missedDeadline,
   nextTick,
   owedAt,
   pauseSchedule,
+  type RunFailure,
   type ScheduleDefinition,
 } from '../core/schedule.js';
 import type { NewIntent } from '../core/intent-record.js';
@@ -28,8 +30,11 @@ import {
   DELETE_BATCH,
   mergeMinuteCounts,
   openRow,
+  type AlertMaker,
   type ApiKeyRow,
   type ClaimRequest,
+  type FailureOutcome,
+  type RunFailureRow,
   type IdempotencyInput,
   type IntentListFilter,
   type IntentRow,
@@ -250,6 +255,84 @@ function* trigger(
   // A run for this very millisecond already exists: that is the run.
   const [existing] = yield* all('scheduleRuns', { owner, name, limit: 1 });
   return { kind: 'existing', row: existing! };
+}
+
+/**
+ * Records a run's failure and publishes its alert with it (the schedule `s` has on_failure);
+ * a run whose failure is already recorded (by another node, or by the other path: a death
+ * after a miss) changes nothing.
+ */
+function* runFailed(
+  s: ScheduleRow | null,
+  row: IntentRow,
+  reason: RunFailure,
+  now: number,
+  makeAlert: AlertMaker,
+): Program<FailureOutcome> {
+  const alert = s !== null && s.onFailure !== null ? makeAlert(s, row, reason, now) : null;
+  const inserted = yield* run('runFailureInsert', {
+    owner: row.publisher,
+    schedule: row.schedule!,
+    scheduledFor: row.scheduledFor!,
+    intentId: row.id,
+    reason,
+    failedAt: now,
+    alertId: alert?.id ?? null,
+  });
+  if (inserted === 0) return { recorded: false, reason, run: row, alert: null };
+  if (alert !== null) yield* run('intentInsert', alert);
+  return { recorded: true, reason, run: row, alert: alert && openRow(alert) };
+}
+
+function* recordFailure(
+  row: IntentRow,
+  reason: RunFailure,
+  now: number,
+  makeAlert: AlertMaker,
+): Program<FailureOutcome> {
+  const r = yield* get('scheduleGet', { owner: row.publisher, name: row.schedule! });
+  return yield* runFailed(r && scheduleOf(r), row, reason, now, makeAlert);
+}
+
+/**
+ * The deadline pass of one schedule: its runs with a tick from where the last pass stood up
+ * to now - deadline, each missed unless fulfilled (or dead) by its tick + deadline. It then
+ * stands at the newest tick no later run can have: ticks up to last_tick are all published
+ * (a tick and its advance are one step), a trigger's tick is its moment; a paused schedule
+ * publishes no ticks.
+ */
+function* checkDeadline(
+  owner: string,
+  name: string,
+  now: number,
+  makeAlert: AlertMaker,
+  limit: number,
+): Program<FailureOutcome[]> {
+  const out: FailureOutcome[] = [];
+  const s = yield* scheduleLocked(owner, name);
+  if (s === null || s.deadline === null) return out;
+  const upTo = now - s.deadline * 1000;
+  if (upTo < s.checkedUntil) return out;
+  const runs = yield* all('scheduleRunsBetween', {
+    owner,
+    name,
+    from: s.checkedUntil,
+    to: upTo,
+    limit,
+  });
+  for (const row of runs) {
+    if (!missedDeadline({ ...row, scheduledFor: row.scheduledFor! }, s.deadline)) continue;
+    const failed = yield* runFailed(s, row, 'missed', now, makeAlert);
+    if (failed.recorded) out.push(failed);
+  }
+  const checkedUntil =
+    runs.length === limit
+      ? runs.at(-1)!.scheduledFor!
+      : s.paused
+        ? upTo
+        : Math.min(upTo, s.lastTick);
+  if (checkedUntil > s.checkedUntil) yield* run('scheduleChecked', { owner, name, checkedUntil });
+  return out;
 }
 
 const claimStatement = (goal: boolean, publisher: boolean) =>
@@ -618,5 +701,45 @@ export class BusStore implements Store {
     maxOpen: number | null,
   ): Promise<TriggerOutcome> {
     return this.r.atomic(trigger(owner, name, now, makeRun, maxOpen));
+  }
+
+  scheduleRunFailed(
+    run: IntentRow,
+    reason: RunFailure,
+    now: number,
+    makeAlert: AlertMaker,
+  ): Promise<FailureOutcome> {
+    return this.r.atomic(recordFailure(run, reason, now, makeAlert));
+  }
+
+  scheduleCheckDeadline(
+    owner: string,
+    name: string,
+    now: number,
+    makeAlert: AlertMaker,
+    limit: number,
+  ): Promise<FailureOutcome[]> {
+    return this.r.atomic(checkDeadline(owner, name, now, makeAlert, limit));
+  }
+
+  schedulesWithDeadline(): Promise<Array<{ owner: string; name: string }>> {
+    return this.r.read(all('schedulesWithDeadline', {}));
+  }
+
+  scheduleFailures(
+    owner: string,
+    name: string,
+    from: number,
+    to: number,
+  ): Promise<RunFailureRow[]> {
+    return this.r.read(all('runFailuresBetween', { owner, name, from, to }));
+  }
+
+  runsDeadUnrecorded(since: number, limit: number): Promise<IntentRow[]> {
+    return this.r.read(all('runsDeadUnrecorded', { since, limit }));
+  }
+
+  runFailuresDelete(before: number): Promise<number> {
+    return this.batched((limit) => run('runFailuresDeleteBefore', { before, limit }));
   }
 }

@@ -6,6 +6,7 @@
  */
 import type { IntentStatus, ResultType } from '@intent-bus/protocol';
 import type { IntentRow, NewIntent } from '../core/intent-record.js';
+import type { RunFailure } from '../core/schedule.js';
 import type { ApiKeyRow, StatusCount } from './store.js';
 
 /** A schedules row under its statement names (paused as 0 or 1). */
@@ -23,6 +24,20 @@ export interface ScheduleRecord {
   nextAt: number | null;
   createdAt: number;
   updatedAt: number;
+  deadline: number | null;
+  onFailure: string | null;
+  checkedUntil: number;
+}
+
+/** A schedule_failures row: a run that died or missed its deadline, and its alert. */
+export interface RunFailureRecord {
+  owner: string;
+  schedule: string;
+  scheduledFor: number;
+  intentId: string;
+  reason: RunFailure;
+  failedAt: number;
+  alertId: string | null;
 }
 
 type ScheduleKey = { owner: string; name: string };
@@ -163,6 +178,23 @@ export interface StatementTypes {
   schedulesDeleteOwner: Write<{ owner: string }>;
   schedulesDue: Read<{ now: number; limit: number }, ScheduleKey>;
   scheduleAdvance: Write<ScheduleKey & { lastTick: number; nextAt: number | null }>;
+
+  /** Schedules with a deadline (the deadline pass). */
+  schedulesWithDeadline: Read<None, ScheduleKey>;
+  /** A schedule's runs with a tick in [from, to], oldest first. */
+  scheduleRunsBetween: Read<ScheduleKey & { from: number; to: number; limit: number }, IntentRow>;
+  scheduleChecked: Write<ScheduleKey & { checkedUntil: number }>;
+  /** Changes no row when the run already has its failure (its alert is published once). */
+  runFailureInsert: Write<RunFailureRecord>;
+  /** A schedule's failed runs with a tick in [from, to]. */
+  runFailuresBetween: Read<
+    ScheduleKey & { from: number; to: number },
+    { scheduledFor: number; reason: RunFailure; alertId: string | null }
+  >;
+  /** Dead runs since @since with no failure recorded (not cancelled ones), oldest first. */
+  runsDeadUnrecorded: Read<{ since: number; limit: number }, IntentRow>;
+  /** Failures of runs that are gone, recorded before @before. */
+  runFailuresDeleteBefore: Write<{ before: number; limit: number }>;
 }
 
 export type StatementName = keyof StatementTypes;

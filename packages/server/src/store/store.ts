@@ -7,7 +7,7 @@
 import type { IntentStatus, ResultType } from '@intent-bus/protocol';
 import type { Random } from '../core/clock.js';
 import type { ClaimFilter } from '../core/routing.js';
-import type { ScheduleDefinition, ScheduleState } from '../core/schedule.js';
+import type { RunFailure, ScheduleDefinition, ScheduleState } from '../core/schedule.js';
 import type { IntentRow, NewIntent } from '../core/intent-record.js';
 
 export type { IntentRow, NewIntent } from '../core/intent-record.js';
@@ -133,6 +133,30 @@ export type RunMaker = (s: ScheduleRow, scheduledFor: number, now: number) => Ne
 export interface TickOutcome {
   published: IntentRow[];
   skipped: number;
+}
+
+/** Makes the alert of a schedule's run that failed, published at `now` (on_failure). */
+export type AlertMaker = (
+  s: ScheduleRow,
+  run: IntentRow,
+  reason: RunFailure,
+  now: number,
+) => NewIntent;
+
+/** A run's failure as recorded: by this call or not (recorded before), and its alert. */
+export interface FailureOutcome {
+  recorded: boolean;
+  reason: RunFailure;
+  run: IntentRow;
+  /** The alert published with it (the schedule has on_failure), or null. */
+  alert: IntentRow | null;
+}
+
+/** A run's failure as GET /schedules/<name> shows it. */
+export interface RunFailureRow {
+  scheduledFor: number;
+  reason: RunFailure;
+  alertId: string | null;
 }
 
 export type TriggerOutcome =
@@ -284,6 +308,35 @@ export interface Store {
     makeRun: RunMaker,
     maxOpen: number | null,
   ): Promise<TickOutcome>;
+  /**
+   * Records that a run died or missed its deadline and, when its schedule has on_failure,
+   * publishes the alert in the same atomic step; a run's failure is recorded once (its
+   * first), so its alert is published once, whichever node asks and how often.
+   */
+  scheduleRunFailed(
+    run: IntentRow,
+    reason: RunFailure,
+    now: number,
+    makeAlert: AlertMaker,
+  ): Promise<FailureOutcome>;
+  /**
+   * Holds the runs of a schedule with a deadline to it, up to `now`: each run not fulfilled
+   * by its tick + deadline is missed (recorded, alerted as above); the newly recorded ones.
+   */
+  scheduleCheckDeadline(
+    owner: string,
+    name: string,
+    now: number,
+    makeAlert: AlertMaker,
+    limit: number,
+  ): Promise<FailureOutcome[]>;
+  schedulesWithDeadline(): Promise<Array<{ owner: string; name: string }>>;
+  /** The failures recorded for a schedule's runs with a tick in [from, to]. */
+  scheduleFailures(owner: string, name: string, from: number, to: number): Promise<RunFailureRow[]>;
+  /** Dead runs (not cancelled) that died since `since` with no failure recorded. */
+  runsDeadUnrecorded(since: number, limit: number): Promise<IntentRow[]>;
+  /** Deletes the failures recorded before `before` whose runs are gone. */
+  runFailuresDelete(before: number): Promise<number>;
   /** Publishes one run now, outside the ticks (its tick is `now`). */
   scheduleTrigger(
     owner: string,

@@ -8,7 +8,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { matchesClaim } from '../../src/core/routing.js';
 import type { NewIntent } from '../../src/core/validate.js';
 import type { ScheduleDefinition } from '../../src/core/schedule.js';
-import type { ClaimRequest, IntentRow, RunMaker, Store } from '../../src/store/store.js';
+import type {
+  AlertMaker,
+  ClaimRequest,
+  IntentRow,
+  RunMaker,
+  Store,
+} from '../../src/store/store.js';
 
 const T0 = 1_800_000_000_000;
 const id = (): string => randomBytes(16).toString('hex');
@@ -67,6 +73,8 @@ export const schedule = (over: Partial<ScheduleDefinition> = {}): ScheduleDefini
   overlap: 'allow',
   catchUp: 'all',
   paused: null,
+  deadline: null,
+  onFailure: null,
   ...over,
 });
 
@@ -80,6 +88,17 @@ const runOf: RunMaker = (s, scheduledFor, now) =>
     expiresAt: now + 86_400_000,
     schedule: s.name,
     scheduledFor,
+  });
+
+/** An alert as ops/schedules.ts makes one (its payload names the run and the reason). */
+const alertOf: AlertMaker = (s, run, reason, now) =>
+  intent({
+    goal: 'alert',
+    publisher: s.owner,
+    payload: JSON.stringify({ run: run.id, reason }),
+    runAt: now,
+    createdAt: now,
+    expiresAt: now + 86_400_000,
   });
 
 /** The order of PROTOCOL.md §4, as a reference for the store's claim statement. */
@@ -536,6 +555,102 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await s.scheduleList('kid_b')).toEqual([]);
       expect(await s.scheduleDelete('kid_a', 's0')).toBe(true);
       expect(await s.scheduleDelete('kid_a', 's0')).toBe(false);
+    });
+
+    it("records a run's failure once, with its alert, whichever path and however many at once", async () => {
+      const s = await fresh();
+      const onFailure = '{"goal":"alert"}';
+      await s.schedulePut(schedule({ deadline: 30, onFailure }), T0);
+      expect(await s.schedulesWithDeadline()).toEqual([{ owner: 'kid_a', name: 's1' }]);
+      const tickAt = async (k: number) => {
+        const out = await s.scheduleTick('kid_a', 's1', T0 + k * 60_000 + 10, runOf, null);
+        expect(out.published).toHaveLength(1);
+        return out.published[0]!;
+      };
+      // The first fulfilled in time, the second fulfilled late, the third never.
+      const fulfil = async (run: IntentRow, at: number) => {
+        const c = await s.intentClaim(claimBy({ goal: 'tick', token: `t-${run.id}`, now: at }));
+        expect(c?.id).toBe(run.id);
+        await s.intentFulfill(
+          { id: run.id, token: `t-${run.id}`, keyId: 'kid_a', now: at },
+          '1',
+          'json',
+        );
+      };
+      const first = await tickAt(1);
+      await fulfil(first, first.scheduledFor! + 29_000);
+      const second = await tickAt(2);
+      await fulfil(second, second.scheduledFor! + 31_000);
+      const third = await tickAt(3);
+      // Too early for the third: only the first two ticks are past their deadline.
+      const at = third.scheduledFor! + 29_000;
+      const passes = await Promise.all(
+        [1, 2, 3].map(() => s.scheduleCheckDeadline('kid_a', 's1', at, alertOf, 100)),
+      );
+      const missed = passes.flat();
+      expect(missed.map((m) => [m.run.id, m.reason, m.recorded])).toEqual([
+        [second.id, 'missed', true],
+      ]);
+      expect(missed[0]!.alert).toMatchObject({ goal: 'alert', publisher: 'kid_a', status: 'open' });
+      expect(await s.intentGet(missed[0]!.alert!.id)).toMatchObject({ goal: 'alert' });
+      expect((await s.scheduleGet('kid_a', 's1'))!.checkedUntil).toBe(at - 30_000);
+      // Later: the third is missed; the second is not missed again.
+      const later = await s.scheduleCheckDeadline('kid_a', 's1', at + 2000, alertOf, 100);
+      expect(later.map((m) => m.run.id)).toEqual([third.id]);
+      // It then dies: its failure is the miss, recorded already; no second alert.
+      const again = await s.scheduleRunFailed(
+        { ...third, status: 'dead' },
+        'dead',
+        at + 3000,
+        alertOf,
+      );
+      expect(again).toMatchObject({ recorded: false, alert: null });
+      const failures = await s.scheduleFailures('kid_a', 's1', T0, T0 + 10 * 60_000);
+      expect(
+        failures
+          .sort((a, b) => a.scheduledFor - b.scheduledFor)
+          .map((f) => [f.scheduledFor, f.reason]),
+      ).toEqual([
+        [second.scheduledFor, 'missed'],
+        [third.scheduledFor, 'missed'],
+      ]);
+      expect(failures.every((f) => f.alertId !== null)).toBe(true);
+
+      // A dead run of a schedule without on_failure: recorded, no alert; found once.
+      await s.schedulePut(schedule({ name: 'plain', paused: true }), T0);
+      const once: RunMaker = (sc, at, now) => ({ ...runOf(sc, at, now), maxAttempts: 1 });
+      const trig = async (at: number) => {
+        const out = await s.scheduleTrigger('kid_a', 'plain', at, once, null);
+        if (out.kind !== 'created') throw new Error(out.kind);
+        return out.row;
+      };
+      // A cancelled run is no failure.
+      const cancelled = await trig(T0 + 1000);
+      expect((await s.intentCancel(cancelled.id, T0 + 2000))?.deadReason).toBe('cancelled');
+      expect(await s.runsDeadUnrecorded(T0, 10)).toEqual([]);
+      const run = await trig(T0 + 3000);
+      expect(
+        (await s.intentClaim(claimBy({ goal: 'tick', token: 'tq', now: T0 + 4000 })))?.id,
+      ).toBe(run.id);
+      const last = await s.intentFail(
+        { id: run.id, token: 'tq', keyId: 'kid_a', now: T0 + 5000 },
+        'boom',
+        () => 0,
+      );
+      expect(last).toMatchObject({ status: 'dead', schedule: 'plain' });
+      expect(await s.runsDeadUnrecorded(T0 + 6000, 10)).toEqual([]);
+      expect((await s.runsDeadUnrecorded(T0, 10)).map((r) => r.id)).toEqual([run.id]);
+      const outs = await Promise.all(
+        [1, 2].map(() => s.scheduleRunFailed(last!, 'dead', T0 + 900_000, alertOf)),
+      );
+      expect(outs.map((o) => o.recorded).sort()).toEqual([false, true]);
+      expect(outs.every((o) => o.alert === null)).toBe(true);
+      expect(await s.runsDeadUnrecorded(T0, 10)).toEqual([]);
+      // Kept while the run is there, then deleted with it gone (the third is still open).
+      expect(await s.runFailuresDelete(T0 + 10_000_000)).toBe(0);
+      await s.intentsDeleteFinished(T0 + 10_000_000);
+      expect(await s.runFailuresDelete(T0 + 10_000_000)).toBe(2);
+      expect(await s.scheduleFailures('kid_a', 's1', T0, T0 + 10 * 60_000)).toHaveLength(1);
     });
 
     it('ticks once per tick: owed runs published, the last tick advanced, none twice even at once', async () => {

@@ -240,6 +240,7 @@ describe('the schema of both backends', () => {
       'intents',
       'kv',
       'nonces',
+      'schedule_failures',
       'schedules',
     ]);
     expect(fromSqlite.indexes.intents_due?.where).toBe("status='open'andrun_at>created_at");

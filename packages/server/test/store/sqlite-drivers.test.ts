@@ -262,7 +262,10 @@ const PREPARED_AGAIN = [
   'kvDeleteExpired',
   'leasesExpired',
   'noncesDeleteExpired',
+  'runFailuresDeleteBefore',
+  'runsDeadUnrecorded',
   'scheduleRuns',
+  'scheduleRunsBetween',
   'schedulesDue',
 ];
 

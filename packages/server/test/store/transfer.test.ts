@@ -198,10 +198,18 @@ async function populate(s: Store): Promise<Fixture> {
       overlap: 'skip',
       catchUp: 'all',
       paused: null,
+      deadline: 60,
+      onFailure: null,
     },
     T0,
   );
   await put('run', { schedule: 'nightly', scheduledFor: T0 - 60_000 });
+  // Its run missed its deadline: the failure is carried, so no alert is published again.
+  const run = await s.intentGet(ids.run!);
+  const failed = await s.scheduleRunFailed(run!, 'missed', T0, () => {
+    throw new Error('no alert: the schedule has no on_failure');
+  });
+  if (!failed.recorded) throw new Error('the failure was not recorded');
   return { ids, claimToken: token };
 }
 
@@ -268,7 +276,7 @@ describe('export and import', () => {
     });
     expect(JSON.parse(lines.at(-1)!)).toEqual({
       type: 'end',
-      counts: { key: 2, intent: 14, idempotency: 1, kv: 2, nonce: 1, schedule: 1 },
+      counts: { key: 2, intent: 14, idempotency: 1, kv: 2, nonce: 1, schedule: 1, run_failure: 1 },
     });
     // Results and values are the stored text, carried as strings: nothing is rounded.
     expect(a).toContain(JSON.stringify(BIG_RESULT));
@@ -291,6 +299,7 @@ describe('export and import', () => {
       kv: 2,
       nonce: 1,
       schedule: 1,
+      run_failure: 1,
     });
     expect(imported.identical).toBe(0);
     expect(imported.header.store).toBe('sqlite');
@@ -373,20 +382,23 @@ describe('export and import', () => {
       .trimEnd()
       .split('\n')
       .map((l) => JSON.parse(l))
-      .filter((r) => r.type !== 'schedule')
+      .filter((r) => r.type !== 'schedule' && r.type !== 'run_failure')
       .map((r) => {
         if (r.type === 'intent') {
           delete r.schedule;
           delete r.scheduled_for;
         }
-        if (r.type === 'end') delete r.counts.schedule;
+        if (r.type === 'end') {
+          delete r.counts.schedule;
+          delete r.counts.run_failure;
+        }
         return JSON.stringify(r);
       })
       .join('\n');
     expect(old).not.toContain('schedule');
     const dst = await place('postgres');
     const out = await importText(dst, `${old}\n`);
-    expect(out.imported).toMatchObject({ intent: 14, schedule: 0 });
+    expect(out.imported).toMatchObject({ intent: 14, schedule: 0, run_failure: 0 });
     const s = await storeAt(dst);
     expect(await s.intentGet(fixture.ids.run!)).toMatchObject({
       schedule: null,
@@ -470,6 +482,7 @@ describe('export and import', () => {
         kv: 0,
         nonce: 0,
         schedule: 0,
+        run_failure: 0,
       });
     },
   );
@@ -502,6 +515,7 @@ describe('export and import', () => {
       kv: 0,
       nonce: 0,
       schedule: 0,
+      run_failure: 0,
     });
 
     const def = (await exportText(src, { namespace: 'default' })).trimEnd().split('\n');
@@ -561,6 +575,7 @@ describe('export and import', () => {
         kv: 0,
         nonce: 0,
         schedule: 0,
+        run_failure: 0,
       });
     }
 
@@ -656,7 +671,7 @@ describe('export and import', () => {
       const text = await source();
       const lines = text.split('\n').length - 1;
       await refused(
-        edit(text, (l) => l.splice(fromEnd(text, 6) - 1, 1)),
+        edit(text, (l) => l.splice(fromEnd(text, 7) - 1, 1)),
         lines - 1,
         /trailer does not match the records \(2514 intent records announced, 2513 found\)/,
       );
@@ -691,7 +706,15 @@ describe('export and import', () => {
         `intent ${line.id} is already in the target store (or twice in the file)`,
       );
       const counts = JSON.parse((await exportText(dst)).trimEnd().split('\n').at(-1)!).counts;
-      expect(counts).toEqual({ key: 0, intent: 1, idempotency: 0, kv: 0, nonce: 0, schedule: 0 });
+      expect(counts).toEqual({
+        key: 0,
+        intent: 1,
+        idempotency: 0,
+        kv: 0,
+        nonce: 0,
+        schedule: 0,
+        run_failure: 0,
+      });
 
       // A key whose hash the target holds under another key id collides too.
       const keyed = await place(kind);

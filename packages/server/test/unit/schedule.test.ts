@@ -4,7 +4,10 @@ import { BusError } from '../../src/core/errors.js';
 import {
   MAX_CATCH_UP,
   ON_TIME_MS,
+  alertPayload,
   checkTiming,
+  missedDeadline,
+  runOutcome,
   dueTicks,
   lastTickBy,
   nextTick,
@@ -122,5 +125,62 @@ describe('schedule timing', () => {
     const tick = at('2026-12-01T10:00:00Z');
     expect(dueTicks(hourly, tick - 1, tick + ON_TIME_MS, 'none')).toEqual([tick]);
     expect(dueTicks(hourly, tick - 1, tick + ON_TIME_MS + 1, 'none')).toEqual([]);
+  });
+});
+
+describe('deadlines and alerts', () => {
+  const T = at('2026-12-01T03:00:00Z');
+  const run = (status: 'open' | 'claimed' | 'fulfilled' | 'dead', completedAt: number | null) => ({
+    status,
+    scheduledFor: T,
+    completedAt,
+  });
+
+  it('misses a run not fulfilled (or dead) by its tick + deadline, to the millisecond', () => {
+    expect(missedDeadline(run('open', null), 60)).toBe(true);
+    expect(missedDeadline(run('claimed', null), 60)).toBe(true);
+    expect(missedDeadline(run('fulfilled', T + 60_000), 60)).toBe(false);
+    expect(missedDeadline(run('fulfilled', T + 60_001), 60)).toBe(true);
+    // Dead before the deadline: it is dead, not missed; dead after: missed first.
+    expect(missedDeadline(run('dead', T + 1000), 60)).toBe(false);
+    expect(missedDeadline(run('dead', T + 61_000), 60)).toBe(true);
+  });
+
+  it("writes the alert's payload: the run and the reason first, then on_failure's members as sent", () => {
+    const failed = { id: 'r1', scheduledFor: T, status: 'dead' as const, error: null };
+    const dead = alertPayload(
+      { name: 'nightly', deadline: null },
+      { ...failed, deadReason: 'expired' },
+      'dead',
+      ' { "to": 12345678901234567890 } ',
+    );
+    expect(dead).toBe(
+      `{"schedule":"nightly","run":{"id":"r1","scheduled_for":${T / 1000},"status":"dead"},` +
+        '"reason":"dead","error":"expired","deadline":null,"to": 12345678901234567890}',
+    );
+    const missed = alertPayload(
+      { name: 'n', deadline: 30 },
+      { ...failed, status: 'open', deadReason: null, error: 'ignored' },
+      'missed',
+      '{}',
+    );
+    expect(JSON.parse(missed)).toEqual({
+      schedule: 'n',
+      run: { id: 'r1', scheduled_for: T / 1000, status: 'open' },
+      reason: 'missed',
+      error: null,
+      deadline: 30,
+    });
+    // No on_failure.payload, or an empty one: the same payload.
+    const open = { ...failed, status: 'open' as const, deadReason: null };
+    expect(alertPayload({ name: 'n', deadline: 30 }, open, 'missed', undefined)).toBe(missed);
+  });
+
+  it('tells a run outcome: its status, cancelled, or missed whatever came after', () => {
+    expect(runOutcome('open', null, null)).toBe('open');
+    expect(runOutcome('dead', 'cancelled', null)).toBe('cancelled');
+    expect(runOutcome('dead', 'boom', 'dead')).toBe('dead');
+    expect(runOutcome('fulfilled', null, 'missed')).toBe('missed');
+    expect(runOutcome('dead', 'boom', 'missed')).toBe('missed');
   });
 });

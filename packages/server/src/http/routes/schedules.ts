@@ -27,6 +27,7 @@ export async function scheduleRoutes(app: BusApp, ctx: BusContext): Promise<void
         name: req.params.name,
         body: req.body,
         intentText: rawBodyMember(req, 'intent'),
+        onFailureText: rawBodyMember(req, 'on_failure'),
       });
       return reply.code(out.status).type(JSON_TYPE).send(scheduleObject(out.row));
     },
@@ -38,10 +39,17 @@ export async function scheduleRoutes(app: BusApp, ctx: BusContext): Promise<void
   });
 
   app.get('/schedules/:name', { schema: params }, async (req, reply) => {
-    const { row, next, runs } = await showSchedule(ctx, principalOf(req), req.params.name);
-    return reply
-      .type(JSON_TYPE)
-      .send(scheduleObject(row, { next_runs: next.map(toSeconds), runs: runs.map(scheduleRun) }));
+    const { row, next, runs, failures } = await showSchedule(
+      ctx,
+      principalOf(req),
+      req.params.name,
+    );
+    return reply.type(JSON_TYPE).send(
+      scheduleObject(row, {
+        next_runs: next.map(toSeconds),
+        runs: runs.map((r) => scheduleRun(r, failures.get(r.scheduledFor!))),
+      }),
+    );
   });
 
   app.delete('/schedules/:name', { schema: params }, async (req) => {

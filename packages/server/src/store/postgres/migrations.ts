@@ -134,4 +134,37 @@ CREATE TABLE schedules (
 CREATE INDEX schedules_due ON schedules (next_at) WHERE paused = 0;
 `,
   },
+  {
+    version: 6,
+    name: 'schedule deadlines and alerts',
+    // A schedule's deadline and alert (issue 17), and where its deadline pass stands. A run
+    // that died or missed its deadline has one schedule_failures row: its key is the guard
+    // that each run's alert is published once; the dead runs index serves the pass that
+    // finds a dead run whose failure was not recorded (a node stopped in between). Dead runs
+    // from before this migration are recorded as they are: no alert for them.
+    sql: `
+ALTER TABLE schedules ADD COLUMN deadline_seconds INTEGER;
+ALTER TABLE schedules ADD COLUMN on_failure TEXT;
+ALTER TABLE schedules ADD COLUMN checked_until BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX schedules_deadline ON schedules (owner, name) WHERE deadline_seconds IS NOT NULL;
+
+CREATE TABLE schedule_failures (
+  owner         TEXT COLLATE "C" NOT NULL,
+  schedule      TEXT COLLATE "C" NOT NULL,
+  scheduled_for BIGINT NOT NULL,
+  intent_id     TEXT COLLATE "C" NOT NULL,
+  reason        TEXT NOT NULL CHECK (reason IN ('dead', 'missed')),
+  failed_at     BIGINT NOT NULL,
+  alert_id      TEXT COLLATE "C",
+  PRIMARY KEY (owner, schedule, scheduled_for)
+);
+CREATE INDEX schedule_failures_at ON schedule_failures (failed_at);
+CREATE INDEX intents_runs_dead ON intents (completed_at)
+  WHERE schedule IS NOT NULL AND status = 'dead';
+INSERT INTO schedule_failures
+  (owner, schedule, scheduled_for, intent_id, reason, failed_at, alert_id)
+SELECT publisher, schedule, scheduled_for, id, 'dead', COALESCE(completed_at, created_at), NULL
+FROM intents WHERE schedule IS NOT NULL AND scheduled_for IS NOT NULL AND status = 'dead';
+`,
+  },
 ];

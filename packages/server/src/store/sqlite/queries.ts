@@ -201,19 +201,22 @@ ORDER BY scheduled_for DESC LIMIT @limit`;
 
 const SCHEDULE_COLUMNS = `owner, name, cron, every_seconds AS every, timezone, intent, overlap,
   catch_up AS catchUp, paused, last_tick AS lastTick, next_at AS nextAt,
-  created_at AS createdAt, updated_at AS updatedAt`;
+  created_at AS createdAt, updated_at AS updatedAt, deadline_seconds AS deadline,
+  on_failure AS onFailure, checked_until AS checkedUntil`;
 export const scheduleGet = `SELECT ${SCHEDULE_COLUMNS} FROM schedules
 WHERE owner = @owner AND name = @name`;
 export const scheduleList = `SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE owner = +@owner
 ORDER BY name`;
 export const scheduleInsert = `INSERT INTO schedules (owner, name, cron, every_seconds, timezone,
-  intent, overlap, catch_up, paused, last_tick, next_at, created_at, updated_at)
+  intent, overlap, catch_up, paused, last_tick, next_at, created_at, updated_at,
+  deadline_seconds, on_failure, checked_until)
 VALUES (@owner, @name, @cron, @every, @timezone, @intent, @overlap, @catchUp, @paused, @lastTick,
-  @nextAt, @createdAt, @updatedAt)`;
+  @nextAt, @createdAt, @updatedAt, @deadline, @onFailure, @checkedUntil)`;
 export const scheduleUpdate = `UPDATE schedules SET cron = @cron, every_seconds = @every,
   timezone = @timezone, intent = @intent, overlap = @overlap, catch_up = @catchUp,
   paused = @paused, last_tick = @lastTick, next_at = @nextAt, created_at = @createdAt,
-  updated_at = @updatedAt
+  updated_at = @updatedAt, deadline_seconds = @deadline, on_failure = @onFailure,
+  checked_until = @checkedUntil
 WHERE owner = @owner AND name = @name`;
 export const scheduleDelete = `DELETE FROM schedules WHERE owner = @owner AND name = @name`;
 export const schedulesDeleteOwner = `DELETE FROM schedules WHERE owner = @owner`;
@@ -221,3 +224,29 @@ export const schedulesDue = `SELECT owner, name FROM schedules INDEXED BY schedu
 WHERE paused = 0 AND next_at <= @now ORDER BY next_at LIMIT @limit`;
 export const scheduleAdvance = `UPDATE schedules SET last_tick = @lastTick, next_at = @nextAt
 WHERE owner = @owner AND name = @name`;
+
+// Deadlines and alerts (issue 17): a failed run's row is its alert's guard.
+export const schedulesWithDeadline = `SELECT owner, name FROM schedules INDEXED BY schedules_deadline
+WHERE deadline_seconds IS NOT NULL`;
+export const scheduleRunsBetween = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_schedule_run
+WHERE publisher = @owner AND schedule = @name AND scheduled_for >= @from
+  AND scheduled_for <= @to
+ORDER BY scheduled_for LIMIT @limit`;
+export const scheduleChecked = `UPDATE schedules SET checked_until = @checkedUntil
+WHERE owner = @owner AND name = @name`;
+export const runFailureInsert = `INSERT INTO schedule_failures
+  (owner, schedule, scheduled_for, intent_id, reason, failed_at, alert_id)
+VALUES (@owner, @schedule, @scheduledFor, @intentId, @reason, @failedAt, @alertId)
+ON CONFLICT DO NOTHING`;
+export const runFailuresBetween = `SELECT scheduled_for AS scheduledFor, reason, alert_id AS alertId
+FROM schedule_failures
+WHERE owner = @owner AND schedule = @name AND scheduled_for >= @from AND scheduled_for <= @to`;
+export const runsDeadUnrecorded = `SELECT ${INTENT_COLUMNS} FROM intents INDEXED BY intents_runs_dead
+WHERE schedule IS NOT NULL AND status = 'dead' AND completed_at >= @since
+  AND dead_reason IS NOT 'cancelled'
+  AND NOT EXISTS (SELECT 1 FROM schedule_failures f WHERE f.owner = intents.publisher
+    AND f.schedule = intents.schedule AND f.scheduled_for = intents.scheduled_for)
+ORDER BY completed_at LIMIT @limit`;
+export const runFailuresDeleteBefore = `DELETE FROM schedule_failures WHERE rowid IN (
+  SELECT f.rowid FROM schedule_failures f WHERE f.failed_at < @before
+    AND NOT EXISTS (SELECT 1 FROM intents i WHERE i.id = f.intent_id) LIMIT @limit)`;

@@ -19,15 +19,21 @@
  *                  nonce        nonces: the signature nonces each key has spent
  *                  schedule     schedules: owner, name, the timing, the intent of its runs
  *                               (`intent`, JSON text carried as a string), overlap, catch_up,
- *                               paused, last_tick, next_at, created_at, updated_at
+ *                               paused, last_tick, next_at, created_at, updated_at,
+ *                               deadline_seconds, on_failure (JSON text as a string),
+ *                               checked_until
+ *                  run_failure  schedule_failures: a run that died or missed its deadline
+ *                               (owner, schedule, scheduled_for, intent_id, reason,
+ *                               failed_at, alert_id): its alert is not published again
  *   last line    the trailer: {"type":"end","counts":{"key":1,"intent":…,"idempotency":…,
- *                "kv":…,"nonce":…,"schedule":…}}; a file without it, with anything after
+ *                "kv":…,"nonce":…,"schedule":…,"run_failure":…}}; a file without it, with anything after
  *                it, or whose counts differ from its records is refused as truncated or
  *                damaged.
  *
  * Added since the first files, and read from files written before them: the intents columns
  * `schedule` and `scheduled_for` (absent: null) and the schedule records (an absent count:
- * none). A bus that predates them refuses a file that has them (an unknown field or type).
+ * none); then the schedules columns `deadline_seconds`, `on_failure` (absent: null) and
+ * `checked_until` (absent: 0), and the run_failure records. A bus that predates them refuses a file that has them (an unknown field or type).
  *
  * Values are the stored ones, unchanged: times are integer milliseconds since the epoch;
  * `payload`, `result`, a KV `value` and an idempotency `response` are the stored JSON text
@@ -44,9 +50,17 @@ export const FORMAT = 'intent-bus-export';
 export const FORMAT_VERSION = 1;
 
 /** The record types, in the order an export writes them. */
-export const RECORD_TYPES = ['key', 'intent', 'idempotency', 'kv', 'nonce', 'schedule'] as const;
+export const RECORD_TYPES = [
+  'key',
+  'intent',
+  'idempotency',
+  'kv',
+  'nonce',
+  'schedule',
+  'run_failure',
+] as const;
 /** Record types that files written before them do not count in their trailer. */
-const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule']);
+const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule', 'run_failure']);
 export type RecordType = (typeof RECORD_TYPES)[number];
 
 /** A row under its table's column names; values as the store keeps them. */
@@ -66,6 +80,7 @@ export const zeroCounts = (): TransferCounts => ({
   kv: 0,
   nonce: 0,
   schedule: 0,
+  run_failure: 0,
 });
 
 /**
@@ -93,8 +108,9 @@ export interface Column {
   kind: Kind;
   /** Nullable (the kind ends with `?`, or a nullable enum). */
   nullable: boolean;
-  /** Added after the first files: absent from a line, it is null. */
+  /** Added after the first files: absent from a line, it is null (or `absent`). */
   added?: boolean;
+  absent?: number;
 }
 
 export interface TableSpec {
@@ -195,6 +211,23 @@ export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
       col('next_at', 'time?'),
       col('created_at', 'time'),
       col('updated_at', 'time'),
+      { ...col('deadline_seconds', 'count?'), added: true },
+      { ...col('on_failure', 'json?'), added: true },
+      { ...col('checked_until', 'time'), added: true, absent: 0 },
+    ],
+  },
+  run_failure: {
+    type: 'run_failure',
+    table: 'schedule_failures',
+    key: ['owner', 'schedule', 'scheduled_for'],
+    columns: [
+      col('owner', 'id'),
+      col('schedule', 'id'),
+      col('scheduled_for', 'time'),
+      col('intent_id', 'id'),
+      col('reason', ['dead', 'missed']),
+      col('failed_at', 'time'),
+      col('alert_id', 'id?'),
     ],
   },
 };
@@ -342,7 +375,7 @@ export function parseBodyLine(text: string, line: number): ParsedLine {
   const row: Row = {};
   for (const c of spec.columns) {
     if (!(c.name in o) && c.added) {
-      row[c.name] = null;
+      row[c.name] = c.absent ?? null;
       continue;
     }
     if (!(c.name in o)) throw new TransferFormatError(line, `${type}: missing field "${c.name}"`);
