@@ -203,6 +203,27 @@ export const deadListQuery = {
   },
 } as const;
 
+/** [ext] The fleet (issue 18): a worker by its id, under one key or every key. */
+export const workerParams = {
+  type: 'object',
+  required: ['worker_id'],
+  properties: { worker_id: { type: 'string', minLength: 1, maxLength: L.claimerNameMaxLength } },
+} as const;
+
+export const workerKeyQuery = {
+  type: 'object',
+  properties: { key_id: { type: 'string', minLength: 1, maxLength: 64 } },
+} as const;
+
+export const workerCommandParams = {
+  type: 'object',
+  required: ['worker_id', 'command'],
+  properties: {
+    worker_id: workerParams.properties.worker_id,
+    command: { type: 'string', enum: ['quiet', 'stop', 'resume'] },
+  },
+} as const;
+
 /**
  * Messages the protocol pins for particular fields, whatever the validation failure
  * (PROTOCOL.md §5: a missing or non-string claim_token says "Missing claim_token").

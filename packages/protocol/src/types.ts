@@ -251,4 +251,53 @@ export interface KeyInfo {
   requests: number;
 }
 
+/** [ext] A command an admin gave a worker (issue 18). */
+export type WorkerCommand = 'quiet' | 'stop';
+
+/** [ext] A worker as GET /workers and GET /admin/workers list it (times in unix seconds). */
+export interface WorkerInfo {
+  worker_id: string;
+  key_id: string;
+  /** busy: holds a claim; online: a claim of it waits, or seen within the window. */
+  status: 'online' | 'busy' | 'offline';
+  command: WorkerCommand | null;
+  capabilities: string[];
+  namespaces: string[];
+  /** Goals its claims named (a claim without a goal is not listed here). */
+  goals: string[];
+  user_agent: string | null;
+  address: string | null;
+  first_seen: number;
+  last_seen: number;
+  fulfilled: number;
+  failed: number;
+  last_error: string | null;
+  holds: Array<{ id: string; namespace: string; goal: string; claim_expires_at: number }>;
+}
+
+/** [ext] Why some open intents of a goal wait (GET /admin/goals). */
+export type GoalWaitReason =
+  | { reason: 'no_worker'; intents: number; message: string }
+  | { reason: 'no_capability'; capability: string; intents: number; message: string }
+  | {
+      reason: 'target_offline';
+      target_worker: string;
+      last_seen: number | null;
+      intents: number;
+      message: string;
+    }
+  | { reason: 'private_unused'; publisher: string; intents: number; message: string }
+  | { reason: 'no_match'; intents: number; message: string };
+
+/** [ext] One goal of GET /admin/goals. */
+export interface GoalInfo {
+  namespace: string;
+  goal: string;
+  open: number;
+  claimed: number;
+  dead: number;
+  oldest_open_age_seconds: number | null;
+  waiting: GoalWaitReason[];
+}
+
 export type { CleanupCounts } from './cleanup.js';

@@ -22,6 +22,7 @@ import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
 import type { NodeWake } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
+import { WorkerRegistry } from './ops/workers.js';
 import { PgWakeRelay } from './wake/pg-relay.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
@@ -45,6 +46,8 @@ export interface Bus {
   store: Store;
   hub: WaiterHub;
   housekeeper: Housekeeper;
+  /** The workers seen (issue 18); its `writes` count the registry's store writes. */
+  workers: WorkerRegistry;
   /** http://host:port once listening. */
   url: string;
   close(): Promise<void>;
@@ -137,7 +140,16 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           local,
           log: logger,
         });
-  const metrics = new BusMetrics(store, () => hub.waiting);
+  const workers = new WorkerRegistry({
+    store,
+    onlineWindowMs: config.workerOnlineSeconds * 1000,
+    wakeWorker: (keyId, workerId) => hub.wakeWorker(keyId, workerId),
+    sharedByNodes: config.databaseUrl != null,
+  });
+  const metrics = new BusMetrics(store, () => hub.waiting, {
+    online: () => workers.list(null, clock.now()),
+    writes: () => workers.writes,
+  });
   const events = new BusEvents(relay ?? local, metrics, clock);
   const housekeeper = new Housekeeper({
     store,
@@ -150,6 +162,8 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     cleanupIntervalSeconds: config.cleanupIntervalSeconds,
     retentionSeconds: config.retentionSeconds,
     maxOpenPerKey: config.maxOpenPerKey,
+    workers,
+    workerRetentionSeconds: config.workerRetentionSeconds,
   });
   const ctx: BusContext = {
     config,
@@ -165,6 +179,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     keys: auth,
     housekeeper,
     limiter,
+    workers,
   };
   const closeStore = async (): Promise<void> => {
     storeHealth.stop();
@@ -207,6 +222,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     store,
     hub,
     housekeeper,
+    workers,
     url: `${config.tlsCert ? 'https' : 'http'}://${host}:${addr.port}`,
     close: () =>
       (closing ??= (async () => {

@@ -241,6 +241,7 @@ describe('the schema of both backends', () => {
       'kv',
       'nonces',
       'schedules',
+      'workers',
     ]);
     expect(fromSqlite.indexes.intents_due?.where).toBe("status='open'andrun_at>created_at");
     expect(fromSqlite.versions).toEqual(sqliteMigrations.map((m) => m.version));

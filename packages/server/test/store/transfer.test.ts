@@ -202,6 +202,23 @@ async function populate(s: Store): Promise<Fixture> {
     T0,
   );
   await put('run', { schedule: 'nightly', scheduledFor: T0 - 60_000 });
+  // A worker of the fleet, told to stop.
+  await s.workersSave([
+    {
+      keyId: 'kid_a',
+      workerId: 'phone-1',
+      capabilities: '["gpu"]',
+      asks: '[["default","resize",null]]',
+      userAgent: 'intent-bus-cli/0.1.0',
+      address: '192.0.2.7',
+      firstSeen: T0 - 5000,
+      lastSeen: T0,
+      fulfilled: 3,
+      failed: 1,
+      lastError: 'exit 2',
+    },
+  ]);
+  await s.workerCommandSet('phone-1', 'kid_a', 'stop');
   return { ids, claimToken: token };
 }
 
@@ -268,7 +285,7 @@ describe('export and import', () => {
     });
     expect(JSON.parse(lines.at(-1)!)).toEqual({
       type: 'end',
-      counts: { key: 2, intent: 14, idempotency: 1, kv: 2, nonce: 1, schedule: 1 },
+      counts: { key: 2, intent: 14, idempotency: 1, kv: 2, nonce: 1, schedule: 1, worker: 1 },
     });
     // Results and values are the stored text, carried as strings: nothing is rounded.
     expect(a).toContain(JSON.stringify(BIG_RESULT));
@@ -291,6 +308,7 @@ describe('export and import', () => {
       kv: 2,
       nonce: 1,
       schedule: 1,
+      worker: 1,
     });
     expect(imported.identical).toBe(0);
     expect(imported.header.store).toBe('sqlite');
@@ -386,7 +404,7 @@ describe('export and import', () => {
     expect(old).not.toContain('schedule');
     const dst = await place('postgres');
     const out = await importText(dst, `${old}\n`);
-    expect(out.imported).toMatchObject({ intent: 14, schedule: 0 });
+    expect(out.imported).toMatchObject({ intent: 14, schedule: 0, worker: 1 });
     const s = await storeAt(dst);
     expect(await s.intentGet(fixture.ids.run!)).toMatchObject({
       schedule: null,
@@ -470,6 +488,7 @@ describe('export and import', () => {
         kv: 0,
         nonce: 0,
         schedule: 0,
+        worker: 0,
       });
     },
   );
@@ -502,6 +521,7 @@ describe('export and import', () => {
       kv: 0,
       nonce: 0,
       schedule: 0,
+      worker: 0,
     });
 
     const def = (await exportText(src, { namespace: 'default' })).trimEnd().split('\n');
@@ -561,6 +581,7 @@ describe('export and import', () => {
         kv: 0,
         nonce: 0,
         schedule: 0,
+        worker: 0,
       });
     }
 
@@ -656,7 +677,7 @@ describe('export and import', () => {
       const text = await source();
       const lines = text.split('\n').length - 1;
       await refused(
-        edit(text, (l) => l.splice(fromEnd(text, 6) - 1, 1)),
+        edit(text, (l) => l.splice(fromEnd(text, 7) - 1, 1)),
         lines - 1,
         /trailer does not match the records \(2514 intent records announced, 2513 found\)/,
       );
@@ -691,7 +712,15 @@ describe('export and import', () => {
         `intent ${line.id} is already in the target store (or twice in the file)`,
       );
       const counts = JSON.parse((await exportText(dst)).trimEnd().split('\n').at(-1)!).counts;
-      expect(counts).toEqual({ key: 0, intent: 1, idempotency: 0, kv: 0, nonce: 0, schedule: 0 });
+      expect(counts).toEqual({
+        key: 0,
+        intent: 1,
+        idempotency: 0,
+        kv: 0,
+        nonce: 0,
+        schedule: 0,
+        worker: 0,
+      });
 
       // A key whose hash the target holds under another key id collides too.
       const keyed = await place(kind);

@@ -20,14 +20,16 @@
  *                  schedule     schedules: owner, name, the timing, the intent of its runs
  *                               (`intent`, JSON text carried as a string), overlap, catch_up,
  *                               paused, last_tick, next_at, created_at, updated_at
+ *                  worker       workers: the fleet's registry (issue 18), with the command
+ *                               an admin gave each; not in a namespace's export
  *   last line    the trailer: {"type":"end","counts":{"key":1,"intent":…,"idempotency":…,
- *                "kv":…,"nonce":…,"schedule":…}}; a file without it, with anything after
+ *                "kv":…,"nonce":…,"schedule":…,"worker":…}}; a file without it, with anything after
  *                it, or whose counts differ from its records is refused as truncated or
  *                damaged.
  *
  * Added since the first files, and read from files written before them: the intents columns
- * `schedule` and `scheduled_for` (absent: null) and the schedule records (an absent count:
- * none). A bus that predates them refuses a file that has them (an unknown field or type).
+ * `schedule` and `scheduled_for` (absent: null), the schedule and the worker records (an
+ * absent count: none). A bus that predates them refuses a file that has them (an unknown field or type).
  *
  * Values are the stored ones, unchanged: times are integer milliseconds since the epoch;
  * `payload`, `result`, a KV `value` and an idempotency `response` are the stored JSON text
@@ -43,9 +45,17 @@ export const FORMAT = 'intent-bus-export';
 export const FORMAT_VERSION = 1;
 
 /** The record types, in the order an export writes them. */
-export const RECORD_TYPES = ['key', 'intent', 'idempotency', 'kv', 'nonce', 'schedule'] as const;
+export const RECORD_TYPES = [
+  'key',
+  'intent',
+  'idempotency',
+  'kv',
+  'nonce',
+  'schedule',
+  'worker',
+] as const;
 /** Record types that files written before them do not count in their trailer. */
-const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule']);
+const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule', 'worker']);
 export type RecordType = (typeof RECORD_TYPES)[number];
 
 /** A row under its table's column names; values as the store keeps them. */
@@ -65,6 +75,7 @@ export const zeroCounts = (): TransferCounts => ({
   kv: 0,
   nonce: 0,
   schedule: 0,
+  worker: 0,
 });
 
 /**
@@ -209,6 +220,25 @@ export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
       col('next_at', 'time?'),
       col('created_at', 'time'),
       col('updated_at', 'time'),
+    ],
+  },
+  worker: {
+    type: 'worker',
+    table: 'workers',
+    key: ['key_id', 'worker_id'],
+    columns: [
+      col('key_id', 'id'),
+      col('worker_id', 'id'),
+      col('capabilities', 'json'),
+      col('asks', 'json'),
+      col('user_agent', 'text?'),
+      col('address', 'text?'),
+      col('first_seen', 'time'),
+      col('last_seen', 'time'),
+      col('fulfilled', 'count'),
+      col('failed', 'count'),
+      col('last_error', 'text?'),
+      col('command', ['quiet', 'stop'], true),
     ],
   },
 };
