@@ -4,6 +4,7 @@
  * resume commands as a claim's 204; why open intents wait (/admin/goals); and the
  * registry's store writes under load, counted.
  */
+import type { GoalInfo, GoalWaitReason, WorkerInfo } from '@intent-bus/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorCode, publish, startTestBus, type Api, type TestBus } from './helpers.js';
 
@@ -32,7 +33,7 @@ function claimAs(
   return api('POST', `/claim?${opts.query ?? 'goal=g'}`, { key: opts.key, headers });
 }
 
-async function workers(api: Api, key?: string): Promise<any[]> {
+async function workers(api: Api, key?: string): Promise<WorkerInfo[]> {
   const r = await api('GET', '/workers', { key });
   expect(r.status).toBe(200);
   return r.json.workers;
@@ -175,9 +176,9 @@ describe('the fleet', () => {
     expect(other.headers.get('x-intent-worker-command')).toBeNull();
     expect((await claimAs(api, 'w2')).status).toBe(200);
     const listed = (await api('GET', '/admin/workers', { admin: true })).json.workers;
-    expect(listed.find((w: any) => w.worker_id === 'w1' && w.key_id === 'main').command).toBe(
-      'quiet',
-    );
+    expect(
+      listed.find((w: WorkerInfo) => w.worker_id === 'w1' && w.key_id === 'main').command,
+    ).toBe('quiet');
 
     // Stop, under every key at once, then resume one.
     const s = await api('POST', '/admin/workers/w1/stop', { admin: true });
@@ -245,10 +246,10 @@ describe('the fleet', () => {
     await publish(api, { goal: 'speech', required_capability: 'cpu' }); // claimable: no reason
     const r = await api('GET', '/admin/goals', { admin: true });
     expect(r.status).toBe(200);
-    const speech = r.json.goals.find((g: any) => g.goal === 'speech');
+    const speech = r.json.goals.find((g: GoalInfo) => g.goal === 'speech');
     expect(speech).toMatchObject({ namespace: 'default', open: 5, claimed: 0, dead: 0 });
     expect(speech.oldest_open_age_seconds).toBeGreaterThanOrEqual(0);
-    const reasons = Object.fromEntries(speech.waiting.map((w: any) => [w.reason, w]));
+    const reasons = Object.fromEntries(speech.waiting.map((w: GoalWaitReason) => [w.reason, w]));
     expect(Object.keys(reasons).sort()).toEqual([
       'no_capability',
       'private_unused',
@@ -262,7 +263,7 @@ describe('the fleet', () => {
       intents: 1,
     });
     expect(reasons.private_unused).toMatchObject({ publisher: tester.key_id, intents: 1 });
-    const resize = r.json.goals.find((g: any) => g.goal === 'resize');
+    const resize = r.json.goals.find((g: GoalInfo) => g.goal === 'resize');
     expect(resize.waiting).toEqual([
       { reason: 'no_worker', intents: 1, message: '1 open intent: no worker online for this goal' },
     ]);
@@ -273,9 +274,9 @@ describe('the fleet', () => {
       api('POST', `/fail/${c.json.id}`, { body: { claim_token: c.json.claim_token } }),
     );
     const after = (await api('GET', '/admin/goals', { admin: true })).json.goals.find(
-      (g: any) => g.goal === 'speech',
+      (g: GoalInfo) => g.goal === 'speech',
     );
-    expect(after.waiting.map((w: any) => w.reason).sort()).toEqual([
+    expect(after.waiting.map((w: GoalWaitReason) => w.reason).sort()).toEqual([
       'private_unused',
       'target_offline',
     ]);
