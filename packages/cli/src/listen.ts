@@ -118,6 +118,8 @@ export const listen: Command = {
         return outcome.resultType === 'text' ? text(outcome.result) : jsonText(outcome.resultText);
       },
     });
+    // Told to stop by the bus (an admin's `workers stop`): its jobs are done, exit 0.
+    if (summary.stoppedByBus && !ctx.out.json) ctx.out.note('stopped by the bus');
     if (v.once) {
       if (summary.claimed === 0) {
         if (!ctx.out.json) ctx.out.note('nothing to do');
