@@ -116,12 +116,21 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     config.dashboardPassword,
   );
   const limiter = new SlidingWindowLimiter(config.rateLimitPerMinute);
+  // The workers this node sees (issue 18), written through to the store in batches.
+  const workers = new WorkerRegistry({
+    store,
+    onlineWindowMs: config.workerOnlineSeconds * 1000,
+    wakeWorker: (keyId, workerId) => hub.wakeWorker(keyId, workerId),
+    sharedByNodes: config.databaseUrl != null,
+    now: () => clock.now(),
+  });
   // What this node does with an announcement, made here or heard from another node.
   const local: NodeWake = {
     claimable: (event, at) => hub.claimable(event, at),
     finished: (id) => hub.finished(id),
     keyRevoked: (keyId) => {
       auth.forgetKey(keyId);
+      workers.forgetKey(keyId);
       limiter.forget(keyId);
       hub.keyRevoked(keyId);
     },
@@ -140,12 +149,6 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           local,
           log: logger,
         });
-  const workers = new WorkerRegistry({
-    store,
-    onlineWindowMs: config.workerOnlineSeconds * 1000,
-    wakeWorker: (keyId, workerId) => hub.wakeWorker(keyId, workerId),
-    sharedByNodes: config.databaseUrl != null,
-  });
   const metrics = new BusMetrics(store, () => hub.waiting, {
     online: () => workers.list(null, clock.now()),
     writes: () => workers.writes,
@@ -212,6 +215,10 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     }
     throw err;
   }
+  // The commands given before a restart still hold.
+  await workers.refreshCommands().catch((err: unknown) => {
+    logger.warn({ err }, 'could not read the worker commands; they apply from the next read');
+  });
   housekeeper.start();
   hub.start();
   const addr = app.server.address() as AddressInfo;

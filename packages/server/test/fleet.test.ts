@@ -10,11 +10,12 @@ import { errorCode, publish, startTestBus, type Api, type TestBus } from './help
 
 const buses: TestBus[] = [];
 afterEach(async () => {
-  for (const b of buses.splice(0)) await b.close();
+  // The newest first: a restarted bus runs on the data of the one before it.
+  for (const b of buses.splice(0).reverse()) await b.close();
 });
 
-async function bus(env: Record<string, string> = {}): Promise<TestBus> {
-  const t = await startTestBus({ env });
+async function bus(env: Record<string, string> = {}, dir?: string): Promise<TestBus> {
+  const t = await startTestBus({ env, dir });
   buses.push(t);
   return t;
 }
@@ -210,6 +211,17 @@ describe('the fleet', () => {
     expect((await workers(api)).map((w) => w.worker_id).sort()).toEqual(['w1', 'w1']);
   });
 
+  it('keeps the commands given across a restart of the bus', async () => {
+    const first = await bus();
+    await claimAs(first.api, 'kept');
+    expect((await first.api('POST', '/admin/workers/kept/stop', { admin: true })).status).toBe(200);
+    const dir = first.dir;
+    await first.bus.close();
+    const again = await bus({}, dir);
+    const c = await claimAs(again.api, 'kept');
+    expect([c.status, c.headers.get('x-intent-worker-command')]).toEqual([204, 'stop']);
+  });
+
   it("shows a tester key only its own workers, the main key everyone's", async () => {
     const t = await bus();
     const { api } = t;
@@ -228,6 +240,13 @@ describe('the fleet', () => {
       'main-worker',
       'shared-name',
     ]);
+    // A revoked key's workers go with it, and a restart keeps the commands given.
+    await api('POST', '/admin/workers/k2-only/quiet', { admin: true });
+    expect(
+      (await api('POST', '/admin/revoke_key', { admin: true, body: { key_id: k2.key_id } })).status,
+    ).toBe(200);
+    expect((await workers(api)).map((w) => w.worker_id)).not.toContain('k2-only');
+    expect(await t.bus.store.workerGet(k2.key_id, 'k2-only')).toBeNull();
     expect((await api('GET', '/admin/workers', { key: k1.api_key })).status).toBe(401);
     expect((await api('GET', '/admin/goals', { key: k1.api_key })).status).toBe(401);
   });

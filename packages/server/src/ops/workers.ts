@@ -87,6 +87,7 @@ export interface RegistryOptions {
   wakeWorker: (keyId: string, workerId: string) => void;
   /** Several nodes share the store: read the commands again now and then. */
   sharedByNodes: boolean;
+  now: () => number;
 }
 
 const refKey = (keyId: string, workerId: string): string => `${keyId}\n${workerId}`;
@@ -271,6 +272,13 @@ export class WorkerRegistry {
     return refs;
   }
 
+  /** A revoked key's workers: its rows went with it (Store.keyRevoke); forget them here. */
+  forgetKey(keyId: string): void {
+    for (const [k, e] of this.live) if (e.keyId === keyId) this.live.delete(k);
+    for (const k of [...this.commands.keys()])
+      if (k.startsWith(`${keyId}\n`)) this.commands.delete(k);
+  }
+
   /** Forgets the workers of this id (a worker still running is seen again). */
   async forget(workerId: string, keyId: string | null): Promise<WorkerRef[]> {
     const refs = await this.o.store.workerForget(workerId, keyId);
@@ -287,7 +295,7 @@ export class WorkerRegistry {
     const unwritten = [...this.live.values()].some(
       (e) => e.workerId === workerId && (keyId == null || e.keyId === keyId) && e.dirty,
     );
-    if (unwritten) await this.flush(Date.now());
+    if (unwritten) await this.flush(this.o.now());
   }
 
   /** The workers of a key (null: every key), as stored plus what this node has not written. */

@@ -568,6 +568,8 @@ export class BusStore implements Store {
     yield* run('leasesEndOfKey', { keyId, now });
     // Its schedules end with it (their runs stay, like its other intents).
     yield* run('schedulesDeleteOwner', { owner: keyId });
+    // And its workers (the fleet's registry).
+    yield* run('workersDeleteKey', { keyId });
     this.countNonces(-nonces);
     return keyId;
   }

@@ -188,6 +188,7 @@ export interface StatementTypes {
   workerDelete: Read<{ workerId: string; keyId: string | null }, WorkerRef>;
   workersCommanded: Read<None, WorkerRef & { command: WorkerCommand }>;
   workersDeleteSeenBefore: Write<{ before: number; limit: number }>;
+  workersDeleteKey: Write<{ keyId: string }>;
   /** Claimed intents that name their worker, of one claimer key or (null) of all. */
   intentsHeld: Read<{ keyId: string | null }, HeldRow>;
   /** Open, claimed and dead intents per namespace, goal and status, with the oldest. */

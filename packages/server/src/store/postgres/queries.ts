@@ -290,6 +290,7 @@ export const workersCommanded = `SELECT key_id AS "keyId", worker_id AS "workerI
 FROM workers WHERE command IS NOT NULL`;
 export const workersDeleteSeenBefore = `DELETE FROM workers WHERE (key_id, worker_id) IN (
   SELECT key_id, worker_id FROM workers WHERE last_seen < @before LIMIT @limit)`;
+export const workersDeleteKey = `DELETE FROM workers WHERE key_id = @keyId`;
 export const intentsHeld = `SELECT id, namespace, goal, claimer, worker_id AS "workerId",
   claim_expires_at AS "claimExpiresAt"
 FROM intents

@@ -267,6 +267,7 @@ export const workersCommanded = `SELECT key_id AS keyId, worker_id AS workerId, 
 FROM workers WHERE command IS NOT NULL`;
 export const workersDeleteSeenBefore = `DELETE FROM workers WHERE rowid IN (
   SELECT rowid FROM workers WHERE last_seen < @before LIMIT @limit)`;
+export const workersDeleteKey = `DELETE FROM workers WHERE key_id = @keyId`;
 export const intentsHeld = `SELECT id, namespace, goal, claimer, worker_id AS workerId,
   claim_expires_at AS claimExpiresAt
 FROM intents INDEXED BY intents_lease_expiry
