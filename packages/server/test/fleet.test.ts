@@ -202,6 +202,10 @@ describe('the fleet', () => {
     expect([unknown.status, errorCode(unknown)]).toEqual([404, 'not_found']);
     const bad = await api('POST', '/admin/workers/w1/pause', { admin: true });
     expect([bad.status, errorCode(bad)]).toEqual([400, 'invalid_request']);
+    const long = await api('POST', `/admin/workers/${'x'.repeat(129)}/quiet`, { admin: true });
+    expect([long.status, errorCode(long)]).toEqual([400, 'invalid_request']);
+    const badClaim = await api('POST', '/claim?goal=g&worker_id=bad%01id');
+    expect([badClaim.status, errorCode(badClaim)]).toEqual([400, 'invalid_request']);
     expect((await api('POST', '/admin/workers/w1/quiet')).status).toBe(401);
 
     // Forget: gone from the lists until it is seen again.
