@@ -137,6 +137,11 @@ describe('the fleet', () => {
     const waiting = claimAs(api, 'pi', { query: 'goal=g&wait=3' });
     await sleep(1500);
     expect((await workers(api))[0].status).toBe('online');
+    // Written once, then again only after half the window: not at every flush.
+    await t.bus.workers.flush(Date.now());
+    const rows = t.bus.workers.writes.rows;
+    await t.bus.workers.flush(Date.now());
+    expect(t.bus.workers.writes.rows).toBe(rows);
     const id = await publish(api, { goal: 'g' });
     expect((await waiting).json.id).toBe(id);
     expect((await workers(api))[0].status).toBe('busy');

@@ -48,6 +48,8 @@ interface Live {
   dirty: boolean;
   /** Claims of this worker waiting on this node now. */
   waiting: number;
+  /** When this node last wrote it (0: never). */
+  writtenAt: number;
 }
 
 export type WorkerStatus = 'online' | 'busy' | 'offline';
@@ -132,6 +134,7 @@ export class WorkerRegistry {
         lastError: null,
         dirty: true,
         waiting: 0,
+        writtenAt: 0,
       };
       this.live.set(k, e);
     }
@@ -191,20 +194,27 @@ export class WorkerRegistry {
 
   /**
    * Writes what changed since the last flush, one row per worker, in one atomic step. A
-   * worker with a claim waiting here is written each time: its last_seen stays fresh for
-   * the other nodes. On failure nothing is lost: the next flush writes it.
+   * worker with a claim waiting here is written at least every half online window: its
+   * last_seen stays fresh for the other nodes. On failure nothing is lost: the next flush
+   * writes it.
    */
   async flush(now: number): Promise<void> {
     const batch: WorkerSave[] = [];
     const taken: Array<[Live, WorkerSave]> = [];
     for (const [k, e] of this.live) {
-      if (e.waiting > 0) e.lastSeen = Math.max(e.lastSeen, now);
-      else if (!e.dirty) {
-        // Written, idle and out of the window: nothing left to keep here.
-        if (e.lastSeen < now - this.o.onlineWindowMs) this.live.delete(k);
-        continue;
-      }
-      if (!e.dirty && e.waiting === 0) continue;
+      if (!e.dirty) {
+        // Waiting here and nothing new: written again once half the window has passed, so
+        // that the other nodes still see it online (a fleet of idle long polls costs one
+        // row per worker per half window, not per flush).
+        if (e.waiting > 0) {
+          if (now - e.writtenAt < this.o.onlineWindowMs / 2) continue;
+          e.lastSeen = Math.max(e.lastSeen, now);
+        } else {
+          // Written, idle and out of the window: nothing left to keep here.
+          if (e.lastSeen < now - this.o.onlineWindowMs) this.live.delete(k);
+          continue;
+        }
+      } else if (e.waiting > 0) e.lastSeen = Math.max(e.lastSeen, now);
       const save: WorkerSave = {
         keyId: e.keyId,
         workerId: e.workerId,
@@ -224,6 +234,7 @@ export class WorkerRegistry {
       e.failed = 0;
       e.lastError = null;
       e.dirty = false;
+      e.writtenAt = now;
     }
     if (batch.length === 0) return;
     try {
