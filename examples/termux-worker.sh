@@ -34,6 +34,9 @@
 # and leave BUS_REQUIRE_SIGNATURES off for this worker. The key never appears in the
 # process list (curl reads it from a private file). Ctrl-C or SIGTERM stops it: a
 # claim waiting for a job ends at once, a job that is running finishes and is reported.
+# With a WORKER_ID it obeys the bus's admin: `intent-bus admin workers quiet WORKER_ID`
+# pauses it (it asks again every 5 s until `resume`), `stop` ends it (exit 0) once its
+# job is reported.
 set -u
 
 log() { printf 'termux-worker: %s\n' "$*" >&2; }
@@ -130,6 +133,12 @@ request() {
   ANSWER=$(cat "$TMP/answer")
 }
 
+# The command an admin gave this worker (X-Intent-Worker-Command: quiet or stop), or "".
+worker_command() {
+  grep -i '^x-intent-worker-command:' "$TMP/headers-in" | tail -n 1 | sed 's/^[^:]*: *//' |
+    tr -cd 'a-z'
+}
+
 # The Retry-After the bus sent, or $1.
 retry_after() {
   local v
@@ -220,6 +229,7 @@ run_job() {
 query="goal=$(urlencode "$GOAL")&namespace=$(urlencode "$NAMESPACE")&wait=$WAIT"
 done_jobs=0
 backoff=1
+quiet=0
 log "taking jobs of \"$GOAL\" from $URL"
 while [ "$stopping" -eq 0 ]; do
   if [ "$MAX_JOBS" -gt 0 ] && [ "$done_jobs" -ge "$MAX_JOBS" ]; then
@@ -231,10 +241,29 @@ while [ "$stopping" -eq 0 ]; do
   case $CODE in
     200)
       backoff=1
+      quiet=0
       run_job
       done_jobs=$((done_jobs + 1))
       ;;
-    204) sleep "$(retry_after 1)" ;;
+    204)
+      # An admin's `intent-bus admin workers quiet|stop WORKER_ID` (needs WORKER_ID).
+      case $(worker_command) in
+        stop)
+          log 'the bus says stop'
+          break
+          ;;
+        quiet)
+          [ "$quiet" -eq 1 ] || log 'the bus says quiet: no new jobs until resumed'
+          quiet=1
+          sleep "$(retry_after 5)"
+          ;;
+        *)
+          [ "$quiet" -eq 1 ] && log 'resumed'
+          quiet=0
+          sleep "$(retry_after 1)"
+          ;;
+      esac
+      ;;
     401 | 403)
       log "the bus refused the key ($CODE): $ANSWER"
       exit 1

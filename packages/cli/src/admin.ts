@@ -2,6 +2,7 @@
 import { withRawMembers } from '@intent-bus/sdk';
 import { indentJson, plural, UsageError } from './output.js';
 import type { Command, Context } from './commands.js';
+import { goalLines, workerLines } from './workers.js';
 
 type Admin = ReturnType<Context['adminClient']>['admin'];
 
@@ -19,6 +20,11 @@ interface Subcommand {
 const namespaceOf = (ctx: Context): { namespace?: string } => {
   const ns = ctx.values.namespace as string | undefined;
   return ns ? { namespace: ns } : {};
+};
+
+const keyIdOf = (ctx: Context): { keyId?: string } => {
+  const k = ctx.values['key-id'] as string | undefined;
+  return k ? { keyId: k } : {};
 };
 
 /** The admin API of PROTOCOL.md §6, one row per subcommand (usage and dispatch come from it). */
@@ -143,6 +149,48 @@ const SUBCOMMANDS: Subcommand[] = [
     },
   },
   {
+    words: 'workers list',
+    args: [],
+    summary: "every key's workers, online first",
+    async run(ctx, api) {
+      const list = await api.workers();
+      ctx.out.result(list, () => workerLines(list, true));
+    },
+  },
+  ...(['quiet', 'stop', 'resume'] as const).map((command): Subcommand => ({
+    words: `workers ${command}`,
+    args: ['ID'],
+    flags: '[--key-id KID]',
+    summary: {
+      quiet: 'the worker claims nothing more until resumed',
+      stop: 'the worker finishes its jobs, then exits',
+      resume: 'clears quiet or stop',
+    }[command],
+    async run(ctx, api, [id]) {
+      const r = await api.commandWorker(id!, command, keyIdOf(ctx));
+      ctx.out.result(r, () => `${plural(r.workers.length, 'worker')} ${id}: ${command}`);
+    },
+  })),
+  {
+    words: 'workers forget',
+    args: ['ID'],
+    flags: '[--key-id KID]',
+    summary: 'drop a worker from the lists (seen again if it runs)',
+    async run(ctx, api, [id]) {
+      const r = await api.forgetWorker(id!, keyIdOf(ctx));
+      ctx.out.result(r, () => `${plural(r.workers.length, 'worker')} ${id}: forgotten`);
+    },
+  },
+  {
+    words: 'goals',
+    args: [],
+    summary: 'counts per goal, and why open intents wait',
+    async run(ctx, api) {
+      const goals = await api.goals();
+      ctx.out.result(goals, () => goalLines(goals));
+    },
+  },
+  {
     words: 'cleanup',
     args: [],
     summary: 'run every housekeeping pass now',
@@ -164,11 +212,12 @@ const WIDTH = Math.max(...SUBCOMMANDS.map((c) => synopsis(c).length)) + 3;
 
 export const admin: Command = {
   name: 'admin',
-  summary: 'keys, dead letters, retry, cancel, purge, cleanup',
+  summary: 'keys, dead letters, retry, cancel, purge, workers, goals, cleanup',
   usage: SUBCOMMANDS.map((c) => synopsis(c).padEnd(WIDTH) + c.summary).join('\n'),
   options: {
     namespace: { type: 'string', short: 'n' },
     yes: { type: 'boolean' },
+    'key-id': { type: 'string' },
   },
   async run(ctx) {
     const words = ctx.positionals;

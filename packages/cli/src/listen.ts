@@ -27,7 +27,9 @@ export const listen: Command = {
                   with the main key does not see what a tester key published until it
                   names that key here (only the main key may name another key)
   Without --exec, each job is printed and fulfilled.
-  SIGINT or SIGTERM stops claiming and lets jobs in flight finish.`,
+  SIGINT or SIGTERM stops claiming and lets jobs in flight finish.
+  With -w, the bus's admin can steer it (intent-bus admin workers quiet|stop|resume ID):
+  quiet takes no job until resumed; stop lets jobs in flight finish, then exits 0.`,
   options: {
     namespace: { type: 'string', short: 'n' },
     'worker-id': { type: 'string', short: 'w' },
@@ -118,6 +120,8 @@ export const listen: Command = {
         return outcome.resultType === 'text' ? text(outcome.result) : jsonText(outcome.resultText);
       },
     });
+    // Told to stop by the bus (an admin's `workers stop`): its jobs are done, exit 0.
+    if (summary.stoppedByBus && !ctx.out.json) ctx.out.note('stopped by the bus');
     if (v.once) {
       if (summary.claimed === 0) {
         if (!ctx.out.json) ctx.out.note('nothing to do');

@@ -7,7 +7,7 @@
 import { CLEANUP_COUNTERS } from '@intent-bus/protocol';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IntentClient, RateLimitError } from '@intent-bus/sdk';
+import { IntentClient, RateLimitError, type GoalInfo, type WorkerInfo } from '@intent-bus/sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADMIN_TOKEN,
@@ -73,6 +73,8 @@ const EXERCISED: Record<string, string[]> = {
     '--retention-seconds',
     '--schedules',
     '--schedules-file',
+    '--worker-online-seconds',
+    '--worker-retention-seconds',
     '--log-level',
     '--help',
     '-h',
@@ -107,7 +109,8 @@ const EXERCISED: Record<string, string[]> = {
   result: ['--wait'],
   status: [],
   kv: ['--ttl'],
-  admin: ['-n', '--yes'],
+  admin: ['-n', '--yes', '--key-id'],
+  workers: [],
   schedule: [
     '--cron',
     '--every',
@@ -1587,6 +1590,147 @@ describe("a newcomer's first hour", () => {
   });
 });
 
+describe('the fleet', () => {
+  /** `intent-bus workers --json` until `done` holds of the list (or 8 s pass). */
+  async function workersUntil(
+    e: NodeJS.ProcessEnv,
+    done: (ws: WorkerInfo[]) => boolean,
+  ): Promise<WorkerInfo[]> {
+    const until = Date.now() + 8000;
+    for (;;) {
+      const r = await cli(['workers', '--json'], { env: e });
+      expect(r.code, r.stderr).toBe(0);
+      const ws = JSON.parse(r.stdout) as WorkerInfo[];
+      if (done(ws) || Date.now() > until) return ws;
+      await sleep(200);
+    }
+  }
+  const statusOf = (ws: WorkerInfo[], id: string): string | undefined =>
+    ws.find((w) => w.worker_id === id)?.status;
+
+  it('three listen workers appear online with their capabilities; one SIGKILLed goes offline within the window', async () => {
+    const dir = tempDir();
+    const { p, url } = await startServe([
+      '--db',
+      join(dir, 'bus.db'),
+      '--secret',
+      MAIN_KEY,
+      '--admin-secret',
+      ADMIN_TOKEN,
+      '--dashboard-password',
+      DASHBOARD_PASSWORD,
+      '--worker-online-seconds',
+      '2',
+      '--worker-retention-seconds',
+      '3600',
+    ]);
+    const e = baseEnv({ INTENT_BUS_URL: url, INTENT_API_KEY: MAIN_KEY });
+    const g = goal('fleet');
+    const specs: Array<[string, string]> = [
+      ['laptop', 'cpu'],
+      ['termux-phone-1', 'camera,gps'],
+      ['pi', 'gpio'],
+    ];
+    const procs = await Promise.all(
+      specs.map(([id, caps]) => startWorker([g, '-w', id, '-c', caps], { env: e })),
+    );
+    let ws = await workersUntil(e, (l) => l.filter((w) => w.status === 'online').length === 3);
+    expect(ws.map((w) => [w.worker_id, w.status, w.capabilities]).sort()).toEqual(
+      [
+        ['laptop', 'online', ['cpu']],
+        ['pi', 'online', ['gpio']],
+        ['termux-phone-1', 'online', ['camera', 'gps']],
+      ].sort(),
+    );
+    expect(ws.every((w) => w.goals[0] === g && w.user_agent?.startsWith('intent-bus'))).toBe(true);
+
+    procs[1]!.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    ws = await workersUntil(e, (l) => statusOf(l, 'termux-phone-1') === 'offline');
+    expect(statusOf(ws, 'termux-phone-1')).toBe('offline');
+    // The window is 2 s; the listing is polled every 200 ms.
+    expect(Date.now() - killedAt).toBeLessThan(6000);
+    expect(statusOf(ws, 'laptop')).toBe('online');
+    expect(statusOf(ws, 'pi')).toBe('online');
+    // Online first, in words.
+    const human = await cli(['workers'], { env: e });
+    expect(human.code).toBe(0);
+    const lines = human.stdout.trim().split('\n');
+    expect(lines[2]).toMatch(/^○ termux-phone-1 {2}offline {2}caps camera,gps/);
+    expect(lines.slice(0, 2).every((l) => l.startsWith('● '))).toBe(true);
+    expect(lines[3]).toBe('(2 workers online of 3)');
+    await stopWorker(procs[0]!);
+    await stopWorker(procs[2]!);
+    p.child.kill('SIGTERM');
+    expect((await settle(p, 5000)).code).toBe(0);
+  });
+
+  it('quiet stops claims at once, resume claims again, stop lets listen finish its job and exit 0', async () => {
+    const dir = tempDir();
+    script(dir, 'slow.sh', '#!/bin/sh\nsleep 1\necho finished\n');
+    const g = goal('quiet');
+    const w = await startWorker([g, '-w', 'quiet-box', '--exec', './slow.sh'], { cwd: dir });
+    await workersUntil(env(), (l) => statusOf(l, 'quiet-box') === 'online');
+
+    const quiet = await cli(['admin', 'workers', 'quiet', 'quiet-box', '--key-id', 'main'], {
+      env: adminEnv(),
+    });
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(quiet.stdout).toBe('1 worker quiet-box: quiet\n');
+    await w.waitFor(/the bus says quiet/);
+    // Told within one claim round trip: a job published now stays open.
+    const held = await publishId([g, '{"n":1}']);
+    await sleep(1500);
+    expect((await read('status', held)).status).toBe('open');
+    const listed = await workersUntil(env(), () => true);
+    expect(listed.find((x) => x.worker_id === 'quiet-box')?.command).toBe('quiet');
+
+    expect((await cli(['admin', 'workers', 'resume', 'quiet-box'], { env: adminEnv() })).code).toBe(
+      0,
+    );
+    const done = await cli(['result', held, '--wait', '15', '--json'], { env: env() });
+    expect(JSON.parse(done.stdout)).toMatchObject({ status: 'fulfilled', result: 'finished' });
+
+    // Stop while a job runs: the job finishes, then listen exits 0.
+    const last = await publishId([g, '{"n":2}']);
+    await w.waitFor(new RegExp(`job ${last} `));
+    expect((await cli(['admin', 'workers', 'stop', 'quiet-box'], { env: adminEnv() })).code).toBe(
+      0,
+    );
+    const end = await settle(w, 10_000);
+    expect(end.code, end.stderr).toBe(0);
+    expect(end.stderr).toContain('stopped by the bus');
+    expect((await read('status', last)).status).toBe('fulfilled');
+    // A stopped worker stays listed, told to stop, until an admin forgets it.
+    const forget = await cli(['admin', 'workers', 'forget', 'quiet-box'], { env: adminEnv() });
+    expect(forget.stdout).toBe('1 worker quiet-box: forgotten\n');
+    const all = await cli(['admin', 'workers', 'list', '--json'], { env: adminEnv() });
+    expect((JSON.parse(all.stdout) as WorkerInfo[]).map((x) => x.worker_id)).not.toContain(
+      'quiet-box',
+    );
+  });
+
+  it('admin goals says an intent waits for a capability no online worker has', async () => {
+    const g = goal('whisper');
+    const w = await startWorker([g, '-w', 'cpu-only', '-c', 'cpu']);
+    await workersUntil(env(), (l) => statusOf(l, 'cpu-only') === 'online');
+    await publishId([g, '{}', '--capability', 'whisper']);
+    const r = await cli(['admin', 'goals', '--json'], { env: adminEnv() });
+    expect(r.code, r.stderr).toBe(0);
+    const info = (JSON.parse(r.stdout) as GoalInfo[]).find((x) => x.goal === g);
+    expect(info).toMatchObject({
+      open: 1,
+      waiting: [{ reason: 'no_capability', capability: 'whisper', intents: 1 }],
+    });
+    const human = await cli(['admin', 'goals'], { env: adminEnv() });
+    expect(human.stdout).toContain(`default/${g}  1 open, 0 claimed, 0 dead`);
+    expect(human.stdout).toContain(
+      'waiting: 1 open intent: no online worker has capability whisper',
+    );
+    await stopWorker(w);
+  });
+});
+
 describe('help', () => {
   const commandsOf = (help: string): string[] =>
     [
@@ -1610,6 +1754,7 @@ describe('help', () => {
       'status',
       'kv',
       'schedule',
+      'workers',
       'admin',
     ]);
     const lines: Record<string, string[]> = {
@@ -1623,6 +1768,7 @@ describe('help', () => {
         'Usage: intent-bus schedule set NAME (--cron EXPR | --every S)',
         'intent-bus schedule pause NAME | resume NAME | trigger NAME | rm NAME',
       ],
+      workers: ['Usage: intent-bus workers'],
       admin: ['Usage: intent-bus admin keys create OWNER', 'intent-bus admin cleanup'],
     };
     await Promise.all(

@@ -208,6 +208,30 @@ describe('examples/termux-worker.sh', () => {
     expect(end.stderr).toContain('stopped after 1 jobs');
     expect(await result(id)).toMatchObject({ status: 'fulfilled', result: 'finished anyway' });
   });
+
+  it("obeys the bus's admin with a WORKER_ID: quiet takes no job, resume takes it, stop ends it", async () => {
+    const admin = (verb: string) =>
+      bus.api('POST', `/admin/workers/phone-q/${verb}`, { admin: true });
+    const w = termux({ GOAL: 'termux-quiet', WORKER_ID: 'phone-q', WAIT: '25' }, ['echo ran']);
+    await w.waitFor(/taking jobs of/);
+    // Listed once its first claim is seen.
+    for (let i = 0; (await admin('quiet')).status !== 200; i++) {
+      if (i > 50) throw new Error('the worker was never listed');
+      await sleep(100);
+    }
+    await w.waitFor(/the bus says quiet/);
+    const id = await publish('termux-quiet', { note: CANARY });
+    await sleep(1500);
+    expect((await result(id)).status).toBe('open');
+    expect((await admin('resume')).status).toBe(200);
+    await w.waitFor(new RegExp(`job ${id} done`), 10_000);
+    expect(w.stderr()).toContain('resumed');
+    expect((await admin('stop')).status).toBe(200);
+    const end = await settle(w, 5000);
+    expect(end.code, end.stderr).toBe(0);
+    expect(end.stderr).toContain('the bus says stop');
+    expect(end.stderr).toContain('stopped after 1 jobs');
+  });
 });
 
 describe('examples/worker.ts and examples/publish-and-wait.ts', () => {

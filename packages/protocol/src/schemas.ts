@@ -334,6 +334,8 @@ export const statusObject = {
     error: { type: 'string' },
     // A dead intent's reason (the admin's view has it for every intent, null until dead).
     dead_reason: { type: 'string' },
+    // [ext] A claimed intent whose claim named its worker: whether that worker is online.
+    worker_online: { type: 'boolean' },
   },
 } as const;
 
@@ -531,6 +533,126 @@ export const scheduleTriggered = {
     ...publishResponse.properties,
     schedule: { type: 'string' },
     scheduled_for: seconds,
+  },
+} as const;
+
+/** [ext] The fleet (issue 18): a worker by its id, under one key or every key. */
+export const workerParams = {
+  type: 'object',
+  required: ['worker_id'],
+  properties: { worker_id: { type: 'string', minLength: 1, maxLength: L.claimerNameMaxLength } },
+} as const;
+
+export const workerKeyQuery = {
+  type: 'object',
+  properties: { key_id: { type: 'string', minLength: 1, maxLength: 64 } },
+} as const;
+
+export const workerCommandParams = {
+  type: 'object',
+  required: ['worker_id', 'command'],
+  properties: {
+    worker_id: workerParams.properties.worker_id,
+    command: { type: 'string', enum: ['quiet', 'stop', 'resume'] },
+  },
+} as const;
+
+/** [ext] A command an admin gave a worker (issue 18). */
+const workerCommand = { type: 'string', enum: ['quiet', 'stop'] } as const;
+const textList = { type: 'array', items: { type: 'string' } } as const;
+const count = { type: 'integer' } as const;
+
+/** [ext] A worker as GET /workers and GET /admin/workers list it. */
+export const workerInfo = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'worker_id',
+    'key_id',
+    'status',
+    'command',
+    'capabilities',
+    'namespaces',
+    'goals',
+    'user_agent',
+    'address',
+    'first_seen',
+    'last_seen',
+    'fulfilled',
+    'failed',
+    'last_error',
+    'holds',
+  ],
+  properties: {
+    worker_id: { type: 'string' },
+    key_id: { type: 'string' },
+    // busy: holds a claim; online: a claim of it waits, or seen within the window.
+    status: { type: 'string', enum: ['online', 'busy', 'offline'] },
+    command: { ...workerCommand, type: ['string', 'null'], enum: [...workerCommand.enum, null] },
+    capabilities: textList,
+    namespaces: textList,
+    // Goals its claims named (a claim without a goal is not listed here).
+    goals: textList,
+    user_agent: nullableText,
+    address: nullableText,
+    first_seen: seconds,
+    last_seen: seconds,
+    fulfilled: count,
+    failed: count,
+    last_error: nullableText,
+    holds: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'namespace', 'goal', 'claim_expires_at'],
+        properties: {
+          id: { type: 'string' },
+          namespace: { type: 'string' },
+          goal: { type: 'string' },
+          claim_expires_at: seconds,
+        },
+      },
+    },
+  },
+} as const;
+
+/**
+ * [ext] Why some open intents of a goal wait (GET /admin/goals): the reason, how many, a
+ * sentence for people, and the member the reason names (no_capability: capability;
+ * target_offline: target_worker and last_seen; private_unused: publisher).
+ */
+export const goalWaitReason = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reason', 'intents', 'message'],
+  properties: {
+    reason: {
+      type: 'string',
+      enum: ['no_worker', 'no_capability', 'target_offline', 'private_unused', 'no_match'],
+    },
+    intents: count,
+    message: { type: 'string' },
+    capability: { type: 'string' },
+    target_worker: { type: 'string' },
+    last_seen: nullableSeconds,
+    publisher: { type: 'string' },
+  },
+} as const;
+
+/** [ext] One goal of GET /admin/goals. */
+export const goalInfo = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['namespace', 'goal', 'open', 'claimed', 'dead', 'oldest_open_age_seconds', 'waiting'],
+  properties: {
+    namespace: { type: 'string' },
+    goal: { type: 'string' },
+    open: count,
+    claimed: count,
+    dead: count,
+    oldest_open_age_seconds: nullableSeconds,
+    waiting: { type: 'array', items: goalWaitReason },
   },
 } as const;
 

@@ -74,4 +74,13 @@ export type AdminIntent = FromSchema<typeof schemas.adminIntent>;
 export type DeadLetter = FromSchema<typeof schemas.deadLetter>;
 export type KeyInfo = FromSchema<typeof schemas.keyInfo>;
 
+/** [ext] A command an admin gave a worker (issue 18). */
+export type WorkerCommand = NonNullable<WorkerInfo['command']>;
+/** [ext] A worker as GET /workers and GET /admin/workers list it. */
+export type WorkerInfo = FromSchema<typeof schemas.workerInfo>;
+/** [ext] Why some open intents of a goal wait (GET /admin/goals). */
+export type GoalWaitReason = FromSchema<typeof schemas.goalWaitReason>;
+/** [ext] One goal of GET /admin/goals. */
+export type GoalInfo = FromSchema<typeof schemas.goalInfo>;
+
 export type { CleanupCounts } from './cleanup.js';

@@ -20,6 +20,7 @@ import type {
   FailRequest,
   FulfillRequest,
   GenerateKeyRequest,
+  GoalInfo,
   KeyInfo,
   KvSetRequest,
   PublishRequest,
@@ -35,6 +36,8 @@ import type {
   ScheduleRequest,
   ScheduleTriggered,
   StatusObject,
+  WorkerCommand,
+  WorkerInfo,
   Visibility,
 } from '../../protocol/src/types.js';
 import { rawMember, withRawMembers } from '../../protocol/src/raw-json.js';
@@ -124,6 +127,11 @@ export interface ClaimOutcome {
   intent: ExactClaimedIntent | null;
   /** When nothing was claimable: how long the bus asks to wait before the next claim. */
   retryAfterSeconds: number;
+  /**
+   * [ext] What an admin told this worker (its X-Worker-ID): `quiet`, claim nothing until
+   * resumed; `stop`, finish what it holds and exit. Null when it was told nothing.
+   */
+  command: WorkerCommand | null;
 }
 
 /** Everything about an intent (§6), with the exact texts of its payload and result. */
@@ -308,10 +316,15 @@ export class IntentClient {
     });
     if (a.status === 204) {
       const retryAfter = Number(a.headers.get('retry-after') ?? '1');
-      return { intent: null, retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 1 };
+      const told = a.headers.get('x-intent-worker-command');
+      return {
+        intent: null,
+        retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 1,
+        command: told === 'quiet' || told === 'stop' ? told : null,
+      };
     }
     const intent = { ...(a.body as ClaimedIntent), payloadText: memberText(a, 'payload') };
-    return { intent, retryAfterSeconds: 0 };
+    return { intent, retryAfterSeconds: 0, command: null };
   }
 
   /** Extends a live claim to now + seconds (10-3600). Throws LeaseLostError when it is gone. */
@@ -388,6 +401,12 @@ export class IntentClient {
       signal: options.signal,
     });
     return { ...(a.body as ResultObject), resultText: memberText(a, 'result') };
+  }
+
+  /** [ext] This key's workers (the main key: every key's), online and busy first. */
+  async workers(): Promise<WorkerInfo[]> {
+    const a = await this.request({ method: 'GET', path: '/workers', retry: true });
+    return (a.body as { workers: WorkerInfo[] }).workers;
   }
 
   async getStatus(id: string): Promise<StatusObject> {
@@ -635,6 +654,42 @@ export class AdminApi {
   discardDead(id: string): Promise<{ ok: true; id: string; discarded: true }> {
     return this.call('DELETE', `/admin/dead/${encodeURIComponent(id)}`);
   }
+  /** [ext] Every key's workers, online and busy first. */
+  async workers(): Promise<WorkerInfo[]> {
+    return (await this.call<{ workers: WorkerInfo[] }>('GET', '/admin/workers')).workers;
+  }
+  /**
+   * [ext] Tells the workers of this id (under every key, or `keyId`'s) to quiet or stop, or
+   * (resume) clears what they were told. NotFoundError when no worker has this id.
+   */
+  commandWorker(
+    workerId: string,
+    command: WorkerCommand | 'resume',
+    options: { keyId?: string } = {},
+  ): Promise<WorkerCommandAnswer> {
+    return this.call('POST', this.workerPath(workerId, command, options.keyId));
+  }
+  /** [ext] Forgets the workers of this id (seen again if they are still running). */
+  forgetWorker(workerId: string, options: { keyId?: string } = {}): Promise<WorkerCommandAnswer> {
+    return this.call('DELETE', this.workerPath(workerId, null, options.keyId));
+  }
+  /** [ext] Every namespace and goal with its counts, and why open intents wait. */
+  async goals(): Promise<GoalInfo[]> {
+    return (await this.call<{ goals: GoalInfo[] }>('GET', '/admin/goals')).goals;
+  }
+  private workerPath(workerId: string, action: string | null, keyId?: string): string {
+    const q = keyId ? `?key_id=${encodeURIComponent(keyId)}` : '';
+    return `/admin/workers/${encodeURIComponent(workerId)}${action ? `/${action}` : ''}${q}`;
+  }
+}
+
+/** [ext] What a worker command or forget answers: the workers it reached. */
+export interface WorkerCommandAnswer {
+  ok: true;
+  worker_id: string;
+  command?: WorkerCommand | null;
+  forgotten?: true;
+  workers: Array<{ key_id: string; worker_id: string }>;
 }
 
 /** The payload text of a schedule answer's intent, and its on_failure's text. */

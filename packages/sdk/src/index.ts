@@ -14,6 +14,7 @@ export {
   type ExactResultObject,
   type ExactAdminIntent,
   type DeadLetterDetail,
+  type WorkerCommandAnswer,
 } from './client.js';
 export { JsonText, jsonText } from './json-text.js';
 /** The exact-JSON scanner the bus uses: a member's text out of a JSON text, texts into one. */
@@ -61,4 +62,8 @@ export type {
   ScheduleTriggered,
   Overlap,
   CatchUp,
+  WorkerCommand,
+  WorkerInfo,
+  GoalInfo,
+  GoalWaitReason,
 } from '../../protocol/src/types.js';

@@ -80,7 +80,12 @@ export interface ListenSummary {
   fulfilled: number;
   failed: number;
   leaseLost: number;
+  /** [ext] True when the bus told this worker to stop (an admin's `stop`). */
+  stoppedByBus?: boolean;
 }
+
+/** While quiet, how often the worker asks the bus again whether it may resume. */
+const QUIET_POLL_SECONDS = 5;
 
 const silent: RuntimeLogger = { info() {}, warn() {}, error() {} };
 
@@ -126,6 +131,24 @@ export class WorkerRuntime {
       proc!.on('SIGTERM', stop);
     }
 
+    // [ext] What the bus told this worker: quiet (claim nothing, ask again slowly until
+    // resumed) or stop (claim nothing more, finish the jobs in flight, end).
+    let quiet = false;
+    const told = (command: 'quiet' | 'stop' | null): void => {
+      if (command === 'stop') {
+        if (!stopping.signal.aborted) {
+          this.log.info('the bus says stop: no new claims, letting jobs in flight finish');
+        }
+        summary.stoppedByBus = true;
+        halt();
+      } else if (command === 'quiet' && !quiet) {
+        this.log.info('the bus says quiet: no new claims until resumed');
+      } else if (command === null && quiet) {
+        this.log.info('resumed: claiming again');
+      }
+      quiet = command === 'quiet';
+    };
+
     const loop = async (): Promise<void> => {
       let failures = 0;
       while (!stopping.signal.aborted) {
@@ -137,14 +160,20 @@ export class WorkerRuntime {
             publisher: o.publisher,
             workerId: this.options.workerId,
             capabilities: this.options.capabilities,
-            waitSeconds: Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25)),
+            // A quiet worker only asks whether it may resume: it does not hold a long poll.
+            waitSeconds: quiet ? 0 : Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25)),
             signal: stopping.signal,
           });
           failures = 0;
           job = out.intent;
+          told(job ? null : out.command);
+          if (out.command === 'stop') return;
           if (!job) {
             if (o.once) return halt();
-            await sleep(out.retryAfterSeconds * 1000, stopping.signal);
+            const pause = quiet
+              ? Math.max(QUIET_POLL_SECONDS, out.retryAfterSeconds)
+              : out.retryAfterSeconds;
+            await sleep(pause * 1000, stopping.signal);
             continue;
           }
         } catch (err) {

@@ -195,7 +195,11 @@ describe('IntentClient against a real bus', () => {
     it('answers null, and claimOutcome a retryAfterSeconds of 1, when nothing is claimable', async () => {
       const goal = uniqueGoal('claim_empty');
       expect(await c.claim({ goal })).toBeNull();
-      expect(await c.claimOutcome({ goal })).toEqual({ intent: null, retryAfterSeconds: 1 });
+      expect(await c.claimOutcome({ goal })).toEqual({
+        intent: null,
+        retryAfterSeconds: 1,
+        command: null,
+      });
       const { id } = await c.publish(goal, {});
       const out = await c.claimOutcome({ goal });
       expect(out.intent?.id).toBe(id);
@@ -250,6 +254,7 @@ describe('IntentClient against a real bus', () => {
       expect(await c.claimOutcome({ goal, waitSeconds: 1 })).toEqual({
         intent: null,
         retryAfterSeconds: 1,
+        command: null,
       });
       expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     });

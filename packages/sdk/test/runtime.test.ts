@@ -241,6 +241,46 @@ describe('WorkerRuntime on a real bus', () => {
     expect(lines.find((l) => /lease lost/.test(l.message))!.level).toBe('warn');
   });
 
+  it('obeys the bus: quiet claims nothing until resumed, stop finishes the job in flight and resolves', async () => {
+    const goal = uniqueGoal('rt_told');
+    const started = deferred<string>();
+    const { logger, lines } = recordingLogger();
+    const rt = new WorkerRuntime({ client: c, workerId: `told-${goal}`, logger });
+    const run = start(rt, {
+      goal,
+      waitSeconds: 20,
+      handler: async (job) => {
+        started.resolve(job.id);
+        await sleep(500);
+        return 'done';
+      },
+    });
+    // Listed once its first claim is seen; then told to quiet, its long poll ends at once.
+    await waitFor(async () => (await c.workers()).some((w) => w.worker_id === `told-${goal}`));
+    expect((await c.admin.commandWorker(`told-${goal}`, 'quiet')).workers).toHaveLength(1);
+    await waitFor(() => lines.some((l) => l.message.startsWith('the bus says quiet')));
+    const held = await c.publish(goal, {});
+    await sleep(1000);
+    expect((await c.getStatus(held.id)).status).toBe('open');
+    expect((await c.admin.workers()).find((w) => w.worker_id === `told-${goal}`)?.command).toBe(
+      'quiet',
+    );
+    // Resumed: it asks again within its quiet pace (5 s) and takes the job.
+    await c.admin.commandWorker(`told-${goal}`, 'resume');
+    expect(await started.promise).toBe(held.id);
+    await c.admin.commandWorker(`told-${goal}`, 'stop');
+    const summary = await run.done;
+    expect(summary).toEqual({
+      claimed: 1,
+      fulfilled: 1,
+      failed: 0,
+      leaseLost: 0,
+      stoppedByBus: true,
+    });
+    expect((await c.getResult(held.id)).status).toBe('fulfilled');
+    await c.admin.forgetWorker(`told-${goal}`);
+  });
+
   it('stops gracefully: no new claims, the job in flight still fulfils, listen() resolves', async () => {
     const goal = uniqueGoal('rt_graceful');
     const started = deferred<string>();

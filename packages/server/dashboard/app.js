@@ -449,12 +449,89 @@ async function copyKey() {
   return 'Key selected: press Ctrl+C (the clipboard API needs HTTPS)';
 }
 
+// ---- workers (the fleet) and why intents wait ----
+
+/** POST /admin/workers/<id>/<command> for one key's worker; the notice. */
+async function commandWorker(w, command) {
+  const path = `workers/${encodeURIComponent(w.worker_id)}/${command}`;
+  await api(`${path}?key_id=${encodeURIComponent(w.key_id)}`, {});
+  await loadFleet();
+  return command === 'resume' ? `${w.worker_id} resumed` : `${w.worker_id} told to ${command}`;
+}
+
+function workerRow(w) {
+  const online = w.status !== 'offline';
+  const job =
+    w.holds.length === 0
+      ? '—'
+      : el(
+          'span',
+          {},
+          ...w.holds.map((h) => button(`${h.namespace}/${h.goal}`, () => showDetail(h.id), 'link')),
+        );
+  const actions =
+    w.command == null
+      ? [
+          button('Quiet', () => commandWorker(w, 'quiet')),
+          button('Stop', () => commandWorker(w, 'stop'), 'danger'),
+        ]
+      : [button('Resume', () => commandWorker(w, 'resume'))];
+  return el(
+    'tr',
+    { 'data-worker': w.worker_id, 'data-key': w.key_id },
+    cell(
+      'worker',
+      el(
+        'span',
+        {},
+        el('span', { className: `dot ${online ? 'on' : 'off'}`, title: w.status }),
+        w.worker_id,
+      ),
+    ),
+    cell('status', w.command ? `${w.status} · ${w.command}` : w.status),
+    cell('capabilities', w.capabilities.join(', ') || '—'),
+    cell('current job', job),
+    cell('last seen', fmtTime(w.last_seen)),
+    cell('done / failed', `${w.fulfilled} / ${w.failed}`, 'num'),
+    cell('', el('span', { className: 'actions' }, ...actions)),
+  );
+}
+
+function renderWorkers(workers) {
+  $('workers').tBodies[0].replaceChildren(...workers.map(workerRow));
+  $('workers-empty').hidden = workers.length > 0;
+  const online = workers.filter((w) => w.status !== 'offline').length;
+  $('nav-workers').textContent = String(online);
+  $('nav-workers').classList.toggle('none', online === 0);
+}
+
+function renderWaiting(goals) {
+  const items = goals.flatMap((g) =>
+    g.waiting.map((w) =>
+      el(
+        'li',
+        { 'data-goal': `${g.namespace}/${g.goal}`, 'data-reason': w.reason },
+        el('strong', {}, `${g.namespace}/${g.goal}`),
+        ` ${w.message}`,
+      ),
+    ),
+  );
+  $('waiting').replaceChildren(...items);
+  $('waiting-empty').hidden = items.length > 0;
+}
+
+async function loadFleet() {
+  const [workers, goals] = await Promise.all([api('workers'), api('goals')]);
+  if (changed('workers', workers)) renderWorkers(workers.workers);
+  if (changed('goals', goals)) renderWaiting(goals.goals);
+}
+
 // ---- live refresh ----
 
 async function refresh() {
   const live = $('live');
   try {
-    const [stats, dead] = await Promise.all([api('stats'), api('dead'), loadKeys()]);
+    const [stats, dead] = await Promise.all([api('stats'), api('dead'), loadKeys(), loadFleet()]);
     if (changed('stats', stats)) renderStats(stats);
     if (changed('dead', dead)) renderDead(dead);
     if (!list.paged) await loadIntents();

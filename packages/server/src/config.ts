@@ -103,6 +103,18 @@ const SETTINGS = [
     default: null,
   },
   {
+    key: 'workerOnlineSeconds',
+    env: 'BUS_WORKER_ONLINE_SECONDS',
+    kind: int(1, 86_400),
+    default: 30,
+  },
+  {
+    key: 'workerRetentionSeconds',
+    env: 'BUS_WORKER_RETENTION_SECONDS',
+    kind: int(60, 315_360_000),
+    default: 604_800,
+  },
+  {
     key: 'logLevel',
     env: 'BUS_LOG_LEVEL',
     kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -181,6 +193,8 @@ const HELP: Record<string, [value: string, meaning: string, unset?: string]> = {
       'for the main key',
     'unset',
   ],
+  BUS_WORKER_ONLINE_SECONDS: ['S', 'a worker seen within this long is online (GET /workers)'],
+  BUS_WORKER_RETENTION_SECONDS: ['S', 'a worker not seen for this long is forgotten'],
   BUS_LOG_LEVEL: ['LEVEL', 'JSON logs on stdout: fatal, error, warn, info, debug, trace, silent'],
 };
 

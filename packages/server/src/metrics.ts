@@ -13,6 +13,20 @@ const OTHER = '_other';
 /** What the schedule counters count: runs published, runs dead, runs missed, alerts. */
 export type ScheduleEvent = 'published' | 'failed' | 'missed' | 'alerted';
 
+/** What the fleet gauges read (ops/workers.ts's registry provides it). */
+export interface FleetSource {
+  /** Every worker with its status, the namespaces it asked for and what it holds. */
+  online(): Promise<
+    Array<{
+      status: 'online' | 'busy' | 'offline';
+      asks: ReadonlyArray<readonly [string, ...unknown[]]>;
+      holds: ReadonlyArray<{ namespace: string }>;
+    }>
+  >;
+  /** The registry's store writes so far. */
+  writes(): { flushes: number; rows: number };
+}
+
 export class BusMetrics {
   readonly registry = new Registry();
   private readonly pairs = new Set<string>();
@@ -34,6 +48,7 @@ export class BusMetrics {
     private readonly store: Store,
     /** Requests held open on this node (long-poll claims and result waits). */
     waiting: () => number = () => 0,
+    fleet: FleetSource | null = null,
   ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'intent_bus_' });
@@ -128,6 +143,53 @@ export class BusMetrics {
       registers: [registry],
       async collect() {
         this.set(await store.keyCount());
+      },
+    });
+    if (fleet) this.fleetGauges(fleet);
+  }
+
+  /**
+   * Workers online and busy by namespace (issue 18), from the registry at scrape time: a
+   * worker counts in each namespace it asked for (online) and holds an intent of (busy).
+   */
+  private fleetGauges(fleet: FleetSource): void {
+    const registry = this.registry;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client binds `this` in collect()
+    const self = this;
+    new Gauge({
+      name: 'intent_bus_workers',
+      help: 'Named workers by namespace and status (online: seen or waiting; busy: holds a claim)',
+      labelNames: ['namespace', 'status'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const counts = new Map<string, { online: number; busy: number }>();
+        const at = (ns: string): { online: number; busy: number } => {
+          const label = self.ns(ns);
+          let c = counts.get(label);
+          if (!c) counts.set(label, (c = { online: 0, busy: 0 }));
+          return c;
+        };
+        for (const w of await fleet.online()) {
+          if (w.status === 'offline') continue;
+          for (const ns of new Set(w.asks.map((a) => a[0]))) at(ns).online++;
+          for (const ns of new Set(w.holds.map((h) => h.namespace))) at(ns).busy++;
+        }
+        for (const [namespace, c] of counts) {
+          this.set({ namespace, status: 'online' }, c.online);
+          this.set({ namespace, status: 'busy' }, c.busy);
+        }
+      },
+    });
+    new Gauge({
+      name: 'intent_bus_worker_registry_writes',
+      help: 'Rows the worker registry of this node has written to the store, and its flushes',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        const w = fleet.writes();
+        this.set({ kind: 'rows' }, w.rows);
+        this.set({ kind: 'flushes' }, w.flushes);
       },
     });
   }

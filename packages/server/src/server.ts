@@ -24,6 +24,7 @@ import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
 import type { NodeWake } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
+import { WorkerRegistry } from './ops/workers.js';
 import { PgWakeRelay } from './wake/pg-relay.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
@@ -47,6 +48,8 @@ export interface Bus {
   store: Store;
   hub: WaiterHub;
   housekeeper: Housekeeper;
+  /** The workers seen (issue 18); its `writes` count the registry's store writes. */
+  workers: WorkerRegistry;
   /** http://host:port once listening. */
   url: string;
   close(): Promise<void>;
@@ -125,12 +128,21 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     config.dashboardPassword,
   );
   const limiter = new SlidingWindowLimiter(config.rateLimitPerMinute);
+  // The workers this node sees (issue 18), written through to the store in batches.
+  const workers = new WorkerRegistry({
+    store,
+    onlineWindowMs: config.workerOnlineSeconds * 1000,
+    wakeWorker: (keyId, workerId) => hub.wakeWorker(keyId, workerId),
+    sharedByNodes: config.databaseUrl != null,
+    now: () => clock.now(),
+  });
   // What this node does with an announcement, made here or heard from another node.
   const local: NodeWake = {
     claimable: (event, at) => hub.claimable(event, at),
     finished: (id) => hub.finished(id),
     keyRevoked: (keyId) => {
       auth.forgetKey(keyId);
+      workers.forgetKey(keyId);
       limiter.forget(keyId);
       hub.keyRevoked(keyId);
     },
@@ -149,7 +161,10 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           local,
           log: logger,
         });
-  const metrics = new BusMetrics(store, () => hub.waiting);
+  const metrics = new BusMetrics(store, () => hub.waiting, {
+    online: () => workers.list(null, clock.now()),
+    writes: () => workers.writes,
+  });
   const events = new BusEvents(relay ?? local, metrics, clock);
   // A schedule's run that dies: its failure is recorded and its alert published, once.
   events.onRunDied((row) => void runDied({ store, events, clock, log: logger }, row));
@@ -164,6 +179,8 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     cleanupIntervalSeconds: config.cleanupIntervalSeconds,
     retentionSeconds: config.retentionSeconds,
     maxOpenPerKey: config.maxOpenPerKey,
+    workers,
+    workerRetentionSeconds: config.workerRetentionSeconds,
   });
   const ctx: BusContext = {
     config,
@@ -179,6 +196,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     keys: auth,
     housekeeper,
     limiter,
+    workers,
   };
   const closeStore = async (): Promise<void> => {
     storeHealth.stop();
@@ -211,6 +229,10 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     }
     throw err;
   }
+  // The commands given before a restart still hold.
+  await workers.refreshCommands().catch((err: unknown) => {
+    logger.warn({ err }, 'could not read the worker commands; they apply from the next read');
+  });
   housekeeper.start();
   hub.start();
   const addr = app.server.address() as AddressInfo;
@@ -221,6 +243,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     store,
     hub,
     housekeeper,
+    workers,
     url: `${config.tlsCert ? 'https' : 'http'}://${host}:${addr.port}`,
     close: () =>
       (closing ??= (async () => {

@@ -27,6 +27,8 @@ const keyInfo = check(schemas.keyInfo);
 const scheduleObject = check(schemas.scheduleObject);
 const scheduleDetail = check(schemas.scheduleDetail);
 const scheduleTriggered = check(schemas.scheduleTriggered);
+const workerInfo = check(schemas.workerInfo);
+const goalInfo = check(schemas.goalInfo);
 
 describe('the answer schemas', () => {
   let t: TestBus;
@@ -128,5 +130,37 @@ describe('the answer schemas', () => {
     const paused = await t.api('POST', '/schedules/answers/pause');
     scheduleObject(paused.json);
     scheduleDetail((await t.api('GET', '/schedules/answers')).json);
+  });
+
+  it("hold the fleet's workers, the goals and a claimed intent's status", async () => {
+    const held = await t.api('POST', '/intent', { body: { goal: 'fleet', payload: 1 } });
+    await t.api('POST', '/intent', {
+      body: { goal: 'fleet', payload: 2, required_capability: 'whisper' },
+    });
+    await t.api('POST', '/intent', {
+      body: { goal: 'fleet', payload: 3, target_worker: 'phone-gone' },
+    });
+    const claim = await t.api('POST', '/claim?goal=fleet', {
+      headers: { 'x-worker-id': 'answers-1', 'x-worker-capabilities': 'gpu' },
+    });
+    expect(claim.json.id).toBe(held.json.id);
+    const status = (await t.api('GET', `/status/${held.json.id}`)).json;
+    expect(status.worker_online).toBe(true);
+    statusObject(status);
+
+    const mine = (await t.api('GET', '/workers')).json.workers;
+    const all = (await t.api('GET', '/admin/workers', { admin: true })).json.workers;
+    expect(mine.length).toBeGreaterThan(0);
+    expect(all.length).toBeGreaterThan(0);
+    for (const w of [...mine, ...all]) workerInfo(w);
+    expect(mine[0].holds.length).toBe(1);
+
+    const goals = (await t.api('GET', '/admin/goals', { admin: true })).json.goals;
+    const fleet = goals.find((g: { goal: string }) => g.goal === 'fleet');
+    expect(fleet.waiting.map((w: { reason: string }) => w.reason).sort()).toEqual([
+      'no_capability',
+      'target_offline',
+    ]);
+    for (const g of goals) goalInfo(g);
   });
 });

@@ -319,6 +319,45 @@ describe('the dashboard in headless Chromium', () => {
     await page.click('#detail-close');
   });
 
+  it('lists the workers with their dot, capabilities and job; Quiet and Resume; why intents wait', async () => {
+    const claimAs = (worker: string, caps: string, goal: string) =>
+      t.api('POST', `/claim?namespace=fleet&goal=${goal}`, {
+        headers: { 'x-worker-id': worker, 'x-worker-capabilities': caps },
+      });
+    const job = await publish(t.api, { goal: 'render', namespace: 'fleet' });
+    expect((await claimAs('dash-gpu', 'gpu,cuda', 'render')).json.id).toBe(job);
+    await claimAs('dash-cpu', 'cpu', 'speech');
+    await publish(t.api, { goal: 'speech', namespace: 'fleet', required_capability: 'whisper' });
+    await page.goto(`${dashboard}#sec-workers`);
+    const row = (id: string) => `#workers tr[data-worker="${id}"][data-key="main"]`;
+    await page.waitForSelector(row('dash-gpu'));
+    expect(await page.locator(`${row('dash-gpu')} .dot.on`).count()).toBe(1);
+    const gpu = await page.locator(`${row('dash-gpu')} td`).allTextContents();
+    expect(gpu.slice(1, 4)).toEqual(['busy', 'gpu, cuda', 'fleet/render']);
+    expect(gpu[5]).toBe('0 / 0');
+    expect(await page.textContent(`${row('dash-cpu')} td[data-label="status"]`)).toBe('online');
+    // Why it waits: the capability no online worker has.
+    await soon(() => page.textContent('#waiting li[data-reason="no_capability"]')).toContain(
+      'no online worker has capability whisper',
+    );
+    expect(await page.textContent('#waiting li[data-reason="no_capability"] strong')).toBe(
+      'fleet/speech',
+    );
+
+    const box = await press(page, `${row('dash-cpu')} button:text-is("Quiet")`);
+    expect(await expectNoticeBeside(page, '#notice', box)).toBe('dash-cpu told to quiet');
+    await soon(() => page.textContent(`${row('dash-cpu')} td[data-label="status"]`)).toBe(
+      'online · quiet',
+    );
+    const told = await claimAs('dash-cpu', 'cpu', 'speech');
+    expect([told.status, told.headers.get('x-intent-worker-command')]).toEqual([204, 'quiet']);
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-workers.png`, fullPage: true });
+    await press(page, `${row('dash-cpu')} button:text-is("Resume")`);
+    await soon(() => page.textContent(`${row('dash-cpu')} td[data-label="status"]`)).toBe('online');
+    const again = await claimAs('dash-cpu', 'cpu', 'speech');
+    expect(again.headers.get('x-intent-worker-command')).toBeNull();
+  });
+
   it('fits a 375 px phone screen without horizontal scrolling', async () => {
     // Something in every section for the screenshots: a dead letter and a key.
     const dead = await publish(t.api, { goal: 'dash.report', namespace: 'dash', max_attempts: 1 });

@@ -43,6 +43,8 @@ interface Fixture {
   claimExpiresAt: number;
   /** A's private intent, cancelled by the admin (a dead letter). */
   deadId: string;
+  /** A's worker, which holds the claim (the fleet, issue 18). */
+  workerId: string;
   /** A's KV entry. */
   kvName: string;
   kvValue: unknown;
@@ -156,6 +158,7 @@ describe('isolation matrix: every endpoint × every actor', () => {
     );
     const claim = await t.api('POST', `/claim?namespace=${ns}&goal=${claimedGoal}`, {
       key: A.api_key,
+      headers: { 'x-worker-id': `iso-worker-${n}` },
     });
     if (claim.status !== 200 || claim.json.id !== claimedId) {
       throw new Error(`fixture claim: ${claim.status} ${claim.text}`);
@@ -186,6 +189,7 @@ describe('isolation matrix: every endpoint × every actor', () => {
       token: claim.json.claim_token as string,
       claimExpiresAt: claim.json.claim_expires_at as number,
       deadId,
+      workerId: `iso-worker-${n}`,
       kvName,
       kvValue,
       spare,
@@ -530,6 +534,48 @@ describe('isolation matrix: every endpoint × every actor', () => {
             payload: { canary: CANARY },
           });
         } else expectNothingRevealed(c);
+      },
+    },
+    {
+      endpoint: 'GET /workers',
+      call: () => ({ method: 'GET', path: '/workers' }),
+      expected: CLIENT_OWN('2xx', '2xx', '2xx'),
+      async check(c) {
+        if (!c.allowed) return expect(c.r.text).not.toContain(c.f.workerId);
+        const ids = (c.r.json.workers as Array<{ worker_id: string }>).map((w) => w.worker_id);
+        // A and the main key see A's worker; B never does.
+        if (c.actor === 'B') expect(ids).not.toContain(c.f.workerId);
+        else expect(ids).toContain(c.f.workerId);
+      },
+    },
+    {
+      endpoint: 'GET /admin/workers',
+      call: () => ({ method: 'GET', path: '/admin/workers' }),
+      expected: ADMIN_ONLY,
+      async check(c) {
+        if (c.allowed) expect(c.r.text).toContain(c.f.workerId);
+        else expect(c.r.text).not.toContain(c.f.workerId);
+      },
+    },
+    {
+      endpoint: 'POST /admin/workers/<id>/quiet',
+      call: (f) => ({ method: 'POST', path: `/admin/workers/${f.workerId}/quiet` }),
+      expected: ADMIN_ONLY,
+      async check(c) {
+        const mine = await c.t.api('GET', '/workers', { key: A.api_key });
+        const w = (mine.json.workers as Array<{ worker_id: string; command: string | null }>).find(
+          (x) => x.worker_id === c.f.workerId,
+        );
+        expect(w?.command).toBe(c.allowed ? 'quiet' : null);
+      },
+    },
+    {
+      endpoint: 'GET /admin/goals',
+      call: () => ({ method: 'GET', path: '/admin/goals' }),
+      expected: ADMIN_ONLY,
+      async check(c) {
+        if (c.allowed) expect(c.r.text).toContain(c.f.openGoal);
+        else expect(c.r.text).not.toContain(c.f.openGoal);
       },
     },
     {

@@ -13,6 +13,7 @@ import type { KeyUsage, Store } from '../store/store.js';
 import type { BusEvents } from '../events.js';
 import type { SlidingWindowLimiter } from '../core/rate-limit.js';
 import { RunWatch, tickSchedules } from '../ops/schedules.js';
+import { COMMAND_RECHECK_MS, type WorkerRegistry } from '../ops/workers.js';
 
 const BATCH = 500;
 
@@ -33,6 +34,10 @@ export interface HousekeeperOptions {
   retentionSeconds: number;
   /** A tester key's quota of open and claimed intents, which its schedules' runs count in. */
   maxOpenPerKey: number;
+  /** The workers seen (ops/workers.ts): written in batches, commands read again. */
+  workers: WorkerRegistry;
+  /** A worker not seen for this long is forgotten. */
+  workerRetentionSeconds: number;
 }
 
 export class Housekeeper {
@@ -66,8 +71,29 @@ export class Housekeeper {
     // skip it (a node that dies mid-pass releases the lock with its connection).
     every(SWEEP_INTERVAL_MS, () => this.exclusive(false, () => this.sweepLeases()), 'lease sweep');
     every(this.o.cleanupIntervalSeconds * 1000, () => this.cleanupPass(false), 'cleanup');
+    // The worker registry: its own timers, outside the serial passes, so that a long
+    // cleanup never holds back a worker's sightings or a command to it.
+    const { workers } = this.o;
+    this.alongside(workers.flushIntervalMs, () => workers.flush(this.o.clock.now()), 'workers');
+    if (workers.sharedByNodes) {
+      this.alongside(COMMAND_RECHECK_MS, () => workers.refreshCommands(), 'worker commands');
+    }
     this.stopped = false;
     this.nextTick();
+  }
+
+  /** A periodic task of its own: a tick is skipped while the last one runs. */
+  private alongside(ms: number, task: () => Promise<unknown>, name: string): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      task()
+        .catch((err: unknown) => this.o.log.warn({ err, task: name }, 'housekeeping failed'))
+        .finally(() => (busy = false));
+    }, ms);
+    t.unref();
+    this.timers.push(t);
   }
 
   /**
@@ -105,6 +131,7 @@ export class Housekeeper {
     if (this.ticker) clearTimeout(this.ticker);
     await this.ticking;
     await this.flushUsage().catch(() => undefined);
+    await this.o.workers.flush(this.o.clock.now()).catch(() => undefined);
   }
 
   /** One pass at a time (admin cleanup waits for a timer's pass and the other way round). */
@@ -165,6 +192,7 @@ export class Housekeeper {
         nonces: await store.noncesDeleteExpired(now),
         // A run's failure outlives the run by the retention time, then goes.
         failures: await store.runFailuresDelete(now - this.o.retentionSeconds * 1000),
+        workers: await store.workersDeleteSeenBefore(now - this.o.workerRetentionSeconds * 1000),
       };
     });
     await store.keyUsageAdd(this.o.takeUsage());

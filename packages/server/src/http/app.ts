@@ -33,6 +33,7 @@ import { intentRoutes } from './routes/intents.js';
 import { kvRoutes } from './routes/kv.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { adminWorkerRoutes, workerRoutes } from './routes/workers.js';
 
 /** The payload may nest 10 levels (§5.1); the body around it a little more. */
 const MAX_BODY_DEPTH = LIMITS.payloadMaxDepth + 2;
@@ -397,6 +398,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     await intentRoutes(client, ctx);
     await kvRoutes(client, ctx);
     await scheduleRoutes(client, ctx);
+    await workerRoutes(client, ctx);
   });
 
   await app.register(async (admin) => {
@@ -410,6 +412,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
       }),
     );
     await adminRoutes(admin, ctx);
+    await adminWorkerRoutes(admin, ctx);
     await dashboardRoutes(admin, ctx);
   });
 

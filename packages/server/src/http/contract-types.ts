@@ -39,6 +39,8 @@ import type {
   ScheduleDetail,
   ScheduleRun,
   ScheduleTriggered,
+  WorkerInfo,
+  GoalInfo,
   StatusObject,
 } from '@intent-bus/protocol';
 
@@ -99,4 +101,6 @@ export type ContractHolds = [
   Holds<Same<ScheduleRun, FromAnswerSchema<typeof schemas.scheduleRun>>>,
   Holds<Same<ScheduleDetail, FromAnswerSchema<typeof schemas.scheduleDetail>>>,
   Holds<Same<ScheduleTriggered, FromAnswerSchema<typeof schemas.scheduleTriggered>>>,
+  Holds<Same<WorkerInfo, FromAnswerSchema<typeof schemas.workerInfo>>>,
+  Holds<Same<GoalInfo, FromAnswerSchema<typeof schemas.goalInfo>>>,
 ];

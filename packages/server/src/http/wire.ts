@@ -3,16 +3,21 @@ import type {
   AdminIntent,
   ClaimedIntent,
   DeadLetter,
+  GoalInfo,
+  GoalWaitReason,
   KeyInfo,
   ResultObject,
   Schedule,
   ScheduleRun,
   StatusObject,
+  WorkerInfo,
 } from '@intent-bus/protocol';
 import { withRawMembers } from '@intent-bus/protocol';
 import { toSeconds, toSecondsOrNull } from '../core/clock.js';
 import { describeTiming, runOutcome } from '../core/schedule.js';
 import type { ApiKeyRow, IntentRow, RunFailureRow, ScheduleRow } from '../store/store.js';
+import type { GoalReport, WaitReason } from '../ops/fleet.js';
+import type { WorkerView } from '../ops/workers.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -136,4 +141,74 @@ export function scheduleRun(row: IntentRow, failure: RunFailureRow | undefined):
     outcome: runOutcome(row.status, row.deadReason, failure?.reason ?? null),
     alert_id: failure?.alertId ?? null,
   };
+}
+
+/** [ext] A worker (issue 18). */
+export function workerObject(w: WorkerView): WorkerInfo {
+  const uniq = (xs: Array<string | null>): string[] => [
+    ...new Set(xs.filter((x): x is string => x != null)),
+  ];
+  return {
+    worker_id: w.workerId,
+    key_id: w.keyId,
+    status: w.status,
+    command: w.command,
+    capabilities: w.capabilities,
+    namespaces: uniq(w.asks.map((a) => a[0])),
+    goals: uniq(w.asks.map((a) => a[1])),
+    user_agent: w.userAgent,
+    address: w.address,
+    first_seen: toSeconds(w.firstSeen),
+    last_seen: toSeconds(w.lastSeen),
+    fulfilled: w.fulfilled,
+    failed: w.failed,
+    last_error: w.lastError,
+    holds: w.holds.map((h) => ({
+      id: h.id,
+      namespace: h.namespace,
+      goal: h.goal,
+      claim_expires_at: toSeconds(h.claimExpiresAt),
+    })),
+  };
+}
+
+/** [ext] One goal of /admin/goals, the reasons in words too. */
+export function goalObject(g: GoalReport, now: number): GoalInfo {
+  return {
+    namespace: g.namespace,
+    goal: g.goal,
+    open: g.open,
+    claimed: g.claimed,
+    dead: g.dead,
+    oldest_open_age_seconds: g.oldestOpen == null ? null : Math.max(0, (now - g.oldestOpen) / 1000),
+    waiting: g.waiting.map(waitReason),
+  };
+}
+
+function waitReason(r: WaitReason): GoalWaitReason {
+  const n = `${r.intents} open intent${r.intents === 1 ? '' : 's'}`;
+  switch (r.reason) {
+    case 'no_worker':
+      return { ...r, message: `${n}: no worker online for this goal` };
+    case 'no_capability':
+      return { ...r, message: `${n}: no online worker has capability ${r.capability}` };
+    case 'target_offline': {
+      const since =
+        r.lastSeen == null ? 'never seen' : `offline since ${new Date(r.lastSeen).toISOString()}`;
+      return {
+        reason: r.reason,
+        target_worker: r.targetWorker,
+        last_seen: toSecondsOrNull(r.lastSeen),
+        intents: r.intents,
+        message: `${n}: target worker ${r.targetWorker} ${since}`,
+      };
+    }
+    case 'private_unused':
+      return {
+        ...r,
+        message: `${n}: private intents of key ${r.publisher}, which no online worker uses`,
+      };
+    case 'no_match':
+      return { ...r, message: `${n}: no online worker's claim matches them` };
+  }
 }

@@ -10,21 +10,40 @@ import { BusError, unauthorized } from '../core/errors.js';
 import { randomHex128 } from '../ids.js';
 import { MAIN_KEY_ID, type Principal } from '../core/principal.js';
 import type { ClaimFilter } from '../core/routing.js';
-import type { IntentRow } from '../store/store.js';
+import type { IntentRow, WorkerCommand } from '../store/store.js';
 import type { ClaimableEvent } from '../wake/announce.js';
 import type { OpsContext, Requester } from './context.js';
+import type { Sighting } from './workers.js';
 
-/** The claimed row (announced), or null when nothing could be claimed in `waitMs`. */
+/**
+ * What a claim gives: the claimed row (announced), nothing in `waitMs`, or, for a worker an
+ * admin told to quiet or stop, that command instead of an intent (issue 18).
+ */
+export type ClaimOutcome =
+  | { kind: 'claimed'; row: IntentRow }
+  | { kind: 'none' }
+  | { kind: 'command'; command: WorkerCommand };
+
 export async function claim(
   ctx: OpsContext,
   principal: Principal,
   filter: ClaimFilter,
   waitMs: number,
   client: Requester,
-): Promise<IntentRow | null> {
-  const row = await claimWithWait(ctx, principal, filter, waitMs, client);
-  if (row) ctx.events.claimed(row, ctx.clock.now());
-  return row;
+  seen: Sighting,
+): Promise<ClaimOutcome> {
+  // A claim that names its worker is seen by the registry, waiting included.
+  const told = ctx.workers.claimBegins(filter, seen, ctx.clock.now());
+  try {
+    if (told) return { kind: 'command', command: told };
+    const out = await claimWithWait(ctx, principal, filter, waitMs, client);
+    if (out !== null && 'command' in out) return { kind: 'command', command: out.command };
+    if (out === null) return { kind: 'none' };
+    ctx.events.claimed(out, ctx.clock.now());
+    return { kind: 'claimed', row: out };
+  } finally {
+    ctx.workers.claimEnds(filter, ctx.clock.now());
+  }
 }
 
 async function claimWithWait(
@@ -33,13 +52,19 @@ async function claimWithWait(
   filter: ClaimFilter,
   waitMs: number,
   client: Requester,
-): Promise<IntentRow | null> {
+): Promise<IntentRow | { command: WorkerCommand } | null> {
   const deadline = performance.now() + waitMs;
   let hint: ClaimableEvent | null = null;
   const passOn = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
     if (e && e.id !== claimed?.id) ctx.hub.claimable(e, 0);
   };
   for (;;) {
+    // Told to quiet or stop while it waited (ops/workers.ts wakes it): claim nothing.
+    const command = ctx.workers.commandOf(filter.keyId, filter.workerId);
+    if (command) {
+      passOn(hint, null);
+      return { command };
+    }
     const remaining = deadline - performance.now();
     const ticket =
       remaining > 0 && !client.gone

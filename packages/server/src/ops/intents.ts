@@ -19,6 +19,7 @@ import { publishedAnswer } from '../store/bus-store.js';
 import type { IntentRow, TokenRef } from '../store/store.js';
 import type { WaitOutcome } from '../wake/hub.js';
 import type { OpsContext, Requester } from './context.js';
+import type { Sighting } from './workers.js';
 
 /** A publish's answer: its status and its exact JSON text (a replay answers as the first). */
 export interface Published {
@@ -93,9 +94,26 @@ export function tokenRef(ctx: OpsContext, p: Principal, id: string, token: strin
   return { id, token, keyId: p.keyId, now: ctx.clock.now() };
 }
 
-export async function extend(ctx: OpsContext, ref: TokenRef, seconds: number): Promise<IntentRow> {
+/** The worker that held the intent is seen (issue 18): by the claim's worker id. */
+function seenHolding(
+  ctx: OpsContext,
+  ref: TokenRef,
+  row: IntentRow,
+  seen: Sighting,
+  outcome?: { fulfilled?: boolean; failed?: boolean; error?: string | null },
+): void {
+  if (row.workerId != null) ctx.workers.touched(ref.keyId, row.workerId, seen, ref.now, outcome);
+}
+
+export async function extend(
+  ctx: OpsContext,
+  ref: TokenRef,
+  seconds: number,
+  seen: Sighting,
+): Promise<IntentRow> {
   const row = await ctx.store.intentExtend(ref, ref.now + Math.round(seconds * 1000));
   if (!row) throw lostLease();
+  seenHolding(ctx, ref, row, seen);
   return row;
 }
 
@@ -110,6 +128,7 @@ export async function fulfil(
   ctx: OpsContext,
   ref: TokenRef,
   input: FulfilInput,
+  seen: Sighting,
 ): Promise<IntentRow> {
   const resultType = input.resultType ?? 'json';
   if (resultType === 'text' && input.result != null && typeof input.result !== 'string') {
@@ -121,6 +140,7 @@ export async function fulfil(
   const row = await ctx.store.intentFulfill(ref, text, resultType);
   if (!row) throw lostLease();
   ctx.events.fulfilled(row);
+  seenHolding(ctx, ref, row, seen, { fulfilled: true });
   return row;
 }
 
@@ -128,10 +148,13 @@ export async function fail(
   ctx: OpsContext,
   ref: TokenRef,
   error: string | null | undefined,
+  seen: Sighting,
 ): Promise<IntentRow> {
-  const row = await ctx.store.intentFail(ref, truncateError(error), ctx.random);
+  const text = truncateError(error);
+  const row = await ctx.store.intentFail(ref, text, ctx.random);
   if (!row) throw lostLease();
   ctx.events.failed(row);
+  seenHolding(ctx, ref, row, seen, { failed: true, error: text ?? 'failed' });
   return row;
 }
 

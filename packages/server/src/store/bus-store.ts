@@ -50,6 +50,13 @@ import {
   type TriggerOutcome,
   type Store,
   type TokenRef,
+  type GoalCountRow,
+  type HeldRow,
+  type OpenRouteRow,
+  type WorkerCommand,
+  type WorkerRecord,
+  type WorkerRef,
+  type WorkerSave,
 } from './store.js';
 
 /** The answer of a publish, kept with its idempotency record and replayed as it is. */
@@ -160,6 +167,14 @@ function* addUsage(usage: ReadonlyMap<string, KeyUsage>): Program<void> {
   // In key order, so that two nodes flushing at once lock the rows in the same order.
   for (const [keyId, u] of [...usage].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     yield* run('keyUsageAdd', { keyId, count: u.count, lastUsedAt: u.lastUsedAt });
+  }
+}
+
+function* saveWorkers(batch: readonly WorkerSave[]): Program<void> {
+  // In key order, so that two nodes writing at once lock the rows in the same order.
+  const order = (w: WorkerSave): string => `${w.keyId}\n${w.workerId}`;
+  for (const w of [...batch].sort((a, b) => (order(a) < order(b) ? -1 : 1))) {
+    yield* run('workerSave', w);
   }
 }
 
@@ -636,6 +651,8 @@ export class BusStore implements Store {
     yield* run('leasesEndOfKey', { keyId, now });
     // Its schedules end with it (their runs stay, like its other intents).
     yield* run('schedulesDeleteOwner', { owner: keyId });
+    // And its workers (the fleet's registry).
+    yield* run('workersDeleteKey', { keyId });
     this.countNonces(-nonces);
     return keyId;
   }
@@ -741,5 +758,50 @@ export class BusStore implements Store {
 
   runFailuresDelete(before: number): Promise<number> {
     return this.batched((limit) => run('runFailuresDeleteBefore', { before, limit }));
+  }
+
+  async workersSave(batch: readonly WorkerSave[]): Promise<void> {
+    if (batch.length === 0) return;
+    await this.r.atomic(saveWorkers(batch));
+  }
+
+  workersList(keyId: string | null): Promise<WorkerRecord[]> {
+    return this.r.read(keyId == null ? all('workersAll', {}) : all('workersOfKey', { keyId }));
+  }
+
+  workerGet(keyId: string, workerId: string): Promise<WorkerRecord | null> {
+    return this.r.read(get('workerGet', { keyId, workerId }));
+  }
+
+  workerCommandSet(
+    workerId: string,
+    keyId: string | null,
+    command: WorkerCommand | null,
+  ): Promise<WorkerRef[]> {
+    return this.r.write(all('workerCommandSet', { workerId, keyId, command }));
+  }
+
+  workerForget(workerId: string, keyId: string | null): Promise<WorkerRef[]> {
+    return this.r.write(all('workerDelete', { workerId, keyId }));
+  }
+
+  workersCommanded(): Promise<Array<WorkerRef & { command: WorkerCommand }>> {
+    return this.r.read(all('workersCommanded', {}));
+  }
+
+  workersDeleteSeenBefore(before: number): Promise<number> {
+    return this.batched((limit) => run('workersDeleteSeenBefore', { before, limit }));
+  }
+
+  intentsHeld(keyId: string | null): Promise<HeldRow[]> {
+    return this.r.read(all('intentsHeld', { keyId }));
+  }
+
+  goalCounts(): Promise<GoalCountRow[]> {
+    return this.r.read(all('goalCounts', {}));
+  }
+
+  openRoutes(now: number, limit: number): Promise<OpenRouteRow[]> {
+    return this.r.read(all('openRoutes', { now, limit }));
   }
 }

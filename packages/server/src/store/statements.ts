@@ -7,7 +7,17 @@
 import type { IntentStatus, ResultType } from '@intent-bus/protocol';
 import type { IntentRow, NewIntent } from '../core/intent-record.js';
 import type { RunFailure } from '../core/schedule.js';
-import type { ApiKeyRow, StatusCount } from './store.js';
+import type {
+  ApiKeyRow,
+  GoalCountRow,
+  HeldRow,
+  OpenRouteRow,
+  StatusCount,
+  WorkerCommand,
+  WorkerRecord,
+  WorkerRef,
+  WorkerSave,
+} from './store.js';
 
 /** A schedules row under its statement names (paused as 0 or 1). */
 export interface ScheduleRecord {
@@ -195,6 +205,26 @@ export interface StatementTypes {
   runsDeadUnrecorded: Read<{ since: number; limit: number }, IntentRow>;
   /** Failures of runs that are gone, recorded before @before. */
   runFailuresDeleteBefore: Write<{ before: number; limit: number }>;
+  /** The fleet (issue 18): a node's batch of sightings, merged into the stored row. */
+  workerSave: Write<WorkerSave>;
+  workersAll: Read<None, WorkerRecord>;
+  workersOfKey: Read<{ keyId: string }, WorkerRecord>;
+  workerGet: Read<WorkerRef, WorkerRecord>;
+  /** By worker id, under one key or (keyId null) under every key. */
+  workerCommandSet: Read<
+    { workerId: string; keyId: string | null; command: WorkerCommand | null },
+    WorkerRef
+  >;
+  workerDelete: Read<{ workerId: string; keyId: string | null }, WorkerRef>;
+  workersCommanded: Read<None, WorkerRef & { command: WorkerCommand }>;
+  workersDeleteSeenBefore: Write<{ before: number; limit: number }>;
+  workersDeleteKey: Write<{ keyId: string }>;
+  /** Claimed intents that name their worker, of one claimer key or (null) of all. */
+  intentsHeld: Read<{ keyId: string | null }, HeldRow>;
+  /** Open, claimed and dead intents per namespace, goal and status, with the oldest. */
+  goalCounts: Read<None, GoalCountRow>;
+  /** Open intents due at @now, grouped by everything the claim rule looks at. */
+  openRoutes: Read<{ now: number; limit: number }, OpenRouteRow>;
 }
 
 export type StatementName = keyof StatementTypes;

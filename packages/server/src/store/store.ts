@@ -4,7 +4,7 @@
  * implements it once, over a runner per backend (sqlite/, postgres/), held to the same
  * contract tests (test/store/contract.ts). All times are milliseconds since the epoch.
  */
-import type { IntentStatus, ResultType } from '@intent-bus/protocol';
+import type { IntentStatus, ResultType, Visibility } from '@intent-bus/protocol';
 import type { Random } from '../core/clock.js';
 import type { ClaimFilter } from '../core/routing.js';
 import type { RunFailure, ScheduleDefinition, ScheduleState } from '../core/schedule.js';
@@ -345,6 +345,98 @@ export interface Store {
     makeRun: RunMaker,
     maxOpen: number | null,
   ): Promise<TriggerOutcome>;
+
+  /** Merges each node's sightings into the workers rows, in one atomic step. */
+  workersSave(batch: readonly WorkerSave[]): Promise<void>;
+  /** The workers of one key, or (null) of every key. */
+  workersList(keyId: string | null): Promise<WorkerRecord[]>;
+  workerGet(keyId: string, workerId: string): Promise<WorkerRecord | null>;
+  /**
+   * Sets (or, null, clears) the command of the workers with this id, under one key or
+   * (keyId null) every key; the workers changed.
+   */
+  workerCommandSet(
+    workerId: string,
+    keyId: string | null,
+    command: WorkerCommand | null,
+  ): Promise<WorkerRef[]>;
+  /** Forgets the workers with this id (one key's, or every key's); those forgotten. */
+  workerForget(workerId: string, keyId: string | null): Promise<WorkerRef[]>;
+  /** Every worker that has a command. */
+  workersCommanded(): Promise<Array<WorkerRef & { command: WorkerCommand }>>;
+  /** Forgets the workers last seen before `before`. */
+  workersDeleteSeenBefore(before: number): Promise<number>;
+  /** Claimed intents that name their worker, of one claimer key or (null) of every key. */
+  intentsHeld(keyId: string | null): Promise<HeldRow[]>;
+  /** Open, claimed and dead counts per namespace and goal, with the oldest of each. */
+  goalCounts(): Promise<GoalCountRow[]>;
+  /** Open intents due at `now`, grouped by what the claim rule looks at (at most `limit`). */
+  openRoutes(now: number, limit: number): Promise<OpenRouteRow[]>;
+}
+
+/** A command an admin gave a worker (ops/workers.ts), or none. */
+export type WorkerCommand = 'quiet' | 'stop';
+
+/** A workers row (issue 18): capabilities and asks as JSON text. */
+export interface WorkerRecord {
+  keyId: string;
+  workerId: string;
+  capabilities: string;
+  asks: string;
+  userAgent: string | null;
+  address: string | null;
+  firstSeen: number;
+  lastSeen: number;
+  fulfilled: number;
+  failed: number;
+  lastError: string | null;
+  command: WorkerCommand | null;
+}
+
+/**
+ * What one node saw of a worker since its last write: counts are what to add, a null
+ * capabilities or asks means "not seen" (the stored value stays); the newest sight wins.
+ */
+export type WorkerSave = Omit<WorkerRecord, 'command' | 'capabilities' | 'asks'> & {
+  capabilities: string | null;
+  asks: string | null;
+};
+
+/** A claimed intent that names its worker. */
+export interface HeldRow {
+  id: string;
+  namespace: string;
+  goal: string;
+  claimer: string;
+  workerId: string;
+  claimExpiresAt: number;
+}
+
+/** Intents of one namespace, goal and status, and the oldest created. */
+export interface GoalCountRow {
+  namespace: string;
+  goal: string;
+  status: IntentStatus;
+  n: number;
+  oldest: number;
+}
+
+/** Open intents due now that the claim rule sees alike, and the oldest created. */
+export interface OpenRouteRow {
+  namespace: string;
+  goal: string;
+  visibility: Visibility;
+  publisher: string;
+  targetWorker: string | null;
+  requiredCapability: string | null;
+  n: number;
+  oldest: number;
+}
+
+/** A worker named under its key. */
+export interface WorkerRef {
+  keyId: string;
+  workerId: string;
 }
 
 /** A fault of the store itself (locked, full, read-only, unreachable): the client may retry. */

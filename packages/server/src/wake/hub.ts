@@ -112,6 +112,17 @@ export class WaiterHub implements NodeWake {
   }
 
   /**
+   * Wakes every waiting claim of one worker (an admin told it something): each runs its
+   * claim again, which first reads the worker's command (ops/claim.ts).
+   */
+  wakeWorker(keyId: string, workerId: string): void {
+    for (const set of [...this.claimWaiters.values()])
+      for (const w of [...set])
+        if (w.filter.keyId === keyId && w.filter.workerId === workerId)
+          w.settle({ kind: 'woken', event: null });
+  }
+
+  /**
    * Announcements may have been missed (see PgWakeRelay): every waiting claim runs its
    * claim again, every result wait re-reads its intent, and future run_ats are reloaded.
    */

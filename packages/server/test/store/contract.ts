@@ -14,6 +14,7 @@ import type {
   IntentRow,
   RunMaker,
   Store,
+  WorkerSave,
 } from '../../src/store/store.js';
 
 const T0 = 1_800_000_000_000;
@@ -728,6 +729,131 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       });
       expect(await s.schedulePause('kid_b', 'q', true, T0)).toBeNull();
       expect(await s.scheduleTrigger('kid_b', 'q', T0, runOf, null)).toEqual({ kind: 'not_found' });
+    });
+
+    it('merges the fleet sightings of several nodes: latest wins, counts add, first and last seen', async () => {
+      const s = await fresh();
+      const seen = (over: Partial<WorkerSave> = {}): WorkerSave => ({
+        keyId: 'kid_a',
+        workerId: 'w1',
+        capabilities: '["gpu"]',
+        asks: '[["default","g",null]]',
+        userAgent: 'ua-1',
+        address: '10.0.0.1',
+        firstSeen: T0,
+        lastSeen: T0 + 1000,
+        fulfilled: 2,
+        failed: 1,
+        lastError: 'boom',
+        ...over,
+      });
+      await s.workersSave([seen(), seen({ keyId: 'kid_b', capabilities: null, asks: null })]);
+      // Another node saw it later, with other capabilities and nothing failed.
+      await s.workersSave([
+        seen({
+          capabilities: '["cpu"]',
+          userAgent: 'ua-2',
+          firstSeen: T0 + 500,
+          lastSeen: T0 + 3000,
+          fulfilled: 5,
+          failed: 0,
+          lastError: null,
+        }),
+      ]);
+      // And a node that saw it earlier writes late: its capabilities lose, its counts add.
+      await s.workersSave([
+        seen({
+          capabilities: '["old"]',
+          userAgent: null,
+          firstSeen: T0 - 100,
+          lastSeen: T0 + 2000,
+        }),
+      ]);
+      const w1 = await s.workerGet('kid_a', 'w1');
+      expect(w1).toEqual({
+        keyId: 'kid_a',
+        workerId: 'w1',
+        capabilities: '["cpu"]',
+        asks: '[["default","g",null]]',
+        userAgent: 'ua-2',
+        address: '10.0.0.1',
+        firstSeen: T0 - 100,
+        lastSeen: T0 + 3000,
+        fulfilled: 9,
+        failed: 2,
+        lastError: 'boom',
+        command: null,
+      });
+      expect((await s.workerGet('kid_b', 'w1'))?.capabilities).toBe('[]');
+      expect((await s.workersList(null)).map((w) => w.keyId)).toEqual(['kid_a', 'kid_b']);
+      expect((await s.workersList('kid_b')).map((w) => w.keyId)).toEqual(['kid_b']);
+      expect(await s.workerGet('kid_c', 'w1')).toBeNull();
+
+      // A command by worker id reaches it under every key, or under one.
+      expect(await s.workerCommandSet('w1', 'kid_b', 'quiet')).toEqual([
+        { keyId: 'kid_b', workerId: 'w1' },
+      ]);
+      expect((await s.workerCommandSet('w1', null, 'stop')).length).toBe(2);
+      expect(await s.workerCommandSet('nobody', null, 'stop')).toEqual([]);
+      expect(await s.workersCommanded()).toEqual(
+        expect.arrayContaining([
+          { keyId: 'kid_a', workerId: 'w1', command: 'stop' },
+          { keyId: 'kid_b', workerId: 'w1', command: 'stop' },
+        ]),
+      );
+      // A later sighting keeps the command.
+      await s.workersSave([seen({ lastSeen: T0 + 4000 })]);
+      expect((await s.workerGet('kid_a', 'w1'))?.command).toBe('stop');
+      await s.workerCommandSet('w1', 'kid_a', null);
+      expect(await s.workersCommanded()).toEqual([
+        { keyId: 'kid_b', workerId: 'w1', command: 'stop' },
+      ]);
+
+      // Forgotten by an admin, or by retention.
+      expect(await s.workerForget('w1', 'kid_b')).toEqual([{ keyId: 'kid_b', workerId: 'w1' }]);
+      expect(await s.workerForget('w1', 'kid_b')).toEqual([]);
+      await s.workersSave([seen({ workerId: 'w2', firstSeen: T0 - 10, lastSeen: T0 - 10 })]);
+      expect(await s.workersDeleteSeenBefore(T0)).toBe(1);
+      expect((await s.workersList(null)).map((w) => w.workerId)).toEqual(['w1']);
+    });
+
+    it('reports held intents by worker, counts per goal and open intents by route', async () => {
+      const s = await fresh();
+      await put(s, intent({ goal: 'a', createdAt: T0 - 5000 }));
+      await put(s, intent({ goal: 'a' }));
+      await put(s, intent({ goal: 'b', requiredCapability: 'gpu', visibility: 'public' }));
+      await put(s, intent({ goal: 'b', runAt: T0 + 60_000 }));
+      const held = await s.intentClaim(claimBy({ goal: 'a', workerId: 'w1' }));
+      await s.intentClaim(claimBy({ goal: 'a', keyId: 'kid_a' }));
+      expect(held).not.toBeNull();
+      expect(await s.intentsHeld(null)).toEqual([
+        {
+          id: held!.id,
+          namespace: 'default',
+          goal: 'a',
+          claimer: 'kid_a',
+          workerId: 'w1',
+          claimExpiresAt: T0 + 60_000,
+        },
+      ]);
+      expect(await s.intentsHeld('kid_b')).toEqual([]);
+      expect(await s.goalCounts()).toEqual([
+        { namespace: 'default', goal: 'a', status: 'claimed', n: 2, oldest: T0 - 5000 },
+        { namespace: 'default', goal: 'b', status: 'open', n: 2, oldest: T0 },
+      ]);
+      // Only what is due now, grouped by what the claim rule looks at.
+      expect(await s.openRoutes(T0, 100)).toEqual([
+        {
+          namespace: 'default',
+          goal: 'b',
+          visibility: 'public',
+          publisher: 'kid_a',
+          targetWorker: null,
+          requiredCapability: 'gpu',
+          n: 1,
+          oldest: T0,
+        },
+      ]);
     });
   });
 }

@@ -242,6 +242,7 @@ describe('the schema of both backends', () => {
       'nonces',
       'schedule_failures',
       'schedules',
+      'workers',
     ]);
     expect(fromSqlite.indexes.intents_due?.where).toBe("status='open'andrun_at>created_at");
     expect(fromSqlite.versions).toEqual(sqliteMigrations.map((m) => m.version));

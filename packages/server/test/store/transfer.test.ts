@@ -210,6 +210,23 @@ async function populate(s: Store): Promise<Fixture> {
     throw new Error('no alert: the schedule has no on_failure');
   });
   if (!failed.recorded) throw new Error('the failure was not recorded');
+  // A worker of the fleet, told to stop.
+  await s.workersSave([
+    {
+      keyId: 'kid_a',
+      workerId: 'phone-1',
+      capabilities: '["gpu"]',
+      asks: '[["default","resize",null]]',
+      userAgent: 'intent-bus-cli/0.1.0',
+      address: '192.0.2.7',
+      firstSeen: T0 - 5000,
+      lastSeen: T0,
+      fulfilled: 3,
+      failed: 1,
+      lastError: 'exit 2',
+    },
+  ]);
+  await s.workerCommandSet('phone-1', 'kid_a', 'stop');
   return { ids, claimToken: token };
 }
 
@@ -276,7 +293,16 @@ describe('export and import', () => {
     });
     expect(JSON.parse(lines.at(-1)!)).toEqual({
       type: 'end',
-      counts: { key: 2, intent: 14, idempotency: 1, kv: 2, nonce: 1, schedule: 1, run_failure: 1 },
+      counts: {
+        key: 2,
+        intent: 14,
+        idempotency: 1,
+        kv: 2,
+        nonce: 1,
+        schedule: 1,
+        run_failure: 1,
+        worker: 1,
+      },
     });
     // Results and values are the stored text, carried as strings: nothing is rounded.
     expect(a).toContain(JSON.stringify(BIG_RESULT));
@@ -300,6 +326,7 @@ describe('export and import', () => {
       nonce: 1,
       schedule: 1,
       run_failure: 1,
+      worker: 1,
     });
     expect(imported.identical).toBe(0);
     expect(imported.header.store).toBe('sqlite');
@@ -398,7 +425,7 @@ describe('export and import', () => {
     expect(old).not.toContain('schedule');
     const dst = await place('postgres');
     const out = await importText(dst, `${old}\n`);
-    expect(out.imported).toMatchObject({ intent: 14, schedule: 0, run_failure: 0 });
+    expect(out.imported).toMatchObject({ intent: 14, schedule: 0, run_failure: 0, worker: 1 });
     const s = await storeAt(dst);
     expect(await s.intentGet(fixture.ids.run!)).toMatchObject({
       schedule: null,
@@ -483,6 +510,7 @@ describe('export and import', () => {
         nonce: 0,
         schedule: 0,
         run_failure: 0,
+        worker: 0,
       });
     },
   );
@@ -516,6 +544,7 @@ describe('export and import', () => {
       nonce: 0,
       schedule: 0,
       run_failure: 0,
+      worker: 0,
     });
 
     const def = (await exportText(src, { namespace: 'default' })).trimEnd().split('\n');
@@ -576,6 +605,7 @@ describe('export and import', () => {
         nonce: 0,
         schedule: 0,
         run_failure: 0,
+        worker: 0,
       });
     }
 
@@ -671,7 +701,13 @@ describe('export and import', () => {
       const text = await source();
       const lines = text.split('\n').length - 1;
       await refused(
-        edit(text, (l) => l.splice(fromEnd(text, 7) - 1, 1)),
+        // The last intent record goes (the records of other types follow it).
+        edit(text, (l) =>
+          l.splice(
+            l.findLastIndex((x) => x.startsWith('{"type":"intent"')),
+            1,
+          ),
+        ),
         lines - 1,
         /trailer does not match the records \(2514 intent records announced, 2513 found\)/,
       );
@@ -714,6 +750,7 @@ describe('export and import', () => {
         nonce: 0,
         schedule: 0,
         run_failure: 0,
+        worker: 0,
       });
 
       // A key whose hash the target holds under another key id collides too.

@@ -7,6 +7,7 @@ import { LIMITS, schemas } from '@intent-bus/protocol';
 import { invalid } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import { claim, resolvePublisher } from '../../ops/claim.js';
+import type { Sighting } from '../../ops/workers.js';
 import { extend, fail, fulfil, publish, readable, result, tokenRef } from '../../ops/intents.js';
 import type { TokenRef } from '../../store/store.js';
 import {
@@ -20,8 +21,17 @@ import {
 } from '../context.js';
 import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js';
 
+/** A User-Agent is kept to this many characters. */
+const USER_AGENT_MAX = 256;
+/** A quiet worker need not ask again sooner. */
+const COMMAND_RETRY_AFTER_SECONDS = 5;
+
 export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> {
   // Request parts are typed from the route's schemas (BusApp): no casts.
+  const seenOf = (req: FastifyRequest): Sighting => ({
+    userAgent: header(req, 'user-agent')?.slice(0, USER_AGENT_MAX) ?? null,
+    address: req.ip,
+  });
   const refOf = (
     req: FastifyRequest & { params: { id: string }; body: { claim_token: string } },
   ): TokenRef =>
@@ -69,9 +79,17 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
       capabilities,
     };
     const waitMs = Math.round((q.wait ?? 0) * 1000);
-    const row = await claim(ctx, p, filter, waitMs, new ClientPresence(reply));
-    if (!row) return reply.code(204).header('Retry-After', '1').send();
-    return reply.type(JSON_TYPE).send(claimedIntent(row, ctx.config.claimTimeoutSeconds));
+    const out = await claim(ctx, p, filter, waitMs, new ClientPresence(reply), seenOf(req));
+    if (out.kind === 'none') return reply.code(204).header('Retry-After', '1').send();
+    if (out.kind === 'command') {
+      // [ext] issue 18: a quiet or stopping worker is told so, and claims nothing.
+      return reply
+        .code(204)
+        .header('X-Intent-Worker-Command', out.command)
+        .header('Retry-After', String(COMMAND_RETRY_AFTER_SECONDS))
+        .send();
+    }
+    return reply.type(JSON_TYPE).send(claimedIntent(out.row, ctx.config.claimTimeoutSeconds));
   });
 
   app.post(
@@ -79,7 +97,7 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     { schema: { params: schemas.intentIdParams, body: schemas.extendBody } },
     async (req) => {
       const { seconds } = req.body;
-      const row = await extend(ctx, refOf(req), seconds);
+      const row = await extend(ctx, refOf(req), seconds, seenOf(req));
       return {
         ok: true,
         id: row.id,
@@ -94,11 +112,16 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     { schema: { params: schemas.intentIdParams, body: schemas.fulfillBody } },
     async (req) => {
       const body = req.body;
-      const row = await fulfil(ctx, refOf(req), {
-        result: body.result,
-        resultText: rawBodyMember(req, 'result'),
-        resultType: body.result_type,
-      });
+      const row = await fulfil(
+        ctx,
+        refOf(req),
+        {
+          result: body.result,
+          resultText: rawBodyMember(req, 'result'),
+          resultType: body.result_type,
+        },
+        seenOf(req),
+      );
       return { ok: true, id: row.id, status: 'fulfilled' };
     },
   );
@@ -107,7 +130,7 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     '/fail/:id',
     { schema: { params: schemas.intentIdParams, body: schemas.failBody } },
     async (req) => {
-      const row = await fail(ctx, refOf(req), req.body.error);
+      const row = await fail(ctx, refOf(req), req.body.error, seenOf(req));
       return { ok: true, id: row.id, status: row.status };
     },
   );
@@ -128,7 +151,16 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     },
   );
 
-  app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req) =>
-    statusObject(await readable(ctx, intentIdParam(req.params.id), principalOf(req))),
-  );
+  app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req) => {
+    const row = await readable(ctx, intentIdParam(req.params.id), principalOf(req));
+    const out = statusObject(row);
+    // [ext] issue 18: whether the worker holding a claimed intent is online.
+    if (row.status === 'claimed' && row.claimer != null && row.workerId != null) {
+      return {
+        ...out,
+        worker_online: await ctx.workers.isOnline(row.claimer, row.workerId, ctx.clock.now()),
+      };
+    }
+    return out;
+  });
 }

@@ -272,3 +272,56 @@ export const runFailuresDeleteBefore = `DELETE FROM schedule_failures
 WHERE (owner, schedule, scheduled_for) IN (
   SELECT f.owner, f.schedule, f.scheduled_for FROM schedule_failures f WHERE f.failed_at < @before
     AND NOT EXISTS (SELECT 1 FROM intents i WHERE i.id = f.intent_id) LIMIT @limit)`;
+// The fleet (issue 18). A node's batch merges into the row: the latest sighting gives the
+// capabilities, asks, User-Agent and address; counts add; last_seen is the latest of all.
+const WORKER_COLUMNS = `key_id AS "keyId", worker_id AS "workerId", capabilities, asks,
+  user_agent AS "userAgent", address, first_seen AS "firstSeen", last_seen AS "lastSeen",
+  fulfilled, failed, last_error AS "lastError", command`;
+export const workerSave = `INSERT INTO workers AS w (key_id, worker_id, capabilities, asks,
+  user_agent, address, first_seen, last_seen, fulfilled, failed, last_error)
+VALUES (@keyId, @workerId, COALESCE(@capabilities::text, '[]'), COALESCE(@asks::text, '[]'),
+  @userAgent, @address, @firstSeen, @lastSeen, @fulfilled, @failed, @lastError)
+ON CONFLICT (key_id, worker_id) DO UPDATE SET
+  capabilities = CASE WHEN @capabilities::text IS NOT NULL AND @lastSeen::bigint >= w.last_seen
+    THEN @capabilities::text ELSE w.capabilities END,
+  asks = CASE WHEN @asks::text IS NOT NULL AND @lastSeen::bigint >= w.last_seen
+    THEN @asks::text ELSE w.asks END,
+  user_agent = CASE WHEN @lastSeen::bigint >= w.last_seen
+    THEN COALESCE(@userAgent::text, w.user_agent) ELSE w.user_agent END,
+  address = CASE WHEN @lastSeen::bigint >= w.last_seen THEN COALESCE(@address::text, w.address)
+    ELSE w.address END,
+  first_seen = LEAST(w.first_seen, @firstSeen::bigint),
+  last_seen = GREATEST(w.last_seen, @lastSeen::bigint),
+  fulfilled = w.fulfilled + @fulfilled::bigint,
+  failed = w.failed + @failed::bigint,
+  last_error = COALESCE(@lastError::text, w.last_error)`;
+export const workersAll = `SELECT ${WORKER_COLUMNS} FROM workers ORDER BY key_id, worker_id`;
+export const workersOfKey = `SELECT ${WORKER_COLUMNS} FROM workers WHERE key_id = @keyId
+ORDER BY worker_id`;
+export const workerGet = `SELECT ${WORKER_COLUMNS} FROM workers
+WHERE key_id = @keyId AND worker_id = @workerId`;
+export const workerCommandSet = `UPDATE workers SET command = @command::text
+WHERE worker_id = @workerId AND (@keyId::text IS NULL OR key_id = @keyId::text)
+RETURNING key_id AS "keyId", worker_id AS "workerId"`;
+export const workerDelete = `DELETE FROM workers
+WHERE worker_id = @workerId AND (@keyId::text IS NULL OR key_id = @keyId::text)
+RETURNING key_id AS "keyId", worker_id AS "workerId"`;
+export const workersCommanded = `SELECT key_id AS "keyId", worker_id AS "workerId", command
+FROM workers WHERE command IS NOT NULL`;
+export const workersDeleteSeenBefore = `DELETE FROM workers WHERE (key_id, worker_id) IN (
+  SELECT key_id, worker_id FROM workers WHERE last_seen < @before LIMIT @limit)`;
+export const workersDeleteKey = `DELETE FROM workers WHERE key_id = @keyId`;
+export const intentsHeld = `SELECT id, namespace, goal, claimer, worker_id AS "workerId",
+  claim_expires_at AS "claimExpiresAt"
+FROM intents
+WHERE status = 'claimed' AND worker_id IS NOT NULL
+  AND (@keyId::text IS NULL OR claimer = @keyId::text)`;
+export const goalCounts = `SELECT namespace, goal, status, COUNT(*) AS n, MIN(created_at) AS oldest
+FROM intents WHERE status IN ('open', 'claimed', 'dead')
+GROUP BY namespace, goal, status ORDER BY namespace, goal, status`;
+export const openRoutes = `SELECT namespace, goal, visibility, publisher,
+  target_worker AS "targetWorker", required_capability AS "requiredCapability", COUNT(*) AS n,
+  MIN(created_at) AS oldest
+FROM intents WHERE status = 'open' AND run_at <= @now
+GROUP BY namespace, goal, visibility, publisher, target_worker, required_capability
+ORDER BY namespace, goal LIMIT @limit`;

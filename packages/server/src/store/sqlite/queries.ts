@@ -250,3 +250,53 @@ ORDER BY completed_at LIMIT @limit`;
 export const runFailuresDeleteBefore = `DELETE FROM schedule_failures WHERE rowid IN (
   SELECT f.rowid FROM schedule_failures f WHERE f.failed_at < @before
     AND NOT EXISTS (SELECT 1 FROM intents i WHERE i.id = f.intent_id) LIMIT @limit)`;
+// The fleet (issue 18). A node's batch merges into the row: the latest sighting gives the
+// capabilities, asks, User-Agent and address; counts add; last_seen is the latest of all.
+const WORKER_COLUMNS = `key_id AS keyId, worker_id AS workerId, capabilities, asks,
+  user_agent AS userAgent, address, first_seen AS firstSeen, last_seen AS lastSeen, fulfilled,
+  failed, last_error AS lastError, command`;
+export const workerSave = `INSERT INTO workers (key_id, worker_id, capabilities, asks, user_agent,
+  address, first_seen, last_seen, fulfilled, failed, last_error)
+VALUES (@keyId, @workerId, COALESCE(@capabilities, '[]'), COALESCE(@asks, '[]'), @userAgent,
+  @address, @firstSeen, @lastSeen, @fulfilled, @failed, @lastError)
+ON CONFLICT (key_id, worker_id) DO UPDATE SET
+  capabilities = CASE WHEN @capabilities IS NOT NULL AND @lastSeen >= last_seen
+    THEN @capabilities ELSE capabilities END,
+  asks = CASE WHEN @asks IS NOT NULL AND @lastSeen >= last_seen THEN @asks ELSE asks END,
+  user_agent = CASE WHEN @lastSeen >= last_seen THEN COALESCE(@userAgent, user_agent)
+    ELSE user_agent END,
+  address = CASE WHEN @lastSeen >= last_seen THEN COALESCE(@address, address) ELSE address END,
+  first_seen = MIN(first_seen, @firstSeen),
+  last_seen = MAX(last_seen, @lastSeen),
+  fulfilled = fulfilled + @fulfilled,
+  failed = failed + @failed,
+  last_error = COALESCE(@lastError, last_error)`;
+export const workersAll = `SELECT ${WORKER_COLUMNS} FROM workers ORDER BY key_id, worker_id`;
+export const workersOfKey = `SELECT ${WORKER_COLUMNS} FROM workers WHERE key_id = @keyId
+ORDER BY worker_id`;
+export const workerGet = `SELECT ${WORKER_COLUMNS} FROM workers
+WHERE key_id = @keyId AND worker_id = @workerId`;
+export const workerCommandSet = `UPDATE workers SET command = @command
+WHERE worker_id = @workerId AND (@keyId IS NULL OR key_id = @keyId)
+RETURNING key_id AS keyId, worker_id AS workerId`;
+export const workerDelete = `DELETE FROM workers
+WHERE worker_id = @workerId AND (@keyId IS NULL OR key_id = @keyId)
+RETURNING key_id AS keyId, worker_id AS workerId`;
+export const workersCommanded = `SELECT key_id AS keyId, worker_id AS workerId, command
+FROM workers WHERE command IS NOT NULL`;
+export const workersDeleteSeenBefore = `DELETE FROM workers WHERE rowid IN (
+  SELECT rowid FROM workers WHERE last_seen < @before LIMIT @limit)`;
+export const workersDeleteKey = `DELETE FROM workers WHERE key_id = @keyId`;
+export const intentsHeld = `SELECT id, namespace, goal, claimer, worker_id AS workerId,
+  claim_expires_at AS claimExpiresAt
+FROM intents INDEXED BY intents_lease_expiry
+WHERE status = 'claimed' AND worker_id IS NOT NULL AND (@keyId IS NULL OR claimer = @keyId)`;
+export const goalCounts = `SELECT namespace, goal, status, COUNT(*) AS n, MIN(created_at) AS oldest
+FROM intents WHERE status IN ('open', 'claimed', 'dead')
+GROUP BY namespace, goal, status ORDER BY namespace, goal, status`;
+export const openRoutes = `SELECT namespace, goal, visibility, publisher,
+  target_worker AS targetWorker, required_capability AS requiredCapability, COUNT(*) AS n,
+  MIN(created_at) AS oldest
+FROM intents WHERE status = 'open' AND run_at <= @now
+GROUP BY namespace, goal, visibility, publisher, target_worker, required_capability
+ORDER BY namespace, goal LIMIT @limit`;

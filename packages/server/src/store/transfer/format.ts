@@ -25,15 +25,18 @@
  *                  run_failure  schedule_failures: a run that died or missed its deadline
  *                               (owner, schedule, scheduled_for, intent_id, reason,
  *                               failed_at, alert_id): its alert is not published again
+ *                  worker       workers: the fleet's registry (issue 18), with the command
+ *                               an admin gave each; not in a namespace's export
  *   last line    the trailer: {"type":"end","counts":{"key":1,"intent":…,"idempotency":…,
- *                "kv":…,"nonce":…,"schedule":…,"run_failure":…}}; a file without it, with anything after
+ *                "kv":…,"nonce":…,"schedule":…,"run_failure":…,"worker":…}}; a file without it, with anything after
  *                it, or whose counts differ from its records is refused as truncated or
  *                damaged.
  *
  * Added since the first files, and read from files written before them: the intents columns
- * `schedule` and `scheduled_for` (absent: null) and the schedule records (an absent count:
- * none); then the schedules columns `deadline_seconds`, `on_failure` (absent: null) and
- * `checked_until` (absent: 0), and the run_failure records. A bus that predates them refuses a file that has them (an unknown field or type).
+ * `schedule` and `scheduled_for` (absent: null), the schedule and the worker records (an
+ * absent count: none); then the schedules columns `deadline_seconds`, `on_failure` (absent:
+ * null) and `checked_until` (absent: 0), and the run_failure records. A bus that predates
+ * them refuses a file that has them (an unknown field or type).
  *
  * Values are the stored ones, unchanged: times are integer milliseconds since the epoch;
  * `payload`, `result`, a KV `value` and an idempotency `response` are the stored JSON text
@@ -58,9 +61,10 @@ export const RECORD_TYPES = [
   'nonce',
   'schedule',
   'run_failure',
+  'worker',
 ] as const;
 /** Record types that files written before them do not count in their trailer. */
-const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule', 'run_failure']);
+const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule', 'run_failure', 'worker']);
 export type RecordType = (typeof RECORD_TYPES)[number];
 
 /** A row under its table's column names; values as the store keeps them. */
@@ -81,6 +85,7 @@ export const zeroCounts = (): TransferCounts => ({
   nonce: 0,
   schedule: 0,
   run_failure: 0,
+  worker: 0,
 });
 
 /**
@@ -228,6 +233,25 @@ export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
       col('reason', ['dead', 'missed']),
       col('failed_at', 'time'),
       col('alert_id', 'id?'),
+    ],
+  },
+  worker: {
+    type: 'worker',
+    table: 'workers',
+    key: ['key_id', 'worker_id'],
+    columns: [
+      col('key_id', 'id'),
+      col('worker_id', 'id'),
+      col('capabilities', 'json'),
+      col('asks', 'json'),
+      col('user_agent', 'text?'),
+      col('address', 'text?'),
+      col('first_seen', 'time'),
+      col('last_seen', 'time'),
+      col('fulfilled', 'count'),
+      col('failed', 'count'),
+      col('last_error', 'text?'),
+      col('command', ['quiet', 'stop'], true),
     ],
   },
 };

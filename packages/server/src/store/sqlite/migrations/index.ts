@@ -142,6 +142,31 @@ CREATE INDEX schedules_due ON schedules (next_at) WHERE paused = 0;
 `,
   },
   {
+    version: 5,
+    name: 'workers',
+    // The fleet (issue 18): a worker is its worker id under its key. Each node keeps what it
+    // sees in memory and writes it here in batches (ops/workers.ts); asks is the JSON list of
+    // the [namespace, goal, publisher] its claims asked for, capabilities a JSON list.
+    sql: `
+CREATE TABLE workers (
+  key_id       TEXT NOT NULL,
+  worker_id    TEXT NOT NULL,
+  capabilities TEXT NOT NULL,
+  asks         TEXT NOT NULL,
+  user_agent   TEXT,
+  address      TEXT,
+  first_seen   INTEGER NOT NULL,
+  last_seen    INTEGER NOT NULL,
+  fulfilled    INTEGER NOT NULL,
+  failed       INTEGER NOT NULL,
+  last_error   TEXT,
+  command      TEXT CHECK (command IN ('quiet', 'stop')),
+  PRIMARY KEY (key_id, worker_id)
+);
+CREATE INDEX workers_last_seen ON workers (last_seen);
+`,
+  },
+  {
     version: 6,
     name: 'schedule deadlines and alerts',
     // A schedule's deadline and alert (issue 17), and where its deadline pass stands. A run

@@ -1,0 +1,106 @@
+/**
+ * The fleet on several nodes (issue 18): two `serve` processes on one PostgreSQL database.
+ * A worker seen by one node is listed by the other (the registry is written through to the
+ * store in batches), counts seen on both add up, and a quiet given through one node reaches
+ * a worker long-polling on the other within about a second.
+ */
+import { performance } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerInfo } from '@intent-bus/protocol';
+import { makeApi, type Api } from './helpers.js';
+import { createDatabase, type TestDatabase } from './pg-database.js';
+import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let db: TestDatabase;
+let nodes: ServerProcess[] = [];
+let a: Api;
+let b: Api;
+
+beforeAll(async () => {
+  db = await createDatabase('ib_fleet');
+  const env = serverEnv('/nonexistent/unused.db', { BUS_DATABASE_URL: db.url });
+  nodes = await Promise.all([startProcess(env), startProcess(env)]);
+  a = makeApi(nodes[0]!.url);
+  b = makeApi(nodes[1]!.url);
+});
+
+afterAll(async () => {
+  for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
+  await db?.drop();
+});
+
+const worker = (id: string) => ({ 'x-worker-id': id, 'x-worker-capabilities': 'gpu' });
+
+/** The worker `id` as `api` lists it, once `done` holds (or after 6 s). */
+async function listedBy(
+  api: Api,
+  id: string,
+  done: (w: WorkerInfo | undefined) => boolean,
+): Promise<WorkerInfo | undefined> {
+  const until = performance.now() + 6000;
+  for (;;) {
+    const r = await api('GET', '/workers');
+    expect(r.status).toBe(200);
+    const w = (r.json.workers as WorkerInfo[]).find((x) => x.worker_id === id);
+    if (done(w) || performance.now() > until) return w;
+    await sleep(100);
+  }
+}
+
+describe('the fleet on two PostgreSQL nodes', () => {
+  it('lists on B a worker seen only by A, with the counts of both', async () => {
+    expect((await a('POST', '/claim?goal=fl.g', { headers: worker('pi-a') })).status).toBe(204);
+    const onB = await listedBy(b, 'pi-a', (w) => w !== undefined);
+    expect(onB).toMatchObject({ worker_id: 'pi-a', status: 'online', capabilities: ['gpu'] });
+    // A job fulfilled through A and one through B: B lists both.
+    for (const api of [a, b]) {
+      const p = await api('POST', '/intent', { body: { goal: 'fl.g', payload: {} } });
+      expect(p.status).toBe(201);
+      const c = await api('POST', '/claim?goal=fl.g', { headers: worker('pi-a') });
+      expect(c.status).toBe(200);
+      const f = await api('POST', `/fulfill/${c.json.id}`, {
+        body: { claim_token: c.json.claim_token },
+      });
+      expect(f.status).toBe(200);
+    }
+    const both = await listedBy(b, 'pi-a', (w) => w?.fulfilled === 2);
+    expect(both?.fulfilled).toBe(2);
+    const admin = await a('GET', '/admin/workers', { admin: true });
+    expect(
+      (admin.json.workers as WorkerInfo[]).find((w) => w.worker_id === 'pi-a')?.fulfilled,
+    ).toBe(2);
+  });
+
+  it('a quiet given through A ends a long poll of the worker waiting on B, and B tells it so', async () => {
+    expect((await b('POST', '/claim?goal=fl.q', { headers: worker('phone-b') })).status).toBe(204);
+    await listedBy(a, 'phone-b', (w) => w !== undefined);
+    const started = performance.now();
+    const waiting = b('POST', '/claim?goal=fl.q&wait=25', { headers: worker('phone-b') });
+    await sleep(300);
+    const q = await a('POST', '/admin/workers/phone-b/quiet', { admin: true });
+    expect(q.status, q.text).toBe(200);
+    const told = performance.now();
+    const ended = await waiting;
+    expect(ended.status).toBe(204);
+    expect(ended.headers.get('x-intent-worker-command')).toBe('quiet');
+    // B reads the commands every 500 ms: well within the 25 s wait.
+    expect(performance.now() - told).toBeLessThan(3000);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    // An intent published on A is not claimed by it through B.
+    await a('POST', '/intent', { body: { goal: 'fl.q', payload: {} } });
+    const again = await b('POST', '/claim?goal=fl.q', { headers: worker('phone-b') });
+    expect(again.status).toBe(204);
+    expect(again.headers.get('x-intent-worker-command')).toBe('quiet');
+    // Resumed through B, it claims through A.
+    expect((await b('POST', '/admin/workers/phone-b/resume', { admin: true })).status).toBe(200);
+    let claimed = 0;
+    for (let i = 0; i < 30 && claimed !== 200; i++) {
+      claimed = (await a('POST', '/claim?goal=fl.q', { headers: worker('phone-b') })).status;
+      if (claimed !== 200) await sleep(100);
+    }
+    expect(claimed).toBe(200);
+    expect((await listedBy(b, 'phone-b', (w) => w?.command === null))?.command).toBeNull();
+  });
+});
