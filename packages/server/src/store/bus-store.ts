@@ -662,6 +662,10 @@ export class BusStore implements Store {
     return (await this.r.read(all('scheduleList', { owner }))).map(scheduleOf);
   }
 
+  async schedulesAll(limit: number): Promise<ScheduleRow[]> {
+    return (await this.r.read(all('schedulesAll', { limit }))).map(scheduleOf);
+  }
+
   async scheduleDelete(owner: string, name: string): Promise<boolean> {
     return (await this.r.write(run('scheduleDelete', { owner, name }))) === 1;
   }

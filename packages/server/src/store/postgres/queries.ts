@@ -281,3 +281,5 @@ export const runFailuresDeleteBefore = `DELETE FROM schedule_failures
 WHERE (owner, schedule, scheduled_for) IN (
   SELECT f.owner, f.schedule, f.scheduled_for FROM schedule_failures f WHERE f.failed_at < @before
     AND NOT EXISTS (SELECT 1 FROM intents i WHERE i.id = f.intent_id) LIMIT @limit)`;
+export const schedulesAll = `SELECT ${SCHEDULE_COLUMNS} FROM schedules ORDER BY owner, name
+LIMIT @limit`;

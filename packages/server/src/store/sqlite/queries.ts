@@ -259,3 +259,5 @@ ORDER BY completed_at LIMIT @limit`;
 export const runFailuresDeleteBefore = `DELETE FROM schedule_failures WHERE rowid IN (
   SELECT f.rowid FROM schedule_failures f WHERE f.failed_at < @before
     AND NOT EXISTS (SELECT 1 FROM intents i WHERE i.id = f.intent_id) LIMIT @limit)`;
+export const schedulesAll = `SELECT ${SCHEDULE_COLUMNS} FROM schedules ORDER BY owner, name
+LIMIT @limit`;
