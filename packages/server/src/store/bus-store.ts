@@ -313,10 +313,11 @@ function* checkDeadline(
   if (s === null || s.deadline === null) return out;
   const upTo = now - s.deadline * 1000;
   if (upTo < s.checkedUntil) return out;
+  // Runs up to checkedUntil were held to it by an earlier pass.
   const runs = yield* all('scheduleRunsBetween', {
     owner,
     name,
-    from: s.checkedUntil,
+    from: s.checkedUntil + 1,
     to: upTo,
     limit,
   });
