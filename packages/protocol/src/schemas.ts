@@ -125,6 +125,16 @@ export const scheduleParams = {
   properties: { name: { type: 'string', minLength: 1, maxLength: L.scheduleNameMaxLength } },
 } as const;
 
+/** /admin/schedules/:owner/:name/… (the owner's key id, `main` for the main key). */
+export const adminScheduleParams = {
+  type: 'object',
+  required: ['owner', 'name'],
+  properties: {
+    owner: { type: 'string', minLength: 1, maxLength: 64 },
+    name: scheduleParams.properties.name,
+  },
+} as const;
+
 export const claimQuery = {
   type: 'object',
   properties: {

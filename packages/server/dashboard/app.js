@@ -390,6 +390,68 @@ function renderDead(dead) {
   $('dead-empty').hidden = dead.length > 0;
 }
 
+// ---- schedules ----
+
+/** The last runs as a strip of outcomes, oldest first; each square says what it was. */
+function runStrip(runs) {
+  const strip = el('span', { className: 'strip', role: 'list' });
+  for (const r of [...runs].reverse()) {
+    const what = `${fmtTime(r.scheduled_for)}: ${r.outcome}${r.alert_id ? ', alerted' : ''}`;
+    strip.append(
+      el('span', {
+        className: `run ${r.outcome}`,
+        role: 'listitem',
+        title: what,
+        'aria-label': what,
+      }),
+    );
+  }
+  if (runs.length === 0) strip.append('none yet');
+  return strip;
+}
+
+const schedulePath = (s, action) =>
+  `schedules/${encodeURIComponent(s.owner)}/${encodeURIComponent(s.name)}/${action}`;
+
+function renderSchedules(schedules) {
+  $('schedules').tBodies[0].replaceChildren(
+    ...schedules.map((s) =>
+      el(
+        'tr',
+        { 'data-schedule': `${s.owner}/${s.name}` },
+        cell('name', s.name),
+        cell('owner', el('code', {}, s.owner)),
+        cell('when', s.description),
+        cell('next run', s.paused ? 'paused' : fmtTime(s.next_run_at)),
+        cell('last runs', runStrip(s.runs)),
+        cell(
+          '',
+          el(
+            'span',
+            { className: 'actions' },
+            button(s.paused ? 'Resume' : 'Pause', async () => {
+              const r = await api(schedulePath(s, s.paused ? 'resume' : 'pause'), {});
+              await loadSchedules();
+              return `${s.name}: ${r.paused ? 'paused' : 'active'}`;
+            }),
+            button('Trigger', async () => {
+              const r = await api(schedulePath(s, 'trigger'), {});
+              await loadSchedules();
+              return `${s.name}: run ${r.id} published`;
+            }),
+          ),
+        ),
+      ),
+    ),
+  );
+  $('schedules-empty').hidden = schedules.length > 0;
+}
+
+async function loadSchedules() {
+  const schedules = await api('schedules');
+  if (changed('schedules', schedules)) renderSchedules(schedules);
+}
+
 // ---- API keys ----
 
 function renderKeys(keys) {
@@ -531,7 +593,13 @@ async function loadFleet() {
 async function refresh() {
   const live = $('live');
   try {
-    const [stats, dead] = await Promise.all([api('stats'), api('dead'), loadKeys(), loadFleet()]);
+    const [stats, dead] = await Promise.all([
+      api('stats'),
+      api('dead'),
+      loadKeys(),
+      loadFleet(),
+      loadSchedules(),
+    ]);
     if (changed('stats', stats)) renderStats(stats);
     if (changed('dead', dead)) renderDead(dead);
     if (!list.paged) await loadIntents();

@@ -300,6 +300,76 @@ describe('the dashboard in headless Chromium', () => {
     expect((await t.api('POST', '/claim', { key: apiKey })).status).toBe(401);
   });
 
+  it('lists the schedules with the timing in words, the next run and a strip of outcomes; Trigger, Pause and Resume act', async () => {
+    const tester = await t.newKey('scheduler');
+    const put = await t.api('PUT', '/schedules/dash-nightly', {
+      key: tester.api_key,
+      body: {
+        cron: '30 2 * * *',
+        timezone: 'Europe/Berlin',
+        deadline: 1,
+        on_failure: { goal: 'dash.alert' },
+        intent: { goal: 'dash.nightly', payload: {}, max_attempts: 1 },
+      },
+    });
+    expect(put.status, put.text).toBe(201);
+    const row = `#schedules tr[data-schedule="${tester.key_id}/dash-nightly"]`;
+    await soon(() => page.locator(row).count()).toBe(1);
+    const text = await page.textContent(row);
+    expect(text).toContain('At 02:30 (Europe/Berlin)');
+    expect(text).toContain(tester.key_id);
+    expect(text).toContain('none yet');
+
+    // Trigger from the page: a run appears in the strip; nobody takes it, so it is missed.
+    const box = await press(page, `${row} button:text("Trigger")`);
+    expect(await expectNoticeBeside(page, '#notice', box)).toMatch(
+      /dash-nightly: run [0-9a-f]{32} published/,
+    );
+    await soon(() => page.locator(`${row} .run`).count()).toBe(1);
+    await soon(() => page.locator(`${row} .run.missed`).count()).toBe(1);
+    expect(await page.getAttribute(`${row} .run.missed`, 'title')).toMatch(/missed, alerted$/);
+    // Done late: it stays missed. A second run that dies, triggered by its key: the strip
+    // shows both, oldest first.
+    const late = await t.api('POST', '/claim?goal=dash.nightly', { key: tester.api_key });
+    expect(late.status).toBe(200);
+    await t.api('POST', `/fulfill/${late.json.id}`, {
+      key: tester.api_key,
+      body: { claim_token: late.json.claim_token },
+    });
+    const trig = await t.api('POST', '/schedules/dash-nightly/trigger', { key: tester.api_key });
+    const claim = await t.api('POST', '/claim?goal=dash.nightly', { key: tester.api_key });
+    expect(claim.json.id).toBe(trig.json.id);
+    await t.api('POST', `/fail/${trig.json.id}`, {
+      key: tester.api_key,
+      body: { claim_token: claim.json.claim_token, error: 'boom' },
+    });
+    await soon(() =>
+      page.locator(`${row} .run`).evaluateAll((runs) => runs.map((r) => r.className)),
+    ).toEqual(['run missed', 'run dead']);
+    await page.locator(row).screenshot({ path: `${ARTIFACTS}dashboard-schedules.png` });
+
+    await press(page, `${row} button:text("Pause")`);
+    await soon(() => page.textContent(row)).toContain('paused');
+    expect(
+      (await t.api('GET', '/schedules/dash-nightly', { key: tester.api_key })).json.paused,
+    ).toBe(true);
+    await press(page, `${row} button:text("Resume")`);
+    await soon(() => page.locator(`${row} button:text("Pause")`).count()).toBe(1);
+    expect(
+      (await t.api('GET', '/schedules/dash-nightly', { key: tester.api_key })).json.paused,
+    ).toBe(false);
+  });
+
+  it('answers the admin schedule routes: 404 for an unknown one, 401 without admin credentials', async () => {
+    const r = await t.api('POST', '/admin/schedules/main/absent/trigger', { admin: true });
+    expect(r.status).toBe(404);
+    expect(r.json.error.code).toBe('not_found');
+    expect((await t.api('GET', '/admin/schedules')).status).toBe(401);
+    const list = await t.api('GET', '/admin/schedules', { admin: true });
+    expect(list.status).toBe(200);
+    expect(list.json.map((s: { name: string }) => s.name)).toContain('dash-nightly');
+  });
+
   it('shows markup in a payload and a goal as text, never running it', async () => {
     const id = await publish(t.api, {
       goal: `dash ${XSS}`,

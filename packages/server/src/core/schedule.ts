@@ -151,8 +151,8 @@ export interface ScheduleState extends Omit<ScheduleDefinition, 'paused'> {
   /** The last tick handled (published or skipped), or when it was created or resumed. */
   lastTick: number;
   /**
-   * Runs for ticks up to this one have been held to the deadline (the deadline pass); a
-   * deadline given to a schedule starts from then.
+   * Runs for ticks up to this one (ms) have been held to the deadline (the deadline pass);
+   * a deadline given to a schedule holds the runs from then on.
    */
   checkedUntil: number;
   /** The first tick after lastTick, or null when it never fires again. */
@@ -183,7 +183,8 @@ export function defineSchedule(
       state: {
         ...state,
         lastTick: now,
-        checkedUntil: now,
+        // Runs with a tick after this are held to the deadline (a trigger's tick is now).
+        checkedUntil: now - 1,
         nextAt: nextTick(timing, now),
         createdAt: now,
         updatedAt: now,
@@ -216,7 +217,7 @@ export function defineSchedule(
       onFailure,
       lastTick,
       // A deadline given now holds the runs from now on, not the ones before it.
-      checkedUntil: prior.deadline === null && deadline !== null ? now : prior.checkedUntil,
+      checkedUntil: prior.deadline === null && deadline !== null ? now - 1 : prior.checkedUntil,
       nextAt: nextTick(timing, lastTick),
       updatedAt: now,
     },

@@ -190,6 +190,7 @@ export async function showSchedule(
   ctx: OpsContext,
   p: Principal,
   name: string,
+  runsShown: number = LIMITS.scheduleRunsShown,
 ): Promise<ScheduleView> {
   const row = await ctx.store.scheduleGet(p.keyId, name);
   if (!row) throw missing();
@@ -197,7 +198,7 @@ export async function showSchedule(
     row.paused || row.nextAt === null
       ? []
       : nextTicks(row, Math.max(row.lastTick, ctx.clock.now()), LIMITS.scheduleNextShown);
-  const runs = await ctx.store.scheduleRuns(p.keyId, name, LIMITS.scheduleRunsShown);
+  const runs = await ctx.store.scheduleRuns(p.keyId, name, runsShown);
   const failures = new Map<number, RunFailureRow>();
   if (runs.length > 0) {
     const ticks = runs.map((r) => r.scheduledFor!);
@@ -210,6 +211,31 @@ export async function showSchedule(
     for (const f of recorded) failures.set(f.scheduledFor, f);
   }
   return { row, next, runs, failures };
+}
+
+/** The principal an admin acts as on a key's schedule: its owner. */
+export const ownerOf = (keyId: string): Principal => ({
+  keyId,
+  isMain: keyId === MAIN_KEY_ID,
+  keyHash: null,
+});
+
+/** At most this many schedules in the admin's view, each with its last runs. */
+const ADMIN_SCHEDULES = 200;
+const ADMIN_RUNS = 10;
+
+/** Every key's schedules with their next runs and last runs (the dashboard's view). */
+export async function allSchedules(ctx: OpsContext): Promise<ScheduleView[]> {
+  const out: ScheduleView[] = [];
+  for (const row of await ctx.store.schedulesAll(ADMIN_SCHEDULES)) {
+    try {
+      out.push(await showSchedule(ctx, ownerOf(row.owner), row.name, ADMIN_RUNS));
+    } catch (err) {
+      // Deleted since it was listed.
+      if (!(err instanceof BusError && err.code === 'not_found')) throw err;
+    }
+  }
+  return out;
 }
 
 export async function deleteSchedule(ctx: OpsContext, p: Principal, name: string): Promise<void> {

@@ -328,10 +328,11 @@ function* checkDeadline(
   if (s === null || s.deadline === null) return out;
   const upTo = now - s.deadline * 1000;
   if (upTo < s.checkedUntil) return out;
+  // Runs up to checkedUntil were held to it by an earlier pass.
   const runs = yield* all('scheduleRunsBetween', {
     owner,
     name,
-    from: s.checkedUntil,
+    from: s.checkedUntil + 1,
     to: upTo,
     limit,
   });
@@ -677,6 +678,10 @@ export class BusStore implements Store {
 
   async scheduleList(owner: string): Promise<ScheduleRow[]> {
     return (await this.r.read(all('scheduleList', { owner }))).map(scheduleOf);
+  }
+
+  async schedulesAll(limit: number): Promise<ScheduleRow[]> {
+    return (await this.r.read(all('schedulesAll', { limit }))).map(scheduleOf);
   }
 
   async scheduleDelete(owner: string, name: string): Promise<boolean> {

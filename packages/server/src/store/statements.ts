@@ -189,6 +189,8 @@ export interface StatementTypes {
   schedulesDue: Read<{ now: number; limit: number }, ScheduleKey>;
   scheduleAdvance: Write<ScheduleKey & { lastTick: number; nextAt: number | null }>;
 
+  /** Every key's schedules, by owner and name (the admin's view). */
+  schedulesAll: Read<{ limit: number }, ScheduleRecord>;
   /** Schedules with a deadline (the deadline pass). */
   schedulesWithDeadline: Read<None, ScheduleKey>;
   /** A schedule's runs with a tick in [from, to], oldest first. */

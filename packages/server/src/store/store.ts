@@ -283,6 +283,8 @@ export interface Store {
   scheduleGet(owner: string, name: string): Promise<ScheduleRow | null>;
   /** An owner's schedules by name. */
   scheduleList(owner: string): Promise<ScheduleRow[]>;
+  /** Every key's schedules by owner and name, at most `limit` (the admin's view). */
+  schedulesAll(limit: number): Promise<ScheduleRow[]>;
   /** False when there is no such schedule. Its runs stay. */
   scheduleDelete(owner: string, name: string): Promise<boolean>;
   /** Pause or resume (a resume starts from now); null when there is no such schedule. */

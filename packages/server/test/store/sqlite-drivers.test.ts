@@ -266,6 +266,7 @@ const PREPARED_AGAIN = [
   'runsDeadUnrecorded',
   'scheduleRuns',
   'scheduleRunsBetween',
+  'schedulesAll',
   'schedulesDue',
 ];
 

@@ -300,3 +300,5 @@ export const openRoutes = `SELECT namespace, goal, visibility, publisher,
 FROM intents WHERE status = 'open' AND run_at <= @now
 GROUP BY namespace, goal, visibility, publisher, target_worker, required_capability
 ORDER BY namespace, goal LIMIT @limit`;
+export const schedulesAll = `SELECT ${SCHEDULE_COLUMNS} FROM schedules ORDER BY owner, name
+LIMIT @limit`;
