@@ -57,6 +57,8 @@ const NOUNS: Record<string, [string, string]> = {
   kv: ['KV entry', 'KV entries'],
   nonce: ['nonce', 'nonces'],
   schedule: ['schedule', 'schedules'],
+  flow: ['flow control', 'flow controls'],
+  flow_claim: ['rate window claim', 'rate window claims'],
 };
 
 /** "2 keys, 1 intent, 0 idempotency records, 3 KV entries, 0 nonces and 1 schedule" */

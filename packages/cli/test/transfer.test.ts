@@ -201,7 +201,7 @@ describe('intent-bus export / import', () => {
     const exported = ok(await exportTo(fileA, src));
     expect(exported.stdout).toBe('');
     expect(exported.stderr).toBe(
-      `exported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces and 0 schedules from SQLite ${src.BUS_DB_PATH}\n`,
+      `exported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces, 0 schedules, 0 flow controls and 0 rate window claims from SQLite ${src.BUS_DB_PATH}\n`,
     );
     const a = readFileSync(fileA, 'utf8');
     const lines = a
@@ -211,7 +211,16 @@ describe('intent-bus export / import', () => {
     expect(lines[0]).toMatchObject({ format: 'intent-bus-export', version: 1, store: 'sqlite' });
     expect(lastLine(a)).toEqual({
       type: 'end',
-      counts: { key: 1, intent: 10, idempotency: 1, kv: 1, nonce: 0, schedule: 0 },
+      counts: {
+        key: 1,
+        intent: 10,
+        idempotency: 1,
+        kv: 1,
+        nonce: 0,
+        schedule: 0,
+        flow: 0,
+        flow_claim: 0,
+      },
     });
     // The result's big integer is carried as the stored text.
     expect(a).toContain(`"result":"{\\"n\\":${BIG}}"`);
@@ -226,7 +235,7 @@ describe('intent-bus export / import', () => {
     const dst = await pgEnv();
     const imported = ok(await importFrom(fileA, dst));
     expect(imported.stdout).toBe(
-      'imported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces and 0 schedules into ' +
+      'imported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces, 0 schedules, 0 flow controls and 0 rate window claims into ' +
         `PostgreSQL (BUS_DATABASE_URL, schema ${dst.BUS_DATABASE_SCHEMA})\n`,
     );
     expect(imported.stdout + imported.stderr).not.toContain(PG_URL);
@@ -319,7 +328,16 @@ describe('intent-bus export / import', () => {
     );
     ok(f);
     expect(JSON.parse(f.stdout)).toEqual({
-      imported: { key: 1, intent: 10, idempotency: 1, kv: 1, nonce: 0, schedule: 0 },
+      imported: {
+        key: 1,
+        intent: 10,
+        idempotency: 1,
+        kv: 1,
+        nonce: 0,
+        schedule: 0,
+        flow: 0,
+        flow_claim: 0,
+      },
       identical: 0,
       store: 'postgres',
     });
@@ -349,6 +367,8 @@ describe('intent-bus export / import', () => {
       kv: 0,
       nonce: 0,
       schedule: 0,
+      flow: 0,
+      flow_claim: 0,
     });
     // Into a PostgreSQL bus (flags instead of the environment).
     const dst = await pgEnv();
@@ -426,7 +446,7 @@ describe('intent-bus export / import', () => {
         const out = join(dir, 'after.jsonl');
         ok(await exportTo(out, env));
         expect(recordsOf(readFileSync(out, 'utf8'))).toEqual([
-          '{"type":"end","counts":{"key":0,"intent":0,"idempotency":0,"kv":0,"nonce":0,"schedule":0}}',
+          '{"type":"end","counts":{"key":0,"intent":0,"idempotency":0,"kv":0,"nonce":0,"schedule":0,"flow":0,"flow_claim":0}}',
           '',
         ]);
       }

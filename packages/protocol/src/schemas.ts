@@ -205,6 +205,43 @@ export const purgeBody = {
   },
 } as const;
 
+/** PUT /admin/flow/:namespace/:goal [ext]: a member not given stays, null clears. */
+export const flowParams = {
+  type: 'object',
+  required: ['namespace', 'goal'],
+  properties: {
+    namespace: { type: 'string', pattern: L.namespacePattern },
+    // `*`: the whole namespace.
+    goal: { type: 'string', minLength: 1, maxLength: L.goalMaxLength },
+  },
+} as const;
+
+export const flowBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    paused: { type: 'boolean' },
+    max_in_flight: {
+      type: ['integer', 'null'],
+      minimum: L.flowMaxInFlight.min,
+      maximum: L.flowMaxInFlight.max,
+    },
+    rate: {
+      type: ['object', 'null'],
+      required: ['limit', 'per'],
+      additionalProperties: false,
+      properties: {
+        limit: { type: 'integer', minimum: L.flowRateLimit.min, maximum: L.flowRateLimit.max },
+        per: {
+          type: 'integer',
+          minimum: L.flowRatePerSeconds.min,
+          maximum: L.flowRatePerSeconds.max,
+        },
+      },
+    },
+  },
+} as const;
+
 export const adminIntentsQuery = {
   type: 'object',
   properties: {
@@ -312,6 +349,8 @@ export const statusObject = {
     error: { type: 'string' },
     // A dead intent's reason (the admin's view has it for every intent, null until dead).
     dead_reason: { type: 'string' },
+    // [ext] /status of an open intent a flow control holds back: which control.
+    held_by: { type: 'string', enum: ['paused', 'max_in_flight', 'rate'] },
   },
 } as const;
 
@@ -476,6 +515,27 @@ export const scheduleTriggered = {
     ...publishResponse.properties,
     schedule: { type: 'string' },
     scheduled_for: seconds,
+  },
+} as const;
+
+/** A flow control (GET /admin/flow, PUT /admin/flow/:namespace/:goal) [ext]. */
+export const flowControl = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['namespace', 'goal', 'paused', 'max_in_flight', 'rate', 'updated_at'],
+  properties: {
+    namespace: { type: 'string' },
+    goal: { type: 'string' },
+    paused: { type: 'boolean' },
+    max_in_flight: { type: ['integer', 'null'] },
+    rate: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['limit', 'per'],
+      properties: { limit: { type: 'integer' }, per: { type: 'integer' } },
+    },
+    // null: nothing is set, the control was removed (a PUT's answer).
+    updated_at: nullableSeconds,
   },
 } as const;
 

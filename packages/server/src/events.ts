@@ -20,6 +20,8 @@ export class BusEvents {
     private readonly wake: WakeBus,
     private readonly metrics: BusMetrics,
     private readonly clock: Clock,
+    /** Whether a namespace limits what is in flight: a slot freed there wakes its claims. */
+    private readonly limitsInFlight: (namespace: string) => boolean = () => false,
   ) {}
 
   published(row: IntentRow): void {
@@ -39,6 +41,7 @@ export class BusEvents {
       ((row.completedAt ?? row.createdAt) - row.createdAt) / 1000,
     );
     announce(this.wake, row);
+    this.slotFreed(row);
   }
 
   /** A failed attempt (/fail or an expired lease): back to open, or dead. */
@@ -55,6 +58,22 @@ export class BusEvents {
   changed(row: IntentRow): void {
     if (row.status === 'dead') this.metrics.count('dead', row.namespace, row.goal);
     announce(this.wake, row);
+    this.slotFreed(row);
+  }
+
+  /** A flow control of the namespace changed (ops/flow.ts): every node reads them again. */
+  flowChanged(namespace: string): void {
+    this.wake.flow(namespace, true);
+  }
+
+  /** A claim held back by a flow control (PROTOCOL.md §5.2 [ext]). */
+  flowHeld(namespace: string, goal: string, control: string): void {
+    this.metrics.flowHeld(namespace, goal, control);
+  }
+
+  private slotFreed(row: IntentRow): void {
+    if (row.status !== 'claimed' && this.limitsInFlight(row.namespace))
+      this.wake.flow(row.namespace, false);
   }
 
   /** An API key was revoked: every node forgets it and ends its waiting requests. */

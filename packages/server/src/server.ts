@@ -22,6 +22,7 @@ import type { Store } from './store/store.js';
 import { claimableEvent } from './wake/announce.js';
 import type { NodeWake } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
+import { FlowGate } from './ops/flow-gate.js';
 import { PgWakeRelay } from './wake/pg-relay.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
@@ -113,6 +114,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     config.dashboardPassword,
   );
   const limiter = new SlidingWindowLimiter(config.rateLimitPerMinute);
+  const flow = new FlowGate(store);
   // What this node does with an announcement, made here or heard from another node.
   const local: NodeWake = {
     claimable: (event, at) => hub.claimable(event, at),
@@ -122,8 +124,13 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       limiter.forget(keyId);
       hub.keyRevoked(keyId);
     },
+    flow: (namespace, changed) => {
+      if (changed) flow.forget();
+      hub.flow(namespace);
+    },
     resync: () => {
       auth.forget();
+      flow.forget();
       hub.resync();
     },
   };
@@ -138,7 +145,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           log: logger,
         });
   const metrics = new BusMetrics(store, () => hub.waiting);
-  const events = new BusEvents(relay ?? local, metrics, clock);
+  const events = new BusEvents(relay ?? local, metrics, clock, (ns) => flow.limitsInFlight(ns));
   const housekeeper = new Housekeeper({
     store,
     events,
@@ -163,6 +170,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     random,
     auth,
     keys: auth,
+    flow,
     housekeeper,
     limiter,
   };

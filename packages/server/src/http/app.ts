@@ -27,6 +27,7 @@ import { decodeUtf8, hasLoneSurrogate } from './body-text.js';
 import { toWireError } from './errors.js';
 import { OpenApiDocument } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
+import { flowRoutes } from './routes/flow.js';
 import { dashboardRoutes, rootRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { intentRoutes } from './routes/intents.js';
@@ -410,6 +411,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
       }),
     );
     await adminRoutes(admin, ctx);
+    await flowRoutes(admin, ctx);
     await dashboardRoutes(admin, ctx);
   });
 

@@ -10,21 +10,44 @@ import { BusError, unauthorized } from '../core/errors.js';
 import { randomHex128 } from '../ids.js';
 import { MAIN_KEY_ID, type Principal } from '../core/principal.js';
 import type { ClaimFilter } from '../core/routing.js';
-import type { IntentRow } from '../store/store.js';
+import { IN_FLIGHT_RETRY_MS, type FlowHeld } from '../core/flow.js';
+import type { ClaimRequest, IntentRow } from '../store/store.js';
 import type { ClaimableEvent } from '../wake/announce.js';
 import type { OpsContext, Requester } from './context.js';
 
-/** The claimed row (announced), or null when nothing could be claimed in `waitMs`. */
+/**
+ * The claimed row (announced), or null when nothing could be claimed in `waitMs`; then
+ * `retryAfterMs` when a flow control held back what it would have taken (ops/flow.ts).
+ */
 export async function claim(
   ctx: OpsContext,
   principal: Principal,
   filter: ClaimFilter,
   waitMs: number,
   client: Requester,
-): Promise<IntentRow | null> {
-  const row = await claimWithWait(ctx, principal, filter, waitMs, client);
-  if (row) ctx.events.claimed(row, ctx.clock.now());
-  return row;
+): Promise<ClaimAnswer> {
+  const out = await claimWithWait(ctx, principal, filter, waitMs, client);
+  if (out.row) ctx.events.claimed(out.row, ctx.clock.now());
+  return out;
+}
+
+export interface ClaimAnswer {
+  row: IntentRow | null;
+  /** Set when a flow control held intents back: when capacity may return (ms from now). */
+  retryAfterMs: number | null;
+}
+
+/** One claim attempt: the plain statement when no control applies, else the controlled one. */
+async function attempt(
+  ctx: OpsContext,
+  req: ClaimRequest,
+): Promise<{ row: IntentRow | null; held: FlowHeld | null }> {
+  const known = ctx.flow.of(req.namespace);
+  const controls = Array.isArray(known) ? known : await known;
+  if (controls.length === 0) return { row: await ctx.store.intentClaim(req), held: null };
+  const out = await ctx.store.intentClaimFlow(req, controls);
+  if (out.held) ctx.events.flowHeld(req.namespace, out.held.goal, out.held.hold.by);
+  return out;
 }
 
 async function claimWithWait(
@@ -33,7 +56,7 @@ async function claimWithWait(
   filter: ClaimFilter,
   waitMs: number,
   client: Requester,
-): Promise<IntentRow | null> {
+): Promise<ClaimAnswer> {
   const deadline = performance.now() + waitMs;
   let hint: ClaimableEvent | null = null;
   const passOn = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
@@ -41,18 +64,19 @@ async function claimWithWait(
   };
   for (;;) {
     const remaining = deadline - performance.now();
-    const ticket =
+    let ticket =
       remaining > 0 && !client.gone
         ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
         : null;
     let row: IntentRow | null;
+    let held: FlowHeld | null;
     try {
-      row = await ctx.store.intentClaim({
+      ({ row, held } = await attempt(ctx, {
         ...filter,
         now: ctx.clock.now(),
         token: randomHex128(),
         leaseMs: ctx.config.claimTimeoutSeconds * 1000,
-      });
+      }));
     } catch (err) {
       // The store failed: leave no waiter behind and lose no wake-up.
       const pending = ticket?.cancel();
@@ -75,16 +99,32 @@ async function claimWithWait(
     if (row) {
       passOn(hint, row);
       if (pending?.kind === 'woken') passOn(pending.event, row);
-      return row;
+      return { row, retryAfterMs: null };
     }
-    if (!ticket) return null;
+    const retryAfterMs = held ? retryAfterOf(held, ctx.clock.now()) : null;
+    if (!ticket) return { row: null, retryAfterMs };
+    if (held?.hold.retryAt != null) {
+      // Held back until a known time (a rate's next slot; an in-flight limit is looked at
+      // again after IN_FLIGHT_RETRY_MS): wait until then at most. Both tickets are handled
+      // in this one turn, so no wake-up falls between them.
+      const early = ticket.cancel();
+      if (early?.kind === 'revoked') throw unauthorized();
+      if (early?.kind === 'woken') {
+        hint = early.event;
+        continue;
+      }
+      const until = Math.min(deadline - performance.now(), held.hold.retryAt - ctx.clock.now());
+      ticket = ctx.hub.waitForClaim(filter, principal.isMain, Math.max(0, until), client);
+      if (!ticket) return { row: null, retryAfterMs };
+    }
     const outcome = await ticket.wait();
     if (outcome.kind === 'revoked') throw unauthorized();
-    if (outcome.kind !== 'woken') return null;
+    if (outcome.kind === 'timeout' && held && deadline - performance.now() > 0) continue;
+    if (outcome.kind !== 'woken') return { row: null, retryAfterMs };
     hint = outcome.event;
     if (client.gone) {
       passOn(hint, null);
-      return null;
+      return { row: null, retryAfterMs: null };
     }
     // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
     // recheck bound (http/auth.ts).
@@ -93,6 +133,11 @@ async function claimWithWait(
       throw unauthorized();
     }
   }
+}
+
+/** When capacity may return, in ms from now (paused: when resumed, so a poll's second). */
+function retryAfterOf(held: FlowHeld, now: number): number {
+  return held.hold.retryAt == null ? IN_FLIGHT_RETRY_MS : Math.max(0, held.hold.retryAt - now);
 }
 
 /**

@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import type { BusEvents } from '../events.js';
 import type { Store } from '../store/store.js';
 import type { Leaving, WaiterHub } from '../wake/hub.js';
+import type { FlowGate } from './flow-gate.js';
 
 /** How an operation asks about keys (http/auth.ts's Authenticator is one). */
 export interface KeyLookup {
@@ -34,4 +35,6 @@ export interface OpsContext {
   clock: Clock;
   random: Random;
   keys: KeyLookup;
+  /** This node's copy of the flow controls (ops/flow.ts). */
+  flow: FlowGate;
 }

@@ -18,6 +18,11 @@ export interface WakeBus {
   finished(id: string): void;
   /** The API key was revoked: its waiting requests end (401) and it is looked up again. */
   keyRevoked(keyId: string): void;
+  /**
+   * Flow control (ops/flow.ts): capacity may have come back in the namespace, and every
+   * claim waiting there tries again; `changed`: its controls changed, read them again.
+   */
+  flow(namespace: string, changed: boolean): void;
 }
 
 /** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */

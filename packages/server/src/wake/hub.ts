@@ -111,6 +111,13 @@ export class WaiterHub implements NodeWake {
     for (const w of [...this.allWaiters]) if (w.keyId === keyId) w.settle({ kind: 'revoked' });
   }
 
+  /** Every waiting claim of the namespace tries again (flow control: capacity came back). */
+  flow(namespace: string): void {
+    const set = this.claimWaiters.get(namespace);
+    if (!set) return;
+    for (const w of [...set]) w.settle({ kind: 'woken', event: null });
+  }
+
   /**
    * Announcements may have been missed (see PgWakeRelay): every waiting claim runs its
    * claim again, every result wait re-reads its intent, and future run_ats are reloaded.

@@ -202,6 +202,9 @@ async function populate(s: Store): Promise<Fixture> {
     T0,
   );
   await put('run', { schedule: 'nightly', scheduledFor: T0 - 60_000 });
+  // Flow controls: a goal's and a whole namespace's.
+  await s.flowPut('a', 'backup', { paused: true, rate: { limit: 5, per: 10 } }, T0);
+  await s.flowPut('a', '*', { maxInFlight: 4 }, T0);
   return { ids, claimToken: token };
 }
 
@@ -268,7 +271,16 @@ describe('export and import', () => {
     });
     expect(JSON.parse(lines.at(-1)!)).toEqual({
       type: 'end',
-      counts: { key: 2, intent: 14, idempotency: 1, kv: 2, nonce: 1, schedule: 1 },
+      counts: {
+        key: 2,
+        intent: 14,
+        idempotency: 1,
+        kv: 2,
+        nonce: 1,
+        schedule: 1,
+        flow: 2,
+        flow_claim: 0,
+      },
     });
     // Results and values are the stored text, carried as strings: nothing is rounded.
     expect(a).toContain(JSON.stringify(BIG_RESULT));
@@ -291,6 +303,8 @@ describe('export and import', () => {
       kv: 2,
       nonce: 1,
       schedule: 1,
+      flow: 2,
+      flow_claim: 0,
     });
     expect(imported.identical).toBe(0);
     expect(imported.header.store).toBe('sqlite');
@@ -470,6 +484,8 @@ describe('export and import', () => {
         kv: 0,
         nonce: 0,
         schedule: 0,
+        flow: 0,
+        flow_claim: 0,
       });
     },
   );
@@ -502,6 +518,8 @@ describe('export and import', () => {
       kv: 0,
       nonce: 0,
       schedule: 0,
+      flow: 0,
+      flow_claim: 0,
     });
 
     const def = (await exportText(src, { namespace: 'default' })).trimEnd().split('\n');
@@ -561,6 +579,8 @@ describe('export and import', () => {
         kv: 0,
         nonce: 0,
         schedule: 0,
+        flow: 0,
+        flow_claim: 0,
       });
     }
 
@@ -656,7 +676,7 @@ describe('export and import', () => {
       const text = await source();
       const lines = text.split('\n').length - 1;
       await refused(
-        edit(text, (l) => l.splice(fromEnd(text, 6) - 1, 1)),
+        edit(text, (l) => l.splice(fromEnd(text, 8) - 1, 1)),
         lines - 1,
         /trailer does not match the records \(2514 intent records announced, 2513 found\)/,
       );
@@ -691,7 +711,16 @@ describe('export and import', () => {
         `intent ${line.id} is already in the target store (or twice in the file)`,
       );
       const counts = JSON.parse((await exportText(dst)).trimEnd().split('\n').at(-1)!).counts;
-      expect(counts).toEqual({ key: 0, intent: 1, idempotency: 0, kv: 0, nonce: 0, schedule: 0 });
+      expect(counts).toEqual({
+        key: 0,
+        intent: 1,
+        idempotency: 0,
+        kv: 0,
+        nonce: 0,
+        schedule: 0,
+        flow: 0,
+        flow_claim: 0,
+      });
 
       // A key whose hash the target holds under another key id collides too.
       const keyed = await place(kind);

@@ -7,6 +7,7 @@ import { LIMITS, schemas } from '@intent-bus/protocol';
 import { invalid } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import { claim, resolvePublisher } from '../../ops/claim.js';
+import { heldBy } from '../../ops/flow.js';
 import { extend, fail, fulfil, publish, readable, result, tokenRef } from '../../ops/intents.js';
 import type { TokenRef } from '../../store/store.js';
 import {
@@ -69,8 +70,12 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
       capabilities,
     };
     const waitMs = Math.round((q.wait ?? 0) * 1000);
-    const row = await claim(ctx, p, filter, waitMs, new ClientPresence(reply));
-    if (!row) return reply.code(204).header('Retry-After', '1').send();
+    const { row, retryAfterMs } = await claim(ctx, p, filter, waitMs, new ClientPresence(reply));
+    if (!row) {
+      // A flow control's Retry-After is when capacity returns, in whole seconds (at least 1).
+      const after = retryAfterMs == null ? 1 : Math.max(1, Math.ceil(retryAfterMs / 1000));
+      return reply.code(204).header('Retry-After', String(after)).send();
+    }
     return reply.type(JSON_TYPE).send(claimedIntent(row, ctx.config.claimTimeoutSeconds));
   });
 
@@ -128,7 +133,12 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     },
   );
 
-  app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req) =>
-    statusObject(await readable(ctx, intentIdParam(req.params.id), principalOf(req))),
-  );
+  app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req) => {
+    const row = await readable(ctx, intentIdParam(req.params.id), principalOf(req));
+    const out = statusObject(row);
+    // [ext] An open intent a flow control holds back says which control.
+    const held = await heldBy(ctx, row);
+    if (held) out.held_by = held;
+    return out;
+  });
 }

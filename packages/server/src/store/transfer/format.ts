@@ -44,9 +44,18 @@ export const FORMAT = 'intent-bus-export';
 export const FORMAT_VERSION = 1;
 
 /** The record types, in the order an export writes them. */
-export const RECORD_TYPES = ['key', 'intent', 'idempotency', 'kv', 'nonce', 'schedule'] as const;
+export const RECORD_TYPES = [
+  'key',
+  'intent',
+  'idempotency',
+  'kv',
+  'nonce',
+  'schedule',
+  'flow',
+  'flow_claim',
+] as const;
 /** Record types that files written before them do not count in their trailer. */
-const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule']);
+const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule', 'flow', 'flow_claim']);
 export type RecordType = (typeof RECORD_TYPES)[number];
 
 /** A row under its table's column names; values as the store keeps them. */
@@ -66,6 +75,8 @@ export const zeroCounts = (): TransferCounts => ({
   kv: 0,
   nonce: 0,
   schedule: 0,
+  flow: 0,
+  flow_claim: 0,
 });
 
 /**
@@ -196,6 +207,27 @@ export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
       col('created_at', 'time'),
       col('updated_at', 'time'),
     ],
+  },
+  // Flow control (core/flow.ts): the controls, and the claims inside each rate's window.
+  flow: {
+    type: 'flow',
+    table: 'flow_controls',
+    key: ['namespace', 'goal'],
+    columns: [
+      col('namespace', 'id'),
+      col('goal', 'id'),
+      col('paused', 'count'),
+      col('max_in_flight', 'count?'),
+      col('rate_limit', 'count?'),
+      col('rate_per', 'count?'),
+      col('updated_at', 'time'),
+    ],
+  },
+  flow_claim: {
+    type: 'flow_claim',
+    table: 'flow_claims',
+    key: ['namespace', 'goal', 'at', 'intent_id'],
+    columns: [col('namespace', 'id'), col('goal', 'id'), col('at', 'time'), col('intent_id', 'id')],
   },
 };
 

@@ -1,0 +1,134 @@
+/**
+ * The flow-control programs (core/flow.ts decides): a control's change, and the claim that
+ * obeys the controls of its namespace. The claim takes the namespace's flow lock first
+ * (an advisory lock on PostgreSQL, nothing on SQLite's single writer), so that counting
+ * what is in flight or inside a rate's window and taking the intent are one step across
+ * every node: no two controlled claims of a namespace count at the same time.
+ */
+import {
+  WHOLE_NAMESPACE,
+  holdOf,
+  mergeFlow,
+  type FlowControl,
+  type FlowPatch,
+  type FlowClaim,
+  type FlowUsage,
+  type Hold,
+} from '../core/flow.js';
+import type { IntentRow } from '../core/intent-record.js';
+import { get, lock, one, run, type Program } from './program.js';
+import type { ClaimParams, FlowRecord } from './statements.js';
+
+export const controlOf = (r: FlowRecord): FlowControl => ({
+  namespace: r.namespace,
+  goal: r.goal,
+  paused: r.paused === 1,
+  maxInFlight: r.maxInFlight,
+  rate: r.rateLimit != null && r.ratePer != null ? { limit: r.rateLimit, per: r.ratePer } : null,
+  updatedAt: r.updatedAt,
+});
+
+export const recordOf = (c: FlowControl): FlowRecord => ({
+  namespace: c.namespace,
+  goal: c.goal,
+  paused: c.paused ? 1 : 0,
+  maxInFlight: c.maxInFlight,
+  rateLimit: c.rate?.limit ?? null,
+  ratePer: c.rate?.per ?? null,
+  updatedAt: c.updatedAt,
+});
+
+/** Changes a control (null: nothing left, removed) under the namespace's flow lock. */
+export function* flowPut(
+  namespace: string,
+  goal: string,
+  patch: FlowPatch,
+  now: number,
+): Program<FlowControl | null> {
+  yield* lock('flow', namespace);
+  const found = yield* get('flowGet', { namespace, goal });
+  const next = mergeFlow(found && controlOf(found), namespace, goal, patch, now);
+  if (next === null) yield* run('flowDelete', { namespace, goal });
+  else yield* run('flowUpsert', recordOf(next));
+  // A rate cleared or changed starts a new window.
+  if (next?.rate == null || found?.ratePer !== next.rate.per)
+    yield* run('flowClaimsPrune', { namespace, goal, before: Number.MAX_SAFE_INTEGER });
+  return next;
+}
+
+export function* flowDelete(namespace: string, goal: string): Program<boolean> {
+  yield* lock('flow', namespace);
+  const found = yield* get('flowGet', { namespace, goal });
+  if (found === null) return false;
+  yield* run('flowDelete', { namespace, goal });
+  yield* run('flowClaimsPrune', { namespace, goal, before: Number.MAX_SAFE_INTEGER });
+  return true;
+}
+
+function* usageOf(c: FlowControl, now: number): Program<FlowUsage> {
+  const key = { namespace: c.namespace, goal: c.goal };
+  const inFlight = c.maxInFlight != null ? (yield* one('flowInFlight', key)).n : 0;
+  if (c.rate == null) return { inFlight, recent: 0, oldestRecentAt: null };
+  const r = yield* one('flowRecent', { ...key, since: now - c.rate.per * 1000 });
+  return { inFlight, recent: r.n, oldestRecentAt: r.oldest };
+}
+
+const NONE: FlowUsage = { inFlight: 0, recent: 0, oldestRecentAt: null };
+
+/** Each control's hold now, by its goal. */
+export function* holdsOf(
+  controls: readonly FlowControl[],
+  now: number,
+): Program<Map<string, Hold>> {
+  const holds = new Map<string, Hold>();
+  for (const c of controls) {
+    const h = holdOf(c, c.paused ? NONE : yield* usageOf(c, now), now);
+    if (h) holds.set(c.goal, h);
+  }
+  return holds;
+}
+
+/**
+ * The claim under the controls of its namespace (all given are of it): a goal held back is
+ * passed over and the next claimable intent in the §4 order is taken; a claim that takes
+ * one inside a rate records it in the rate's window.
+ */
+export function* claimFlow(
+  params: ClaimParams,
+  plain: 'intentClaim' | 'intentClaimGoal' | 'intentClaimPublisher' | 'intentClaimGoalPublisher',
+  controls: readonly FlowControl[],
+): Program<FlowClaim> {
+  const { namespace, now } = params;
+  yield* lock('flow', namespace);
+  const holds = yield* holdsOf(controls, now);
+  const whole = holds.has(WHOLE_NAMESPACE);
+  const held = [...holds.keys()];
+  let row: IntentRow | null = null;
+  if (!whole && !(params.goal != null && holds.has(params.goal))) {
+    row =
+      params.goal != null || held.length === 0
+        ? yield* get(plain, params)
+        : yield* get(
+            params.publisher != null ? 'intentClaimExceptPublisher' : 'intentClaimExcept',
+            {
+              ...params,
+              held,
+            },
+          );
+  }
+  if (row) {
+    for (const c of controls) {
+      if (c.rate == null || (c.goal !== WHOLE_NAMESPACE && c.goal !== row.goal)) continue;
+      const key = { namespace, goal: c.goal };
+      yield* run('flowClaimsPrune', { ...key, before: now - c.rate.per * 1000 });
+      yield* run('flowClaimRecord', { ...key, at: now, intentId: row.id });
+    }
+    return { row, held: null };
+  }
+  if (held.length === 0) return { row: null, held: null };
+  // Nothing taken: was there an intent it would have taken but for a control?
+  const found = yield* get('intentHeldGoal', { ...params, held, anyGoal: whole ? 1 : 0 });
+  if (found === null) return { row: null, held: null };
+  const control = whole ? WHOLE_NAMESPACE : found.goal;
+  return { row: null, held: { goal: found.goal, control, hold: holds.get(control)! } };
+}
