@@ -63,7 +63,7 @@ export class BusEvents {
 
   /** A flow control of the namespace changed (ops/flow.ts): every node reads them again. */
   flowChanged(namespace: string): void {
-    this.wake.flow(namespace, true);
+    this.wake.flow(namespace, null);
   }
 
   /** A claim held back by a flow control (PROTOCOL.md §5.2 [ext]). */
@@ -73,7 +73,7 @@ export class BusEvents {
 
   private slotFreed(row: IntentRow): void {
     if (row.status !== 'claimed' && this.limitsInFlight(row.namespace))
-      this.wake.flow(row.namespace, false);
+      this.wake.flow(row.namespace, row.goal);
   }
 
   /** An API key was revoked: every node forgets it and ends its waiting requests. */

@@ -124,9 +124,9 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       limiter.forget(keyId);
       hub.keyRevoked(keyId);
     },
-    flow: (namespace, changed) => {
-      if (changed) flow.forget();
-      hub.flow(namespace);
+    flow: (namespace, goal) => {
+      if (goal === null) flow.forget();
+      hub.flow(namespace, goal);
     },
     resync: () => {
       auth.forget();

@@ -78,6 +78,15 @@ export interface FlowUsage {
   oldestRecentAt: number | null;
 }
 
+/**
+ * The time a rate's window is reckoned at: now, or its newest claim's time if that is
+ * later. Claims take their time before they wait for the flow lock, so one may come after
+ * a later one; reckoned this way the recorded times only grow, and neither the count nor
+ * the removal of the claims the window has left ever misses one still inside it.
+ */
+export const windowTime = (now: number, newestAt: number | null): number =>
+  newestAt != null && newestAt > now ? newestAt : now;
+
 /** Whether the control holds a claim back now (paused first, then in flight, then rate). */
 export function holdOf(c: FlowControl, usage: FlowUsage, now: number): Hold | null {
   if (c.paused) return { by: 'paused', retryAt: null };

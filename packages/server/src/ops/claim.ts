@@ -10,7 +10,7 @@ import { BusError, unauthorized } from '../core/errors.js';
 import { randomHex128 } from '../ids.js';
 import { MAIN_KEY_ID, type Principal } from '../core/principal.js';
 import type { ClaimFilter } from '../core/routing.js';
-import { IN_FLIGHT_RETRY_MS, type FlowHeld } from '../core/flow.js';
+import { IN_FLIGHT_RETRY_MS, controlsFor, type FlowHeld } from '../core/flow.js';
 import type { ClaimRequest, IntentRow } from '../store/store.js';
 import type { ClaimableEvent } from '../wake/announce.js';
 import type { OpsContext, Requester } from './context.js';
@@ -43,7 +43,9 @@ async function attempt(
   req: ClaimRequest,
 ): Promise<{ row: IntentRow | null; held: FlowHeld | null }> {
   const known = ctx.flow.of(req.namespace);
-  const controls = Array.isArray(known) ? known : await known;
+  const set = Array.isArray(known) ? known : await known;
+  // Only the controls that could hold this claim: a goal's own, and the namespace's.
+  const controls = set.length > 0 && req.goal != null ? controlsFor(set, req.goal) : set;
   if (controls.length === 0) return { row: await ctx.store.intentClaim(req), held: null };
   const out = await ctx.store.intentClaimFlow(req, controls);
   if (out.held) ctx.events.flowHeld(req.namespace, out.held.goal, out.held.hold.by);

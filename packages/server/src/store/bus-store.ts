@@ -346,8 +346,8 @@ export class BusStore implements Store {
     return this.r.atomic(flowDelete(namespace, goal));
   }
 
-  flowHolds(controls: readonly FlowControl[], now: number): Promise<Map<string, Hold>> {
-    return this.r.read(holdsOf(controls, now));
+  async flowHolds(controls: readonly FlowControl[], now: number): Promise<Map<string, Hold>> {
+    return (await this.r.read(holdsOf(controls, now))).holds;
   }
 
   intentUnclaim(id: string, token: string): Promise<IntentRow | null> {

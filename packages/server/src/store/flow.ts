@@ -9,6 +9,7 @@ import {
   WHOLE_NAMESPACE,
   holdOf,
   mergeFlow,
+  windowTime,
   type FlowControl,
   type FlowPatch,
   type FlowClaim,
@@ -45,7 +46,7 @@ export function* flowPut(
   patch: FlowPatch,
   now: number,
 ): Program<FlowControl | null> {
-  yield* lock('flow', namespace);
+  yield* lock('flow', `${namespace}/${goal}`);
   const found = yield* get('flowGet', { namespace, goal });
   const next = mergeFlow(found && controlOf(found), namespace, goal, patch, now);
   if (next === null) yield* run('flowDelete', { namespace, goal });
@@ -57,7 +58,7 @@ export function* flowPut(
 }
 
 export function* flowDelete(namespace: string, goal: string): Program<boolean> {
-  yield* lock('flow', namespace);
+  yield* lock('flow', `${namespace}/${goal}`);
   const found = yield* get('flowGet', { namespace, goal });
   if (found === null) return false;
   yield* run('flowDelete', { namespace, goal });
@@ -65,27 +66,31 @@ export function* flowDelete(namespace: string, goal: string): Program<boolean> {
   return true;
 }
 
-function* usageOf(c: FlowControl, now: number): Program<FlowUsage> {
+/** What the store counts for a control; `at`: the time its rate's window is reckoned at. */
+function* usageOf(c: FlowControl, now: number): Program<FlowUsage & { at: number }> {
   const key = { namespace: c.namespace, goal: c.goal };
   const inFlight = c.maxInFlight != null ? (yield* one('flowInFlight', key)).n : 0;
-  if (c.rate == null) return { inFlight, recent: 0, oldestRecentAt: null };
-  const r = yield* one('flowRecent', { ...key, since: now - c.rate.per * 1000 });
-  return { inFlight, recent: r.n, oldestRecentAt: r.oldest };
+  if (c.rate == null) return { inFlight, recent: 0, oldestRecentAt: null, at: now };
+  const r = yield* one('flowRecent', { ...key, now, perMs: c.rate.per * 1000 });
+  return { inFlight, recent: r.n, oldestRecentAt: r.oldest, at: windowTime(now, r.newest) };
 }
 
-const NONE: FlowUsage = { inFlight: 0, recent: 0, oldestRecentAt: null };
+const NONE = { inFlight: 0, recent: 0, oldestRecentAt: null };
 
-/** Each control's hold now, by its goal. */
+/** Each control's hold now, by its goal, and the time each rate's window is reckoned at. */
 export function* holdsOf(
   controls: readonly FlowControl[],
   now: number,
-): Program<Map<string, Hold>> {
+): Program<{ holds: Map<string, Hold>; at: Map<string, number> }> {
   const holds = new Map<string, Hold>();
+  const at = new Map<string, number>();
   for (const c of controls) {
-    const h = holdOf(c, c.paused ? NONE : yield* usageOf(c, now), now);
+    const usage = c.paused ? { ...NONE, at: now } : yield* usageOf(c, now);
+    const h = holdOf(c, usage, now);
     if (h) holds.set(c.goal, h);
+    at.set(c.goal, usage.at);
   }
-  return holds;
+  return { holds, at };
 }
 
 /**
@@ -99,8 +104,11 @@ export function* claimFlow(
   controls: readonly FlowControl[],
 ): Program<FlowClaim> {
   const { namespace, now } = params;
-  yield* lock('flow', namespace);
-  const holds = yield* holdsOf(controls, now);
+  // One lock per control, always in the same order (no two claims wait for each other
+  // crosswise): claims of goals that share no control do not wait for each other.
+  for (const goal of controls.map((c) => c.goal).sort())
+    yield* lock('flow', `${namespace}/${goal}`);
+  const { holds, at } = yield* holdsOf(controls, now);
   const whole = holds.has(WHOLE_NAMESPACE);
   const held = [...holds.keys()];
   let row: IntentRow | null = null;
@@ -120,8 +128,9 @@ export function* claimFlow(
     for (const c of controls) {
       if (c.rate == null || (c.goal !== WHOLE_NAMESPACE && c.goal !== row.goal)) continue;
       const key = { namespace, goal: c.goal };
-      yield* run('flowClaimsPrune', { ...key, before: now - c.rate.per * 1000 });
-      yield* run('flowClaimRecord', { ...key, at: now, intentId: row.id });
+      const t = at.get(c.goal) ?? now;
+      yield* run('flowClaimsPrune', { ...key, before: t - c.rate.per * 1000 });
+      yield* run('flowClaimRecord', { ...key, at: t, intentId: row.id });
     }
     return { row, held: null };
   }

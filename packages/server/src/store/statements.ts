@@ -187,7 +187,10 @@ export interface StatementTypes {
   flowUpsert: Write<FlowRecord>;
   flowDelete: Write<FlowKey>;
   flowInFlight: Read<FlowKey, Count>;
-  flowRecent: Read<FlowKey & { since: number }, { n: number; oldest: number | null }>;
+  flowRecent: Read<
+    FlowKey & { now: number; perMs: number },
+    { n: number; oldest: number | null; newest: number | null }
+  >;
   flowClaimRecord: Write<FlowKey & { at: number; intentId: string }>;
   flowClaimsPrune: Write<FlowKey & { before: number }>;
 }

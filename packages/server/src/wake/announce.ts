@@ -19,10 +19,11 @@ export interface WakeBus {
   /** The API key was revoked: its waiting requests end (401) and it is looked up again. */
   keyRevoked(keyId: string): void;
   /**
-   * Flow control (ops/flow.ts): capacity may have come back in the namespace, and every
-   * claim waiting there tries again; `changed`: its controls changed, read them again.
+   * Flow control (ops/flow.ts). `goal` null: the namespace's controls changed; each node
+   * reads them again and every claim waiting there tries again. Else an intent of `goal`
+   * left its claim (a slot in flight came free): one claim waiting for it tries again.
    */
-  flow(namespace: string, changed: boolean): void;
+  flow(namespace: string, goal: string | null): void;
 }
 
 /** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */

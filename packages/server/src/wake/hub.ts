@@ -111,11 +111,20 @@ export class WaiterHub implements NodeWake {
     for (const w of [...this.allWaiters]) if (w.keyId === keyId) w.settle({ kind: 'revoked' });
   }
 
-  /** Every waiting claim of the namespace tries again (flow control: capacity came back). */
-  flow(namespace: string): void {
+  /**
+   * Flow control: capacity came back in the namespace. Goal null (a control changed):
+   * every waiting claim there tries again. A goal (a slot came free): the longest-waiting
+   * claim that could take it; one woken in vain waits again, held claims also look again
+   * after IN_FLIGHT_RETRY_MS.
+   */
+  flow(namespace: string, goal: string | null): void {
     const set = this.claimWaiters.get(namespace);
     if (!set) return;
-    for (const w of [...set]) w.settle({ kind: 'woken', event: null });
+    for (const w of [...set]) {
+      if (goal !== null && w.filter.goal != null && w.filter.goal !== goal) continue;
+      w.settle({ kind: 'woken', event: null });
+      if (goal !== null) return;
+    }
   }
 
   /**

@@ -33,8 +33,8 @@ type WireEvent =
   | ['c', number, string, string, string, Visibility, string, string | null, string | null]
   | ['f', string]
   | ['k', string]
-  /** Flow control: capacity may be back in the namespace (1: its controls changed). */
-  | ['w', string, 0 | 1]
+  /** Flow control: a slot of the goal came free, or (null) the namespace's controls changed. */
+  | ['w', string, string | null]
   | ['r'];
 
 interface WireMessage {
@@ -114,9 +114,9 @@ export class PgWakeRelay implements WakeBus {
     this.enqueue(JSON.stringify(['k', keyId] satisfies WireEvent));
   }
 
-  flow(namespace: string, changed: boolean): void {
-    this.o.local.flow(namespace, changed);
-    this.enqueue(JSON.stringify(['w', namespace, changed ? 1 : 0] satisfies WireEvent));
+  flow(namespace: string, goal: string | null): void {
+    this.o.local.flow(namespace, goal);
+    this.enqueue(JSON.stringify(['w', namespace, goal] satisfies WireEvent));
   }
 
   async close(): Promise<void> {
@@ -213,7 +213,7 @@ export class PgWakeRelay implements WakeBus {
         );
       } else if (e[0] === 'f') this.o.local.finished(e[1]);
       else if (e[0] === 'k') this.o.local.keyRevoked(e[1]);
-      else if (e[0] === 'w') this.o.local.flow(e[1], e[2] === 1);
+      else if (e[0] === 'w') this.o.local.flow(e[1], e[2]);
       else if (e[0] === 'r') this.o.local.resync();
     }
   }

@@ -80,8 +80,10 @@ export const flowDelete = `DELETE FROM flow_controls WHERE namespace = @namespac
 /** The intents a control counts as in flight (goal '*': the whole namespace). */
 export const flowInFlight = `SELECT count(*) AS n FROM intents INDEXED BY intents_lease_expiry
 WHERE status = 'claimed' AND namespace = @namespace AND (@goal = '*' OR goal = @goal)`;
-export const flowRecent = `SELECT count(*) AS n, min(at) AS oldest FROM flow_claims
-WHERE namespace = @namespace AND goal = @goal AND at > @since`;
+/** A rate's window, reckoned at the later of now and its newest claim (core/flow.ts). */
+export const flowRecent = `SELECT count(*) AS n, min(at) AS oldest, max(at) AS newest FROM flow_claims
+WHERE namespace = @namespace AND goal = @goal AND at > max(@now, coalesce((SELECT max(at) FROM flow_claims
+  WHERE namespace = @namespace AND goal = @goal), @now)) - @perMs`;
 export const flowClaimRecord = `INSERT INTO flow_claims (namespace, goal, at, intent_id)
 VALUES (@namespace, @goal, @at, @intentId) ON CONFLICT DO NOTHING`;
 export const flowClaimsPrune = `DELETE FROM flow_claims
