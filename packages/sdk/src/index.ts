@@ -61,4 +61,6 @@ export type {
   ScheduleTriggered,
   Overlap,
   CatchUp,
+  FlowControlObject,
+  FlowRequest,
 } from '../../protocol/src/types.js';
