@@ -20,8 +20,8 @@ export class BusEvents {
     private readonly wake: WakeBus,
     private readonly metrics: BusMetrics,
     private readonly clock: Clock,
-    /** Whether a namespace limits what is in flight: a slot freed there wakes its claims. */
-    private readonly limitsInFlight: (namespace: string) => boolean = () => false,
+    /** A namespace's limit in flight (ops/flow-gate.ts): a slot freed there wakes a claim. */
+    private readonly inFlightLimit: (namespace: string) => 'namespace' | 'goal' | null = () => null,
   ) {}
 
   published(row: IntentRow): void {
@@ -72,8 +72,10 @@ export class BusEvents {
   }
 
   private slotFreed(row: IntentRow): void {
-    if (row.status !== 'claimed' && this.limitsInFlight(row.namespace))
-      this.wake.flow(row.namespace, row.goal);
+    if (row.status === 'claimed') return;
+    const limit = this.inFlightLimit(row.namespace);
+    // The namespace's own limit: the slot is any goal's ('*').
+    if (limit) this.wake.flow(row.namespace, limit === 'namespace' ? '*' : row.goal);
   }
 
   /** An API key was revoked: every node forgets it and ends its waiting requests. */

@@ -145,7 +145,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           log: logger,
         });
   const metrics = new BusMetrics(store, () => hub.waiting);
-  const events = new BusEvents(relay ?? local, metrics, clock, (ns) => flow.limitsInFlight(ns));
+  const events = new BusEvents(relay ?? local, metrics, clock, (ns) => flow.inFlightLimit(ns));
   const housekeeper = new Housekeeper({
     store,
     events,

@@ -211,6 +211,31 @@ describe('a claim under flow control', () => {
     expect((await claim(`namespace=${n}&goal=g`)).status).toBe(200);
   });
 
+  it('frees a slot of the whole namespace for a claim of another goal', async () => {
+    const n = ns('whole');
+    await putOk(n, '*', { max_in_flight: 1 });
+    await publish(t.api, { namespace: n, goal: 'a' });
+    const b = await publish(t.api, { namespace: n, goal: 'b' });
+    const a = await claim(`namespace=${n}&goal=a`);
+    expect(a.status).toBe(200);
+    const held = await claim(`namespace=${n}&goal=b`);
+    expect(held.status).toBe(204);
+    expect((await t.api('GET', `/status/${b}`)).json.held_by).toBe('max_in_flight');
+    const before = t.bus.hub.waiting;
+    const waiting = claim(`namespace=${n}&goal=b&wait=10`);
+    await waiters(before + 1);
+    const t0 = performance.now();
+    const f = await t.api('POST', `/fulfill/${a.json.id}`, {
+      body: { claim_token: a.json.claim_token, result: 1 },
+    });
+    expect(f.status).toBe(200);
+    const r = await waiting;
+    expect(r.status).toBe(200);
+    expect(r.json.id).toBe(b);
+    // Woken by the fulfil, not by the held claim's own look after a second.
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+
   it('holds a rate as a sliding window, with Retry-After at the next slot', async () => {
     const n = ns('rate');
     await putOk(n, 'g', { rate: { limit: 3, per: 2 } });

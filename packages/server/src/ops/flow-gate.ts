@@ -6,7 +6,7 @@
  * bounded by the recheck, as the key cache's in http/auth.ts).
  */
 import { performance } from 'node:perf_hooks';
-import type { FlowControl } from '../core/flow.js';
+import { WHOLE_NAMESPACE, type FlowControl } from '../core/flow.js';
 import type { Store } from '../store/store.js';
 
 /** How old a node's copy of the controls may be before it reads them again. */
@@ -34,10 +34,22 @@ export class FlowGate {
     return this.load().then((m) => m.get(namespace) ?? NONE);
   }
 
-  /** Whether the namespace has a limit on what is in flight (as far as this node knows). */
-  limitsInFlight(namespace: string): boolean {
+  /**
+   * The limit on what is in flight in the namespace, as far as this node knows: its own
+   * (`namespace`), only its goals' (`goal`), or none.
+   */
+  inFlightLimit(namespace: string): 'namespace' | 'goal' | null {
+    if (this.byNamespace === null) {
+      // Not known yet: read in the background (a claim waiting for the slot also looks
+      // again after IN_FLIGHT_RETRY_MS), never making the caller wait or fail.
+      void this.load().catch(() => {});
+      return null;
+    }
     const set = this.of(namespace);
-    return Array.isArray(set) && set.some((c) => c.maxInFlight != null);
+    if (!Array.isArray(set)) return null;
+    const limited = set.filter((c) => c.maxInFlight != null);
+    if (limited.some((c) => c.goal === WHOLE_NAMESPACE)) return 'namespace';
+    return limited.length > 0 ? 'goal' : null;
   }
 
   /** A change was announced (or announcements were missed): read the controls again. */

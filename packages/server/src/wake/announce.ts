@@ -21,7 +21,8 @@ export interface WakeBus {
   /**
    * Flow control (ops/flow.ts). `goal` null: the namespace's controls changed; each node
    * reads them again and every claim waiting there tries again. Else an intent of `goal`
-   * left its claim (a slot in flight came free): one claim waiting for it tries again.
+   * left its claim (a slot in flight came free; `*`: the namespace's own limit, any
+   * goal's slot): one claim waiting for it tries again.
    */
   flow(namespace: string, goal: string | null): void;
 }
