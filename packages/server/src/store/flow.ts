@@ -1,9 +1,9 @@
 /**
  * The flow-control programs (core/flow.ts decides): a control's change, and the claim that
- * obeys the controls of its namespace. The claim takes the namespace's flow lock first
- * (an advisory lock on PostgreSQL, nothing on SQLite's single writer), so that counting
- * what is in flight or inside a rate's window and taking the intent are one step across
- * every node: no two controlled claims of a namespace count at the same time.
+ * obeys the controls of its namespace. The claim first takes the lock of each control it
+ * is under (an advisory lock on PostgreSQL, nothing on SQLite's single writer), so that
+ * counting what is in flight or inside a rate's window and taking the intent are one step
+ * across every node: no two claims under the same control count at the same time.
  */
 import {
   WHOLE_NAMESPACE,
@@ -39,7 +39,7 @@ export const recordOf = (c: FlowControl): FlowRecord => ({
   updatedAt: c.updatedAt,
 });
 
-/** Changes a control (null: nothing left, removed) under the namespace's flow lock. */
+/** Changes a control (null: nothing left, removed) under its lock. */
 export function* flowPut(
   namespace: string,
   goal: string,
