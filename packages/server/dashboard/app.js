@@ -449,12 +449,81 @@ async function copyKey() {
   return 'Key selected: press Ctrl+C (the clipboard API needs HTTPS)';
 }
 
+// ---- flow control ----
+
+const flowPath = (c) => `flow/${encodeURIComponent(c.namespace)}/${encodeURIComponent(c.goal)}`;
+
+function renderFlow(controls) {
+  $('flow').tBodies[0].replaceChildren(
+    ...controls.map((c) =>
+      el(
+        'tr',
+        { 'data-flow': `${c.namespace}/${c.goal}` },
+        cell('namespace', c.namespace),
+        cell('goal', c.goal === '*' ? '* (whole namespace)' : c.goal),
+        cell('state', c.paused ? 'paused' : 'flowing'),
+        cell('max in flight', c.max_in_flight ?? '–', 'num'),
+        cell('rate', c.rate ? `${c.rate.limit} per ${c.rate.per} s` : '–'),
+        cell(
+          '',
+          el(
+            'span',
+            { className: 'actions' },
+            button(c.paused ? 'Resume' : 'Pause', async () => {
+              await api(flowPath(c), { paused: !c.paused }, 'PUT');
+              await loadFlow();
+              return `${c.namespace}/${c.goal} ${c.paused ? 'resumed' : 'paused'}`;
+            }),
+            button(
+              'Remove',
+              async () => {
+                await api(flowPath(c), undefined, 'DELETE');
+                await loadFlow();
+                return `${c.namespace}/${c.goal}: no control now`;
+              },
+              'danger',
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+  $('flow-empty').hidden = controls.length > 0;
+}
+
+async function loadFlow() {
+  const controls = await api('flow');
+  if (changed('flow', controls)) renderFlow(controls);
+}
+
+/** The form's limits: empty clears, a number or N/S sets. */
+async function setFlow(form) {
+  const f = new FormData(form);
+  const mif = f.get('max_in_flight').trim();
+  const rate = f.get('rate').trim();
+  const m = /^(\d+)\s*\/\s*(\d+)$/.exec(rate);
+  if (rate !== '' && !m) throw new Error('rate: N/S, N claims per S seconds (e.g. 5/1)');
+  const c = await api(
+    flowPath({ namespace: f.get('namespace').trim(), goal: f.get('goal').trim() }),
+    {
+      paused: f.get('paused') === 'on',
+      max_in_flight: mif === '' ? null : Number(mif),
+      rate: m ? { limit: Number(m[1]), per: Number(m[2]) } : null,
+    },
+    'PUT',
+  );
+  await loadFlow();
+  return c.updated_at === null
+    ? `${c.namespace}/${c.goal}: nothing set, no control`
+    : `${c.namespace}/${c.goal} set`;
+}
+
 // ---- live refresh ----
 
 async function refresh() {
   const live = $('live');
   try {
-    const [stats, dead] = await Promise.all([api('stats'), api('dead'), loadKeys()]);
+    const [stats, dead] = await Promise.all([api('stats'), api('dead'), loadKeys(), loadFlow()]);
     if (changed('stats', stats)) renderStats(stats);
     if (changed('dead', dead)) renderDead(dead);
     if (!list.paged) await loadIntents();
@@ -479,6 +548,7 @@ function submitted(form, action) {
 
 submitted($('filter'), applyFilter);
 submitted($('new-key'), createKey);
+submitted($('new-flow'), setFlow);
 $('filter')
   .elements.namedItem('status')
   .addEventListener('change', () => $('filter').requestSubmit());
