@@ -191,6 +191,36 @@ const SUBCOMMANDS: Subcommand[] = [
     },
   },
   {
+    words: 'flow set',
+    args: ['NS', 'GOAL'],
+    flags: '[--pause|--resume] [--max-in-flight N|none] [--rate N/S|none]',
+    summary: 'pause a goal (* for the namespace), limit it in flight or by rate',
+    async run(ctx, api, [ns, goal]) {
+      const c = await api.setFlow(ns!, goal!, flowChange(ctx));
+      ctx.out.result(c, () => describeFlow(c));
+    },
+  },
+  {
+    words: 'flow list',
+    args: [],
+    summary: 'the flow controls: pauses, limits in flight, rates',
+    async run(ctx, api) {
+      const list = await api.flow();
+      ctx.out.result(list, () =>
+        list.length === 0 ? 'no flow controls' : list.map(describeFlow).join('\n'),
+      );
+    },
+  },
+  {
+    words: 'flow remove',
+    args: ['NS', 'GOAL'],
+    summary: 'drop a flow control',
+    async run(ctx, api, [ns, goal]) {
+      const r = await api.removeFlow(ns!, goal!);
+      ctx.out.result(r, () => `${ns}/${goal}: removed`);
+    },
+  },
+  {
     words: 'cleanup',
     args: [],
     summary: 'run every housekeeping pass now',
@@ -206,18 +236,60 @@ const SUBCOMMANDS: Subcommand[] = [
   },
 ];
 
+type FlowChange = Parameters<Admin['setFlow']>[2];
+type FlowAnswer = Awaited<ReturnType<Admin['setFlow']>>;
+
+/** `flow set`'s flags → the change (a flag not given leaves its member as it is). */
+function flowChange(ctx: Context): FlowChange {
+  const v = ctx.values;
+  if (v.pause === true && v.resume === true)
+    throw new UsageError('--pause and --resume: one or the other');
+  const change: FlowChange = {};
+  if (v.pause === true) change.paused = true;
+  if (v.resume === true) change.paused = false;
+  const mif = v['max-in-flight'] as string | undefined;
+  if (mif !== undefined) {
+    if (mif === 'none') change.max_in_flight = null;
+    else if (/^[1-9][0-9]*$/.test(mif)) change.max_in_flight = Number(mif);
+    else throw new UsageError('--max-in-flight: a whole number of at least 1, or none');
+  }
+  const rate = v.rate as string | undefined;
+  if (rate !== undefined) {
+    const m = /^([1-9][0-9]*)\/([1-9][0-9]*)$/.exec(rate);
+    if (rate === 'none') change.rate = null;
+    else if (m) change.rate = { limit: Number(m[1]), per: Number(m[2]) };
+    else throw new UsageError('--rate: N/S (N claims per S seconds, e.g. 5/1), or none');
+  }
+  if (Object.keys(change).length === 0)
+    throw new UsageError('flow set: give --pause, --resume, --max-in-flight or --rate');
+  return change;
+}
+
+function describeFlow(c: FlowAnswer): string {
+  const parts = [
+    c.paused ? 'paused' : null,
+    c.max_in_flight != null ? `at most ${c.max_in_flight} in flight` : null,
+    c.rate ? `at most ${c.rate.limit} per ${c.rate.per} s` : null,
+  ].filter(Boolean);
+  return `${c.namespace}/${c.goal}  ${parts.length > 0 ? parts.join(', ') : 'no control (removed)'}`;
+}
+
 const synopsis = (c: Subcommand): string =>
   ['intent-bus admin', c.words, ...c.args, c.flags].filter(Boolean).join(' ');
 const WIDTH = Math.max(...SUBCOMMANDS.map((c) => synopsis(c).length)) + 3;
 
 export const admin: Command = {
   name: 'admin',
-  summary: 'keys, dead letters, retry, cancel, purge, workers, goals, cleanup',
+  summary: 'keys, dead letters, retry, cancel, purge, workers, goals, cleanup, flow control',
   usage: SUBCOMMANDS.map((c) => synopsis(c).padEnd(WIDTH) + c.summary).join('\n'),
   options: {
     namespace: { type: 'string', short: 'n' },
     yes: { type: 'boolean' },
     'key-id': { type: 'string' },
+    pause: { type: 'boolean' },
+    resume: { type: 'boolean' },
+    'max-in-flight': { type: 'string' },
+    rate: { type: 'string' },
   },
   async run(ctx) {
     const words = ctx.positionals;

@@ -58,6 +58,9 @@ const NOUNS: Record<string, [string, string]> = {
   nonce: ['nonce', 'nonces'],
   schedule: ['schedule', 'schedules'],
   run_failure: ['run failure', 'run failures'],
+  worker: ['worker', 'workers'],
+  flow: ['flow control', 'flow controls'],
+  flow_claim: ['rate window claim', 'rate window claims'],
 };
 
 /** "2 keys, 1 intent, 0 idempotency records, 3 KV entries, 0 nonces, 1 schedule and 0 run failures" */

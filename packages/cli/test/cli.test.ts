@@ -109,7 +109,7 @@ const EXERCISED: Record<string, string[]> = {
   result: ['--wait'],
   status: [],
   kv: ['--ttl'],
-  admin: ['-n', '--yes', '--key-id'],
+  admin: ['-n', '--yes', '--key-id', '--pause', '--resume', '--max-in-flight', '--rate'],
   workers: [],
   schedule: [
     '--cron',
@@ -853,6 +853,49 @@ describe('exact JSON: numbers as written, from publish to the worker and back', 
 });
 
 describe('admin', () => {
+  it('flow set, list and remove', async () => {
+    const e = adminEnv();
+    const ns = `flow-${++goals}`;
+    const set = await cli(['admin', 'flow', 'set', ns, 'g', '--pause', '--rate', '5/2'], {
+      env: e,
+    });
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toBe(`${ns}/g  paused, at most 5 per 2 s\n`);
+    const more = await cli(['admin', 'flow', 'set', ns, '*', '--max-in-flight', '3', '--json'], {
+      env: e,
+    });
+    expect(JSON.parse(more.stdout)).toMatchObject({ namespace: ns, goal: '*', max_in_flight: 3 });
+    const list = await cli(['admin', 'flow', 'list'], { env: e });
+    expect(list.stdout).toContain(
+      `${ns}/*  at most 3 in flight\n${ns}/g  paused, at most 5 per 2 s`,
+    );
+    const resumed = await cli(['admin', 'flow', 'set', ns, 'g', '--resume', '--rate', 'none'], {
+      env: e,
+    });
+    expect(resumed.stdout).toBe(`${ns}/g  no control (removed)\n`);
+    const cleared = await cli(['admin', 'flow', 'set', ns, '*', '--max-in-flight', 'none'], {
+      env: e,
+    });
+    expect(cleared.code).toBe(0);
+    const json = JSON.parse((await cli(['admin', 'flow', 'list', '--json'], { env: e })).stdout);
+    expect(json.filter((c: { namespace: string }) => c.namespace === ns)).toEqual([]);
+    // Typing mistakes are usage errors; a control that is not there is not found (3).
+    expectUsage(
+      await cli(['admin', 'flow', 'set', ns, 'g', '--rate', '5'], { env: e }),
+      /--rate: N\/S/,
+    );
+    expectUsage(
+      await cli(['admin', 'flow', 'set', ns, 'g', '--max-in-flight', '0'], { env: e }),
+      /--max-in-flight/,
+    );
+    expectUsage(
+      await cli(['admin', 'flow', 'set', ns, 'g', '--pause', '--resume'], { env: e }),
+      /one or the other/,
+    );
+    expectUsage(await cli(['admin', 'flow', 'set', ns, 'g'], { env: e }), /give --pause/);
+    expect((await cli(['admin', 'flow', 'remove', ns, 'g'], { env: e })).code).toBe(3);
+  });
+
   it('keys create, list, revoke by key and by key_id', async () => {
     const e = adminEnv();
     const created = await cli(['admin', 'keys', 'create', 'alice'], { env: e });
@@ -1367,7 +1410,13 @@ describe('serve', () => {
       BUS_DB_PATH: join(dir, 'bus.db'),
       BUS_PORT: '0',
     });
-    const results = await Promise.all(bad.map(([args]) => cli(['serve', ...args], { env: env0 })));
+    // Each its own data file: starts that get as far as the store would otherwise find the
+    // file in use by another of them ("one bus per SQLite file") before their own error.
+    const results = await Promise.all(
+      bad.map(([args], i) =>
+        cli(['serve', ...args], { env: { ...env0, BUS_DB_PATH: join(dir, `bus-${i}.db`) } }),
+      ),
+    );
     results.forEach((r, i) => {
       const [args, names] = bad[i]!;
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);

@@ -201,7 +201,7 @@ describe('intent-bus export / import', () => {
     const exported = ok(await exportTo(fileA, src));
     expect(exported.stdout).toBe('');
     expect(exported.stderr).toBe(
-      `exported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces, 0 schedules and 0 run failures from SQLite ${src.BUS_DB_PATH}\n`,
+      `exported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces, 0 schedules, 0 run failures, 1 worker, 0 flow controls and 0 rate window claims from SQLite ${src.BUS_DB_PATH}\n`,
     );
     const a = readFileSync(fileA, 'utf8');
     const lines = a
@@ -211,7 +211,18 @@ describe('intent-bus export / import', () => {
     expect(lines[0]).toMatchObject({ format: 'intent-bus-export', version: 1, store: 'sqlite' });
     expect(lastLine(a)).toEqual({
       type: 'end',
-      counts: { key: 1, intent: 10, idempotency: 1, kv: 1, nonce: 0, schedule: 0, run_failure: 0 },
+      counts: {
+        key: 1,
+        intent: 10,
+        idempotency: 1,
+        kv: 1,
+        nonce: 0,
+        schedule: 0,
+        run_failure: 0,
+        worker: 1,
+        flow: 0,
+        flow_claim: 0,
+      },
     });
     // The result's big integer is carried as the stored text.
     expect(a).toContain(`"result":"{\\"n\\":${BIG}}"`);
@@ -226,7 +237,7 @@ describe('intent-bus export / import', () => {
     const dst = await pgEnv();
     const imported = ok(await importFrom(fileA, dst));
     expect(imported.stdout).toBe(
-      'imported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces, 0 schedules and 0 run failures into ' +
+      'imported 1 key, 10 intents, 1 idempotency record, 1 KV entry, 0 nonces, 0 schedules, 0 run failures, 1 worker, 0 flow controls and 0 rate window claims into ' +
         `PostgreSQL (BUS_DATABASE_URL, schema ${dst.BUS_DATABASE_SCHEMA})\n`,
     );
     expect(imported.stdout + imported.stderr).not.toContain(PG_URL);
@@ -327,6 +338,9 @@ describe('intent-bus export / import', () => {
         nonce: 0,
         schedule: 0,
         run_failure: 0,
+        worker: 1,
+        flow: 0,
+        flow_claim: 0,
       },
       identical: 0,
       store: 'postgres',
@@ -358,6 +372,9 @@ describe('intent-bus export / import', () => {
       nonce: 0,
       schedule: 0,
       run_failure: 0,
+      worker: 0,
+      flow: 0,
+      flow_claim: 0,
     });
     // Into a PostgreSQL bus (flags instead of the environment).
     const dst = await pgEnv();
@@ -422,7 +439,7 @@ describe('intent-bus export / import', () => {
     writeFileSync(cut, text.slice(0, text.indexOf('\n', Math.floor(text.length / 2)) - 3));
 
     for (const [f, message] of [
-      [truncated, /ends at line 14 without its trailer line .*truncated; nothing was imported\n$/],
+      [truncated, /ends at line 15 without its trailer line .*truncated; nothing was imported\n$/],
       [corrupted, /: line 5: not JSON \(.*\); nothing was imported\n$/],
       [cut, /: line \d+: not JSON .*; nothing was imported\n$/],
     ] as const) {
@@ -435,7 +452,7 @@ describe('intent-bus export / import', () => {
         const out = join(dir, 'after.jsonl');
         ok(await exportTo(out, env));
         expect(recordsOf(readFileSync(out, 'utf8'))).toEqual([
-          '{"type":"end","counts":{"key":0,"intent":0,"idempotency":0,"kv":0,"nonce":0,"schedule":0,"run_failure":0}}',
+          '{"type":"end","counts":{"key":0,"intent":0,"idempotency":0,"kv":0,"nonce":0,"schedule":0,"run_failure":0,"worker":0,"flow":0,"flow_claim":0}}',
           '',
         ]);
       }

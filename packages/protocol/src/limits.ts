@@ -1,6 +1,10 @@
 /** Ranges and defaults of PROTOCOL.md §5.1 and §8, shared by schemas, core and SDK. */
 export const LIMITS = {
   goalMaxLength: 256,
+  /** Flow control (PROTOCOL.md §6 [ext]): a limit in flight, a rate's limit and window. */
+  flowMaxInFlight: { min: 1, max: 100_000 },
+  flowRateLimit: { min: 1, max: 10_000 },
+  flowRatePerSeconds: { min: 1, max: 86_400 },
   namespacePattern: '^[A-Za-z0-9_.-]{1,64}$',
   workerPattern: '^[A-Za-z0-9_.:-]{1,64}$',
   idPattern: '^[0-9a-f]{32}$',

@@ -237,6 +237,43 @@ export const purgeBody = {
   },
 } as const;
 
+/** PUT /admin/flow/:namespace/:goal [ext]: a member not given stays, null clears. */
+export const flowParams = {
+  type: 'object',
+  required: ['namespace', 'goal'],
+  properties: {
+    namespace: { type: 'string', pattern: L.namespacePattern },
+    // `*`: the whole namespace.
+    goal: { type: 'string', minLength: 1, maxLength: L.goalMaxLength },
+  },
+} as const;
+
+export const flowBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    paused: { type: 'boolean' },
+    max_in_flight: {
+      type: ['integer', 'null'],
+      minimum: L.flowMaxInFlight.min,
+      maximum: L.flowMaxInFlight.max,
+    },
+    rate: {
+      type: ['object', 'null'],
+      required: ['limit', 'per'],
+      additionalProperties: false,
+      properties: {
+        limit: { type: 'integer', minimum: L.flowRateLimit.min, maximum: L.flowRateLimit.max },
+        per: {
+          type: 'integer',
+          minimum: L.flowRatePerSeconds.min,
+          maximum: L.flowRatePerSeconds.max,
+        },
+      },
+    },
+  },
+} as const;
+
 export const adminIntentsQuery = {
   type: 'object',
   properties: {
@@ -346,6 +383,8 @@ export const statusObject = {
     dead_reason: { type: 'string' },
     // [ext] A claimed intent whose claim named its worker: whether that worker is online.
     worker_online: { type: 'boolean' },
+    // [ext] /status of an open intent a flow control holds back: which control.
+    held_by: { type: 'string', enum: ['paused', 'max_in_flight', 'rate'] },
   },
 } as const;
 
@@ -663,6 +702,27 @@ export const goalInfo = {
     dead: count,
     oldest_open_age_seconds: nullableSeconds,
     waiting: { type: 'array', items: goalWaitReason },
+  },
+} as const;
+
+/** A flow control (GET /admin/flow, PUT /admin/flow/:namespace/:goal) [ext]. */
+export const flowControl = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['namespace', 'goal', 'paused', 'max_in_flight', 'rate', 'updated_at'],
+  properties: {
+    namespace: { type: 'string' },
+    goal: { type: 'string' },
+    paused: { type: 'boolean' },
+    max_in_flight: { type: ['integer', 'null'] },
+    rate: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['limit', 'per'],
+      properties: { limit: { type: 'integer' }, per: { type: 'integer' } },
+    },
+    // null: nothing is set, the control was removed (a PUT's answer).
+    updated_at: nullableSeconds,
   },
 } as const;
 

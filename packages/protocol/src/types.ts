@@ -73,6 +73,10 @@ export type ResultObject = FromSchema<typeof schemas.resultObject>;
 export type AdminIntent = FromSchema<typeof schemas.adminIntent>;
 export type DeadLetter = FromSchema<typeof schemas.deadLetter>;
 export type KeyInfo = FromSchema<typeof schemas.keyInfo>;
+/** PUT /admin/flow/:namespace/:goal [ext]: a member not given stays, null clears. */
+export type FlowRequest = FromSchema<typeof schemas.flowBody>;
+/** A flow control as the bus answers it [ext]. */
+export type FlowControlObject = FromSchema<typeof schemas.flowControl>;
 
 /** [ext] A command an admin gave a worker (issue 18). */
 export type WorkerCommand = NonNullable<WorkerInfo['command']>;

@@ -17,6 +17,8 @@ import type {
   CleanupCounts,
   DeadLetter,
   ExtendRequest,
+  FlowControlObject,
+  FlowRequest,
   FailRequest,
   FulfillRequest,
   GenerateKeyRequest,
@@ -586,12 +588,41 @@ export class IntentClient {
 export class AdminApi {
   constructor(private readonly client: IntentClient) {}
 
-  private call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  private call<T>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: unknown,
+  ): Promise<T> {
     return this.answer(method, path, body).then((a) => a.body as T);
   }
 
-  private answer(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Answer> {
-    return this.client.request({ method, path, body, auth: 'admin', retry: method === 'GET' });
+  private answer(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: unknown,
+  ): Promise<Answer> {
+    // A PUT of a flow control sets the same state again: safe to retry.
+    const retry = method === 'GET' || method === 'PUT';
+    return this.client.request({ method, path, body, auth: 'admin', retry });
+  }
+
+  /** Every flow control [ext]: pauses, limits in flight and rates, by namespace and goal. */
+  flow(): Promise<FlowControlObject[]> {
+    return this.call('GET', '/admin/flow');
+  }
+  /**
+   * Changes the flow control of a goal (`*`: the whole namespace) [ext]: a member not given
+   * stays, null clears; a control with nothing left set is removed (`updated_at` null).
+   */
+  setFlow(namespace: string, goal: string, change: FlowRequest): Promise<FlowControlObject> {
+    return this.call('PUT', this.flowPath(namespace, goal), change);
+  }
+  /** Removes a flow control [ext]; NotFoundError when there is none. */
+  removeFlow(namespace: string, goal: string): Promise<{ ok: true; removed: true }> {
+    return this.call('DELETE', this.flowPath(namespace, goal));
+  }
+  private flowPath(namespace: string, goal: string): string {
+    return `/admin/flow/${encodeURIComponent(namespace)}/${encodeURIComponent(goal)}`;
   }
 
   generateKey(owner: string): Promise<{ api_key: string; owner: string; key_id: string }> {

@@ -66,4 +66,6 @@ export type {
   WorkerInfo,
   GoalInfo,
   GoalWaitReason,
+  FlowControlObject,
+  FlowRequest,
 } from '../../protocol/src/types.js';

@@ -474,6 +474,30 @@ describe('IntentClient against a real bus', () => {
       expect(unknown).toBeInstanceOf(NotFoundError);
     });
 
+    it('setFlow, flow and removeFlow: a paused goal is held back until resumed', async () => {
+      const goal = uniqueGoal('flow');
+      const set = await c.admin.setFlow('default', goal, {
+        paused: true,
+        rate: { limit: 5, per: 1 },
+      });
+      expect(set).toMatchObject({
+        goal,
+        paused: true,
+        max_in_flight: null,
+        rate: { limit: 5, per: 1 },
+      });
+      expect((await c.admin.flow()).filter((f) => f.goal === goal)).toEqual([set]);
+      const { id } = await c.publish(goal, {});
+      expect(await c.claim({ goal })).toBeNull();
+      expect(await c.getStatus(id)).toMatchObject({ status: 'open', held_by: 'paused' });
+      await c.admin.setFlow('default', goal, { paused: false });
+      expect((await c.claim({ goal }))?.id).toBe(id);
+      const bad = await caught(c.admin.setFlow('default', goal, { max_in_flight: 0 }));
+      expect(bad).toBeInstanceOf(ValidationError);
+      expect(await c.admin.removeFlow('default', goal)).toEqual({ ok: true, removed: true });
+      expect(await caught(c.admin.removeFlow('default', goal))).toBeInstanceOf(NotFoundError);
+    });
+
     it('intent shows the full intent, payload and result included', async () => {
       const goal = uniqueGoal('admin_intent');
       const { id } = await c.publish(goal, { PAYLOAD_CANARY: 'admin' });

@@ -87,15 +87,55 @@ function fmtTime(s) {
 // The outcome of an action shows just below the control that caused it, where the user is
 // looking (at the top of a long page it went unseen). On the page it is placed by the
 // coordinates the control had when pressed, not put in the control's row: the action often
-// redraws that row away (a retried dead letter leaves its list). In the detail dialog,
-// which sits above the page, it has its place below the dialog's buttons.
+// redraws that row away (a retried dead letter leaves its list). When the control, or the
+// same button of its redrawn row, is there as the answer comes, the notice goes below it
+// where it is then (a section above may have grown meanwhile). In the detail dialog, which
+// sits above the page, it has its place below the dialog's buttons.
+
+/** The row attributes that name what a row shows (the same after a redraw). */
+const ROW_KEYS = ['data-schedule', 'data-worker', 'data-flow', 'data-id', 'data-key'];
 
 /** Where a notice about `node` goes: the notice, and on the page its position. */
 function spotOf(node) {
   if (node.closest('dialog')) return { notice: $('detail-notice') };
   const r = node.getBoundingClientRect();
-  return { notice: $('notice'), top: r.bottom + scrollY, left: r.left + scrollX };
+  const row = node.closest('table[id] tr');
+  const key = row && ROW_KEYS.find((k) => row.hasAttribute(k));
+  const table = row?.closest('table').id;
+  const again = () => {
+    if (node.isConnected) return node;
+    if (!key) return null;
+    const now = [...$(table).querySelectorAll('tr')].find(
+      (tr) => tr.getAttribute(key) === row.getAttribute(key),
+    );
+    const same = [...(now?.querySelectorAll('button') ?? [])].find(
+      (b) => b.textContent === node.textContent,
+    );
+    // A button whose label changed (Pause → Resume): below its row.
+    return same ?? now ?? null;
+  };
+  return { notice: $('notice'), again, top: r.bottom + scrollY, left: r.left + scrollX };
 }
+
+/** Puts the page's notice under its control (found again), inside the page's width. */
+function place(n, spot) {
+  const control = spot.again();
+  if (control) {
+    const r = control.getBoundingClientRect();
+    [spot.top, spot.left] = [r.bottom + scrollY, r.left + scrollX];
+  }
+  // Set through the CSSOM, which the CSP allows (it refuses style attributes).
+  const room = document.documentElement.clientWidth;
+  n.style.top = `${spot.top + 6}px`;
+  n.style.left = `${Math.max(8, Math.min(spot.left, room - n.offsetWidth - 8))}px`;
+}
+
+// While the page's notice shows, it follows its control when the page's layout changes (a
+// section above that grows as the live refresh redraws it).
+let shown = null;
+new ResizeObserver(() => {
+  if (shown && !shown.notice.hidden) place(shown.notice, shown);
+}).observe(document.body);
 
 const timers = new Map();
 function notify(text, spot, isError = false) {
@@ -105,11 +145,8 @@ function notify(text, spot, isError = false) {
   n.setAttribute('role', isError ? 'alert' : 'status');
   n.hidden = false;
   if (spot.top !== undefined) {
-    // Under the control, inside the page's width (a narrow phone, a right-hand button).
-    // Set through the CSSOM, which the CSP allows (it refuses style attributes).
-    const room = document.documentElement.clientWidth;
-    n.style.top = `${spot.top + 6}px`;
-    n.style.left = `${Math.max(8, Math.min(spot.left, room - n.offsetWidth - 8))}px`;
+    shown = spot;
+    place(n, spot);
   }
   clearTimeout(timers.get(n));
   timers.set(
@@ -588,6 +625,75 @@ async function loadFleet() {
   if (changed('goals', goals)) renderWaiting(goals.goals);
 }
 
+// ---- flow control ----
+
+const flowPath = (c) => `flow/${encodeURIComponent(c.namespace)}/${encodeURIComponent(c.goal)}`;
+
+function renderFlow(controls) {
+  $('flow').tBodies[0].replaceChildren(
+    ...controls.map((c) =>
+      el(
+        'tr',
+        { 'data-flow': `${c.namespace}/${c.goal}` },
+        cell('namespace', c.namespace),
+        cell('goal', c.goal === '*' ? '* (whole namespace)' : c.goal),
+        cell('state', c.paused ? 'paused' : 'flowing'),
+        cell('max in flight', c.max_in_flight ?? '–', 'num'),
+        cell('rate', c.rate ? `${c.rate.limit} per ${c.rate.per} s` : '–'),
+        cell(
+          '',
+          el(
+            'span',
+            { className: 'actions' },
+            button(c.paused ? 'Resume' : 'Pause', async () => {
+              await api(flowPath(c), { paused: !c.paused }, 'PUT');
+              await loadFlow();
+              return `${c.namespace}/${c.goal} ${c.paused ? 'resumed' : 'paused'}`;
+            }),
+            button(
+              'Remove',
+              async () => {
+                await api(flowPath(c), undefined, 'DELETE');
+                await loadFlow();
+                return `${c.namespace}/${c.goal}: no control now`;
+              },
+              'danger',
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+  $('flow-empty').hidden = controls.length > 0;
+}
+
+async function loadFlow() {
+  const controls = await api('flow');
+  if (changed('flow', controls)) renderFlow(controls);
+}
+
+/** The form's limits: empty clears, a number or N/S sets. */
+async function setFlow(form) {
+  const f = new FormData(form);
+  const mif = f.get('max_in_flight').trim();
+  const rate = f.get('rate').trim();
+  const m = /^(\d+)\s*\/\s*(\d+)$/.exec(rate);
+  if (rate !== '' && !m) throw new Error('rate: N/S, N claims per S seconds (e.g. 5/1)');
+  const c = await api(
+    flowPath({ namespace: f.get('namespace').trim(), goal: f.get('goal').trim() }),
+    {
+      paused: f.get('paused') === 'on',
+      max_in_flight: mif === '' ? null : Number(mif),
+      rate: m ? { limit: Number(m[1]), per: Number(m[2]) } : null,
+    },
+    'PUT',
+  );
+  await loadFlow();
+  return c.updated_at === null
+    ? `${c.namespace}/${c.goal}: nothing set, no control`
+    : `${c.namespace}/${c.goal} set`;
+}
+
 // ---- live refresh ----
 
 async function refresh() {
@@ -599,6 +705,7 @@ async function refresh() {
       loadKeys(),
       loadFleet(),
       loadSchedules(),
+      loadFlow(),
     ]);
     if (changed('stats', stats)) renderStats(stats);
     if (changed('dead', dead)) renderDead(dead);
@@ -624,6 +731,7 @@ function submitted(form, action) {
 
 submitted($('filter'), applyFilter);
 submitted($('new-key'), createKey);
+submitted($('new-flow'), setFlow);
 $('filter')
   .elements.namedItem('status')
   .addEventListener('change', () => $('filter').requestSubmit());

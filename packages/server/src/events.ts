@@ -22,6 +22,8 @@ export class BusEvents {
     private readonly wake: WakeBus,
     private readonly metrics: BusMetrics,
     private readonly clock: Clock,
+    /** A namespace's limit in flight (ops/flow-gate.ts): a slot freed there wakes a claim. */
+    private readonly inFlightLimit: (namespace: string) => 'namespace' | 'goal' | null = () => null,
   ) {}
 
   published(row: IntentRow): void {
@@ -42,6 +44,7 @@ export class BusEvents {
       ((row.completedAt ?? row.createdAt) - row.createdAt) / 1000,
     );
     announce(this.wake, row);
+    this.slotFreed(row);
   }
 
   /** A failed attempt (/fail or an expired lease): back to open, or dead. */
@@ -62,6 +65,24 @@ export class BusEvents {
       if (row.schedule !== null) this.runDied?.(row);
     }
     announce(this.wake, row);
+    this.slotFreed(row);
+  }
+
+  /** A flow control of the namespace changed (ops/flow.ts): every node reads them again. */
+  flowChanged(namespace: string): void {
+    this.wake.flow(namespace, null);
+  }
+
+  /** A claim held back by a flow control (PROTOCOL.md §5.2 [ext]). */
+  flowHeld(namespace: string, goal: string, control: string): void {
+    this.metrics.flowHeld(namespace, goal, control);
+  }
+
+  private slotFreed(row: IntentRow): void {
+    if (row.status === 'claimed') return;
+    const limit = this.inFlightLimit(row.namespace);
+    // The namespace's own limit: the slot is any goal's ('*').
+    if (limit) this.wake.flow(row.namespace, limit === 'namespace' ? '*' : row.goal);
   }
 
   /** Who is told when a schedule's run dies (once: server.ts sets it). */

@@ -40,6 +40,7 @@ export class BusMetrics {
   private readonly latency: Histogram<'namespace'>;
   private readonly claimWait: Histogram<'namespace'>;
   private readonly http: Histogram<'method' | 'route' | 'status'>;
+  private readonly held: Counter<'namespace' | 'goal' | 'control'>;
 
   /** Intents by namespace and status, counted at the start of each scrape. */
   private counts: StatusCount[] = [];
@@ -84,6 +85,12 @@ export class BusMetrics {
         'Alerts published for failed runs (on_failure)',
       ),
     };
+    this.held = new Counter({
+      name: 'intent_bus_claims_held_total',
+      help: 'Claims that found nothing because a flow control held intents back',
+      labelNames: ['namespace', 'goal', 'control'],
+      registers: [registry],
+    });
     const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
     this.latency = new Histogram({
       name: 'intent_bus_publish_to_fulfil_seconds',
@@ -245,6 +252,14 @@ export class BusMetrics {
     }
     this.child(`schedule\u0000${event}\u0000${pair}`, () =>
       this.schedules[event].labels({ owner, schedule }),
+    ).inc();
+  }
+
+  /** `control`: paused, max_in_flight or rate. */
+  flowHeld(namespace: string, goal: string, control: string): void {
+    const l = this.labels(namespace, goal);
+    this.child(`held\u0000${l.namespace}\u0000${l.goal}\u0000${control}`, () =>
+      this.held.labels({ ...l, control }),
     ).inc();
   }
 

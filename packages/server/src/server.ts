@@ -25,6 +25,7 @@ import { claimableEvent } from './wake/announce.js';
 import type { NodeWake } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
 import { WorkerRegistry } from './ops/workers.js';
+import { FlowGate } from './ops/flow-gate.js';
 import { PgWakeRelay } from './wake/pg-relay.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
@@ -136,6 +137,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     sharedByNodes: config.databaseUrl != null,
     now: () => clock.now(),
   });
+  const flow = new FlowGate(store);
   // What this node does with an announcement, made here or heard from another node.
   const local: NodeWake = {
     claimable: (event, at) => hub.claimable(event, at),
@@ -146,8 +148,13 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       limiter.forget(keyId);
       hub.keyRevoked(keyId);
     },
+    flow: (namespace, goal) => {
+      if (goal === null) flow.forget();
+      hub.flow(namespace, goal);
+    },
     resync: () => {
       auth.forget();
+      flow.forget();
       hub.resync();
     },
   };
@@ -165,7 +172,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     online: () => workers.list(null, clock.now()),
     writes: () => workers.writes,
   });
-  const events = new BusEvents(relay ?? local, metrics, clock);
+  const events = new BusEvents(relay ?? local, metrics, clock, (ns) => flow.inFlightLimit(ns));
   // A schedule's run that dies: its failure is recorded and its alert published, once.
   events.onRunDied((row) => void runDied({ store, events, clock, log: logger }, row));
   const housekeeper = new Housekeeper({
@@ -194,6 +201,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     random,
     auth,
     keys: auth,
+    flow,
     housekeeper,
     limiter,
     workers,

@@ -29,6 +29,7 @@ const scheduleDetail = check(schemas.scheduleDetail);
 const scheduleTriggered = check(schemas.scheduleTriggered);
 const workerInfo = check(schemas.workerInfo);
 const goalInfo = check(schemas.goalInfo);
+const flowControl = check(schemas.flowControl);
 
 describe('the answer schemas', () => {
   let t: TestBus;
@@ -162,5 +163,25 @@ describe('the answer schemas', () => {
       'target_offline',
     ]);
     for (const g of goals) goalInfo(g);
+  });
+
+  it('hold the flow controls, and a status held back by one', async () => {
+    const put = (goal: string, body: unknown) =>
+      t.api('PUT', `/admin/flow/ans-flow/${goal}`, { admin: true, body });
+    const set = await put('g', { paused: true, rate: { limit: 2, per: 5 } });
+    expect(set.status).toBe(200);
+    flowControl(set.json);
+    flowControl((await put('*', { max_in_flight: 3 })).json);
+    const list = await t.api('GET', '/admin/flow', { admin: true });
+    expect(list.json.length).toBe(2);
+    for (const c of list.json) flowControl(c);
+    const pub = await t.api('POST', '/intent', {
+      body: { goal: 'g', payload: {}, namespace: 'ans-flow' },
+    });
+    const status = await t.api('GET', `/status/${pub.json.id}`);
+    expect(status.json.held_by).toBe('paused');
+    statusObject(status.json);
+    // Removed: nothing left set.
+    flowControl((await put('g', { paused: false, rate: null })).json);
   });
 });

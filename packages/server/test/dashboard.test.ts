@@ -370,6 +370,42 @@ describe('the dashboard in headless Chromium', () => {
     expect(list.json.map((s: { name: string }) => s.name)).toContain('dash-nightly');
   });
 
+  it('sets a flow control, pauses and resumes it, and removes it', async () => {
+    const flow = async () =>
+      ((await t.api('GET', '/admin/flow', { admin: true })).json as { namespace: string }[]).filter(
+        (c) => c.namespace === 'dash-flow',
+      );
+    await page.fill('#new-flow input[name=namespace]', 'dash-flow');
+    await page.fill('#new-flow input[name=goal]', 'render');
+    await page.fill('#new-flow input[name=max_in_flight]', '2');
+    await page.fill('#new-flow input[name=rate]', '5/1');
+    await page.click('#new-flow button[type=submit]');
+    const row = '#flow tr[data-flow="dash-flow/render"]';
+    await page.waitForSelector(row);
+    expect(await page.textContent(row)).toContain('flowing');
+    expect(await page.textContent(row)).toContain('5 per 1 s');
+    expect(await flow()).toMatchObject([
+      { goal: 'render', paused: false, max_in_flight: 2, rate: { limit: 5, per: 1 } },
+    ]);
+
+    await page.click(`${row} button:text-is("Pause")`);
+    await page.waitForSelector(`${row} button:text-is("Resume")`);
+    expect(await flow()).toMatchObject([{ paused: true, max_in_flight: 2 }]);
+    await page.click(`${row} button:text-is("Resume")`);
+    await page.waitForSelector(`${row} button:text-is("Pause")`);
+    expect(await flow()).toMatchObject([{ paused: false }]);
+
+    // A bad rate is said beside the form, and nothing changes.
+    await page.fill('#new-flow input[name=rate]', 'fast');
+    await page.evaluate(() => (document.getElementById('notice')!.hidden = true));
+    const set = await press(page, '#new-flow button[type=submit]');
+    expect(await expectNoticeBeside(page, '#notice', set)).toContain('rate: N/S');
+
+    await page.click(`${row} button:text-is("Remove")`);
+    await page.waitForSelector(row, { state: 'detached' });
+    expect(await flow()).toEqual([]);
+  });
+
   it('shows markup in a payload and a goal as text, never running it', async () => {
     const id = await publish(t.api, {
       goal: `dash ${XSS}`,

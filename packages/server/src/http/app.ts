@@ -28,6 +28,7 @@ import { toWireError } from './errors.js';
 import { OpenApiDocument } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
 import { adminScheduleRoutes } from './routes/admin-schedules.js';
+import { flowRoutes } from './routes/flow.js';
 import { dashboardRoutes, rootRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { intentRoutes } from './routes/intents.js';
@@ -415,6 +416,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     await adminRoutes(admin, ctx);
     await adminWorkerRoutes(admin, ctx);
     await adminScheduleRoutes(admin, ctx);
+    await flowRoutes(admin, ctx);
     await dashboardRoutes(admin, ctx);
   });
 

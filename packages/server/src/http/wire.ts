@@ -5,6 +5,7 @@ import type {
   DeadLetter,
   GoalInfo,
   GoalWaitReason,
+  FlowControlObject,
   KeyInfo,
   ResultObject,
   Schedule,
@@ -15,6 +16,7 @@ import type {
 import { withRawMembers } from '@intent-bus/protocol';
 import { toSeconds, toSecondsOrNull } from '../core/clock.js';
 import { describeTiming, runOutcome } from '../core/schedule.js';
+import type { FlowControl } from '../core/flow.js';
 import type { ApiKeyRow, IntentRow, RunFailureRow, ScheduleRow } from '../store/store.js';
 import type { GoalReport, WaitReason } from '../ops/fleet.js';
 import type { WorkerView } from '../ops/workers.js';
@@ -70,6 +72,22 @@ function resultFields(row: IntentRow): Omit<ResultObject, keyof StatusObject | '
 /** The status object with the result (§5.3) as JSON text, the result exactly as sent. */
 export function resultObject(row: IntentRow): string {
   return withRawMembers({ ...statusObject(row), ...resultFields(row) }, { result: row.result });
+}
+
+/** A flow control (ops/flow.ts) [ext]; `removed` when nothing is left set. */
+export function flowObject(
+  c: FlowControl | null,
+  namespace: string,
+  goal: string,
+): FlowControlObject {
+  return {
+    namespace,
+    goal,
+    paused: c?.paused ?? false,
+    max_in_flight: c?.maxInFlight ?? null,
+    rate: c?.rate ? { limit: c.rate.limit, per: c.rate.per } : null,
+    updated_at: c ? toSeconds(c.updatedAt) : null,
+  };
 }
 
 /** Everything about an intent, for the admin. */

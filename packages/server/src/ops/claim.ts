@@ -10,18 +10,20 @@ import { BusError, unauthorized } from '../core/errors.js';
 import { randomHex128 } from '../ids.js';
 import { MAIN_KEY_ID, type Principal } from '../core/principal.js';
 import type { ClaimFilter } from '../core/routing.js';
-import type { IntentRow, WorkerCommand } from '../store/store.js';
+import { IN_FLIGHT_RETRY_MS, controlsFor, type FlowHeld } from '../core/flow.js';
+import type { ClaimRequest, IntentRow, WorkerCommand } from '../store/store.js';
 import type { ClaimableEvent } from '../wake/announce.js';
 import type { OpsContext, Requester } from './context.js';
 import type { Sighting } from './workers.js';
 
 /**
- * What a claim gives: the claimed row (announced), nothing in `waitMs`, or, for a worker an
- * admin told to quiet or stop, that command instead of an intent (issue 18).
+ * What a claim gives: the claimed row (announced); nothing in `waitMs`, with
+ * `retryAfterMs` when a flow control held back what it would have taken (ops/flow.ts); or,
+ * for a worker an admin told to quiet or stop, that command instead of an intent (issue 18).
  */
 export type ClaimOutcome =
   | { kind: 'claimed'; row: IntentRow }
-  | { kind: 'none' }
+  | { kind: 'none'; retryAfterMs: number | null }
   | { kind: 'command'; command: WorkerCommand };
 
 export async function claim(
@@ -37,13 +39,28 @@ export async function claim(
   try {
     if (told) return { kind: 'command', command: told };
     const out = await claimWithWait(ctx, principal, filter, waitMs, client);
-    if (out !== null && 'command' in out) return { kind: 'command', command: out.command };
-    if (out === null) return { kind: 'none' };
-    ctx.events.claimed(out, ctx.clock.now());
-    return { kind: 'claimed', row: out };
+    if (out.kind === 'claimed') ctx.events.claimed(out.row, ctx.clock.now());
+    return out;
   } finally {
     ctx.workers.claimEnds(filter, ctx.clock.now());
   }
+}
+
+const none = (retryAfterMs: number | null = null): ClaimOutcome => ({ kind: 'none', retryAfterMs });
+
+/** One claim attempt: the plain statement when no control applies, else the controlled one. */
+async function attempt(
+  ctx: OpsContext,
+  req: ClaimRequest,
+): Promise<{ row: IntentRow | null; held: FlowHeld | null }> {
+  const known = ctx.flow.of(req.namespace);
+  const set = Array.isArray(known) ? known : await known;
+  // Only the controls that could hold this claim: a goal's own, and the namespace's.
+  const controls = set.length > 0 && req.goal != null ? controlsFor(set, req.goal) : set;
+  if (controls.length === 0) return { row: await ctx.store.intentClaim(req), held: null };
+  const out = await ctx.store.intentClaimFlow(req, controls);
+  if (out.held) ctx.events.flowHeld(req.namespace, out.held.goal, out.held.hold.by);
+  return out;
 }
 
 async function claimWithWait(
@@ -52,7 +69,7 @@ async function claimWithWait(
   filter: ClaimFilter,
   waitMs: number,
   client: Requester,
-): Promise<IntentRow | { command: WorkerCommand } | null> {
+): Promise<ClaimOutcome> {
   const deadline = performance.now() + waitMs;
   let hint: ClaimableEvent | null = null;
   const passOn = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
@@ -63,21 +80,22 @@ async function claimWithWait(
     const command = ctx.workers.commandOf(filter.keyId, filter.workerId);
     if (command) {
       passOn(hint, null);
-      return { command };
+      return { kind: 'command', command };
     }
     const remaining = deadline - performance.now();
-    const ticket =
+    let ticket =
       remaining > 0 && !client.gone
         ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
         : null;
     let row: IntentRow | null;
+    let held: FlowHeld | null;
     try {
-      row = await ctx.store.intentClaim({
+      ({ row, held } = await attempt(ctx, {
         ...filter,
         now: ctx.clock.now(),
         token: randomHex128(),
         leaseMs: ctx.config.claimTimeoutSeconds * 1000,
-      });
+      }));
     } catch (err) {
       // The store failed: leave no waiter behind and lose no wake-up.
       const pending = ticket?.cancel();
@@ -100,16 +118,32 @@ async function claimWithWait(
     if (row) {
       passOn(hint, row);
       if (pending?.kind === 'woken') passOn(pending.event, row);
-      return row;
+      return { kind: 'claimed', row };
     }
-    if (!ticket) return null;
+    const retryAfterMs = held ? retryAfterOf(held, ctx.clock.now()) : null;
+    if (!ticket) return none(retryAfterMs);
+    if (held?.hold.retryAt != null) {
+      // Held back until a known time (a rate's next slot; an in-flight limit is looked at
+      // again after IN_FLIGHT_RETRY_MS): wait until then at most. Both tickets are handled
+      // in this one turn, so no wake-up falls between them.
+      const early = ticket.cancel();
+      if (early?.kind === 'revoked') throw unauthorized();
+      if (early?.kind === 'woken') {
+        hint = early.event;
+        continue;
+      }
+      const until = Math.min(deadline - performance.now(), held.hold.retryAt - ctx.clock.now());
+      ticket = ctx.hub.waitForClaim(filter, principal.isMain, Math.max(0, until), client);
+      if (!ticket) return none(retryAfterMs);
+    }
     const outcome = await ticket.wait();
     if (outcome.kind === 'revoked') throw unauthorized();
-    if (outcome.kind !== 'woken') return null;
+    if (outcome.kind === 'timeout' && held && deadline - performance.now() > 0) continue;
+    if (outcome.kind !== 'woken') return none(retryAfterMs);
     hint = outcome.event;
     if (client.gone) {
       passOn(hint, null);
-      return null;
+      return none();
     }
     // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
     // recheck bound (http/auth.ts).
@@ -118,6 +152,11 @@ async function claimWithWait(
       throw unauthorized();
     }
   }
+}
+
+/** When capacity may return, in ms from now (paused: when resumed, so a poll's second). */
+function retryAfterOf(held: FlowHeld, now: number): number {
+  return held.hold.retryAt == null ? IN_FLIGHT_RETRY_MS : Math.max(0, held.hold.retryAt - now);
 }
 
 /**

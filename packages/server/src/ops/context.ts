@@ -11,6 +11,7 @@ import type { BusEvents } from '../events.js';
 import type { Store } from '../store/store.js';
 import type { Leaving, WaiterHub } from '../wake/hub.js';
 import type { WorkerRegistry } from './workers.js';
+import type { FlowGate } from './flow-gate.js';
 
 /** How an operation asks about keys (http/auth.ts's Authenticator is one). */
 export interface KeyLookup {
@@ -37,4 +38,6 @@ export interface OpsContext {
   keys: KeyLookup;
   /** The workers this node has seen, and the commands an admin gave them (ops/workers.ts). */
   workers: WorkerRegistry;
+  /** This node's copy of the flow controls (ops/flow.ts). */
+  flow: FlowGate;
 }

@@ -25,7 +25,9 @@ import {
 } from '../core/schedule.js';
 import type { NewIntent } from '../core/intent-record.js';
 import { all, get, lock, one, run, type Program, type Runner } from './program.js';
-import type { Row, ScheduleRecord } from './statements.js';
+import type { ClaimParams, Row, ScheduleRecord } from './statements.js';
+import type { FlowClaim, FlowControl, FlowPatch, Hold } from '../core/flow.js';
+import { claimFlow, controlOf, flowDelete, flowPut, holdsOf } from './flow.js';
 import {
   DELETE_BATCH,
   mergeMinuteCounts,
@@ -351,6 +353,18 @@ function* checkDeadline(
   return out;
 }
 
+const claimParams = (req: ClaimRequest): ClaimParams => ({
+  now: req.now,
+  token: req.token,
+  claimExpiresAt: req.now + req.leaseMs,
+  keyId: req.keyId,
+  workerId: req.workerId,
+  namespace: req.namespace,
+  goal: req.goal,
+  publisher: req.publisher,
+  caps: req.capabilities,
+});
+
 const claimStatement = (goal: boolean, publisher: boolean) =>
   goal
     ? publisher
@@ -405,18 +419,34 @@ export class BusStore implements Store {
 
   intentClaim(req: ClaimRequest): Promise<IntentRow | null> {
     return this.r.write(
-      get(claimStatement(req.goal != null, req.publisher != null), {
-        now: req.now,
-        token: req.token,
-        claimExpiresAt: req.now + req.leaseMs,
-        keyId: req.keyId,
-        workerId: req.workerId,
-        namespace: req.namespace,
-        goal: req.goal,
-        publisher: req.publisher,
-        caps: req.capabilities,
-      }),
+      get(claimStatement(req.goal != null, req.publisher != null), claimParams(req)),
     );
+  }
+
+  intentClaimFlow(req: ClaimRequest, controls: readonly FlowControl[]): Promise<FlowClaim> {
+    const plain = claimStatement(req.goal != null, req.publisher != null);
+    return this.r.atomic(claimFlow(claimParams(req), plain, controls));
+  }
+
+  flowList(): Promise<FlowControl[]> {
+    return this.r.read(all('flowList', {})).then((rows) => rows.map(controlOf));
+  }
+
+  flowPut(
+    namespace: string,
+    goal: string,
+    patch: FlowPatch,
+    now: number,
+  ): Promise<FlowControl | null> {
+    return this.r.atomic(flowPut(namespace, goal, patch, now));
+  }
+
+  flowDelete(namespace: string, goal: string): Promise<boolean> {
+    return this.r.atomic(flowDelete(namespace, goal));
+  }
+
+  async flowHolds(controls: readonly FlowControl[], now: number): Promise<Map<string, Hold>> {
+    return (await this.r.read(holdsOf(controls, now))).holds;
   }
 
   intentUnclaim(id: string, token: string): Promise<IntentRow | null> {

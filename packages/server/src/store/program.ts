@@ -16,7 +16,7 @@
 import type { Params, ReadName, Row, StatementName } from './statements.js';
 
 /** What a `lock` step serialises: the same name and key wait for one another. */
-export type LockName = 'idempotency' | 'quota' | 'schedule';
+export type LockName = 'idempotency' | 'quota' | 'schedule' | 'flow';
 
 export type Step =
   | { op: 'get' | 'all' | 'run'; name: StatementName; params: object }

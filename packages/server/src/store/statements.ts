@@ -52,6 +52,21 @@ export interface RunFailureRecord {
 
 type ScheduleKey = { owner: string; name: string };
 
+/** A flow_controls row under its statement names (paused as 0 or 1). */
+export interface FlowRecord {
+  namespace: string;
+  goal: string;
+  paused: number;
+  maxInFlight: number | null;
+  rateLimit: number | null;
+  ratePer: number | null;
+  updatedAt: number;
+}
+
+type FlowKey = { namespace: string; goal: string };
+/** The claim except the goals held back by flow control. */
+type ClaimExcept = ClaimParams & { held: readonly string[] };
+
 /** A live claim token of a key at a time. */
 interface Live {
   id: string;
@@ -90,6 +105,9 @@ export interface StatementTypes {
   intentClaimGoal: Read<ClaimParams, IntentRow>;
   intentClaimPublisher: Read<ClaimParams, IntentRow>;
   intentClaimGoalPublisher: Read<ClaimParams, IntentRow>;
+  intentClaimExcept: Read<ClaimExcept, IntentRow>;
+  intentClaimExceptPublisher: Read<ClaimExcept, IntentRow>;
+  intentHeldGoal: Read<ClaimExcept & { anyGoal: number }, { goal: string }>;
   intentExtend: Read<Live & { claimExpiresAt: number }, IntentRow>;
   intentFulfill: Read<Live & { result: string | null; resultType: ResultType }, IntentRow>;
   /** Locked until released (PostgreSQL). */
@@ -227,6 +245,17 @@ export interface StatementTypes {
   goalCounts: Read<None, GoalCountRow>;
   /** Open intents due at @now, grouped by everything the claim rule looks at. */
   openRoutes: Read<{ now: number; limit: number }, OpenRouteRow>;
+  flowList: Read<None, FlowRecord>;
+  flowGet: Read<FlowKey, FlowRecord>;
+  flowUpsert: Write<FlowRecord>;
+  flowDelete: Write<FlowKey>;
+  flowInFlight: Read<FlowKey, Count>;
+  flowRecent: Read<
+    FlowKey & { now: number; perMs: number },
+    { n: number; oldest: number | null; newest: number | null }
+  >;
+  flowClaimRecord: Write<FlowKey & { at: number; intentId: string }>;
+  flowClaimsPrune: Write<FlowKey & { before: number }>;
 }
 
 export type StatementName = keyof StatementTypes;

@@ -11,6 +11,7 @@ import type { RunFailure, ScheduleDefinition, ScheduleState } from '../core/sche
 import type { IntentRow, NewIntent } from '../core/intent-record.js';
 
 export type { IntentRow, NewIntent } from '../core/intent-record.js';
+import type { FlowClaim, FlowControl, FlowPatch, Hold } from '../core/flow.js';
 
 /** The row a publish creates: what was given, open, never claimed. */
 export const openRow = (intent: NewIntent): IntentRow => ({
@@ -209,6 +210,21 @@ export interface Store {
    * counted. Null when that claim is no longer current.
    */
   intentUnclaim(id: string, token: string): Promise<IntentRow | null>;
+  /** The claim under its namespace's flow controls, all of them given (store/flow.ts). */
+  intentClaimFlow(req: ClaimRequest, controls: readonly FlowControl[]): Promise<FlowClaim>;
+  /** Every flow control (core/flow.ts), by namespace and goal. */
+  flowList(): Promise<FlowControl[]>;
+  /** Changes a control; null when nothing is left set (it is removed). */
+  flowPut(
+    namespace: string,
+    goal: string,
+    patch: FlowPatch,
+    now: number,
+  ): Promise<FlowControl | null>;
+  /** False when there was no such control. */
+  flowDelete(namespace: string, goal: string): Promise<boolean>;
+  /** What each of the controls holds back now, by control goal. */
+  flowHolds(controls: readonly FlowControl[], now: number): Promise<Map<string, Hold>>;
   /** Null when the token is not live for this key. */
   intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null>;
   intentFulfill(

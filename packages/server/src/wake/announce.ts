@@ -18,6 +18,13 @@ export interface WakeBus {
   finished(id: string): void;
   /** The API key was revoked: its waiting requests end (401) and it is looked up again. */
   keyRevoked(keyId: string): void;
+  /**
+   * Flow control (ops/flow.ts). `goal` null: the namespace's controls changed; each node
+   * reads them again and every claim waiting there tries again. Else an intent of `goal`
+   * left its claim (a slot in flight came free; `*`: the namespace's own limit, any
+   * goal's slot): one claim waiting for it tries again.
+   */
+  flow(namespace: string, goal: string | null): void;
 }
 
 /** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */

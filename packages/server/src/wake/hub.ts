@@ -123,6 +123,23 @@ export class WaiterHub implements NodeWake {
   }
 
   /**
+   * Flow control: capacity came back in the namespace. Goal null (a control changed):
+   * every waiting claim there tries again. A goal (a slot came free; `*`: any goal's): the
+   * longest-waiting claim that could take it; one woken in vain waits again, and held
+   * claims also look again after IN_FLIGHT_RETRY_MS.
+   */
+  flow(namespace: string, goal: string | null): void {
+    const set = this.claimWaiters.get(namespace);
+    if (!set) return;
+    const anyGoal = goal === null || goal === '*';
+    for (const w of [...set]) {
+      if (!anyGoal && w.filter.goal != null && w.filter.goal !== goal) continue;
+      w.settle({ kind: 'woken', event: null });
+      if (goal !== null) return;
+    }
+  }
+
+  /**
    * Announcements may have been missed (see PgWakeRelay): every waiting claim runs its
    * claim again, every result wait re-reads its intent, and future run_ats are reloaded.
    */

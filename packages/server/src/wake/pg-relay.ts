@@ -33,6 +33,8 @@ type WireEvent =
   | ['c', number, string, string, string, Visibility, string, string | null, string | null]
   | ['f', string]
   | ['k', string]
+  /** Flow control: a slot of the goal came free, or (null) the namespace's controls changed. */
+  | ['w', string, string | null]
   | ['r'];
 
 interface WireMessage {
@@ -110,6 +112,11 @@ export class PgWakeRelay implements WakeBus {
   keyRevoked(keyId: string): void {
     this.o.local.keyRevoked(keyId);
     this.enqueue(JSON.stringify(['k', keyId] satisfies WireEvent));
+  }
+
+  flow(namespace: string, goal: string | null): void {
+    this.o.local.flow(namespace, goal);
+    this.enqueue(JSON.stringify(['w', namespace, goal] satisfies WireEvent));
   }
 
   async close(): Promise<void> {
@@ -206,6 +213,7 @@ export class PgWakeRelay implements WakeBus {
         );
       } else if (e[0] === 'f') this.o.local.finished(e[1]);
       else if (e[0] === 'k') this.o.local.keyRevoked(e[1]);
+      else if (e[0] === 'w') this.o.local.flow(e[1], e[2]);
       else if (e[0] === 'r') this.o.local.resync();
     }
   }

@@ -527,6 +527,128 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         { numRuns: 150 },
       );
     });
+    it('claims under flow control what the §4 order picks among the goals not held back', async () => {
+      const s = await fresh();
+      const pick = <T>(xs: readonly T[]) => fc.constantFrom(...xs);
+      const intentArb = fc.record({
+        namespace: pick(['default', 'n2']),
+        goal: pick(['a', 'b', 'c']),
+        visibility: pick(['private', 'public'] as const),
+        priority: pick([0, 100, 500]),
+        runAt: pick([T0 - 2, T0 - 1, T0, T0 + 1]),
+      });
+      const claimArb = fc.record({
+        keyId: pick(['kid_a', 'kid_b']),
+        namespace: pick(['default', 'n2']),
+        goal: pick([null, 'a', 'b']),
+        publisher: pick([null, 'kid_a']),
+      });
+      const pausedArb = fc.subarray(['*', 'a', 'b'], { minLength: 1 });
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(intentArb, { maxLength: 10 }),
+          claimArb,
+          pausedArb,
+          async (specs, claim, paused) => {
+            await s.intentsPurge(null);
+            const rows: IntentRow[] = [];
+            for (const spec of specs) rows.push(await put(s, intent(spec)));
+            const controls = paused.map((goal) => ({
+              namespace: claim.namespace,
+              goal,
+              paused: true,
+              maxInFlight: null,
+              rate: null,
+              updatedAt: T0,
+            }));
+            const held = (r: IntentRow): boolean => paused.includes('*') || paused.includes(r.goal);
+            const candidates = rows
+              .filter((r) => r.runAt <= T0 && r.expiresAt > T0 && matchesClaim(r, claimBy(claim)))
+              .sort(referenceOrder);
+            const got = await s.intentClaimFlow(claimBy(claim), controls);
+            expect(got.row?.id ?? null).toBe(candidates.find((r) => !held(r))?.id ?? null);
+            const first = candidates.find(held);
+            expect(got.held?.goal ?? null).toBe(got.row ? null : (first?.goal ?? null));
+            if (got.held) expect(got.held.hold).toEqual({ by: 'paused', retryAt: null });
+          },
+        ),
+        { numRuns: 100 },
+      );
+    });
+
+    it('keeps flow controls: a change merges, null clears, nothing left removes', async () => {
+      const s = await fresh();
+      expect(await s.flowPut('n', 'g', { paused: true }, T0)).toEqual({
+        namespace: 'n',
+        goal: 'g',
+        paused: true,
+        maxInFlight: null,
+        rate: null,
+        updatedAt: T0,
+      });
+      await s.flowPut('n', 'g', { rate: { limit: 3, per: 60 } }, T0 + 1);
+      await s.flowPut('n', '*', { maxInFlight: 7 }, T0 + 2);
+      expect(await s.flowList()).toEqual([
+        { namespace: 'n', goal: '*', paused: false, maxInFlight: 7, rate: null, updatedAt: T0 + 2 },
+        {
+          namespace: 'n',
+          goal: 'g',
+          paused: true,
+          maxInFlight: null,
+          rate: { limit: 3, per: 60 },
+          updatedAt: T0 + 1,
+        },
+      ]);
+      expect(await s.flowPut('n', 'g', { paused: false, rate: null }, T0 + 3)).toBeNull();
+      expect(await s.flowDelete('n', '*')).toBe(true);
+      expect(await s.flowDelete('n', '*')).toBe(false);
+      expect(await s.flowList()).toEqual([]);
+    });
+
+    it('holds max_in_flight until a claim ends, and a rate as a sliding window', async () => {
+      const s = await fresh();
+      const control = (over: object) => ({
+        namespace: 'default',
+        goal: 'g',
+        paused: false,
+        maxInFlight: null,
+        rate: null,
+        updatedAt: T0,
+        ...over,
+      });
+      for (let i = 0; i < 8; i++) await put(s, intent({ createdAt: T0 - 100 + i }));
+      const limit = [control({ maxInFlight: 2 })];
+      const a = await s.intentClaimFlow(claimBy({ token: 'ta' }), limit);
+      expect((await s.intentClaimFlow(claimBy(), limit)).row).not.toBeNull();
+      const full = await s.intentClaimFlow(claimBy(), limit);
+      expect(full).toEqual({
+        row: null,
+        held: { goal: 'g', control: 'g', hold: { by: 'max_in_flight', retryAt: T0 + 1000 } },
+      });
+      const ref = { id: a.row!.id, token: 'ta', keyId: 'kid_a', now: T0 + 10 };
+      expect(await s.intentFulfill(ref, '1', 'json')).not.toBeNull();
+      expect((await s.intentClaimFlow(claimBy(), limit)).row).not.toBeNull();
+      expect(await s.flowHolds(limit, T0)).toEqual(
+        new Map([['g', { by: 'max_in_flight', retryAt: T0 + 1000 }]]),
+      );
+
+      // 2 claims per 10 s.
+      const rate = [control({ goal: '*', rate: { limit: 2, per: 10 } })];
+      const at = (now: number) => s.intentClaimFlow(claimBy({ now }), rate);
+      expect((await at(T0)).row).not.toBeNull();
+      expect((await at(T0 + 100)).row).not.toBeNull();
+      expect((await at(T0 + 5000)).held).toMatchObject({
+        control: '*',
+        hold: { by: 'rate', retryAt: T0 + 10_000 },
+      });
+      expect((await at(T0 + 10_200)).row).not.toBeNull();
+      // A claim that took its time earlier but comes later is reckoned at the newest
+      // claim's time: the window never loses a claim still inside it.
+      expect((await at(T0 + 6000)).row).not.toBeNull();
+      expect((await at(T0 + 10_300)).held?.hold).toEqual({ by: 'rate', retryAt: T0 + 20_200 });
+      expect((await at(T0 + 20_200)).row).not.toBeNull();
+    });
+
     it('keeps a schedule: created, the same definition unchanged, a new timing restarting from now', async () => {
       const s = await fresh();
       const made = await s.schedulePut(schedule(), T0);

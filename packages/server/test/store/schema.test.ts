@@ -236,6 +236,8 @@ describe('the schema of both backends', () => {
     // Sanity: the readers saw the schema, not nothing.
     expect(Object.keys(fromSqlite.tables).sort()).toEqual([
       'api_keys',
+      'flow_claims',
+      'flow_controls',
       'idempotency',
       'intents',
       'kv',

@@ -227,6 +227,9 @@ async function populate(s: Store): Promise<Fixture> {
     },
   ]);
   await s.workerCommandSet('phone-1', 'kid_a', 'stop');
+  // Flow controls: a goal's and a whole namespace's.
+  await s.flowPut('a', 'backup', { paused: true, rate: { limit: 5, per: 10 } }, T0);
+  await s.flowPut('a', '*', { maxInFlight: 4 }, T0);
   return { ids, claimToken: token };
 }
 
@@ -302,6 +305,8 @@ describe('export and import', () => {
         schedule: 1,
         run_failure: 1,
         worker: 1,
+        flow: 2,
+        flow_claim: 0,
       },
     });
     // Results and values are the stored text, carried as strings: nothing is rounded.
@@ -327,6 +332,8 @@ describe('export and import', () => {
       schedule: 1,
       run_failure: 1,
       worker: 1,
+      flow: 2,
+      flow_claim: 0,
     });
     expect(imported.identical).toBe(0);
     expect(imported.header.store).toBe('sqlite');
@@ -511,6 +518,8 @@ describe('export and import', () => {
         schedule: 0,
         run_failure: 0,
         worker: 0,
+        flow: 0,
+        flow_claim: 0,
       });
     },
   );
@@ -545,6 +554,8 @@ describe('export and import', () => {
       schedule: 0,
       run_failure: 0,
       worker: 0,
+      flow: 0,
+      flow_claim: 0,
     });
 
     const def = (await exportText(src, { namespace: 'default' })).trimEnd().split('\n');
@@ -606,6 +617,8 @@ describe('export and import', () => {
         schedule: 0,
         run_failure: 0,
         worker: 0,
+        flow: 0,
+        flow_claim: 0,
       });
     }
 
@@ -751,6 +764,8 @@ describe('export and import', () => {
         schedule: 0,
         run_failure: 0,
         worker: 0,
+        flow: 0,
+        flow_claim: 0,
       });
 
       // A key whose hash the target holds under another key id collides too.

@@ -8,6 +8,7 @@ import { invalid } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import { claim, resolvePublisher } from '../../ops/claim.js';
 import type { Sighting } from '../../ops/workers.js';
+import { heldBy } from '../../ops/flow.js';
 import { extend, fail, fulfil, publish, readable, result, tokenRef } from '../../ops/intents.js';
 import type { TokenRef } from '../../store/store.js';
 import {
@@ -80,7 +81,6 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     };
     const waitMs = Math.round((q.wait ?? 0) * 1000);
     const out = await claim(ctx, p, filter, waitMs, new ClientPresence(reply), seenOf(req));
-    if (out.kind === 'none') return reply.code(204).header('Retry-After', '1').send();
     if (out.kind === 'command') {
       // [ext] issue 18: a quiet or stopping worker is told so, and claims nothing.
       return reply
@@ -88,6 +88,12 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
         .header('X-Intent-Worker-Command', out.command)
         .header('Retry-After', String(COMMAND_RETRY_AFTER_SECONDS))
         .send();
+    }
+    if (out.kind === 'none') {
+      // A flow control's Retry-After is when capacity returns, in whole seconds (at least 1).
+      const ms = out.retryAfterMs;
+      const after = ms == null ? 1 : Math.max(1, Math.ceil(ms / 1000));
+      return reply.code(204).header('Retry-After', String(after)).send();
     }
     return reply.type(JSON_TYPE).send(claimedIntent(out.row, ctx.config.claimTimeoutSeconds));
   });
@@ -156,11 +162,11 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     const out = statusObject(row);
     // [ext] issue 18: whether the worker holding a claimed intent is online.
     if (row.status === 'claimed' && row.claimer != null && row.workerId != null) {
-      return {
-        ...out,
-        worker_online: await ctx.workers.isOnline(row.claimer, row.workerId, ctx.clock.now()),
-      };
+      out.worker_online = await ctx.workers.isOnline(row.claimer, row.workerId, ctx.clock.now());
     }
+    // [ext] An open intent a flow control holds back says which control.
+    const held = await heldBy(ctx, row);
+    if (held) out.held_by = held;
     return out;
   });
 }

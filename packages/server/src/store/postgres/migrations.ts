@@ -192,4 +192,29 @@ SELECT publisher, schedule, scheduled_for, id, 'dead', COALESCE(completed_at, cr
 FROM intents WHERE schedule IS NOT NULL AND scheduled_for IS NOT NULL AND status = 'dead';
 `,
   },
+  {
+    version: 7,
+    name: 'flow control',
+    // Flow control (issue 19): a pause, a limit in flight and a rate per namespace and goal
+    // (goal '*': the whole namespace), and the claims inside each rate's sliding window.
+    sql: `
+CREATE TABLE flow_controls (
+  namespace     TEXT COLLATE "C" NOT NULL,
+  goal          TEXT COLLATE "C" NOT NULL,
+  paused        INTEGER NOT NULL,
+  max_in_flight INTEGER,
+  rate_limit    INTEGER,
+  rate_per      INTEGER,
+  updated_at    BIGINT NOT NULL,
+  PRIMARY KEY (namespace, goal)
+);
+CREATE TABLE flow_claims (
+  namespace  TEXT COLLATE "C" NOT NULL,
+  goal       TEXT COLLATE "C" NOT NULL,
+  at         BIGINT NOT NULL,
+  intent_id  TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (namespace, goal, at, intent_id)
+);
+`,
+  },
 ];

@@ -43,6 +43,7 @@ const LOCK_CLASS: Record<LockName | 'housekeeping', number> = {
   quota: 2,
   housekeeping: 3,
   schedule: 4,
+  flow: 7,
 };
 
 /**

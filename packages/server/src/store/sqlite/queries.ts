@@ -25,7 +25,7 @@ VALUES (${PUBLISHED_PARAMS}, 'open')`;
  * PROTOCOL.md §4. Four variants (goal given or not × publisher filter or not) so that each
  * uses a fixed plan over the matching partial index.
  */
-function claimStatement(withGoal: boolean, withPublisher: boolean): string {
+function claimStatement(withGoal: boolean, withPublisher: boolean, except = false): string {
   const owner = withPublisher
     ? 'publisher = +@publisher'
     : "(visibility = 'public' OR publisher = @keyId)";
@@ -38,7 +38,7 @@ WHERE id = (
     AND (target_worker IS NULL OR target_worker = @workerId)
     AND (required_capability IS NULL
          OR required_capability IN (SELECT value FROM json_each(@caps)))
-    AND ${owner}
+    AND ${owner}${except ? '\n    AND goal NOT IN (SELECT value FROM json_each(@held))' : ''}
   ORDER BY priority DESC, run_at ASC, claim_attempts ASC, created_at ASC, id ASC
   LIMIT 1)
 RETURNING ${INTENT_COLUMNS}`;
@@ -48,6 +48,46 @@ export const intentClaim = claimStatement(false, false);
 export const intentClaimGoal = claimStatement(true, false);
 export const intentClaimPublisher = claimStatement(false, true);
 export const intentClaimGoalPublisher = claimStatement(true, true);
+/** Flow control (core/flow.ts): the claim of any goal but those @held back. */
+export const intentClaimExcept = claimStatement(false, false, true);
+export const intentClaimExceptPublisher = claimStatement(false, true, true);
+
+/** The goal of the first intent the claim would take among the goals held back (or any). */
+export const intentHeldGoal = `SELECT goal FROM intents
+WHERE status = 'open' AND namespace = @namespace AND (@goal IS NULL OR goal = @goal)
+  AND run_at <= @now AND expires_at > @now AND claim_attempts < max_attempts
+  AND (target_worker IS NULL OR target_worker = @workerId)
+  AND (required_capability IS NULL
+       OR required_capability IN (SELECT value FROM json_each(@caps)))
+  AND (CASE WHEN @publisher IS NULL THEN (visibility = 'public' OR publisher = @keyId)
+       ELSE publisher = @publisher END)
+  AND (@anyGoal = 1 OR goal IN (SELECT value FROM json_each(@held)))
+ORDER BY priority DESC, run_at ASC, claim_attempts ASC, created_at ASC, id ASC
+LIMIT 1`;
+
+const FLOW_COLUMNS = `namespace, goal, paused, max_in_flight AS maxInFlight, rate_limit AS rateLimit,
+  rate_per AS ratePer, updated_at AS updatedAt`;
+export const flowList = `SELECT ${FLOW_COLUMNS} FROM flow_controls ORDER BY namespace, goal`;
+export const flowGet = `SELECT ${FLOW_COLUMNS} FROM flow_controls
+WHERE namespace = @namespace AND goal = @goal`;
+export const flowUpsert = `INSERT INTO flow_controls
+  (namespace, goal, paused, max_in_flight, rate_limit, rate_per, updated_at)
+VALUES (@namespace, @goal, @paused, @maxInFlight, @rateLimit, @ratePer, @updatedAt)
+ON CONFLICT (namespace, goal) DO UPDATE SET paused = excluded.paused,
+  max_in_flight = excluded.max_in_flight, rate_limit = excluded.rate_limit,
+  rate_per = excluded.rate_per, updated_at = excluded.updated_at`;
+export const flowDelete = `DELETE FROM flow_controls WHERE namespace = @namespace AND goal = @goal`;
+/** The intents a control counts as in flight (goal '*': the whole namespace). */
+export const flowInFlight = `SELECT count(*) AS n FROM intents INDEXED BY intents_lease_expiry
+WHERE status = 'claimed' AND namespace = @namespace AND (@goal = '*' OR goal = @goal)`;
+/** A rate's window, reckoned at the later of now and its newest claim (core/flow.ts). */
+export const flowRecent = `SELECT count(*) AS n, min(at) AS oldest, max(at) AS newest FROM flow_claims
+WHERE namespace = @namespace AND goal = @goal AND at > max(@now, coalesce((SELECT max(at) FROM flow_claims
+  WHERE namespace = @namespace AND goal = @goal), @now)) - @perMs`;
+export const flowClaimRecord = `INSERT INTO flow_claims (namespace, goal, at, intent_id)
+VALUES (@namespace, @goal, @at, @intentId) ON CONFLICT DO NOTHING`;
+export const flowClaimsPrune = `DELETE FROM flow_claims
+WHERE namespace = @namespace AND goal = @goal AND at <= @before`;
 
 /** A live token's row, for this key. */
 const LIVE = `id = @id AND status = 'claimed' AND claim_token = @token AND claimer = @keyId

@@ -27,15 +27,18 @@
  *                               failed_at, alert_id): its alert is not published again
  *                  worker       workers: the fleet's registry (issue 18), with the command
  *                               an admin gave each; not in a namespace's export
+ *                  flow         flow_controls: a namespace and goal's pause, max_in_flight
+ *                               and rate (issue 19)
+ *                  flow_claim   flow_claims: the claims inside a rate's sliding window
  *   last line    the trailer: {"type":"end","counts":{"key":1,"intent":…,"idempotency":…,
- *                "kv":…,"nonce":…,"schedule":…,"run_failure":…,"worker":…}}; a file without it, with anything after
+ *                "kv":…,"nonce":…,"schedule":…,"run_failure":…,"worker":…,"flow":…,"flow_claim":…}}; a file without it, with anything after
  *                it, or whose counts differ from its records is refused as truncated or
  *                damaged.
  *
  * Added since the first files, and read from files written before them: the intents columns
  * `schedule` and `scheduled_for` (absent: null), the schedule and the worker records (an
  * absent count: none); then the schedules columns `deadline_seconds`, `on_failure` (absent:
- * null) and `checked_until` (absent: 0), and the run_failure records. A bus that predates
+ * null) and `checked_until` (absent: 0), and the run_failure, flow and flow_claim records. A bus that predates
  * them refuses a file that has them (an unknown field or type).
  *
  * Values are the stored ones, unchanged: times are integer milliseconds since the epoch;
@@ -62,9 +65,17 @@ export const RECORD_TYPES = [
   'schedule',
   'run_failure',
   'worker',
+  'flow',
+  'flow_claim',
 ] as const;
 /** Record types that files written before them do not count in their trailer. */
-const ADDED_TYPES: ReadonlySet<string> = new Set(['schedule', 'run_failure', 'worker']);
+const ADDED_TYPES: ReadonlySet<string> = new Set([
+  'schedule',
+  'run_failure',
+  'worker',
+  'flow',
+  'flow_claim',
+]);
 export type RecordType = (typeof RECORD_TYPES)[number];
 
 /** A row under its table's column names; values as the store keeps them. */
@@ -86,6 +97,8 @@ export const zeroCounts = (): TransferCounts => ({
   schedule: 0,
   run_failure: 0,
   worker: 0,
+  flow: 0,
+  flow_claim: 0,
 });
 
 /**
@@ -253,6 +266,27 @@ export const TABLES: Readonly<Record<RecordType, TableSpec>> = {
       col('last_error', 'text?'),
       col('command', ['quiet', 'stop'], true),
     ],
+  },
+  // Flow control (core/flow.ts): the controls, and the claims inside each rate's window.
+  flow: {
+    type: 'flow',
+    table: 'flow_controls',
+    key: ['namespace', 'goal'],
+    columns: [
+      col('namespace', 'id'),
+      col('goal', 'id'),
+      col('paused', 'count'),
+      col('max_in_flight', 'count?'),
+      col('rate_limit', 'count?'),
+      col('rate_per', 'count?'),
+      col('updated_at', 'time'),
+    ],
+  },
+  flow_claim: {
+    type: 'flow_claim',
+    table: 'flow_claims',
+    key: ['namespace', 'goal', 'at', 'intent_id'],
+    columns: [col('namespace', 'id'), col('goal', 'id'), col('at', 'time'), col('intent_id', 'id')],
   },
 };
 

@@ -37,6 +37,8 @@ const BATCH_CHARS = 8 * 1024 * 1024;
 
 /** The rows of a namespace export, by type ($1 is the namespace); others are left out. */
 const NAMESPACE_FILTER: Partial<Record<RecordType, string>> = {
+  flow: 'namespace = $1',
+  flow_claim: 'namespace = $1',
   intent: 'namespace = $1',
   // Only publishes write idempotency rows; their answer names the intent's namespace.
   idempotency: "(response::json ->> 'namespace') = $1",

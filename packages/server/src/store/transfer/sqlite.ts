@@ -32,6 +32,8 @@ import {
 
 /** The rows of a namespace export, by type; types not listed are left out of it. */
 const NAMESPACE_FILTER: Partial<Record<RecordType, string>> = {
+  flow: 'namespace = @namespace',
+  flow_claim: 'namespace = @namespace',
   intent: 'namespace = @namespace',
   // Only publishes write idempotency rows; their answer names the intent's namespace.
   idempotency: "json_extract(response, '$.namespace') = @namespace",
