@@ -89,6 +89,22 @@ const SETTINGS = [
     default: 100,
   },
   { key: 'maxWaiters', env: 'BUS_MAX_WAITERS', kind: int(0, 1_000_000), default: 10_000 },
+  // Event streams (GET /events [ext], issue 20): open streams per key and per node, the
+  // bytes a slow reader may leave unread before it is cut, and the events kept for a resume.
+  {
+    key: 'maxStreamsPerKey',
+    env: 'BUS_MAX_STREAMS_PER_KEY',
+    kind: int(0, 1_000_000),
+    default: 10,
+  },
+  { key: 'maxStreams', env: 'BUS_MAX_STREAMS', kind: int(0, 1_000_000), default: 10_000 },
+  {
+    key: 'streamBufferBytes',
+    env: 'BUS_STREAM_BUFFER_BYTES',
+    kind: int(1024, 1_073_741_824),
+    default: 1_048_576,
+  },
+  { key: 'eventWindow', env: 'BUS_EVENT_WINDOW', kind: int(1, 1_000_000), default: 10_000 },
   {
     key: 'retentionSeconds',
     env: 'BUS_RETENTION_SECONDS',

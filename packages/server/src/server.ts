@@ -26,6 +26,8 @@ import type { NodeWake } from './wake/announce.js';
 import { WaiterHub } from './wake/hub.js';
 import { WorkerRegistry } from './ops/workers.js';
 import { PgWakeRelay } from './wake/pg-relay.js';
+import { EventStreams } from './wake/streams.js';
+import { ProgressWriter } from './ops/progress.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
 
@@ -50,6 +52,8 @@ export interface Bus {
   housekeeper: Housekeeper;
   /** The workers seen (issue 18); its `writes` count the registry's store writes. */
   workers: WorkerRegistry;
+  /** This node's event streams (GET /events [ext]). */
+  streams: EventStreams;
   /** http://host:port once listening. */
   url: string;
   close(): Promise<void>;
@@ -136,8 +140,14 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     sharedByNodes: config.databaseUrl != null,
     now: () => clock.now(),
   });
+  const streams = new EventStreams({
+    window: config.eventWindow,
+    maxStreams: config.maxStreams,
+    maxStreamsPerKey: config.maxStreamsPerKey,
+  });
   // What this node does with an announcement, made here or heard from another node.
   const local: NodeWake = {
+    intentEvent: (event) => streams.push(event),
     claimable: (event, at) => hub.claimable(event, at),
     finished: (id) => hub.finished(id),
     keyRevoked: (keyId) => {
@@ -145,6 +155,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       workers.forgetKey(keyId);
       limiter.forget(keyId);
       hub.keyRevoked(keyId);
+      streams.endKey(keyId);
     },
     resync: () => {
       auth.forget();
@@ -161,11 +172,14 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           local,
           log: logger,
         });
-  const metrics = new BusMetrics(store, () => hub.waiting, {
-    online: () => workers.list(null, clock.now()),
-    writes: () => workers.writes,
-  });
+  const metrics = new BusMetrics(
+    store,
+    () => hub.waiting,
+    { online: () => workers.list(null, clock.now()), writes: () => workers.writes },
+    () => streams.connections,
+  );
   const events = new BusEvents(relay ?? local, metrics, clock);
+  const progress = new ProgressWriter({ store, events, config });
   // A schedule's run that dies: its failure is recorded and its alert published, once.
   events.onRunDied((row) => void runDied({ store, events, clock, log: logger }, row));
   const housekeeper = new Housekeeper({
@@ -197,6 +211,8 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     housekeeper,
     limiter,
     workers,
+    streams,
+    progress,
   };
   const closeStore = async (): Promise<void> => {
     storeHealth.stop();
@@ -214,6 +230,11 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   }
   // Long polls end (204) before the server waits for in-flight requests to finish.
   app.addHook('preClose', async () => hub.close());
+  // Held progress reports are written; the event streams end (their sockets would hold the close).
+  app.addHook('preClose', async () => {
+    await progress.close();
+    streams.closeAll();
+  });
 
   try {
     await relay?.start();
@@ -244,6 +265,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     hub,
     housekeeper,
     workers,
+    streams,
     url: `${config.tlsCert ? 'https' : 'http'}://${host}:${addr.port}`,
     close: () =>
       (closing ??= (async () => {

@@ -18,6 +18,7 @@ import { ERROR_CODES, LIMITS, type ErrorCode } from '@intent-bus/protocol';
 import { BusError } from '../core/errors.js';
 import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
+import { eventRoutes } from './routes/events.js';
 import type { Principal } from '../core/principal.js';
 import { AdminUnauthorized, checkSameSite, hasBody } from './auth.js';
 import { principalOf, type BusApp, type BusContext, type BusTypeProvider } from './context.js';
@@ -400,6 +401,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     await kvRoutes(client, ctx);
     await scheduleRoutes(client, ctx);
     await workerRoutes(client, ctx);
+    await eventRoutes(client, ctx);
   });
 
   await app.register(async (admin) => {

@@ -10,6 +10,8 @@ import type { Config } from '../config.js';
 import type { BusEvents } from '../events.js';
 import type { Store } from '../store/store.js';
 import type { Leaving, WaiterHub } from '../wake/hub.js';
+import type { EventStreams } from '../wake/streams.js';
+import type { ProgressWriter } from './progress.js';
 import type { WorkerRegistry } from './workers.js';
 
 /** How an operation asks about keys (http/auth.ts's Authenticator is one). */
@@ -37,4 +39,8 @@ export interface OpsContext {
   keys: KeyLookup;
   /** The workers this node has seen, and the commands an admin gave them (ops/workers.ts). */
   workers: WorkerRegistry;
+  /** This node's event streams (GET /events [ext], issue 20). */
+  streams: EventStreams;
+  /** Progress reports, at most one store write per intent per second (ops/progress.ts). */
+  progress: ProgressWriter;
 }

@@ -12,6 +12,7 @@ import type {
   GoalCountRow,
   HeldRow,
   OpenRouteRow,
+  ProgressValues,
   StatusCount,
   WorkerCommand,
   WorkerRecord,
@@ -91,6 +92,8 @@ export interface StatementTypes {
   intentClaimPublisher: Read<ClaimParams, IntentRow>;
   intentClaimGoalPublisher: Read<ClaimParams, IntentRow>;
   intentExtend: Read<Live & { claimExpiresAt: number }, IntentRow>;
+  /** A heartbeat with progress (issue 20): the lease never shortened. */
+  intentProgress: Read<Live & { claimExpiresAt: number } & ProgressValues, IntentRow>;
   intentFulfill: Read<Live & { result: string | null; resultType: ResultType }, IntentRow>;
   /** Locked until released (PostgreSQL). */
   intentSelectLive: Read<Live, IntentRow>;

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Log } from '../core/log.js';
 import pg from 'pg';
 import type { Visibility } from '@intent-bus/protocol';
-import type { ClaimableEvent, NodeWake, WakeBus } from './announce.js';
+import type { ClaimableEvent, IntentEvent, NodeWake, WakeBus } from './announce.js';
 
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD_BYTES = 7500;
@@ -33,6 +33,7 @@ type WireEvent =
   | ['c', number, string, string, string, Visibility, string, string | null, string | null]
   | ['f', string]
   | ['k', string]
+  | ['e', IntentEvent]
   | ['r'];
 
 interface WireMessage {
@@ -112,6 +113,11 @@ export class PgWakeRelay implements WakeBus {
     this.enqueue(JSON.stringify(['k', keyId] satisfies WireEvent));
   }
 
+  intentEvent(event: IntentEvent): void {
+    this.o.local.intentEvent(event);
+    this.enqueue(JSON.stringify(['e', event] satisfies WireEvent));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
@@ -162,7 +168,8 @@ export class PgWakeRelay implements WakeBus {
       let taken = 0;
       let bytes = head.length + body.length + 2;
       for (; taken < this.queue.length; taken++) {
-        // Ids, namespaces and goals are limited in length: one event always fits.
+        // Ids, namespaces and goals are limited in length, a progress's message and data
+        // too (1.2 KB with its escapes at most 2.5 KB): one event always fits.
         const next = Buffer.byteLength(this.queue[taken]!) + 1;
         if (body !== '' && bytes + next > MAX_PAYLOAD_BYTES) break;
         body += (body === '' ? '' : ',') + this.queue[taken];
@@ -206,6 +213,7 @@ export class PgWakeRelay implements WakeBus {
         );
       } else if (e[0] === 'f') this.o.local.finished(e[1]);
       else if (e[0] === 'k') this.o.local.keyRevoked(e[1]);
+      else if (e[0] === 'e') this.o.local.intentEvent(e[1]);
       else if (e[0] === 'r') this.o.local.resync();
     }
   }

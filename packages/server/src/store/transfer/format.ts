@@ -104,6 +104,7 @@ type Kind =
   | 'count'
   | 'count?'
   | 'real'
+  | 'real?'
   | 'json'
   | 'json?'
   | readonly string[];

@@ -199,4 +199,15 @@ SELECT publisher, schedule, scheduled_for, id, 'dead', COALESCE(completed_at, cr
 FROM intents WHERE schedule IS NOT NULL AND scheduled_for IS NOT NULL AND status = 'dead';
 `,
   },
+  {
+    version: 8,
+    name: 'intent progress',
+    // The last progress a worker reported (issue 20). Version 7 is flow control's (issue 19).
+    sql: `
+ALTER TABLE intents ADD COLUMN progress_percent REAL;
+ALTER TABLE intents ADD COLUMN progress_message TEXT;
+ALTER TABLE intents ADD COLUMN progress_data TEXT;
+ALTER TABLE intents ADD COLUMN progress_at INTEGER;
+`,
+  },
 ];
