@@ -173,6 +173,58 @@ export const progressBody = {
   },
 } as const;
 
+/** The data of one record of GET /events [ext] (issue 20): a change of an intent. */
+export const intentEvent = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'type',
+    'id',
+    'namespace',
+    'goal',
+    'status',
+    'claim_attempts',
+    'at',
+    'dead_reason',
+    'progress',
+  ],
+  properties: {
+    type: {
+      type: 'string',
+      enum: [
+        'published',
+        'claimed',
+        'progress',
+        'fulfilled',
+        'failed',
+        'dead',
+        'retried',
+        'cancelled',
+        'released',
+      ],
+    },
+    id: { type: 'string' },
+    namespace: { type: 'string' },
+    goal: { type: 'string' },
+    status: { type: 'string', enum: ['open', 'claimed', 'fulfilled', 'dead'] },
+    claim_attempts: { type: 'integer' },
+    at: { type: 'number' },
+    dead_reason: { type: ['string', 'null'] },
+    // The reported progress on a `progress` event; null on the others.
+    progress: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['percent', 'message', 'data', 'at'],
+      properties: {
+        percent: { type: ['number', 'null'] },
+        message: { type: ['string', 'null'] },
+        data: {},
+        at: { type: 'number' },
+      },
+    },
+  },
+} as const;
+
 /** The answer of POST /progress/:id [ext]. */
 export const progressResponse = {
   type: 'object',

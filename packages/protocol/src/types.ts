@@ -31,6 +31,8 @@ export type ProgressRequest = FromSchema<typeof schemas.progressBody>;
 export type ProgressResponse = FromSchema<typeof schemas.progressResponse>;
 /** An intent's last progress [ext]. */
 export type Progress = NonNullable<FromSchema<typeof schemas.progressObject>>;
+/** [ext] The data of one GET /events record: a change of an intent. */
+export type IntentEvent = FromSchema<typeof schemas.intentEvent>;
 /** POST /fail/:id. */
 export type FailRequest = FromSchema<typeof schemas.failBody>;
 /** GET /result/:id's query string. */
