@@ -202,6 +202,10 @@ const HELP: Record<string, [value: string, meaning: string, unset?: string]> = {
   BUS_CLEANUP_INTERVAL_SECONDS: ['S', 'period of the cleanup pass'],
   BUS_MAX_WAITERS_PER_KEY: ['N', 'long polls one tester key may hold open'],
   BUS_MAX_WAITERS: ['N', 'long polls the node holds open'],
+  BUS_MAX_STREAMS_PER_KEY: ['N', 'event streams (GET /events) one tester key may hold open'],
+  BUS_MAX_STREAMS: ['N', 'event streams the node holds open'],
+  BUS_STREAM_BUFFER_BYTES: ['N', 'unread bytes after which a slow event-stream reader is cut'],
+  BUS_EVENT_WINDOW: ['N', 'events the node keeps for a Last-Event-ID resume'],
   BUS_RETENTION_SECONDS: ['S', 'how long fulfilled and dead intents are kept'],
   BUS_SCHEDULES_FILE: [
     'FILE',

@@ -160,6 +160,44 @@ describe('the dashboard in headless Chromium', () => {
     expect(await page.evaluate(() => (window as unknown as { __same?: number }).__same)).toBe(1);
   });
 
+  it('sees a count change without a poll: live through the event stream', async () => {
+    // A context of its own: its clock (the page's timers) is the context's.
+    const own = await browser.newContext({
+      httpCredentials: { username: 'admin', password: DASHBOARD_PASSWORD },
+    });
+    const live = await own.newPage();
+    live.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    try {
+      await live.clock.install();
+      await live.goto(dashboard);
+      await live.waitForSelector('#count-open');
+      await expect.poll(() => t.bus.streams.connections, { timeout: 8000 }).toBeGreaterThan(0);
+      await expect.poll(() => live.textContent('#live'), { timeout: 8000 }).toMatch(/^live/);
+      // From now on no timer of the page runs: no poll, only the stream can redraw.
+      await live.clock.pauseAt(Date.now() + 500);
+      const before = Number(await live.textContent('#count-open'));
+      await publish(t.api, { goal: 'dash.live', namespace: 'dash' });
+      await expect
+        .poll(async () => Number(await live.textContent('#count-open')), { timeout: 8000 })
+        .toBe(before + 1);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("shows a claimed intent's progress in its detail", async () => {
+    const id = await publish(t.api, { goal: 'dash.progress', namespace: 'dash' });
+    const claim = await t.api('POST', '/claim?namespace=dash&goal=dash.progress');
+    const r = await t.api('POST', `/progress/${id}`, {
+      body: { claim_token: claim.json.claim_token, percent: 40, message: 'encoding' },
+    });
+    expect(r.status).toBe(200);
+    await page.waitForSelector(`#intents tr[data-id="${id}"] .badge.claimed`);
+    await open(id);
+    await soon(() => page.textContent('#detail-fields')).toContain('40% · encoding');
+    await page.click('#detail-close');
+  });
+
   it("opens an intent's detail with its payload, result and attempts", async () => {
     const id = await publish(t.api, {
       goal: 'dash.detail',

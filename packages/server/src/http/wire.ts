@@ -103,9 +103,9 @@ export function adminIntent(row: IntentRow): string {
     dead_reason: row.deadReason,
   };
   return withRawMembers(out, {
+    progress: progressText(row),
     payload: row.payload,
     result: row.result,
-    progress: progressText(row),
   });
 }
 
