@@ -200,6 +200,21 @@ describe('GET /events', () => {
     expect(bus.bus.streams.connections).toBe(2);
   });
 
+  it("ends a revoked key's streams", async () => {
+    bus = await startTestBus();
+    const k = await bus.newKey('gone');
+    const s = await open(`${bus.url}/events`, k.api_key);
+    expect(bus.bus.streams.connections).toBe(1);
+    const r = await bus.api('POST', '/admin/revoke_key', {
+      admin: true,
+      body: { key_id: k.key_id },
+    });
+    expect(r.status).toBe(200);
+    await s.until(() => s.ended);
+    expect(bus.bus.streams.connections).toBe(0);
+    expect((await bus.api('GET', '/events', { key: k.api_key })).status).toBe(401);
+  });
+
   it('cuts a slow reader with a last event saying why', async () => {
     bus = await startTestBus({ env: { BUS_STREAM_BUFFER_BYTES: '65536' } });
     const s = await open(`${bus.url}/events`);
