@@ -18,10 +18,11 @@ import { listen } from './listen.js';
 import { EXIT, Exit, UsageError, describeError, exitCodeOf } from './output.js';
 import { MissingServerError, loadServer } from './server-package.js';
 import { schedule } from './schedule.js';
+import { watch } from './watch.js';
 import { workers } from './workers.js';
 import { exportCommand, importCommand } from './transfer.js';
 
-const COMMANDS: Command[] = [publish, listen, result, status, kv, schedule, workers, admin];
+const COMMANDS: Command[] = [publish, listen, result, status, kv, schedule, workers, watch, admin];
 /** Commands on the store itself, as `serve` opens it: no URL, key or other common flag. */
 const STORE_COMMANDS: Command[] = [exportCommand, importCommand];
 

@@ -4,6 +4,7 @@
  * Payloads, results and values go as their exact text, never parsed and written again: a
  * JSON argument is checked and sent as typed, and what is printed is the text the bus sent.
  */
+import { followProgress } from './follow.js';
 import type { ParseArgsConfig } from 'node:util';
 import {
   IntentClient,
@@ -293,13 +294,14 @@ export const publish: Command = {
   summary: 'publish a job, optionally waiting for its result',
   usage: `intent-bus publish GOAL PAYLOAD [-n NS] [--priority N] [--delay S] [--public]
                    [--target ID] [--capability C] [--max-attempts N] [--backoff-base S]
-                   [--ttl S] [--idempotency-key K] [--wait] [--wait-timeout S]
+                   [--ttl S] [--idempotency-key K] [--wait [--follow]] [--wait-timeout S]
 
   PAYLOAD          the job's input as JSON: '{"path":"/data"}', '"text"', 42; sent as
                    typed, every number exact. A negative number goes last, after --:
                    intent-bus publish GOAL --wait -- -42
   --wait           block until the job is fulfilled or dead and print its result
                    (exit 0 fulfilled, 1 dead, 3 still running after --wait-timeout)
+  --follow         with --wait: print the job's progress lines (stderr) as they come
   --wait-timeout   seconds --wait may last (default: no limit)`,
   options: {
     namespace: { type: 'string', short: 'n' },
@@ -313,10 +315,12 @@ export const publish: Command = {
     ttl: { type: 'string' },
     'idempotency-key': { type: 'string' },
     wait: { type: 'boolean' },
+    follow: { type: 'boolean' },
     'wait-timeout': { type: 'string' },
   },
   async run(ctx) {
     const [goal, json] = need(ctx, 2, 'GOAL and PAYLOAD');
+    if (ctx.values.follow && !ctx.values.wait) throw new UsageError('--follow goes with --wait');
     const v = ctx.values;
     const payloadText = jsonArg('PAYLOAD', json!);
     const waitTimeout =
@@ -343,7 +347,16 @@ export const publish: Command = {
       return;
     }
     if (!ctx.out.json) ctx.out.note(`published ${published.id}, waiting for its result`);
-    printResult(ctx, await waitForEnd(ctx, client, published.id, waitTimeout));
+    const following = new AbortController();
+    const followed = v.follow
+      ? followProgress(client, published.id, (line) => ctx.out.note(line), following.signal)
+      : null;
+    try {
+      printResult(ctx, await waitForEnd(ctx, client, published.id, waitTimeout));
+    } finally {
+      following.abort();
+      await followed;
+    }
   },
 };
 

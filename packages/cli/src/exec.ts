@@ -4,7 +4,9 @@
  * environment. Exit 0 fulfils with its stdout: JSON when it parses, sent as written (never
  * parsed and serialised again, so no number changes), else text; anything else fails the
  * job with the exit code and the tail of stderr. After `timeoutSeconds` (0: never) it is
- * killed.
+ * killed. Lines `progress PERCENT MESSAGE` it writes to file descriptor 3 are reported as
+ * the job's progress (issue 20; PERCENT 0-100 or `-`, MESSAGE optional), which also
+ * extends the lease: `echo "progress 40 encoding" >&3`.
  */
 import { spawn } from 'node:child_process';
 import type { ExactClaimedIntent } from '@intent-bus/sdk';
@@ -49,16 +51,32 @@ export function stdoutResult(stdout: string): StdoutResult {
   return { resultType: 'text', result: stdout.replace(/\r?\n$/, '') };
 }
 
+/** A progress line of file descriptor 3, or null when it is not one. */
+export function progressLine(line: string): { percent?: number; message?: string } | null {
+  const m = /^progress\s+(\S+)(?:\s+(.*))?$/.exec(line.trim());
+  if (!m) return null;
+  const out: { percent?: number; message?: string } = {};
+  if (m[1] !== '-') {
+    const n = Number(m[1]!.replace(/%$/, ''));
+    if (!Number.isFinite(n) || n < 0 || n > 100) return null;
+    out.percent = n;
+  }
+  if (m[2]) out.message = m[2].slice(0, 200);
+  return out;
+}
+
 export function runCommand(
   spec: ExecSpec,
   job: ExactClaimedIntent,
   signal: AbortSignal,
+  onProgress: (p: { percent?: number; message?: string }) => void = () => {},
 ): Promise<ExecOutcome> {
   const [file, ...args] = commandWords(spec);
   if (!file) return Promise.resolve({ ok: false, error: 'empty command' });
   return new Promise((resolve) => {
     const child = spawn(file, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      // File descriptor 3: the command's progress lines.
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
       // Its own process group: a timeout or a hard stop kills everything the command
       // started (a grandchild holding stdout open would otherwise keep the job running),
       // and a Ctrl-C in the worker's terminal reaches the worker only, which then lets
@@ -104,6 +122,20 @@ export function runCommand(
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
       stderr = (stderr + d).slice(-4 * STDERR_TAIL);
     });
+    let pending = '';
+    const fd3 = child.stdio[3] as NodeJS.ReadableStream | null;
+    fd3?.setEncoding('utf8');
+    fd3?.on('data', (d: string) => {
+      pending += d;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const p = progressLine(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+        if (p) onProgress(p);
+      }
+      if (pending.length > 4096) pending = '';
+    });
+    fd3?.on('error', () => undefined);
     // A command that never reads its stdin must not fail the job.
     child.stdin.on('error', () => undefined);
     child.stdin.end(job.payloadText); // as published: not parsed and written again

@@ -16,6 +16,9 @@ export const listen: Command = {
                   respected) but nothing is expanded. Exit 0 fulfils with its stdout
                   (JSON if it parses, sent exactly as written; else text);
                   anything else fails the job with the exit code and stderr's tail.
+                  A line \`progress PERCENT MESSAGE\` written to file descriptor 3
+                  reports the job's progress and extends its lease (PERCENT 0-100
+                  or -): --exec 'sh -c "echo progress 50 halfway >&3; sleep 60"'
   --shell         run CMD with sh -c instead (pipes, variables, globs)
   --timeout S     kill CMD after S seconds and fail the job (default 600, 0: never)
   --once          take at most one job, then exit (3 when there was none)
@@ -105,13 +108,19 @@ export const listen: Command = {
       waitSeconds: numberArg('wait', v.wait as string | undefined),
       handler: async (job) => {
         // The claim as the bus answered it: the payload's text spliced in, last, as it is there.
-        const { signal, payload, payloadText, ...intent } = job;
+        const { signal, payload, payloadText, progress, ...intent } = job;
         ctx.out.resultText(
           withRawMembers(intent, { payload: payloadText }),
           () => `job ${job.id} (${job.goal}, attempt ${job.claim_attempts}): ${payloadText}`,
         );
         if (!exec) return null;
-        const outcome = await runCommand(exec, job, signal);
+        const outcome = await runCommand(exec, job, signal, (p) => {
+          progress(p).catch((err: unknown) =>
+            ctx.out.note(
+              `warning: job ${job.id}: progress not reported: ${(err as Error).message}`,
+            ),
+          );
+        });
         if (!outcome.ok) {
           ctx.out.note(`job ${job.id} failed: ${outcome.error}`); // stderr, even with --json
           throw new Error(outcome.error);

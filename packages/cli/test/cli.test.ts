@@ -70,6 +70,10 @@ const EXERCISED: Record<string, string[]> = {
     '--cleanup-interval-seconds',
     '--max-waiters-per-key',
     '--max-waiters',
+    '--max-streams-per-key',
+    '--max-streams',
+    '--stream-buffer-bytes',
+    '--event-window',
     '--retention-seconds',
     '--schedules',
     '--schedules-file',
@@ -92,6 +96,7 @@ const EXERCISED: Record<string, string[]> = {
     '--ttl',
     '--idempotency-key',
     '--wait',
+    '--follow',
     '--wait-timeout',
   ],
   listen: [
@@ -111,6 +116,7 @@ const EXERCISED: Record<string, string[]> = {
   kv: ['--ttl'],
   admin: ['-n', '--yes', '--key-id', '--pause', '--resume', '--max-in-flight', '--rate'],
   workers: [],
+  watch: ['-n', '--goal', '--id', '--json'],
   schedule: [
     '--cron',
     '--every',
@@ -1302,6 +1308,50 @@ describe('serve', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  it('takes --max-streams-per-key, --max-streams, --stream-buffer-bytes, --event-window', async () => {
+    const dir = tempDir();
+    const { url } = await startServe([
+      '--db',
+      join(dir, 'bus.db'),
+      ...secrets,
+      '--max-streams-per-key',
+      '1',
+      '--max-streams',
+      '2',
+      '--stream-buffer-bytes',
+      '65536',
+      '--event-window',
+      '100',
+    ]);
+    const created = await cli(['admin', 'keys', 'create', 'streams', '--json'], {
+      env: baseEnv({ INTENT_BUS_URL: url, INTENT_ADMIN_TOKEN: ADMIN_TOKEN }),
+    });
+    const { api_key } = JSON.parse(created.stdout) as { api_key: string };
+    const open = new AbortController();
+    try {
+      const first = await fetch(`${url}/events`, {
+        headers: { 'x-api-key': api_key },
+        signal: open.signal,
+      });
+      expect(first.status).toBe(200);
+      // One stream per key: the second is refused.
+      const second = await fetch(`${url}/events`, { headers: { 'x-api-key': api_key } });
+      expect(second.status).toBe(429);
+      expect(await second.text()).toContain('too_many_streams');
+      // Two per node: the main key gets one more, then none.
+      const main = await fetch(`${url}/events`, {
+        headers: { 'x-api-key': MAIN_KEY },
+        signal: open.signal,
+      });
+      expect(main.status).toBe(200);
+      const third = await fetch(`${url}/events`, { headers: { 'x-api-key': MAIN_KEY } });
+      expect(third.status).toBe(429);
+      await third.text();
+    } finally {
+      open.abort();
+    }
+  });
+
   it('--maintenance-mode true answers 503 maintenance', async () => {
     const { url } = await startServe([
       '--db',
@@ -1393,11 +1443,16 @@ describe('serve', () => {
       [['--max-waiters-per-key', 'x'], /--max-waiters-per-key/],
       [['--max-waiters', 'x'], /--max-waiters/],
       [['--retention-seconds', '1'], /--retention-seconds/],
+      // These two open their store before they read the file: each its own (one bus per
+      // SQLite file, and they run at the same time).
       [
-        ['--schedules', join(dir, 'none.json')],
+        ['--schedules', join(dir, 'none.json'), '--db', join(tempDir(), 'bus.db')],
         /BUS_SCHEDULES_FILE: \S+none\.json: cannot read it/,
       ],
-      [['--schedules-file', join(dir, 'none.json')], /BUS_SCHEDULES_FILE: .*\(ENOENT\)/],
+      [
+        ['--schedules-file', join(dir, 'none.json'), '--db', join(tempDir(), 'bus.db')],
+        /BUS_SCHEDULES_FILE: .*\(ENOENT\)/,
+      ],
       [['--log-level', 'loud'], /--log-level/],
       [['--metrics-token'], /argument missing/],
       [['--host'], /argument missing/],
@@ -1780,6 +1835,47 @@ describe('the fleet', () => {
   });
 });
 
+describe('progress and events (issue 20)', () => {
+  it('listen --exec reports lines of fd 3 as progress; publish --wait --follow prints them', async () => {
+    const g = goal('follow');
+    const worker = await startWorker([
+      g,
+      '--shell',
+      '--exec',
+      'sleep 0.5; echo "progress 30 resizing" >&3; sleep 1.2; echo "progress 90 almost" >&3; sleep 1.2; echo done',
+    ]);
+    const r = await cli(['publish', g, '{}', '--wait', '--follow'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('done\n');
+    expect(r.stderr).toContain('progress 30% resizing');
+    expect(r.stderr).toContain('progress 90% almost');
+    expect(r.stderr.indexOf('30% resizing')).toBeLessThan(r.stderr.indexOf('90% almost'));
+    const id = /published ([0-9a-f]{32})/.exec(r.stderr)![1]!;
+    expect((await read('result', id)).progress).toMatchObject({ percent: 90, message: 'almost' });
+    await stopWorker(worker);
+  });
+
+  it('watch --json tails the changes of a goal, one JSON object per line', async () => {
+    const g = goal('watch');
+    const w = startCli(['watch', '-n', 'default', '--goal', g, '--json'], { env: env() });
+    for (let i = 0; i < 100 && bus.bus.streams.connections === 0; i++) await sleep(50);
+    const id = await publishId([g, '{}']);
+    await w.waitFor(new RegExp(`"id":"${id}"`));
+    const line = w.stdout().trim().split('\n')[0]!;
+    expect(JSON.parse(line)).toMatchObject({ type: 'published', id, goal: g, status: 'open' });
+    // One intent, in words.
+    const one = startCli(['watch', '--id', id], { env: env() });
+    for (let i = 0; i < 100 && bus.bus.streams.connections < 2; i++) await sleep(50);
+    await bus.api('POST', `/admin/intents/${id}/cancel`, { admin: true });
+    await one.waitFor(new RegExp(`cancelled +${id} default/${g} \\(cancelled\\)`));
+    for (const p of [w, one]) {
+      p.child.kill('SIGTERM');
+      const end = await settle(p, 5000);
+      expect(end.code, end.stderr).toBe(0);
+    }
+  });
+});
+
 describe('help', () => {
   const commandsOf = (help: string): string[] =>
     [
@@ -1804,6 +1900,7 @@ describe('help', () => {
       'kv',
       'schedule',
       'workers',
+      'watch',
       'admin',
     ]);
     const lines: Record<string, string[]> = {
@@ -1818,6 +1915,7 @@ describe('help', () => {
         'intent-bus schedule pause NAME | resume NAME | trigger NAME | rm NAME',
       ],
       workers: ['Usage: intent-bus workers'],
+      watch: ['Usage: intent-bus watch [-n NS] [--goal G] [--id ID] [--json]'],
       admin: ['Usage: intent-bus admin keys create OWNER', 'intent-bus admin cleanup'],
     };
     await Promise.all(

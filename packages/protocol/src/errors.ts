@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   idempotency_conflict: { status: 422, meaning: 'Idempotency-Key reused with a different body' },
   rate_limited: { status: 429, meaning: 'Too many requests for this key; see Retry-After' },
   limit_exceeded: { status: 429, meaning: 'Too many open and claimed intents for this key' },
+  too_many_streams: { status: 429, meaning: 'Too many open event streams for this key or node' },
   internal_error: { status: 500, meaning: 'A bug in the bus; it is logged with the request id' },
   database_busy: {
     status: 503,

@@ -39,4 +39,7 @@ export const LIMITS = {
   scheduleRunsShown: 20,
   /** A run not fulfilled this many seconds after its tick is missed. */
   scheduleDeadlineSeconds: { min: 1, max: 31_622_400 },
+  /** Progress (issue 20): a message's characters, the data's bytes of JSON text. */
+  progressMessageMaxLength: 200,
+  progressDataMaxBytes: 1024,
 } as const;

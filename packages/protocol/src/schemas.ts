@@ -160,6 +160,111 @@ export const extendBody = {
   },
 } as const;
 
+/** POST /progress/:id [ext] (issue 20): a heartbeat with the worker's last progress. */
+export const progressBody = {
+  type: 'object',
+  required: ['claim_token'],
+  properties: {
+    claim_token: claimToken,
+    percent: { type: 'number', minimum: 0, maximum: 100 },
+    message: { type: 'string', maxLength: L.progressMessageMaxLength },
+    // Any JSON value, at most L.progressDataMaxBytes bytes of text (checked by the bus).
+    data: {},
+  },
+} as const;
+
+/** The data of one record of GET /events [ext] (issue 20): a change of an intent. */
+export const intentEvent = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'type',
+    'id',
+    'namespace',
+    'goal',
+    'status',
+    'claim_attempts',
+    'at',
+    'dead_reason',
+    'progress',
+  ],
+  properties: {
+    type: {
+      type: 'string',
+      enum: [
+        'published',
+        'claimed',
+        'progress',
+        'fulfilled',
+        'failed',
+        'dead',
+        'retried',
+        'cancelled',
+        'released',
+      ],
+    },
+    id: { type: 'string' },
+    namespace: { type: 'string' },
+    goal: { type: 'string' },
+    status: { type: 'string', enum: ['open', 'claimed', 'fulfilled', 'dead'] },
+    claim_attempts: { type: 'integer' },
+    at: { type: 'number' },
+    dead_reason: { type: ['string', 'null'] },
+    // The reported progress on a `progress` event; null on the others.
+    progress: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['percent', 'message', 'data', 'at'],
+      properties: {
+        percent: { type: ['number', 'null'] },
+        message: { type: ['string', 'null'] },
+        data: {},
+        at: { type: 'number' },
+      },
+    },
+  },
+} as const;
+
+/** The answer of POST /progress/:id [ext]. */
+export const progressResponse = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ok', 'id', 'claim_expires_at', 'held'],
+  properties: {
+    ok: { type: 'boolean', const: true },
+    id: { type: 'string' },
+    // The lease as the store holds it now.
+    claim_expires_at: { type: 'number' },
+    // True when the write waits for the end of this intent's second (PROTOCOL.md).
+    held: { type: 'boolean' },
+  },
+} as const;
+
+/** An intent's last progress [ext], or null. */
+export const progressObject = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  required: ['percent', 'message', 'data', 'at'],
+  properties: {
+    percent: { type: ['number', 'null'] },
+    message: { type: ['string', 'null'] },
+    data: {},
+    at: { type: 'number' },
+  },
+} as const;
+
+/** GET /events [ext] (issue 20): which changes a stream carries. */
+export const eventsQuery = {
+  type: 'object',
+  properties: {
+    namespace: { type: 'string', pattern: L.namespacePattern },
+    goal: { type: 'string', minLength: 1, maxLength: L.goalMaxLength },
+    id: { type: 'string', pattern: L.idPattern },
+    // For a client that cannot send the Last-Event-ID header.
+    last_event_id: { type: 'string', maxLength: 64 },
+  },
+} as const;
+
 export const fulfillBody = {
   type: 'object',
   required: ['claim_token'],
@@ -358,6 +463,7 @@ export const statusObject = {
     'worker_id',
     'schedule',
     'scheduled_for',
+    'progress',
   ],
   properties: {
     id: { type: 'string' },
@@ -385,6 +491,8 @@ export const statusObject = {
     worker_online: { type: 'boolean' },
     // [ext] /status of an open intent a flow control holds back: which control.
     held_by: { type: 'string', enum: ['paused', 'max_in_flight', 'rate'] },
+    // [ext] The last progress a worker reported (issue 20), or null.
+    progress: progressObject,
   },
 } as const;
 

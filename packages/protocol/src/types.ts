@@ -25,6 +25,14 @@ export type ClaimQuery = FromSchema<typeof schemas.claimQuery>;
 export type ExtendRequest = FromSchema<typeof schemas.extendBody>;
 /** POST /fulfill/:id. */
 export type FulfillRequest = FromSchema<typeof schemas.fulfillBody>;
+/** POST /progress/:id [ext] (issue 20). */
+export type ProgressRequest = FromSchema<typeof schemas.progressBody>;
+/** The answer of POST /progress/:id [ext]. */
+export type ProgressResponse = FromSchema<typeof schemas.progressResponse>;
+/** An intent's last progress [ext]. */
+export type Progress = NonNullable<FromSchema<typeof schemas.progressObject>>;
+/** [ext] The data of one GET /events record: a change of an intent. */
+export type IntentEvent = FromSchema<typeof schemas.intentEvent>;
 /** POST /fail/:id. */
 export type FailRequest = FromSchema<typeof schemas.failBody>;
 /** GET /result/:id's query string. */

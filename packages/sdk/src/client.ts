@@ -23,8 +23,11 @@ import type {
   FulfillRequest,
   GenerateKeyRequest,
   GoalInfo,
+  IntentEvent,
   KeyInfo,
   KvSetRequest,
+  ProgressRequest,
+  ProgressResponse,
   PublishRequest,
   PublishResponse,
   PurgeRequest,
@@ -222,6 +225,75 @@ interface Answer {
   headers: Headers;
 }
 
+/** What a progress report carries (all optional). */
+export interface ProgressReport {
+  /** 0-100. */
+  percent?: number;
+  /** At most 200 characters. */
+  message?: string;
+  /** Any JSON value (a JsonText is sent as written), at most 1 KB of text. */
+  data?: unknown;
+  /** The data's exact JSON text instead of `data`. */
+  dataText?: string;
+}
+
+/** Which changes a stream carries (all optional; a tester key sees only its intents). */
+export interface EventFilter {
+  namespace?: string;
+  goal?: string;
+  /** One intent. */
+  id?: string;
+}
+
+export interface EventsOptions {
+  /** Resume after this id. */
+  lastEventId?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * One record of the stream: `event` is a change's type (its data an IntentEvent, `dataText`
+ * its exact text) or `gap` (events after the id given are no longer kept: read again).
+ */
+export interface StreamRecord {
+  id: string | null;
+  event: string;
+  data: IntentEvent | Record<string, unknown>;
+  dataText: string;
+}
+
+/** The records of an event stream's body (comments and the retry field are skipped). */
+async function* readRecords(res: Response): AsyncGenerator<StreamRecord> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        let id: string | null = null;
+        let event = 'message';
+        const data: string[] = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('id:')) id = line.slice(3).trim();
+          else if (line.startsWith('event:')) event = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (data.length === 0) continue;
+        const dataText = data.join('\n');
+        yield { id, event, data: JSON.parse(dataText) as StreamRecord['data'], dataText };
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+}
+
 /** The exact text of a member of an answer (JSON null when it has none). */
 const memberText = (a: Answer, key: string): string => rawMember(a.text, key) ?? 'null';
 
@@ -342,6 +414,120 @@ export class IntentClient {
       leaseRoute: true,
     });
     return a.body as { ok: true; id: string; extended_by: number; claim_expires_at: number };
+  }
+
+  /**
+   * Reports a job's progress [ext] (issue 20), which also extends the lease by the claim
+   * timeout (a heartbeat). `data` is any JSON value (at most 1 KB of text), or give
+   * `dataText` to send its text exactly. Throws LeaseLostError when the claim is gone.
+   */
+  async progress(
+    id: string,
+    claimToken: string,
+    p: ProgressReport = {},
+  ): Promise<ProgressResponse> {
+    const body: ProgressRequest = { claim_token: claimToken };
+    if (p.percent !== undefined) body.percent = p.percent;
+    if (p.message !== undefined) body.message = p.message;
+    const dataText = exactText('data', p.data, 'dataText', p.dataText);
+    if (dataText === undefined && p.data !== undefined) body.data = p.data;
+    const a = await this.request({
+      method: 'POST',
+      path: `/progress/${encodeURIComponent(id)}`,
+      body,
+      raw: dataText === undefined ? undefined : { data: dataText },
+      leaseRoute: true,
+    });
+    return a.body as ProgressResponse;
+  }
+
+  /**
+   * The changes of the intents this key may read, as they happen (GET /events [ext]): an
+   * async iterator of the stream's records. A dropped connection (or a cut for reading
+   * slowly) is opened again with the last id seen (Last-Event-ID), so nothing kept by the
+   * node is lost; what it no longer keeps comes as a `gap` record. Ends when `signal`
+   * aborts or the loop breaks.
+   */
+  async *events(
+    filter: EventFilter = {},
+    options: EventsOptions = {},
+  ): AsyncGenerator<StreamRecord> {
+    let lastId = options.lastEventId ?? null;
+    let delayMs = 0;
+    const query: Record<string, string> = {};
+    if (filter.namespace) query.namespace = filter.namespace;
+    if (filter.goal) query.goal = filter.goal;
+    if (filter.id) query.id = filter.id;
+    const signal = options.signal;
+    while (!signal?.aborted) {
+      if (delayMs > 0) await sleep(delayMs, signal);
+      if (signal?.aborted) return;
+      const stop = new AbortController();
+      const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+      try {
+        const res = await this.openStream(query, lastId, both);
+        delayMs = 0;
+        for await (const rec of readRecords(res)) {
+          if (rec.id !== null) lastId = rec.id;
+          if (rec.event === 'cut') break; // read again from the last id
+          delayMs = 0;
+          yield rec;
+        }
+      } catch (err) {
+        if (signal?.aborted) return;
+        // Refusals a reconnect cannot mend are the caller's.
+        if (err instanceof IntentBusError && !(err instanceof RateLimitError) && err.status < 500)
+          throw err;
+      } finally {
+        stop.abort();
+      }
+      delayMs = Math.min(10_000, Math.max(500, delayMs * 2));
+    }
+  }
+
+  private async openStream(
+    query: Record<string, string>,
+    lastEventId: string | null,
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const qs = Object.entries(query)
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+      .join('&');
+    const target = qs ? `/events?${qs}` : '/events';
+    if (!this.apiKey) {
+      throw new AuthError('No API key: pass apiKey or set INTENT_API_KEY', 'no_api_key', 0);
+    }
+    const headers: Record<string, string> = {
+      Accept: 'text/event-stream',
+      'X-API-KEY': this.apiKey,
+    };
+    if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
+    if (this.o.userAgent) headers['User-Agent'] = this.o.userAgent;
+    if (this.o.sign) {
+      Object.assign(
+        headers,
+        await signedHeaders(this.apiKey, 'GET', target, new Uint8Array(), Date.now() / 1000),
+      );
+    }
+    let res: Response;
+    try {
+      res = await (this.o.fetch ?? fetch)(this.baseUrl + target, { headers, signal });
+    } catch (err) {
+      throw new NetworkError(`GET /events failed: ${(err as Error).message}`, 'network_error', 0, {
+        cause: err,
+      });
+    }
+    if (res.status !== 200 || !res.body) {
+      const text = await res.text().catch(() => '');
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // not JSON: kept as text
+      }
+      throw errorFromResponse(res.status, body, res.headers.get('retry-after'), false);
+    }
+    return res;
   }
 
   /**

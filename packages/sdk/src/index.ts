@@ -15,6 +15,10 @@ export {
   type ExactAdminIntent,
   type DeadLetterDetail,
   type WorkerCommandAnswer,
+  type ProgressReport,
+  type EventFilter,
+  type EventsOptions,
+  type StreamRecord,
 } from './client.js';
 export { JsonText, jsonText } from './json-text.js';
 /** The exact-JSON scanner the bus uses: a member's text out of a JSON text, texts into one. */
@@ -68,4 +72,7 @@ export type {
   GoalWaitReason,
   FlowControlObject,
   FlowRequest,
+  IntentEvent,
+  Progress,
+  ProgressResponse,
 } from '../../protocol/src/types.js';

@@ -9,7 +9,13 @@
  * A handler sees the payload as the bus sent it (`job.payloadText`) beside the parsed
  * `job.payload`, and may return `jsonText(s)` to fulfil with `s` exactly as written.
  */
-import { sleep, type ExactClaimedIntent, type IntentClient } from './client.js';
+import type { ProgressResponse } from '../../protocol/src/types.js';
+import {
+  sleep,
+  type ExactClaimedIntent,
+  type IntentClient,
+  type ProgressReport,
+} from './client.js';
 import { JsonText } from './json-text.js';
 import {
   IntentBusError,
@@ -23,6 +29,11 @@ import {
 export interface Job extends ExactClaimedIntent {
   /** Aborted when the runtime stops and the grace period is over, or the lease is lost. */
   signal: AbortSignal;
+  /**
+   * Reports progress [ext] (issue 20), which also extends the lease. A lost lease aborts
+   * `signal` and throws LeaseLostError.
+   */
+  progress(report: ProgressReport): Promise<ProgressResponse>;
 }
 
 /**
@@ -256,7 +267,12 @@ export class WorkerRuntime {
     if (hardStop.aborted) onHardStop();
     let outcome: { ok: true; value: unknown } | { ok: false; error: string };
     try {
-      const handled = Promise.resolve().then(() => handler({ ...claimed, signal }));
+      const progress = (report: ProgressReport): Promise<ProgressResponse> =>
+        this.client.progress(claimed.id, claimed.claim_token, report).catch((err: unknown) => {
+          if (err instanceof LeaseLostError) lease.abort();
+          throw err;
+        });
+      const handled = Promise.resolve().then(() => handler({ ...claimed, signal, progress }));
       handled.catch(() => undefined); // it may still settle after the grace ran out
       outcome = { ok: true, value: await Promise.race([handled, graceOver]) };
     } catch (err) {

@@ -319,6 +319,16 @@ function applyFilter() {
 
 let detail = null;
 
+/** A worker's last progress in words: `40% · encoding · at 12:00:01`. */
+function progressText(p) {
+  const parts = [];
+  if (p.percent !== null) parts.push(`${p.percent}%`);
+  if (p.message !== null) parts.push(p.message);
+  if (p.data !== null) parts.push(JSON.stringify(p.data));
+  parts.push(`at ${fmtTime(p.at)}`);
+  return parts.join(' · ');
+}
+
 async function showDetail(id) {
   const it = await api(`intents/${encodeURIComponent(id)}`);
   if (detail?.id !== it.id) $('detail-notice').hidden = true;
@@ -340,6 +350,7 @@ async function showDetail(id) {
     ['run at', fmtTime(it.run_at)],
     // Only what applies to the intent's status: a finished intent holds no lease.
     it.status === 'claimed' && ['lease ends', fmtTime(it.claim_expires_at)],
+    it.progress && ['progress', progressText(it.progress)],
     finished && ['completed', fmtTime(it.completed_at)],
     ['expires', fmtTime(it.expires_at)],
     ['error', it.error ?? '—'],
@@ -720,6 +731,38 @@ async function refresh() {
 
 function loop() {
   refresh().finally(() => setTimeout(loop, REFRESH_MS));
+}
+
+// Live through the event stream (GET /admin/events): each change redraws the counts and
+// the chart at once (a burst of changes in one or two redraws). The lists keep the polling
+// every REFRESH_MS, which is also the fallback for the counts (the browser reconnects a
+// dropped stream by itself): redrawing a list as each change comes would move the page
+// under a notice placed beside the control that was pressed.
+let redrawing = false;
+let redrawAgain = false;
+function changedNow() {
+  if (redrawing) {
+    redrawAgain = true;
+    return;
+  }
+  redrawing = true;
+  api('stats')
+    .then((stats) => changed('stats', stats) && renderStats(stats))
+    .catch(() => undefined) // the next poll says what is wrong
+    .finally(() => {
+      redrawing = false;
+      if (redrawAgain) {
+        redrawAgain = false;
+        changedNow();
+      }
+    });
+}
+
+if (typeof EventSource === 'function') {
+  const stream = new EventSource(`${API}events`);
+  const types = ['published', 'claimed', 'progress', 'fulfilled', 'failed', 'dead'];
+  for (const type of [...types, 'retried', 'cancelled', 'released', 'gap'])
+    stream.addEventListener(type, changedNow);
 }
 
 function submitted(form, action) {

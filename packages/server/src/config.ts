@@ -89,6 +89,22 @@ const SETTINGS = [
     default: 100,
   },
   { key: 'maxWaiters', env: 'BUS_MAX_WAITERS', kind: int(0, 1_000_000), default: 10_000 },
+  // Event streams (GET /events [ext], issue 20): open streams per key and per node, the
+  // bytes a slow reader may leave unread before it is cut, and the events kept for a resume.
+  {
+    key: 'maxStreamsPerKey',
+    env: 'BUS_MAX_STREAMS_PER_KEY',
+    kind: int(0, 1_000_000),
+    default: 10,
+  },
+  { key: 'maxStreams', env: 'BUS_MAX_STREAMS', kind: int(0, 1_000_000), default: 10_000 },
+  {
+    key: 'streamBufferBytes',
+    env: 'BUS_STREAM_BUFFER_BYTES',
+    kind: int(1024, 1_073_741_824),
+    default: 1_048_576,
+  },
+  { key: 'eventWindow', env: 'BUS_EVENT_WINDOW', kind: int(1, 1_000_000), default: 10_000 },
   {
     key: 'retentionSeconds',
     env: 'BUS_RETENTION_SECONDS',
@@ -186,6 +202,10 @@ const HELP: Record<string, [value: string, meaning: string, unset?: string]> = {
   BUS_CLEANUP_INTERVAL_SECONDS: ['S', 'period of the cleanup pass'],
   BUS_MAX_WAITERS_PER_KEY: ['N', 'long polls one tester key may hold open'],
   BUS_MAX_WAITERS: ['N', 'long polls the node holds open'],
+  BUS_MAX_STREAMS_PER_KEY: ['N', 'event streams (GET /events) one tester key may hold open'],
+  BUS_MAX_STREAMS: ['N', 'event streams the node holds open'],
+  BUS_STREAM_BUFFER_BYTES: ['N', 'unread bytes after which a slow event-stream reader is cut'],
+  BUS_EVENT_WINDOW: ['N', 'events the node keeps for a Last-Event-ID resume'],
   BUS_RETENTION_SECONDS: ['S', 'how long fulfilled and dead intents are kept'],
   BUS_SCHEDULES_FILE: [
     'FILE',

@@ -7,8 +7,11 @@
 import type { Clock } from './core/clock.js';
 import type { BusMetrics } from './metrics.js';
 import type { FailureOutcome, IntentRow } from './store/store.js';
-import { announce } from './wake/announce.js';
+import { announce, intentEvent, type IntentEventType } from './wake/announce.js';
 import type { WakeBus } from './wake/announce.js';
+
+/** Why an intent changed outside a claim, a fulfil or a failure. */
+export type ChangeReason = 'expired' | 'cancelled' | 'retried' | 'released';
 
 const MINUTES_KEPT = 60;
 
@@ -30,11 +33,18 @@ export class BusEvents {
     this.metrics.count('published', row.namespace, row.goal);
     if (row.schedule !== null) this.metrics.scheduleRun('published', row.publisher, row.schedule);
     announce(this.wake, row);
+    this.stream('published', row);
   }
 
   claimed(row: IntentRow, now: number): void {
     this.metrics.count('claimed', row.namespace, row.goal);
     this.metrics.waitedForClaim(row.namespace, (now - row.runAt) / 1000);
+    this.stream('claimed', row);
+  }
+
+  /** A worker's progress was written (ops/progress.ts): for the event streams only. */
+  progressed(row: IntentRow): void {
+    this.stream('progress', row);
   }
 
   fulfilled(row: IntentRow): void {
@@ -45,6 +55,7 @@ export class BusEvents {
     );
     announce(this.wake, row);
     this.slotFreed(row);
+    this.stream('fulfilled', row);
   }
 
   /** A failed attempt (/fail or an expired lease): back to open, or dead. */
@@ -54,11 +65,17 @@ export class BusEvents {
     this.failures.set(minute, (this.failures.get(minute) ?? 0) + 1);
     for (const m of this.failures.keys())
       if (m < minute - MINUTES_KEPT * 60_000) this.failures.delete(m);
-    this.changed(row);
+    this.settled(row);
+    this.stream(row.status === 'dead' ? 'dead' : 'failed', row);
   }
 
-  /** Any other change: TTL expiry, cancel, retry. */
-  changed(row: IntentRow): void {
+  /** Any other change: TTL expiry, cancel, retry, a claim undone. */
+  changed(row: IntentRow, why: ChangeReason): void {
+    this.settled(row);
+    this.stream(why === 'expired' ? 'dead' : why, row);
+  }
+
+  private settled(row: IntentRow): void {
     if (row.status === 'dead') {
       this.metrics.count('dead', row.namespace, row.goal);
       // Only a schedule's run goes further: nothing more for any other intent.
@@ -83,6 +100,10 @@ export class BusEvents {
     const limit = this.inFlightLimit(row.namespace);
     // The namespace's own limit: the slot is any goal's ('*').
     if (limit) this.wake.flow(row.namespace, limit === 'namespace' ? '*' : row.goal);
+  }
+
+  private stream(type: IntentEventType, row: IntentRow): void {
+    this.wake.intentEvent(intentEvent(type, row, this.clock.now()));
   }
 
   /** Who is told when a schedule's run dies (once: server.ts sets it). */

@@ -50,6 +50,8 @@ export class BusMetrics {
     /** Requests held open on this node (long-poll claims and result waits). */
     waiting: () => number = () => 0,
     fleet: FleetSource | null = null,
+    /** Event streams open on this node (GET /events [ext], issue 20). */
+    streams: () => number = () => 0,
   ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'intent_bus_' });
@@ -150,6 +152,14 @@ export class BusMetrics {
       registers: [registry],
       async collect() {
         this.set(await store.keyCount());
+      },
+    });
+    new Gauge({
+      name: 'intent_bus_event_streams',
+      help: 'Event streams (GET /events) open on this node',
+      registers: [registry],
+      collect() {
+        this.set(streams());
       },
     });
     if (fleet) this.fleetGauges(fleet);

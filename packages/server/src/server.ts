@@ -27,6 +27,8 @@ import { WaiterHub } from './wake/hub.js';
 import { WorkerRegistry } from './ops/workers.js';
 import { FlowGate } from './ops/flow-gate.js';
 import { PgWakeRelay } from './wake/pg-relay.js';
+import { EventStreams } from './wake/streams.js';
+import { ProgressWriter } from './ops/progress.js';
 import { BusEvents } from './events.js';
 import { BusMetrics } from './metrics.js';
 
@@ -51,6 +53,8 @@ export interface Bus {
   housekeeper: Housekeeper;
   /** The workers seen (issue 18); its `writes` count the registry's store writes. */
   workers: WorkerRegistry;
+  /** This node's event streams (GET /events [ext]). */
+  streams: EventStreams;
   /** http://host:port once listening. */
   url: string;
   close(): Promise<void>;
@@ -138,8 +142,14 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     now: () => clock.now(),
   });
   const flow = new FlowGate(store);
+  const streams = new EventStreams({
+    window: config.eventWindow,
+    maxStreams: config.maxStreams,
+    maxStreamsPerKey: config.maxStreamsPerKey,
+  });
   // What this node does with an announcement, made here or heard from another node.
   const local: NodeWake = {
+    intentEvent: (event) => streams.push(event),
     claimable: (event, at) => hub.claimable(event, at),
     finished: (id) => hub.finished(id),
     keyRevoked: (keyId) => {
@@ -147,6 +157,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       workers.forgetKey(keyId);
       limiter.forget(keyId);
       hub.keyRevoked(keyId);
+      streams.endKey(keyId);
     },
     flow: (namespace, goal) => {
       if (goal === null) flow.forget();
@@ -168,11 +179,14 @@ export async function startBus(options: BusOptions): Promise<Bus> {
           local,
           log: logger,
         });
-  const metrics = new BusMetrics(store, () => hub.waiting, {
-    online: () => workers.list(null, clock.now()),
-    writes: () => workers.writes,
-  });
+  const metrics = new BusMetrics(
+    store,
+    () => hub.waiting,
+    { online: () => workers.list(null, clock.now()), writes: () => workers.writes },
+    () => streams.connections,
+  );
   const events = new BusEvents(relay ?? local, metrics, clock, (ns) => flow.inFlightLimit(ns));
+  const progress = new ProgressWriter({ store, events, config });
   // A schedule's run that dies: its failure is recorded and its alert published, once.
   events.onRunDied((row) => void runDied({ store, events, clock, log: logger }, row));
   const housekeeper = new Housekeeper({
@@ -205,6 +219,8 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     housekeeper,
     limiter,
     workers,
+    streams,
+    progress,
   };
   const closeStore = async (): Promise<void> => {
     storeHealth.stop();
@@ -222,6 +238,11 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   }
   // Long polls end (204) before the server waits for in-flight requests to finish.
   app.addHook('preClose', async () => hub.close());
+  // Held progress reports are written; the event streams end (their sockets would hold the close).
+  app.addHook('preClose', async () => {
+    await progress.close();
+    streams.closeAll();
+  });
 
   try {
     await relay?.start();
@@ -252,6 +273,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
     hub,
     housekeeper,
     workers,
+    streams,
     url: `${config.tlsCert ? 'https' : 'http'}://${host}:${addr.port}`,
     close: () =>
       (closing ??= (async () => {

@@ -7,7 +7,7 @@
 import Ajv from 'ajv';
 import { schemas } from '@intent-bus/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestBus, type TestBus } from './helpers.js';
+import { MAIN_KEY, startTestBus, type TestBus } from './helpers.js';
 
 const ajv = new Ajv.default({ allErrors: true, strict: false });
 const check = (schema: object) => {
@@ -30,6 +30,8 @@ const scheduleTriggered = check(schemas.scheduleTriggered);
 const workerInfo = check(schemas.workerInfo);
 const goalInfo = check(schemas.goalInfo);
 const flowControl = check(schemas.flowControl);
+const progressResponse = check(schemas.progressResponse);
+const intentEvent = check(schemas.intentEvent);
 
 describe('the answer schemas', () => {
   let t: TestBus;
@@ -70,6 +72,14 @@ describe('the answer schemas', () => {
     await views(id); // claimed
 
     const token = claim.json.claim_token as string;
+    // [ext] A progress report (issue 20): its answer, and every view with the progress.
+    const reported = await t.api('POST', `/progress/${id}`, {
+      body: { claim_token: token, percent: 12.5, message: 'on its way', data: { step: [1] } },
+    });
+    expect(reported.status).toBe(200);
+    progressResponse(reported.json);
+    await views(id);
+    expect((await t.api('GET', `/status/${id}`)).json.progress).toMatchObject({ percent: 12.5 });
     expect(
       (await t.api('POST', `/fail/${id}`, { body: { claim_token: token, error: 'no' } })).status,
     ).toBe(200);
@@ -183,5 +193,42 @@ describe('the answer schemas', () => {
     statusObject(status.json);
     // Removed: nothing left set.
     flowControl((await put('g', { paused: false, rate: null })).json);
+  });
+
+  it('hold every record of the event stream to intentEvent', async () => {
+    const ac = new AbortController();
+    const res = await fetch(`${t.url}/events?namespace=ans-ev`, {
+      headers: { 'x-api-key': MAIN_KEY },
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    const pub = await t.api('POST', '/intent', {
+      body: { goal: 'answers', payload: {}, namespace: 'ans-ev', max_attempts: 1 },
+    });
+    const id = pub.json.id as string;
+    const c = await t.api('POST', '/claim?namespace=ans-ev');
+    await t.api('POST', `/progress/${id}`, {
+      body: { claim_token: c.json.claim_token, data: [1, 'two'] },
+    });
+    await t.api('POST', `/fail/${id}`, { body: { claim_token: c.json.claim_token } });
+    await t.api('POST', `/admin/intents/${id}/retry`, { admin: true });
+    await t.api('POST', `/admin/intents/${id}/cancel`, { admin: true });
+    let text = '';
+    const decoder = new TextDecoder();
+    while ((text.match(/^data: /gm) ?? []).length < 6) {
+      text += decoder.decode((await reader.read()).value, { stream: true });
+    }
+    ac.abort();
+    const records = text.split('\n').filter((l) => l.startsWith('data: '));
+    const datas = records.map((l) => JSON.parse(l.slice(6)) as { type: string });
+    expect(datas.map((d) => d.type)).toEqual([
+      'published',
+      'claimed',
+      'progress',
+      'dead',
+      'retried',
+      'cancelled',
+    ]);
+    for (const d of datas) intentEvent(d);
   });
 });

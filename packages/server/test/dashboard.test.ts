@@ -160,6 +160,44 @@ describe('the dashboard in headless Chromium', () => {
     expect(await page.evaluate(() => (window as unknown as { __same?: number }).__same)).toBe(1);
   });
 
+  it('sees a count change without a poll: live through the event stream', async () => {
+    // A context of its own: its clock (the page's timers) is the context's.
+    const own = await browser.newContext({
+      httpCredentials: { username: 'admin', password: DASHBOARD_PASSWORD },
+    });
+    const live = await own.newPage();
+    live.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    try {
+      await live.clock.install();
+      await live.goto(dashboard);
+      await live.waitForSelector('#count-open');
+      await expect.poll(() => t.bus.streams.connections, { timeout: 8000 }).toBeGreaterThan(0);
+      await expect.poll(() => live.textContent('#live'), { timeout: 8000 }).toMatch(/^live/);
+      // From now on no timer of the page runs: no poll, only the stream can redraw.
+      await live.clock.pauseAt(Date.now() + 500);
+      const before = Number(await live.textContent('#count-open'));
+      await publish(t.api, { goal: 'dash.live', namespace: 'dash' });
+      await expect
+        .poll(async () => Number(await live.textContent('#count-open')), { timeout: 8000 })
+        .toBe(before + 1);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("shows a claimed intent's progress in its detail", async () => {
+    const id = await publish(t.api, { goal: 'dash.progress', namespace: 'dash' });
+    const claim = await t.api('POST', '/claim?namespace=dash&goal=dash.progress');
+    const r = await t.api('POST', `/progress/${id}`, {
+      body: { claim_token: claim.json.claim_token, percent: 40, message: 'encoding' },
+    });
+    expect(r.status).toBe(200);
+    await page.waitForSelector(`#intents tr[data-id="${id}"] .badge.claimed`);
+    await open(id);
+    await soon(() => page.textContent('#detail-fields')).toContain('40% · encoding');
+    await page.click('#detail-close');
+  });
+
   it("opens an intent's detail with its payload, result and attempts", async () => {
     const id = await publish(t.api, {
       goal: 'dash.detail',
@@ -321,10 +359,22 @@ describe('the dashboard in headless Chromium', () => {
     expect(text).toContain('none yet');
 
     // Trigger from the page: a run appears in the strip; nobody takes it, so it is missed.
-    const box = await press(page, `${row} button:text("Trigger")`);
-    expect(await expectNoticeBeside(page, '#notice', box)).toMatch(
-      /dash-nightly: run [0-9a-f]{32} published/,
-    );
+    // The sections above grow as the run shows up (why it waits, the live counts): the
+    // notice follows the Trigger button of the redrawn row, wherever it is now.
+    const trigger = `${row} button:text("Trigger")`;
+    // The notice of an earlier test may still show: this one's is awaited.
+    await page.evaluate(() => (document.getElementById('notice')!.hidden = true));
+    await press(page, trigger);
+    await page.waitForSelector('#notice:not([hidden])');
+    expect(await page.textContent('#notice')).toMatch(/dash-nightly: run [0-9a-f]{32} published/);
+    const gap = async (): Promise<number | null> => {
+      const [c, n] = await Promise.all(
+        [trigger, '#notice'].map((s) => page.locator(s).boundingBox()),
+      );
+      return c && n ? n.y - (c.y + c.height) : null;
+    };
+    await expect.poll(gap).toBeGreaterThanOrEqual(0);
+    await expect.poll(gap).toBeLessThan(24);
     await soon(() => page.locator(`${row} .run`).count()).toBe(1);
     await soon(() => page.locator(`${row} .run.missed`).count()).toBe(1);
     expect(await page.getAttribute(`${row} .run.missed`, 'title')).toMatch(/missed, alerted$/);

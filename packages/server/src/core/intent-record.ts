@@ -86,6 +86,11 @@ export const INTENT_MEMBERS = [
   // A schedule's run: the schedule's name and the tick it is for (ms); else null.
   { name: 'schedule', column: 'schedule', kind: 'id?', publish: true, added: true },
   { name: 'scheduledFor', column: 'scheduled_for', kind: 'time?', publish: true, added: true },
+  // The last progress a worker reported (issue 20): its data as the exact JSON text sent.
+  { name: 'progressPercent', column: 'progress_percent', kind: 'real?', added: true },
+  { name: 'progressMessage', column: 'progress_message', kind: 'text?', added: true },
+  { name: 'progressData', column: 'progress_data', kind: 'json?', added: true },
+  { name: 'progressAt', column: 'progress_at', kind: 'time?', added: true },
 ] as const satisfies readonly IntentMember[];
 
 /** The kinds of a column (INTENT_MEMBERS describes them). */
@@ -100,6 +105,7 @@ export type ColumnKind =
   | 'count'
   | 'count?'
   | 'real'
+  | 'real?'
   | 'json'
   | 'json?'
   | readonly (string | null)[];

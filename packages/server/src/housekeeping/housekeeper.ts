@@ -161,7 +161,7 @@ export class Housekeeper {
     let n = 0;
     for (;;) {
       const rows = await this.o.store.intentsExpire(this.o.clock.now(), BATCH);
-      for (const row of rows) this.o.events.changed(row);
+      for (const row of rows) this.o.events.changed(row, 'expired');
       n += rows.length;
       if (rows.length < BATCH) return n;
       await yieldToRequests();

@@ -18,6 +18,7 @@ import { ERROR_CODES, LIMITS, type ErrorCode } from '@intent-bus/protocol';
 import { BusError } from '../core/errors.js';
 import { nestingExceeds } from '../core/validate.js';
 import { PROTOCOL_VERSION } from '../version.js';
+import { adminEventRoutes, eventRoutes } from './routes/events.js';
 import type { Principal } from '../core/principal.js';
 import { AdminUnauthorized, checkSameSite, hasBody } from './auth.js';
 import { principalOf, type BusApp, type BusContext, type BusTypeProvider } from './context.js';
@@ -401,6 +402,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     await kvRoutes(client, ctx);
     await scheduleRoutes(client, ctx);
     await workerRoutes(client, ctx);
+    await eventRoutes(client, ctx);
   });
 
   await app.register(async (admin) => {
@@ -418,6 +420,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
     await adminScheduleRoutes(admin, ctx);
     await flowRoutes(admin, ctx);
     await dashboardRoutes(admin, ctx);
+    await adminEventRoutes(admin, ctx);
   });
 
   await healthRoutes(app, ctx);

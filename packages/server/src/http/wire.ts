@@ -7,6 +7,7 @@ import type {
   GoalWaitReason,
   FlowControlObject,
   KeyInfo,
+  Progress,
   ResultObject,
   Schedule,
   ScheduleRun,
@@ -40,8 +41,8 @@ export function claimedIntent(row: IntentRow, claimTimeoutSeconds: number): stri
   return withRawMembers(out, { payload: row.payload });
 }
 
-export function statusObject(row: IntentRow): StatusObject {
-  const out: StatusObject = {
+export function statusFields(row: IntentRow): Omit<StatusObject, 'progress'> {
+  const out: Omit<StatusObject, 'progress'> = {
     id: row.id,
     namespace: row.namespace,
     goal: row.goal,
@@ -65,13 +66,32 @@ export function statusObject(row: IntentRow): StatusObject {
   return out;
 }
 
+/** The last progress [ext] as JSON text, its data exactly as the worker sent it; or null. */
+export function progressText(row: IntentRow): string | null {
+  if (row.progressAt == null) return null;
+  const out: Omit<Progress, 'data'> = {
+    percent: row.progressPercent,
+    message: row.progressMessage,
+    at: toSeconds(row.progressAt),
+  };
+  return withRawMembers(out, { data: row.progressData });
+}
+
+/** The status object (§5.3) as JSON text, with `extra` members. */
+export function statusObject(row: IntentRow, extra: Partial<StatusObject> = {}): string {
+  return withRawMembers({ ...statusFields(row), ...extra }, { progress: progressText(row) });
+}
+
 function resultFields(row: IntentRow): Omit<ResultObject, keyof StatusObject | 'result'> {
   return { result_type: row.resultType, completed_at: toSecondsOrNull(row.completedAt) };
 }
 
 /** The status object with the result (§5.3) as JSON text, the result exactly as sent. */
 export function resultObject(row: IntentRow): string {
-  return withRawMembers({ ...statusObject(row), ...resultFields(row) }, { result: row.result });
+  return withRawMembers(
+    { ...statusFields(row), ...resultFields(row) },
+    { progress: progressText(row), result: row.result },
+  );
 }
 
 /** A flow control (ops/flow.ts) [ext]; `removed` when nothing is left set. */
@@ -92,15 +112,19 @@ export function flowObject(
 
 /** Everything about an intent, for the admin. */
 export function adminIntent(row: IntentRow): string {
-  const out: Omit<AdminIntent, 'payload' | 'result'> = {
-    ...statusObject(row),
+  const out: Omit<AdminIntent, 'payload' | 'result' | 'progress'> = {
+    ...statusFields(row),
     ...resultFields(row),
     publisher: row.publisher,
     backoff_base: row.backoffBase,
     ttl: row.ttl,
     dead_reason: row.deadReason,
   };
-  return withRawMembers(out, { payload: row.payload, result: row.result });
+  return withRawMembers(out, {
+    progress: progressText(row),
+    payload: row.payload,
+    result: row.result,
+  });
 }
 
 export function deadLetter(row: IntentRow): DeadLetter {

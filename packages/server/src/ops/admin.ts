@@ -19,7 +19,7 @@ export async function cancel(ctx: OpsContext, id: string): Promise<IntentRow> {
   const before = await ctx.store.intentGet(id);
   const row = await ctx.store.intentCancel(id, ctx.clock.now());
   if (!row) throw notFound('Intent not found');
-  if (before && before.status !== row.status) ctx.events.changed(row);
+  if (before && before.status !== row.status) ctx.events.changed(row, 'cancelled');
   return row;
 }
 
@@ -27,6 +27,6 @@ export async function cancel(ctx: OpsContext, id: string): Promise<IntentRow> {
 export async function retry(ctx: OpsContext, id: string): Promise<IntentRow> {
   const row = await ctx.store.intentRetry(id, ctx.clock.now());
   if (!row) throw notFound('Intent not found');
-  ctx.events.changed(row);
+  ctx.events.changed(row, 'retried');
   return row;
 }

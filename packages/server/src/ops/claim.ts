@@ -108,7 +108,7 @@ async function claimWithWait(
     // it. Put it back.
     if (row && (client.gone || pending?.kind === 'revoked')) {
       const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
-      if (back) ctx.events.changed(back);
+      if (back) ctx.events.changed(back, 'released');
       row = null;
     }
     if (pending?.kind === 'revoked') {

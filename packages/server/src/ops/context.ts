@@ -10,6 +10,8 @@ import type { Config } from '../config.js';
 import type { BusEvents } from '../events.js';
 import type { Store } from '../store/store.js';
 import type { Leaving, WaiterHub } from '../wake/hub.js';
+import type { EventStreams } from '../wake/streams.js';
+import type { ProgressWriter } from './progress.js';
 import type { WorkerRegistry } from './workers.js';
 import type { FlowGate } from './flow-gate.js';
 
@@ -40,4 +42,8 @@ export interface OpsContext {
   workers: WorkerRegistry;
   /** This node's copy of the flow controls (ops/flow.ts). */
   flow: FlowGate;
+  /** This node's event streams (GET /events [ext], issue 20). */
+  streams: EventStreams;
+  /** Progress reports, at most one store write per intent per second (ops/progress.ts). */
+  progress: ProgressWriter;
 }

@@ -16,7 +16,8 @@ import type { Principal } from '../core/principal.js';
 import { checkJsonValue, normalizePublish, truncateError } from '../core/validate.js';
 import { randomHex128 } from '../ids.js';
 import { publishedAnswer } from '../store/bus-store.js';
-import type { IntentRow, TokenRef } from '../store/store.js';
+import type { IntentRow, ProgressValues, TokenRef } from '../store/store.js';
+import type { ProgressOutcome } from './progress.js';
 import type { WaitOutcome } from '../wake/hub.js';
 import type { OpsContext, Requester } from './context.js';
 import type { Sighting } from './workers.js';
@@ -117,6 +118,15 @@ export async function extend(
   return row;
 }
 
+/** A progress report (issue 20): recorded, and the lease extended (ops/progress.ts). */
+export async function progress(
+  ctx: OpsContext,
+  ref: TokenRef,
+  values: ProgressValues,
+): Promise<ProgressOutcome> {
+  return ctx.progress.report(ref, values);
+}
+
 export interface FulfilInput {
   /** The result as parsed (undefined: none), and its exact text in the body. */
   result: unknown;
@@ -137,6 +147,8 @@ export async function fulfil(
   if (input.result !== undefined) checkJsonValue('result', input.result);
   const text =
     input.result === undefined ? null : (input.resultText ?? JSON.stringify(input.result));
+  // A progress report held for the end of its second is written first (ops/progress.ts).
+  await ctx.progress.settle(ref.id);
   const row = await ctx.store.intentFulfill(ref, text, resultType);
   if (!row) throw lostLease();
   ctx.events.fulfilled(row);
@@ -151,6 +163,7 @@ export async function fail(
   seen: Sighting,
 ): Promise<IntentRow> {
   const text = truncateError(error);
+  await ctx.progress.settle(ref.id);
   const row = await ctx.store.intentFail(ref, text, ctx.random);
   if (!row) throw lostLease();
   ctx.events.failed(row);

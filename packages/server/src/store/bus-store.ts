@@ -55,6 +55,7 @@ import {
   type GoalCountRow,
   type HeldRow,
   type OpenRouteRow,
+  type ProgressValues,
   type WorkerCommand,
   type WorkerRecord,
   type WorkerRef,
@@ -455,6 +456,14 @@ export class BusStore implements Store {
 
   intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null> {
     return this.r.write(get('intentExtend', { ...ref, claimExpiresAt }));
+  }
+
+  intentProgress(
+    ref: TokenRef,
+    progress: ProgressValues,
+    claimExpiresAt: number,
+  ): Promise<IntentRow | null> {
+    return this.r.write(get('intentProgress', { ...ref, ...progress, claimExpiresAt }));
   }
 
   intentFulfill(

@@ -12,6 +12,7 @@ import type {
   GoalCountRow,
   HeldRow,
   OpenRouteRow,
+  ProgressValues,
   StatusCount,
   WorkerCommand,
   WorkerRecord,
@@ -109,6 +110,8 @@ export interface StatementTypes {
   intentClaimExceptPublisher: Read<ClaimExcept, IntentRow>;
   intentHeldGoal: Read<ClaimExcept & { anyGoal: number }, { goal: string }>;
   intentExtend: Read<Live & { claimExpiresAt: number }, IntentRow>;
+  /** A heartbeat with progress (issue 20): the lease never shortened. */
+  intentProgress: Read<Live & { claimExpiresAt: number } & ProgressValues, IntentRow>;
   intentFulfill: Read<Live & { result: string | null; resultType: ResultType }, IntentRow>;
   /** Locked until released (PostgreSQL). */
   intentSelectLive: Read<Live, IntentRow>;

@@ -27,6 +27,10 @@ export const openRow = (intent: NewIntent): IntentRow => ({
   completedAt: null,
   error: null,
   deadReason: null,
+  progressPercent: null,
+  progressMessage: null,
+  progressData: null,
+  progressAt: null,
 });
 
 export interface IdempotencyInput {
@@ -227,6 +231,15 @@ export interface Store {
   flowHolds(controls: readonly FlowControl[], now: number): Promise<Map<string, Hold>>;
   /** Null when the token is not live for this key. */
   intentExtend(ref: TokenRef, claimExpiresAt: number): Promise<IntentRow | null>;
+  /**
+   * Records a worker's progress and extends the lease to at least `claimExpiresAt` (issue
+   * 20), in one write. Null when the token is not live for this key.
+   */
+  intentProgress(
+    ref: TokenRef,
+    progress: ProgressValues,
+    claimExpiresAt: number,
+  ): Promise<IntentRow | null>;
   intentFulfill(
     ref: TokenRef,
     result: string | null,
@@ -458,6 +471,14 @@ export interface WorkerRef {
 }
 
 /** A fault of the store itself (locked, full, read-only, unreachable): the client may retry. */
+/** A worker's last progress as stored (issue 20): `data` is the exact JSON text sent. */
+export interface ProgressValues {
+  percent: number | null;
+  message: string | null;
+  data: string | null;
+  at: number;
+}
+
 export class StoreUnavailableError extends Error {
   constructor(
     message: string,

@@ -4,7 +4,7 @@
  * new state announces.
  */
 import type { RoutingAttrs } from '../core/routing.js';
-import type { IntentRow } from '../store/store.js';
+import type { IntentRow, ProgressValues } from '../store/store.js';
 
 export interface ClaimableEvent extends RoutingAttrs {
   id: string;
@@ -25,6 +25,62 @@ export interface WakeBus {
    * goal's slot): one claim waiting for it tries again.
    */
   flow(namespace: string, goal: string | null): void;
+  /** A change of an intent, for the event streams (GET /events [ext], issue 20). */
+  intentEvent(event: IntentEvent): void;
+}
+
+/** What a change of an intent is called on the event stream. */
+export type IntentEventType =
+  | 'published'
+  | 'claimed'
+  | 'progress'
+  | 'fulfilled'
+  | 'failed'
+  | 'dead'
+  | 'retried'
+  | 'cancelled'
+  | 'released';
+
+/** One change of an intent, as the event streams keep it (ms times). */
+export interface IntentEvent {
+  type: IntentEventType;
+  id: string;
+  namespace: string;
+  goal: string;
+  status: IntentRow['status'];
+  attempts: number;
+  /** When the change happened. */
+  at: number;
+  /** Who may see it (as for /status): the publisher, the claimer, the main key. */
+  publisher: string;
+  claimer: string | null;
+  deadReason: string | null;
+  /** A progress event's progress; null for the others. */
+  progress: ProgressValues | null;
+}
+
+export function intentEvent(type: IntentEventType, row: IntentRow, at: number): IntentEvent {
+  return {
+    type,
+    id: row.id,
+    namespace: row.namespace,
+    goal: row.goal,
+    status: row.status,
+    attempts: row.claimAttempts,
+    at,
+    publisher: row.publisher,
+    claimer: row.claimer,
+    deadReason: row.deadReason,
+    progress:
+      type === 'progress' && row.progressAt != null
+        ? {
+            percent: row.progressPercent,
+            message: row.progressMessage,
+            data: row.progressData,
+            at: row.progressAt,
+          }
+        : null,
+  };
 }
 
 /** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */

@@ -60,7 +60,8 @@ export interface Ticket {
   cancel(): WaitOutcome | null;
 }
 
-export class WaiterHub implements NodeWake {
+/** The waiters of NodeWake's announcements; the event streams are wake/streams.ts's. */
+export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
   private readonly claimWaiters = new Map<string, Set<ClaimWaiter>>();
   private readonly resultWaiters = new Map<string, Set<Waiter>>();
   private readonly perKey = new Map<string, number>();

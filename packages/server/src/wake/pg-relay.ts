@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Log } from '../core/log.js';
 import pg from 'pg';
 import type { Visibility } from '@intent-bus/protocol';
-import type { ClaimableEvent, NodeWake, WakeBus } from './announce.js';
+import type { ClaimableEvent, IntentEvent, NodeWake, WakeBus } from './announce.js';
 
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 const MAX_PAYLOAD_BYTES = 7500;
@@ -35,6 +35,7 @@ type WireEvent =
   | ['k', string]
   /** Flow control: a slot of the goal came free, or (null) the namespace's controls changed. */
   | ['w', string, string | null]
+  | ['e', IntentEvent]
   | ['r'];
 
 interface WireMessage {
@@ -119,6 +120,11 @@ export class PgWakeRelay implements WakeBus {
     this.enqueue(JSON.stringify(['w', namespace, goal] satisfies WireEvent));
   }
 
+  intentEvent(event: IntentEvent): void {
+    this.o.local.intentEvent(event);
+    this.enqueue(JSON.stringify(['e', event] satisfies WireEvent));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
@@ -169,7 +175,8 @@ export class PgWakeRelay implements WakeBus {
       let taken = 0;
       let bytes = head.length + body.length + 2;
       for (; taken < this.queue.length; taken++) {
-        // Ids, namespaces and goals are limited in length: one event always fits.
+        // Ids, namespaces and goals are limited in length, a progress's message and data
+        // too (1.2 KB with its escapes at most 2.5 KB): one event always fits.
         const next = Buffer.byteLength(this.queue[taken]!) + 1;
         if (body !== '' && bytes + next > MAX_PAYLOAD_BYTES) break;
         body += (body === '' ? '' : ',') + this.queue[taken];
@@ -214,6 +221,7 @@ export class PgWakeRelay implements WakeBus {
       } else if (e[0] === 'f') this.o.local.finished(e[1]);
       else if (e[0] === 'k') this.o.local.keyRevoked(e[1]);
       else if (e[0] === 'w') this.o.local.flow(e[1], e[2]);
+      else if (e[0] === 'e') this.o.local.intentEvent(e[1]);
       else if (e[0] === 'r') this.o.local.resync();
     }
   }

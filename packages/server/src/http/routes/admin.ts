@@ -78,32 +78,42 @@ export async function adminRoutes(app: BusApp, ctx: BusContext): Promise<void> {
     return { ok: true, id: row.id, status: row.status };
   });
 
-  app.post('/admin/intents/:id/retry', byId, async (req) => {
+  app.post('/admin/intents/:id/retry', byId, async (req, reply) => {
     const row = await retry(ctx, intentIdParam(req.params.id));
-    return { ok: true, id: row.id, status: row.status, intent: statusObject(row) };
+    const out = withRawMembers(
+      { ok: true, id: row.id, status: row.status },
+      {
+        intent: statusObject(row),
+      },
+    );
+    return reply.type(JSON_TYPE).send(out);
   });
 
-  app.get('/admin/intents', { schema: { querystring: schemas.adminIntentsQuery } }, async (req) => {
-    const q = req.query;
-    const limit = q.limit ?? 50;
-    const rows = await store.intentsList(
-      {
-        namespace: q.namespace,
-        goal: q.goal,
-        status: q.status,
-        publisher: q.publisher,
-        workerId: q.worker_id,
-      },
-      limit + 1,
-      q.cursor === undefined ? null : decodeCursor(q.cursor),
-    );
-    const items = rows.slice(0, limit);
-    const last = items[items.length - 1];
-    return {
-      items: items.map(statusObject),
-      next_cursor: rows.length > limit && last ? encodeCursor(last) : null,
-    };
-  });
+  app.get(
+    '/admin/intents',
+    { schema: { querystring: schemas.adminIntentsQuery } },
+    async (req, reply) => {
+      const q = req.query;
+      const limit = q.limit ?? 50;
+      const rows = await store.intentsList(
+        {
+          namespace: q.namespace,
+          goal: q.goal,
+          status: q.status,
+          publisher: q.publisher,
+          workerId: q.worker_id,
+        },
+        limit + 1,
+        q.cursor === undefined ? null : decodeCursor(q.cursor),
+      );
+      const items = rows.slice(0, limit);
+      const last = items[items.length - 1];
+      const next = rows.length > limit && last ? encodeCursor(last) : null;
+      // Each item as JSON text: a progress's data exactly as the worker sent it.
+      const list = `[${items.map((row) => statusObject(row)).join(',')}]`;
+      return reply.type(JSON_TYPE).send(withRawMembers({ next_cursor: next }, { items: list }));
+    },
+  );
 
   app.get('/admin/stats', async () => {
     const now = clock.now();

@@ -3,13 +3,23 @@
  * route parses its request, calls one operation (ops/) and answers what it returns.
  */
 import type { FastifyRequest } from 'fastify';
-import { LIMITS, schemas } from '@intent-bus/protocol';
+import { LIMITS, schemas, type StatusObject } from '@intent-bus/protocol';
 import { invalid } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import { claim, resolvePublisher } from '../../ops/claim.js';
 import type { Sighting } from '../../ops/workers.js';
 import { heldBy } from '../../ops/flow.js';
-import { extend, fail, fulfil, publish, readable, result, tokenRef } from '../../ops/intents.js';
+import {
+  extend,
+  fail,
+  fulfil,
+  progress,
+  publish,
+  readable,
+  result,
+  tokenRef,
+} from '../../ops/intents.js';
+import { progressValues } from '../../ops/progress.js';
 import type { TokenRef } from '../../store/store.js';
 import {
   ClientPresence,
@@ -157,16 +167,35 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     },
   );
 
-  app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req) => {
+  app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req, reply) => {
     const row = await readable(ctx, intentIdParam(req.params.id), principalOf(req));
-    const out = statusObject(row);
     // [ext] issue 18: whether the worker holding a claimed intent is online.
+    const extra: Partial<StatusObject> = {};
     if (row.status === 'claimed' && row.claimer != null && row.workerId != null) {
-      out.worker_online = await ctx.workers.isOnline(row.claimer, row.workerId, ctx.clock.now());
+      extra.worker_online = await ctx.workers.isOnline(row.claimer, row.workerId, ctx.clock.now());
     }
     // [ext] An open intent a flow control holds back says which control.
     const held = await heldBy(ctx, row);
-    if (held) out.held_by = held;
-    return out;
+    if (held) extra.held_by = held;
+    return reply.type(JSON_TYPE).send(statusObject(row, extra));
   });
+
+  app.post(
+    '/progress/:id',
+    { schema: { params: schemas.intentIdParams, body: schemas.progressBody } },
+    async (req) => {
+      const ref = refOf(req);
+      const out = await progress(
+        ctx,
+        ref,
+        progressValues(req.body, rawBodyMember(req, 'data'), ref.now),
+      );
+      return {
+        ok: true,
+        id: out.id,
+        claim_expires_at: out.claimExpiresAt / 1000,
+        held: out.held,
+      };
+    },
+  );
 }

@@ -96,6 +96,11 @@ const LIVE = `id = @id AND status = 'claimed' AND claim_token = @token AND claim
 export const intentExtend = `UPDATE intents SET claim_expires_at = @claimExpiresAt WHERE ${LIVE}
 RETURNING ${INTENT_COLUMNS}`;
 
+export const intentProgress = `UPDATE intents SET
+  claim_expires_at = MAX(claim_expires_at, @claimExpiresAt), progress_percent = @percent,
+  progress_message = @message, progress_data = @data, progress_at = @at WHERE ${LIVE}
+RETURNING ${INTENT_COLUMNS}`;
+
 export const intentFulfill = `UPDATE intents SET status = 'fulfilled', result = @result,
   result_type = @resultType, completed_at = @now, claim_token = NULL WHERE ${LIVE}
 RETURNING ${INTENT_COLUMNS}`;

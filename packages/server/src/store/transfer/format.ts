@@ -117,6 +117,7 @@ type Kind =
   | 'count'
   | 'count?'
   | 'real'
+  | 'real?'
   | 'json'
   | 'json?'
   | readonly string[];

@@ -224,4 +224,15 @@ CREATE TABLE flow_claims (
 );
 `,
   },
+  {
+    version: 8,
+    name: 'intent progress',
+    // The last progress a worker reported (issue 20). Version 7 is flow control's (issue 19).
+    sql: `
+ALTER TABLE intents ADD COLUMN progress_percent REAL;
+ALTER TABLE intents ADD COLUMN progress_message TEXT;
+ALTER TABLE intents ADD COLUMN progress_data TEXT;
+ALTER TABLE intents ADD COLUMN progress_at INTEGER;
+`,
+  },
 ];

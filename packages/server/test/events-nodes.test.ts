@@ -1,0 +1,83 @@
+/**
+ * The event stream on two PostgreSQL nodes (issue 20): a run published on A, claimed,
+ * reported and fulfilled on B, is seen whole and in order by a stream on A (the events
+ * cross nodes through the wake relay's NOTIFY); a tester key's stream on A shows nothing
+ * of another key's intent changed on B.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAIN_KEY, makeApi, type Api } from './helpers.js';
+import { createDatabase, type TestDatabase } from './pg-database.js';
+import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+import { SseClient } from './sse-client.js';
+
+let db: TestDatabase;
+let nodes: ServerProcess[] = [];
+let a: Api;
+let b: Api;
+const clients: SseClient[] = [];
+
+beforeAll(async () => {
+  db = await createDatabase('ib_events');
+  const env = serverEnv('/nonexistent/unused.db', { BUS_DATABASE_URL: db.url });
+  nodes = await Promise.all([startProcess(env), startProcess(env)]);
+  a = makeApi(nodes[0]!.url);
+  b = makeApi(nodes[1]!.url);
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
+  await db?.drop();
+});
+
+describe('GET /events on two PostgreSQL nodes', () => {
+  it('a stream on A sees every change made on B, in order', async () => {
+    const s = await SseClient.open(`${nodes[0]!.url}/events?goal=nodes.ev`, MAIN_KEY);
+    clients.push(s);
+    const p = await a('POST', '/intent', { body: { goal: 'nodes.ev', payload: {} } });
+    expect(p.status).toBe(201);
+    const id = p.json.id as string;
+    await s.until((r) => r.length >= 1);
+    const c = await b('POST', '/claim?goal=nodes.ev');
+    expect(c.json.id).toBe(id);
+    const token = c.json.claim_token as string;
+    const pr = await b('POST', `/progress/${id}`, {
+      body: { claim_token: token, percent: 40, message: 'on B', data: [1, 2] },
+    });
+    expect(pr.status).toBe(200);
+    expect((await b('POST', `/fulfill/${id}`, { body: { claim_token: token } })).status).toBe(200);
+    const recs = await s.until((r) => r.length >= 4);
+    expect(recs.map((r) => r.event)).toEqual(['published', 'claimed', 'progress', 'fulfilled']);
+    expect(recs.every((r) => r.data.id === id)).toBe(true);
+    expect(recs[2]!.data.progress).toMatchObject({ percent: 40, message: 'on B', data: [1, 2] });
+    // The ids are A's, in the order A learnt them.
+    const seqs = recs.map((r) => Number(r.id!.split('-')[1]));
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    expect(new Set(recs.map((r) => r.id!.split('-')[0])).size).toBe(1);
+  });
+
+  it("a tester key's stream on A shows nothing of another key's intent changed on B", async () => {
+    const key = async (owner: string): Promise<string> => {
+      const r = await a('POST', '/admin/generate_key', { admin: true, body: { owner } });
+      return r.json.api_key as string;
+    };
+    const alice = await key('alice');
+    const bob = await key('bob');
+    const sa = await SseClient.open(`${nodes[0]!.url}/events?goal=nodes.iso`, alice);
+    const sm = await SseClient.open(`${nodes[0]!.url}/events?goal=nodes.iso`, MAIN_KEY);
+    clients.push(sa, sm);
+    const theirs = await b('POST', '/intent', {
+      key: bob,
+      body: { goal: 'nodes.iso', payload: {} },
+    });
+    const mine = await b('POST', '/intent', {
+      key: alice,
+      body: { goal: 'nodes.iso', payload: {} },
+    });
+    await sm.until((r) => r.length >= 2);
+    await sa.until((r) => r.length >= 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sa.records.map((r) => r.data.id)).toEqual([mine.json.id]);
+    expect(sm.records.map((r) => r.data.id)).toEqual([theirs.json.id, mine.json.id]);
+  });
+});
