@@ -5,31 +5,17 @@
  * a worker long-polling on the other within about a second.
  */
 import { performance } from 'node:perf_hooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerInfo } from '@intent-bus/protocol';
-import { makeApi, type Api } from './helpers.js';
-import { createDatabase, type TestDatabase } from './pg-database.js';
-import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+import type { Api } from './helpers.js';
+import { twoNodes } from './process-helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-let db: TestDatabase;
-let nodes: ServerProcess[] = [];
+const cluster = twoNodes('ib_fleet');
 let a: Api;
 let b: Api;
-
-beforeAll(async () => {
-  db = await createDatabase('ib_fleet');
-  const env = serverEnv('/nonexistent/unused.db', { BUS_DATABASE_URL: db.url });
-  nodes = await Promise.all([startProcess(env), startProcess(env)]);
-  a = makeApi(nodes[0]!.url);
-  b = makeApi(nodes[1]!.url);
-});
-
-afterAll(async () => {
-  for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
-  await db?.drop();
-});
+beforeAll(() => void ({ a, b } = cluster));
 
 const worker = (id: string) => ({ 'x-worker-id': id, 'x-worker-capabilities': 'gpu' });
 

@@ -7,8 +7,15 @@ import { createWriteStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect } from 'vitest';
-import { ADMIN_TOKEN, DASHBOARD_PASSWORD, MAIN_KEY, testLogFile, type Api } from './helpers.js';
+import { afterAll, beforeAll, expect } from 'vitest';
+import {
+  ADMIN_TOKEN,
+  DASHBOARD_PASSWORD,
+  MAIN_KEY,
+  makeApi,
+  testLogFile,
+  type Api,
+} from './helpers.js';
 import { createDatabase, type TestDatabase } from './pg-database.js';
 
 export const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -172,4 +179,25 @@ export async function expectUnavailable(api: Api, goal: string): Promise<void> {
     expect(r.status, `${method} ${path}`).toBe(503);
     expect(r.headers.get('retry-after'), `${method} ${path}`).toMatch(/^\d+$/);
   }
+}
+
+/**
+ * Two `serve` nodes on one PostgreSQL database of their own, started before the file's
+ * tests and SIGKILLed after them, the database dropped: `a` and `b` call one node each.
+ */
+export function twoNodes(prefix: string): { a: Api; b: Api; db: TestDatabase } {
+  const held = {} as { a: Api; b: Api; db: TestDatabase };
+  let nodes: ServerProcess[] = [];
+  beforeAll(async () => {
+    held.db = await createDatabase(prefix);
+    const env = serverEnv('/nonexistent/unused.db', { BUS_DATABASE_URL: held.db.url });
+    nodes = await Promise.all([startProcess(env), startProcess(env)]);
+    held.a = makeApi(nodes[0]!.url);
+    held.b = makeApi(nodes[1]!.url);
+  });
+  afterAll(async () => {
+    for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
+    await held.db?.drop();
+  });
+  return held;
 }

@@ -6,31 +6,18 @@
  * reconnecting) is refused within KEY_RECHECK_MS, waiting requests included.
  */
 import { performance } from 'node:perf_hooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { KEY_RECHECK_MS } from '../src/http/auth.js';
-import { makeApi, type Api, type ApiResponse } from './helpers.js';
-import { createDatabase, pgQuery, type TestDatabase } from './pg-database.js';
-import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+import type { Api, ApiResponse } from './helpers.js';
+import { pgQuery } from './pg-database.js';
+import { twoNodes } from './process-helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-let db: TestDatabase;
-let nodes: ServerProcess[] = [];
+const cluster = twoNodes('ib_revoke');
 let a: Api;
 let b: Api;
-
-beforeAll(async () => {
-  db = await createDatabase('ib_revoke');
-  const env = serverEnv('/nonexistent/unused.db', { BUS_DATABASE_URL: db.url });
-  nodes = await Promise.all([startProcess(env), startProcess(env)]);
-  a = makeApi(nodes[0]!.url);
-  b = makeApi(nodes[1]!.url);
-});
-
-afterAll(async () => {
-  for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
-  await db?.drop();
-});
+beforeAll(() => void ({ a, b } = cluster));
 
 async function newKey(owner: string): Promise<{ api_key: string; key_id: string }> {
   const r = await a('POST', '/admin/generate_key', { admin: true, body: { owner } });
@@ -122,7 +109,7 @@ describe('a revoked key on two PostgreSQL nodes', () => {
     const rows = await pgQuery(
       'DELETE FROM api_keys WHERE key_id = $1 RETURNING key_id',
       [t.key_id],
-      db.url,
+      cluster.db.url,
     );
     expect(rows).toHaveLength(1);
     const at = performance.now();
