@@ -4,48 +4,36 @@
  * cross nodes through the wake relay's NOTIFY); a tester key's stream on A shows nothing
  * of another key's intent changed on B.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN_KEY, makeApi, type Api } from './helpers.js';
-import { createDatabase, type TestDatabase } from './pg-database.js';
-import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MAIN_KEY } from './helpers.js';
+import { twoNodes } from './process-helpers.js';
 import { SseClient } from './sse-client.js';
 
-let db: TestDatabase;
-let nodes: ServerProcess[] = [];
-let a: Api;
-let b: Api;
+const cluster = twoNodes('ib_events');
 const clients: SseClient[] = [];
 
-beforeAll(async () => {
-  db = await createDatabase('ib_events');
-  const env = serverEnv('/nonexistent/unused.db', { BUS_DATABASE_URL: db.url });
-  nodes = await Promise.all([startProcess(env), startProcess(env)]);
-  a = makeApi(nodes[0]!.url);
-  b = makeApi(nodes[1]!.url);
-});
-
-afterAll(async () => {
+afterAll(() => {
   for (const c of clients) c.close();
-  for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
-  await db?.drop();
 });
 
 describe('GET /events on two PostgreSQL nodes', () => {
   it('a stream on A sees every change made on B, in order', async () => {
-    const s = await SseClient.open(`${nodes[0]!.url}/events?goal=nodes.ev`, MAIN_KEY);
+    const s = await SseClient.open(`${cluster.urls[0]}/events?goal=nodes.ev`, MAIN_KEY);
     clients.push(s);
-    const p = await a('POST', '/intent', { body: { goal: 'nodes.ev', payload: {} } });
+    const p = await cluster.a('POST', '/intent', { body: { goal: 'nodes.ev', payload: {} } });
     expect(p.status).toBe(201);
     const id = p.json.id as string;
     await s.until((r) => r.length >= 1);
-    const c = await b('POST', '/claim?goal=nodes.ev');
+    const c = await cluster.b('POST', '/claim?goal=nodes.ev');
     expect(c.json.id).toBe(id);
     const token = c.json.claim_token as string;
-    const pr = await b('POST', `/progress/${id}`, {
+    const pr = await cluster.b('POST', `/progress/${id}`, {
       body: { claim_token: token, percent: 40, message: 'on B', data: [1, 2] },
     });
     expect(pr.status).toBe(200);
-    expect((await b('POST', `/fulfill/${id}`, { body: { claim_token: token } })).status).toBe(200);
+    expect(
+      (await cluster.b('POST', `/fulfill/${id}`, { body: { claim_token: token } })).status,
+    ).toBe(200);
     const recs = await s.until((r) => r.length >= 4);
     expect(recs.map((r) => r.event)).toEqual(['published', 'claimed', 'progress', 'fulfilled']);
     expect(recs.every((r) => r.data.id === id)).toBe(true);
@@ -58,19 +46,19 @@ describe('GET /events on two PostgreSQL nodes', () => {
 
   it("a tester key's stream on A shows nothing of another key's intent changed on B", async () => {
     const key = async (owner: string): Promise<string> => {
-      const r = await a('POST', '/admin/generate_key', { admin: true, body: { owner } });
+      const r = await cluster.a('POST', '/admin/generate_key', { admin: true, body: { owner } });
       return r.json.api_key as string;
     };
     const alice = await key('alice');
     const bob = await key('bob');
-    const sa = await SseClient.open(`${nodes[0]!.url}/events?goal=nodes.iso`, alice);
-    const sm = await SseClient.open(`${nodes[0]!.url}/events?goal=nodes.iso`, MAIN_KEY);
+    const sa = await SseClient.open(`${cluster.urls[0]}/events?goal=nodes.iso`, alice);
+    const sm = await SseClient.open(`${cluster.urls[0]}/events?goal=nodes.iso`, MAIN_KEY);
     clients.push(sa, sm);
-    const theirs = await b('POST', '/intent', {
+    const theirs = await cluster.b('POST', '/intent', {
       key: bob,
       body: { goal: 'nodes.iso', payload: {} },
     });
-    const mine = await b('POST', '/intent', {
+    const mine = await cluster.b('POST', '/intent', {
       key: alice,
       body: { goal: 'nodes.iso', payload: {} },
     });

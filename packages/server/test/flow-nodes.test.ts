@@ -9,35 +9,27 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeApi, type Api } from './helpers.js';
-import { createDatabase, type TestDatabase } from './pg-database.js';
-import { serverEnv, startProcess, type ServerProcess } from './process-helpers.js';
+import type { Api } from './helpers.js';
+import { twoNodes } from './process-helpers.js';
 
 const LEASE_SECONDS = 30;
 const RATE_SECONDS = Number(process.env.FLOW_RATE_SECONDS ?? 10);
 const CLAIMERS = 50;
 
-let db: TestDatabase;
-let nodes: ServerProcess[] = [];
+const cluster = twoNodes('ib_flow', {
+  BUS_LOG_LEVEL: 'info',
+  BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS),
+});
 let apis: Api[] = [];
 let sql: pg.Pool;
 
-beforeAll(async () => {
-  db = await createDatabase('ib_flow');
-  const env = serverEnv('/nonexistent/unused.db', {
-    BUS_DATABASE_URL: db.url,
-    BUS_LOG_LEVEL: 'info',
-    BUS_CLAIM_TIMEOUT_SECONDS: String(LEASE_SECONDS),
-  });
-  nodes = await Promise.all([startProcess(env), startProcess(env)]);
-  apis = nodes.map((n) => makeApi(n.url));
-  sql = new pg.Pool({ connectionString: db.url, max: 2 });
-}, 60_000);
+beforeAll(() => {
+  apis = [cluster.a, cluster.b];
+  sql = new pg.Pool({ connectionString: cluster.db.url, max: 2 });
+});
 
 afterAll(async () => {
-  for (const p of nodes) if (p.child.exitCode === null) p.child.kill('SIGKILL');
   await sql?.end();
-  await db?.drop();
 });
 
 async function setFlow(api: Api, ns: string, goal: string, body: unknown): Promise<void> {

@@ -182,19 +182,24 @@ export async function expectUnavailable(api: Api, goal: string): Promise<void> {
 }
 
 /**
- * Two `serve` nodes on one PostgreSQL database of their own, started before the file's
- * tests and SIGKILLed after them, the database dropped: `a` and `b` call one node each.
+ * Two `serve` nodes on one PostgreSQL database of their own (their settings: `env` over
+ * serverEnv's), started before the file's tests and SIGKILLed after them, the database
+ * dropped: `a` and `b` call one node each, at `urls`.
  */
-export function twoNodes(prefix: string): { a: Api; b: Api; db: TestDatabase } {
-  const held = {} as { a: Api; b: Api; db: TestDatabase };
+export function twoNodes(
+  prefix: string,
+  env: Record<string, string> = {},
+): { a: Api; b: Api; urls: [string, string]; db: TestDatabase } {
+  const held = {} as { a: Api; b: Api; urls: [string, string]; db: TestDatabase };
   let nodes: ServerProcess[] = [];
   beforeAll(async () => {
     held.db = await createDatabase(prefix);
-    const env = serverEnv('/nonexistent/unused.db', { BUS_DATABASE_URL: held.db.url });
-    nodes = await Promise.all([startProcess(env), startProcess(env)]);
-    held.a = makeApi(nodes[0]!.url);
-    held.b = makeApi(nodes[1]!.url);
-  });
+    const all = serverEnv('/nonexistent/unused.db', { ...env, BUS_DATABASE_URL: held.db.url });
+    nodes = await Promise.all([startProcess(all), startProcess(all)]);
+    held.urls = [nodes[0]!.url, nodes[1]!.url];
+    held.a = makeApi(held.urls[0]);
+    held.b = makeApi(held.urls[1]);
+  }, 60_000);
   afterAll(async () => {
     for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
     await held.db?.drop();
