@@ -9,7 +9,7 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
-import { call } from './lib/http.mjs';
+import { call, metric } from './lib/http.mjs';
 import { memory, pinGeneratorBesideServer, startBus, stopAll } from './lib/procs.mjs';
 import { percentile } from './lib/stats.mjs';
 
@@ -34,11 +34,7 @@ async function main() {
     extraEnv: { BUS_MAX_STREAMS: String(Math.max(10_000, N + 10)) },
   });
   const control = new Pool(bus.url, { connections: 2, pipelining: 1 });
-  const gauge = async () => {
-    const r = await call(control, 'GET', '/metrics', { 'x-admin-token': bus.adminSecret });
-    const m = /^intent_bus_event_streams (\d+)/m.exec(r.text());
-    return m ? Number(m[1]) : NaN;
-  };
+  const gauge = () => metric(control, bus.adminSecret, 'intent_bus_event_streams');
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   const requests = [];
   /** For each id published, how many streams have it. */

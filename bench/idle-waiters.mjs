@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
-import { call } from './lib/http.mjs';
+import { call, metric } from './lib/http.mjs';
 import { memory, pinGeneratorBesideServer, startBus, stopAll } from './lib/procs.mjs';
 import { percentile } from './lib/stats.mjs';
 
@@ -37,11 +37,7 @@ async function main() {
   const waiters = new Pool(bus.url, { connections: W, pipelining: 1 });
   const control = new Pool(bus.url, { connections: 2, pipelining: 1 });
   const auth = { 'content-type': 'application/json', 'x-api-key': bus.secret };
-  const gauge = async () => {
-    const r = await call(control, 'GET', '/metrics', { 'x-admin-token': bus.adminSecret });
-    const m = /^intent_bus_waiting_requests (\d+)/m.exec(r.text());
-    return m ? Number(m[1]) : NaN;
-  };
+  const gauge = () => metric(control, bus.adminSecret, 'intent_bus_waiting_requests');
   const untilWaiting = async (n, timeoutMs = 60_000) => {
     const deadline = performance.now() + timeoutMs;
     while ((await gauge()) !== n) {

@@ -60,3 +60,10 @@ export function call(pool, method, path, headers, body) {
     pool.dispatch({ method, path, headers, body }, new Exchange(resolve, reject));
   });
 }
+
+/** The value of an unlabelled metric of the bus's /metrics, or NaN when it has none. */
+export async function metric(pool, adminSecret, name) {
+  const r = await call(pool, 'GET', '/metrics', { 'x-admin-token': adminSecret });
+  const m = new RegExp(`^${name} (\\d+(?:\\.\\d+)?)`, 'm').exec(r.text());
+  return m ? Number(m[1]) : NaN;
+}
