@@ -149,7 +149,10 @@ export async function startBus(options: BusOptions): Promise<Bus> {
   });
   // What this node does with an announcement, made here or heard from another node.
   const local: NodeWake = {
-    intentEvent: (event) => streams.push(event),
+    intentEvent: (event) => {
+      streams.push(event);
+      progress.heard(event);
+    },
     claimable: (event, at) => hub.claimable(event, at),
     finished: (id) => hub.finished(id),
     keyRevoked: (keyId) => {

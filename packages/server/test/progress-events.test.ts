@@ -91,6 +91,21 @@ describe('progress', () => {
     expect(st.text).toContain('"data":{"big":12345678901234567890}');
   });
 
+  it('holds no report for an intent cancelled within the second: the next one is 404', async () => {
+    bus = await startTestBus();
+    const { api } = bus;
+    const id = await publish(api, { goal: 'pr.cancel' });
+    const token = (await api('POST', '/claim?goal=pr.cancel')).json.claim_token as string;
+    const report = () => api('POST', `/progress/${id}`, { body: { claim_token: token } });
+    expect((await report()).json.held).toBe(false);
+    expect((await report()).json.held).toBe(true);
+    expect((await api('POST', `/admin/intents/${id}/cancel`, { admin: true })).status).toBe(200);
+    const after = await report();
+    expect(after.status).toBe(404);
+    expect(errorCode(after)).toBe('not_found');
+    expect((await api('GET', `/status/${id}`)).json.status).toBe('dead');
+  });
+
   it('refuses bad progress with clear 4xx', async () => {
     bus = await startTestBus();
     const { api } = bus;

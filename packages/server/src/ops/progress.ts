@@ -16,6 +16,7 @@ import type { IntentRow, ProgressValues, TokenRef } from '../store/store.js';
 import type { Config } from '../config.js';
 import type { BusEvents } from '../events.js';
 import type { Store } from '../store/store.js';
+import type { IntentEvent } from '../wake/announce.js';
 
 /** Store writes of one intent's progress are this far apart at least. */
 export const PROGRESS_WRITE_INTERVAL_MS = 1000;
@@ -74,6 +75,15 @@ export class ProgressWriter {
     const row = await this.write(ref, values);
     if (!row) throw notFound('Claim token is not live for this intent');
     return { id: row.id, claimExpiresAt: row.claimExpiresAt!, held: false };
+  }
+
+  /** A change of an intent, made here or on another node: any but progress ends its window. */
+  heard(event: IntentEvent): void {
+    if (event.type === 'progress') return;
+    const w = this.windows.get(event.id);
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.windows.delete(event.id);
   }
 
   /** Writes a held report of the intent now (before its fulfil or fail on this node). */
