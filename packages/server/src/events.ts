@@ -85,6 +85,11 @@ export class BusEvents {
     this.slotFreed(row);
   }
 
+  /** Intents were deleted in bulk (an admin purge): every wait, on every node, re-reads. */
+  purged(): void {
+    this.wake.resync();
+  }
+
   /** A flow control of the namespace changed (ops/flow.ts): every node reads them again. */
   flowChanged(namespace: string): void {
     this.wake.flow(namespace, null);

@@ -2,6 +2,7 @@
  * The admin API of PROTOCOL.md §3 (admin authentication, cross-site rule) and §6
  * (keys, purge, cleanup and retention, intents, dead letters), over real HTTP.
  */
+import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { CLEANUP_COUNTERS } from '@intent-bus/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -396,6 +397,22 @@ describe('purge (§6)', () => {
     expect((await t.api('GET', `/status/${b1}`)).status).toBe(200);
     const claim = await t.api('POST', '/claim?namespace=purge-b');
     expect(claim.json.id).toBe(b1);
+  });
+
+  it('ends a result wait on a purged intent at once with 404', async () => {
+    const id = await publish(t.api, { goal: 'g', namespace: 'purge-wait' });
+    const started = performance.now();
+    const waiting = t.api('GET', `/result/${id}?wait=25`);
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await t.api('POST', '/admin/purge', {
+      admin: true,
+      body: { confirm: true, namespace: 'purge-wait' },
+    });
+    expect(r.status, r.text).toBe(200);
+    const answer = await waiting;
+    expect(answer.status).toBe(404);
+    // Far short of the 25 s it asked to wait.
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 
   it('with confirm: true deletes every intent and dead letter', async () => {

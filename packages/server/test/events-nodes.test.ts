@@ -2,8 +2,10 @@
  * The event stream on two PostgreSQL nodes (issue 20): a run published on A, claimed,
  * reported and fulfilled on B, is seen whole and in order by a stream on A (the events
  * cross nodes through the wake relay's NOTIFY); a tester key's stream on A shows nothing
- * of another key's intent changed on B.
+ * of another key's intent changed on B. A purge on A ends a result wait on B at once (the
+ * relay's resync).
  */
+import { performance } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAIN_KEY } from './helpers.js';
 import { twoNodes } from './process-helpers.js';
@@ -67,5 +69,24 @@ describe('GET /events on two PostgreSQL nodes', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(sa.records.map((r) => r.data.id)).toEqual([mine.json.id]);
     expect(sm.records.map((r) => r.data.id)).toEqual([theirs.json.id, mine.json.id]);
+  });
+});
+
+describe('a purge on two PostgreSQL nodes', () => {
+  it('a purge on A ends a result wait on B at once', async () => {
+    const p = await cluster.a('POST', '/intent', {
+      body: { goal: 'g', namespace: 'nodes-purge', payload: {} },
+    });
+    expect(p.status).toBe(201);
+    const started = performance.now();
+    const waiting = cluster.b('GET', `/result/${p.json.id as string}?wait=25`);
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await cluster.a('POST', '/admin/purge', {
+      admin: true,
+      body: { confirm: true, namespace: 'nodes-purge' },
+    });
+    expect(r.status, r.text).toBe(200);
+    expect((await waiting).status).toBe(404);
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 });

@@ -14,6 +14,16 @@ export async function revokeKey(
   return keyId;
 }
 
+/** Deletes every intent (of a namespace), dead letters included; the waits re-read. */
+export async function purge(
+  ctx: OpsContext,
+  namespace: string | null,
+): Promise<{ intents: number; dead: number }> {
+  const out = await ctx.store.intentsPurge(namespace);
+  ctx.events.purged();
+  return out;
+}
+
 /** PROTOCOL.md §2: open or claimed → dead ("cancelled"); a finished intent stays as it is. */
 export async function cancel(ctx: OpsContext, id: string): Promise<IntentRow> {
   const before = await ctx.store.intentGet(id);

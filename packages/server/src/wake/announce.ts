@@ -27,6 +27,11 @@ export interface WakeBus {
   flow(namespace: string, goal: string | null): void;
   /** A change of an intent, for the event streams (GET /events [ext], issue 20). */
   intentEvent(event: IntentEvent): void;
+  /**
+   * Announcements may have been missed, or many intents changed at once (a purge):
+   * everything waiting re-reads the store.
+   */
+  resync(): void;
 }
 
 /** What a change of an intent is called on the event stream. */
@@ -83,11 +88,11 @@ export function intentEvent(type: IntentEventType, row: IntentRow, at: number): 
   };
 }
 
-/** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */
-export interface NodeWake extends WakeBus {
-  /** Announcements may have been missed: everything waiting re-reads the store. */
-  resync(): void;
-}
+/**
+ * What a node does with the announcements, its own and (on PostgreSQL) the other nodes':
+ * the same messages, carried out here.
+ */
+export type NodeWake = WakeBus;
 
 export const claimableEvent = (row: IntentRow): ClaimableEvent => ({
   id: row.id,

@@ -125,6 +125,13 @@ export class PgWakeRelay implements WakeBus {
     this.enqueue(JSON.stringify(['e', event] satisfies WireEvent));
   }
 
+  resync(): void {
+    this.o.local.resync();
+    if (this.closed) return;
+    this.resyncQueued = true;
+    this.scheduleFlush();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);

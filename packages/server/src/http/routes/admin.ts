@@ -3,7 +3,7 @@ import { schemas, withRawMembers } from '@intent-bus/protocol';
 import type { IntentRow, ListCursor } from '../../store/store.js';
 import { invalid, notFound } from '../../core/errors.js';
 import { hashKey, newApiKey } from '../auth.js';
-import { cancel, retry, revokeKey } from '../../ops/admin.js';
+import { cancel, purge, retry, revokeKey } from '../../ops/admin.js';
 import { intentIdParam, type BusApp, type BusContext } from '../context.js';
 import { JSON_TYPE, adminIntent, deadLetter, keyInfo, statusObject } from '../wire.js';
 
@@ -55,7 +55,7 @@ export async function adminRoutes(app: BusApp, ctx: BusContext): Promise<void> {
   app.post('/admin/purge', { schema: { body: schemas.purgeBody } }, async (req) => {
     const body = req.body;
     if (body.confirm !== true) throw invalid('confirm', 'Purge needs {"confirm": true}');
-    const out = await store.intentsPurge(body.namespace ?? null);
+    const out = await purge(ctx, body.namespace ?? null);
     return {
       ok: true,
       namespace: body.namespace ?? null,
