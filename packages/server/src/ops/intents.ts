@@ -17,6 +17,8 @@ import { checkJsonValue, normalizePublish, truncateError } from '../core/validat
 import { randomHex128 } from '../ids.js';
 import { publishedAnswer } from '../store/bus-store.js';
 import type { IntentRow, ProgressValues, TokenRef } from '../store/store.js';
+import type { HeldBy } from '../core/flow.js';
+import { heldBy } from './flow.js';
 import type { ProgressOutcome } from './progress.js';
 import type { WaitOutcome } from '../wake/hub.js';
 import type { OpsContext, Requester } from './context.js';
@@ -178,6 +180,24 @@ export async function readable(ctx: OpsContext, id: string, p: Principal): Promi
     throw notFound('Intent not found');
   }
   return row;
+}
+
+/** What a status read tells: the row, and [ext] whether its holder is online, what holds it. */
+export interface StatusRead {
+  row: IntentRow;
+  /** A claimed intent's worker, when it named one: online (issue 18); else null. */
+  workerOnline: boolean | null;
+  /** An open intent a flow control holds back: which control (issue 19); else null. */
+  heldBy: HeldBy | null;
+}
+
+export async function status(ctx: OpsContext, id: string, p: Principal): Promise<StatusRead> {
+  const row = await readable(ctx, id, p);
+  const workerOnline =
+    row.status === 'claimed' && row.claimer != null && row.workerId != null
+      ? await ctx.workers.isOnline(row.claimer, row.workerId, ctx.clock.now())
+      : null;
+  return { row, workerOnline, heldBy: await heldBy(ctx, row) };
 }
 
 const isFinal = (row: IntentRow): boolean => row.status === 'fulfilled' || row.status === 'dead';

@@ -8,15 +8,14 @@ import { invalid } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import { claim, resolvePublisher } from '../../ops/claim.js';
 import type { Sighting } from '../../ops/workers.js';
-import { heldBy } from '../../ops/flow.js';
 import {
   extend,
   fail,
   fulfil,
   progress,
   publish,
-  readable,
   result,
+  status,
   tokenRef,
 } from '../../ops/intents.js';
 import { progressValues } from '../../ops/progress.js';
@@ -168,16 +167,11 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
   );
 
   app.get('/status/:id', { schema: { params: schemas.intentIdParams } }, async (req, reply) => {
-    const row = await readable(ctx, intentIdParam(req.params.id), principalOf(req));
-    // [ext] issue 18: whether the worker holding a claimed intent is online.
+    const read = await status(ctx, intentIdParam(req.params.id), principalOf(req));
     const extra: Partial<StatusObject> = {};
-    if (row.status === 'claimed' && row.claimer != null && row.workerId != null) {
-      extra.worker_online = await ctx.workers.isOnline(row.claimer, row.workerId, ctx.clock.now());
-    }
-    // [ext] An open intent a flow control holds back says which control.
-    const held = await heldBy(ctx, row);
-    if (held) extra.held_by = held;
-    return reply.type(JSON_TYPE).send(statusObject(row, extra));
+    if (read.workerOnline !== null) extra.worker_online = read.workerOnline;
+    if (read.heldBy !== null) extra.held_by = read.heldBy;
+    return reply.type(JSON_TYPE).send(statusObject(read.row, extra));
   });
 
   app.post(
