@@ -116,6 +116,11 @@ export class BusEvents {
     this.runDied = listener;
   }
 
+  /** Ticks of a schedule let go by this node (overlap skip or a full quota). */
+  scheduleSkipped(owner: string, schedule: string, ticks: number): void {
+    this.metrics.scheduleRun('skipped', owner, schedule, ticks);
+  }
+
   /** A run's failure recorded by this node (dead or missed; its alert is published apart). */
   runFailed(out: FailureOutcome): void {
     const event = out.reason === 'dead' ? 'failed' : 'missed';

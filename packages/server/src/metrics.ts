@@ -11,7 +11,7 @@ const MAX_LABEL_PAIRS = 500;
 const OTHER = '_other';
 
 /** What the schedule counters count: runs published, runs dead, runs missed, alerts. */
-export type ScheduleEvent = 'published' | 'failed' | 'missed' | 'alerted';
+export type ScheduleEvent = 'published' | 'failed' | 'missed' | 'alerted' | 'skipped';
 
 /** What the fleet gauges read (ops/workers.ts's registry provides it). */
 export interface FleetSource {
@@ -85,6 +85,10 @@ export class BusMetrics {
       alerted: scheduleCounter(
         'intent_bus_schedule_alerts_total',
         'Alerts published for failed runs (on_failure)',
+      ),
+      skipped: scheduleCounter(
+        'intent_bus_schedule_ticks_skipped_total',
+        'Ticks of a schedule let go (overlap skip: its last run still open or claimed; or the quota full)',
       ),
     };
     this.held = new Counter({
@@ -237,7 +241,7 @@ export class BusMetrics {
    * here by one string of the bounded label values instead.
    */
   private readonly children = new Map<string, { inc(): void } | { observe(v: number): void }>();
-  private child<C extends { inc(): void } | { observe(v: number): void }>(
+  private child<C extends { inc(v?: number): void } | { observe(v: number): void }>(
     key: string,
     make: () => C,
   ): C {
@@ -254,7 +258,7 @@ export class BusMetrics {
   }
 
   /** A schedule's run event, new (owner, schedule) pairs past the bound as "_other". */
-  scheduleRun(event: ScheduleEvent, owner: string, schedule: string): void {
+  scheduleRun(event: ScheduleEvent, owner: string, schedule: string, n = 1): void {
     let pair = `${owner}\u0000${schedule}`;
     if (!this.schedulePairs.has(pair)) {
       if (this.schedulePairs.size < MAX_LABEL_PAIRS) this.schedulePairs.add(pair);
@@ -262,7 +266,7 @@ export class BusMetrics {
     }
     this.child(`schedule\u0000${event}\u0000${pair}`, () =>
       this.schedules[event].labels({ owner, schedule }),
-    ).inc();
+    ).inc(n);
   }
 
   /** `control`: paused, max_in_flight or rate. */

@@ -378,6 +378,13 @@ describe('schedules: runs', () => {
     await t.api('POST', '/schedules/skipper/pause');
     const runs = await runsOf(t.api, 'skipper');
     expect(runs.map((r) => r.status)).toEqual(['claimed', 'fulfilled']);
+    // The ticks let go are counted.
+    const m = await t.api('GET', '/metrics', { admin: true });
+    const line =
+      /^intent_bus_schedule_ticks_skipped_total\{owner="main",schedule="skipper"\} (\d+)/m.exec(
+        m.text,
+      );
+    expect(Number(line?.[1])).toBeGreaterThanOrEqual(2);
   });
 });
 
