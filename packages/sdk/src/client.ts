@@ -146,8 +146,11 @@ export interface ClaimOutcome {
  * (`fulfillAndClaim`, `failAndClaim`; PROTOCOL.md, issue 21).
  */
 export interface OutcomeAndClaim {
-  /** The outcome recorded: the intent's status after it (`open` or `dead` after a fail). */
-  done: { id: string; status: 'fulfilled' | 'open' | 'dead' };
+  /**
+   * The outcome recorded: the intent's status after it (`open` or `dead` after a fail;
+   * null when the bus's X-Intent-Done did not reach the client, a proxy having dropped it).
+   */
+  done: { id: string; status: 'fulfilled' | 'open' | 'dead' | null };
   /**
    * The claim made in the same request, answered as `claimOutcome` answers. Null when no
    * claim was made after the outcome: a bus without the extension (a 2.1 bus answers the
@@ -379,18 +382,26 @@ function withNext(spec: RequestSpec, claim: ClaimOptions): RequestSpec {
   };
 }
 
-function outcomeAndClaim(a: Answer): OutcomeAndClaim {
+function outcomeAndClaim(a: Answer, id: string, fulfilled: boolean): OutcomeAndClaim {
   const told = a.headers.get(DONE_HEADER);
-  if (told === null) {
+  const claimed =
+    a.status === 204 ||
+    typeof (a.body as { claim_token?: unknown } | null)?.claim_token === 'string';
+  if (told === null && !claimed) {
     // A bus that does not know `next` (a 2.1 bus ignores it): the plain outcome answer.
     const plain = a.body as { id: string; status: 'fulfilled' | 'open' | 'dead' };
     return { done: { id: plain.id, status: plain.status }, next: null, supported: false };
   }
-  const space = told.lastIndexOf(' ');
-  const done = {
-    id: told.slice(0, space),
-    status: told.slice(space + 1) as OutcomeAndClaim['done']['status'],
-  };
+  // A claim's answer without the header (a proxy dropped it): the outcome was recorded, a
+  // fulfil's is `fulfilled`, a fail's not told.
+  const space = told?.lastIndexOf(' ') ?? -1;
+  const done: OutcomeAndClaim['done'] =
+    told === null || space < 0
+      ? { id, status: fulfilled ? 'fulfilled' : null }
+      : {
+          id: told.slice(0, space),
+          status: told.slice(space + 1) as NonNullable<OutcomeAndClaim['done']['status']>,
+        };
   if (a.status >= 400) {
     const claimError = errorFromResponse(a.status, a.body, a.headers.get('retry-after'), false);
     return { done, next: null, supported: true, claimError };
@@ -640,6 +651,8 @@ export class IntentClient {
   ): Promise<OutcomeAndClaim> {
     return outcomeAndClaim(
       await this.request(withNext(this.fulfillSpec(id, claimToken, result, options), claim)),
+      id,
+      true,
     );
   }
 
@@ -684,7 +697,11 @@ export class IntentClient {
     error: string | undefined,
     claim: ClaimOptions,
   ): Promise<OutcomeAndClaim> {
-    return outcomeAndClaim(await this.request(withNext(failSpec(id, claimToken, error), claim)));
+    return outcomeAndClaim(
+      await this.request(withNext(failSpec(id, claimToken, error), claim)),
+      id,
+      false,
+    );
   }
 
   /**

@@ -237,6 +237,33 @@ describe('POST /fulfill/<id>?next=1', () => {
     await t.api('POST', '/admin/workers/nx-quiet/resume', { admin: true });
   });
 
+  it('an error after the outcome still tells it: a key revoked while its claim waits', async () => {
+    const n = ns('revoked');
+    const tester = await t.newKey('nx-revoke');
+    const id = await publish(t.api, { goal: 'g', namespace: n }, tester.api_key);
+    const c = await t.api('POST', `/claim?namespace=${n}`, { key: tester.api_key });
+    expect(c.json.id).toBe(id);
+    const waiting = t.bus.hub.waiting;
+    const pending = t.api('POST', `/fulfill/${id}?next=1&namespace=${n}&wait=10`, {
+      key: tester.api_key,
+      body: { claim_token: c.json.claim_token },
+    });
+    for (let i = 0; t.bus.hub.waiting <= waiting; i++) {
+      if (i > 300) throw new Error('the claim never waited');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const revoked = await t.api('POST', '/admin/revoke_key', {
+      admin: true,
+      body: { key_id: tester.key_id },
+    });
+    expect(revoked.status).toBe(200);
+    const r = await pending;
+    expect(r.status).toBe(401);
+    expect(errorCode(r)).toBe('unauthorized');
+    expect(r.headers.get('x-intent-done')).toBe(`${id} fulfilled`);
+    expect((await statusOf(id)).status).toBe('fulfilled');
+  });
+
   it('without next (or next=0): the 2.1 answer, unknown parameters ignored', async () => {
     const n = ns('plain');
     await publish(t.api, { goal: 'g', namespace: n });
@@ -360,6 +387,53 @@ async function runJobs(
     fails: (await served('/fail/:id')) - before.fails,
   };
 }
+
+describe('the SDK client: fulfillAndClaim and failAndClaim', () => {
+  it('answers the outcome and the claim; a 404 is a lost lease; a dropped header is no 2.1 bus', async () => {
+    const client = new IntentClient({ baseUrl: t.url, apiKey: MAIN_KEY });
+    const n = ns('sdk');
+    const a = await publish(t.api, { goal: 'g', namespace: n, payload: { big: 1 } });
+    const b = await publish(t.api, { goal: 'g', namespace: n, max_attempts: 1 });
+    const c = await client.claim({ namespace: n, workerId: 'nx-sdk' });
+    expect(c?.id).toBe(a);
+    const claim = { namespace: n, workerId: 'nx-sdk', capabilities: ['x'] };
+    const r = await client.fulfillAndClaim(a, c!.claim_token, { ok: true }, claim);
+    expect(r.supported).toBe(true);
+    expect(r.done).toEqual({ id: a, status: 'fulfilled' });
+    expect(r.next?.intent?.id).toBe(b);
+    expect(r.next?.intent?.payloadText).toBe('{}');
+    await expect(client.fulfillAndClaim(a, c!.claim_token, null, claim)).rejects.toMatchObject({
+      name: 'LeaseLostError',
+    });
+    const f = await client.failAndClaim(b, r.next!.intent!.claim_token, 'no', claim);
+    expect(f).toMatchObject({
+      done: { id: b, status: 'dead' },
+      next: { intent: null, retryAfterSeconds: 1, command: null },
+      supported: true,
+    });
+    // A proxy that drops X-Intent-Done: the claim's answer is still taken as one.
+    const stripping: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      const headers = new Headers(res.headers);
+      headers.delete('x-intent-done');
+      const body = res.status === 204 ? null : await res.arrayBuffer();
+      return new Response(body, { status: res.status, headers });
+    };
+    const behind = new IntentClient({ baseUrl: t.url, apiKey: MAIN_KEY, fetch: stripping });
+    const d = await publish(t.api, { goal: 'g', namespace: n });
+    const e = await publish(t.api, { goal: 'g', namespace: n });
+    const cd = await behind.claim({ namespace: n });
+    expect(cd?.id).toBe(d);
+    const got = await behind.fulfillAndClaim(d, cd!.claim_token, 1, { namespace: n });
+    expect(got).toMatchObject({ done: { id: d, status: 'fulfilled' }, supported: true });
+    expect(got.next?.intent?.id).toBe(e);
+    const none = await behind.failAndClaim(e, got.next!.intent!.claim_token, 'x', {
+      namespace: n,
+    });
+    expect(none).toMatchObject({ done: { id: e, status: null }, supported: true });
+    expect(none.next?.intent).toBeNull();
+  });
+});
 
 describe('the SDK runtime with next=1', () => {
   const JOBS = 30;
