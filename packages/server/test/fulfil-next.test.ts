@@ -189,6 +189,33 @@ describe('POST /fulfill/<id>?next=1', () => {
     expect(again.headers.get('x-intent-done')).toBe(`${later} fulfilled`);
   });
 
+  it('a client gone during the wait is handed nothing: the fulfil stays, the next job open', async () => {
+    const n = ns('gone');
+    const id = await publish(t.api, { goal: 'g', namespace: n });
+    const c = await claimIn(n);
+    const waiting = t.bus.hub.waiting;
+    const ac = new AbortController();
+    const pending = fetch(`${t.url}/fulfill/${id}?next=1&namespace=${n}&wait=10`, {
+      method: 'POST',
+      headers: { 'x-api-key': MAIN_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ claim_token: c.json.claim_token }),
+      signal: ac.signal,
+    }).catch((err: unknown) => err);
+    for (let i = 0; t.bus.hub.waiting <= waiting; i++) {
+      if (i > 300) throw new Error('the claim never waited');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    ac.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    for (let i = 0; t.bus.hub.waiting > waiting; i++) {
+      if (i > 300) throw new Error('the waiter stayed');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const later = await publish(t.api, { goal: 'g', namespace: n });
+    expect((await statusOf(id)).status).toBe('fulfilled');
+    expect((await statusOf(later)).status).toBe('open');
+  });
+
   it('respects a flow control: a paused goal is not claimed, Retry-After as /claim', async () => {
     const n = ns('flow');
     const id = await publish(t.api, { goal: 'run', namespace: n });

@@ -113,15 +113,9 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     req: FastifyRequest,
     reply: FastifyReply,
     asked: ClaimAsked,
+    client: ClientPresence,
   ): Promise<FastifyReply> => {
-    const out = await claim(
-      ctx,
-      principalOf(req),
-      asked.filter,
-      asked.waitMs,
-      new ClientPresence(reply),
-      seenOf(req),
-    );
+    const out = await claim(ctx, principalOf(req), asked.filter, asked.waitMs, client, seenOf(req));
     if (out.kind === 'command') {
       // [ext] issue 18: a quiet or stopping worker is told so, and claims nothing.
       return reply
@@ -139,9 +133,10 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     return reply.type(JSON_TYPE).send(claimedIntent(out.row, ctx.config.claimTimeoutSeconds));
   };
 
-  app.post('/claim', { schema: { querystring: schemas.claimQuery } }, async (req, reply) =>
-    claimAndReply(req, reply, await claimOf(req, req.query)),
-  );
+  app.post('/claim', { schema: { querystring: schemas.claimQuery } }, async (req, reply) => {
+    const client = new ClientPresence(reply);
+    return claimAndReply(req, reply, await claimOf(req, req.query), client);
+  });
 
   /**
    * [ext] issue 21: a fulfil or fail with `next=1` claims the worker's next intent in the
@@ -154,12 +149,18 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     reply: FastifyReply,
     record: () => Promise<IntentRow>,
   ): Promise<FastifyReply | { ok: true; id: string; status: string }> => {
-    const asked = req.query.next === 1 ? await claimOf(req, req.query) : null;
+    if (req.query.next !== 1) {
+      const row = await record();
+      return { ok: true, id: row.id, status: row.status };
+    }
+    // Watched from the start, as on /claim: a client gone before the claim gets no intent.
+    const client = new ClientPresence(reply);
+    const asked = await claimOf(req, req.query);
     const row = await record();
-    if (asked === null) return { ok: true, id: row.id, status: row.status };
     reply.header('X-Intent-Done', `${row.id} ${row.status}`);
-    return claimAndReply(req, reply, asked);
+    return claimAndReply(req, reply, asked, client);
   };
+
   app.post(
     '/extend_claim/:id',
     { schema: { params: schemas.intentIdParams, body: schemas.extendBody } },
