@@ -474,6 +474,44 @@ describe('the SDK runtime with next=1', () => {
     expect(n.claims).toBeGreaterThanOrEqual(3);
   });
 
+  it('obeys a quiet told with the outcome, then a stop: no job taken meanwhile', async () => {
+    const goal = 'nx-rt-quiet';
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await publish(t.api, { goal, payload: { i } }));
+    const client = new IntentClient({ baseUrl: t.url, apiKey: MAIN_KEY });
+    const claims = await served('/claim');
+    const runtime = new WorkerRuntime({ client, workerId: 'nx-rt-quiet-1' });
+    const ran: string[] = [];
+    const done = runtime.listen({
+      goal,
+      handleSignals: false,
+      waitSeconds: 1,
+      handler: async (job) => {
+        ran.push(job.id);
+        // Told while the job runs: its fulfil's claim answers the command instead of a job.
+        const q = await t.api('POST', '/admin/workers/nx-rt-quiet-1/quiet', { admin: true });
+        expect(q.status).toBe(200);
+        return null;
+      },
+    });
+    for (let i = 0; (await statusOf(ids[0]!)).status !== 'fulfilled'; i++) {
+      if (i > 300) throw new Error('the first job was not fulfilled');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await statusOf(ids[1]!)).status).toBe('open');
+    const stop = await t.api('POST', '/admin/workers/nx-rt-quiet-1/stop', { admin: true });
+    expect(stop.status).toBe(200);
+    // A quiet worker asks again every 5 s, and hears the stop then.
+    const summary = await done;
+    expect(summary).toMatchObject({ claimed: 1, fulfilled: 1, stoppedByBus: true });
+    expect(ran).toEqual([ids[0]]);
+    expect((await statusOf(ids[2]!)).status).toBe('open');
+    // The first claim and the quiet worker's one question: the quiet came with the fulfil.
+    expect((await served('/claim')) - claims).toBe(2);
+    await t.api('POST', '/admin/workers/nx-rt-quiet-1/resume', { admin: true });
+  });
+
   it('claimNext false: a claim per job, as before', async () => {
     const n = await runJobs('nx-rt-off', JOBS, { concurrency: 3, claimNext: false });
     expect(n.fulfils + n.fails).toBe(JOBS);
