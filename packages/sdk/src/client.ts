@@ -640,7 +640,9 @@ export class IntentClient {
    * (`POST /fulfill/<id>?next=1`, issue 21): the fulfil is recorded first, then the claim
    * made with `claim` (its filters, worker, capabilities and wait). A lost lease throws
    * LeaseLostError, and nothing was claimed. A bus without the extension fulfils and
-   * answers as usual: `next` null and `supported` false.
+   * answers as usual: `next` null and `supported` false. A `claim.signal` aborts the whole
+   * request, after which the fulfil may or may not have been recorded (the runtime passes
+   * none, and no wait).
    */
   async fulfillAndClaim(
     id: string,
