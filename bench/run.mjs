@@ -74,6 +74,8 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
   --runs N              counted runs per configuration, median quoted (default 5)
   --warmup N            runs discarded before them (default 2: the JIT is still warming during the first)
   --publishers N        publishes in flight (default 8)
+  --next                workers fulfil with ?next=1 [ext]: the fulfil claims their next job
+                        (one worker request per job instead of two; issue 21)
   --ceiling-seconds S   length of each ceiling measurement; 0 = no ceiling (default 2)
   --run-timeout S       a run still going after S seconds stops as timed out (default 300)
   --max-minutes M       no new configuration starts after M minutes (default 180)
@@ -104,6 +106,7 @@ function parseOptions(argv) {
       runs: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '2' },
       publishers: { type: 'string', default: '8' },
+      next: { type: 'boolean', default: false },
       'ceiling-seconds': { type: 'string', default: '2' },
       'run-timeout': { type: 'string', default: '300' },
       'max-minutes': { type: 'string', default: '180' },
@@ -163,6 +166,7 @@ function parseOptions(argv) {
     runs: int('runs', 1, 100),
     warmup: int('warmup', 0, 10),
     publishers: int('publishers', 1, 256),
+    next: values.next,
     ceilingSeconds: int('ceiling-seconds', 0, 60),
     runTimeout: int('run-timeout', 1, 3600),
     maxMinutes: int('max-minutes', 1, 24 * 60),
@@ -312,7 +316,7 @@ async function main() {
           }
           const { workers, jobs } = PROFILES[profile];
           const waitSeconds = longPoll ? opts.wait : 0;
-          const name = `${profile} ${mode} long-poll ${longPoll ? `${opts.wait}s` : 'off'}`;
+          const name = `${profile} ${mode} long-poll ${longPoll ? `${opts.wait}s` : 'off'}${opts.next ? ' next' : ''}`;
           const cpuProfDir = profDir
             ? join(profDir, `${profile}-${mode}-${longPoll ? 'lp' : 'poll'}`)
             : undefined;
@@ -322,6 +326,7 @@ async function main() {
             workers,
             jobs,
             waitSeconds,
+            ...(opts.next ? { next: true } : {}),
             ...(postgres ? { store: 'postgres', nodes: opts.nodes } : {}),
             warmupRuns: [],
             runs: [],
@@ -395,8 +400,9 @@ async function main() {
                 publishInFlight: opts.publishers,
                 timeoutMs: opts.runTimeout * 1000,
                 pinned: pinning.pinned ? pinning : null,
+                next: opts.next,
               });
-              r.requestsPerJob = mode === 'concurrent' ? 3 : 2;
+              r.requestsPerJob = (mode === 'concurrent' ? 3 : 2) - (opts.next ? 1 : 0);
               r.ceiling = ceiling;
               nodes.forEach((bus, n) => {
                 if (!bus.alive()) {

@@ -158,7 +158,9 @@ function costMeter(serverPids, pinned, pg = null) {
  * One run: `jobs` intents of a goal of their own, `workers` loops of claim → fulfil.
  * mode `concurrent`: a publisher with `publishInFlight` publishes in flight while the
  * workers run, timed from the first publish to the last fulfil; `preload`: everything
- * published first (not timed), then the drain is timed. Several nodes (`urls`,
+ * published first (not timed), then the drain is timed. `next` [ext]: each fulfil also
+ * claims the worker's next job (fulfil?next=1 with the claim's query, issue 21), so a job
+ * costs one worker request instead of two. Several nodes (`urls`,
  * `serverPids`): worker w talks to node w mod N only, publish n goes to node n mod N.
  */
 export async function runJobs({
@@ -176,6 +178,7 @@ export async function runJobs({
   publishInFlight,
   timeoutMs,
   pinned,
+  next = false,
 }) {
   const keepAlive = { ...POOL_OPTIONS };
   const N = urls.length;
@@ -281,46 +284,58 @@ export async function runJobs({
       checkDone();
     });
 
-  const claimPath = `/claim?goal=${encodeURIComponent(goal)}${waitSeconds > 0 ? `&wait=${waitSeconds}` : ''}`;
+  const goalQuery = `goal=${encodeURIComponent(goal)}`;
+  const claimPath = `/claim?${goalQuery}${waitSeconds > 0 ? `&wait=${waitSeconds}` : ''}`;
+  // [ext] `next` (issue 21): each fulfil claims the worker's next job, with the claim's query
+  // but no wait, as the SDK's runtime does: the fulfil's own answer is never held back; a
+  // 204 sends the worker to its long poll at once.
+  const fulfilQuery = next ? `?next=1&${goalQuery}` : '';
   async function worker(w) {
     const headers = { 'x-api-key': key, 'x-worker-id': `bench-${w}` };
     const fulHeaders = { ...headers, 'content-type': 'application/json' };
     const node = w % N;
     const workPool = workPools[node];
+    let carried = null; // the job the last fulfil?next=1 claimed
     while (!stopped) {
-      const t0 = performance.now();
-      let res;
-      try {
-        res = await call(workPool, 'POST', claimPath, headers, null);
-      } catch (err) {
-        if (stopped) return;
-        error('claim', netKind(err));
-        await sleep(100);
-        continue;
+      let claim = carried;
+      carried = null;
+      let t1 = performance.now();
+      if (claim === null) {
+        const t0 = t1;
+        let res;
+        try {
+          res = await call(workPool, 'POST', claimPath, headers, null);
+        } catch (err) {
+          if (stopped) return;
+          error('claim', netKind(err));
+          await sleep(100);
+          continue;
+        }
+        t1 = performance.now();
+        if (timing) {
+          windowRequests++;
+          nodeRequests[node]++;
+        }
+        if (res.status === 204) {
+          claims204++;
+          await sleep(res.retryAfterMs(1000));
+          continue;
+        }
+        if (res.status !== 200) {
+          error('claim', res.status);
+          await sleep(res.retryAfterMs(100));
+          continue;
+        }
+        claimMs.push(t1 - t0);
+        claim = JSON.parse(res.text());
       }
-      const t1 = performance.now();
-      if (timing) {
-        windowRequests++;
-        nodeRequests[node]++;
-      }
-      if (res.status === 204) {
-        claims204++;
-        await sleep(res.retryAfterMs(1000));
-        continue;
-      }
-      if (res.status !== 200) {
-        error('claim', res.status);
-        await sleep(res.retryAfterMs(100));
-        continue;
-      }
-      claimMs.push(t1 - t0);
-      const claim = JSON.parse(res.text());
       const id = claim.id;
       if (claimedIds.has(id)) reclaims++;
       else claimedIds.add(id);
       const body = `{"claim_token":"${claim.claim_token}","result":"ok","result_type":"text"}`;
+      let res;
       try {
-        res = await call(workPool, 'POST', `/fulfill/${id}`, fulHeaders, body);
+        res = await call(workPool, 'POST', `/fulfill/${id}${fulfilQuery}`, fulHeaders, body);
       } catch (err) {
         if (stopped) return;
         error('fulfill', netKind(err));
@@ -331,13 +346,20 @@ export async function runJobs({
         windowRequests++;
         nodeRequests[node]++;
       }
-      if (res.status !== 200) {
+      // With `next`: 200 is the next job, 204 none; the fulfil itself is told in
+      // X-Intent-Done either way.
+      const ok = next ? res.status === 200 || res.status === 204 : res.status === 200;
+      if (!ok) {
         // 404: the token was not live any more, someone else holds (or held) the job.
         if (res.status === 404) duplicates++;
         error('fulfill', res.status);
         continue;
       }
       fulfilMs.push(t2 - t1);
+      if (next) {
+        if (res.status === 200) carried = JSON.parse(res.text());
+        else claims204++;
+      }
       if (fulfilledAt.has(id)) {
         duplicates++;
         continue;

@@ -8,7 +8,7 @@ export const listen: Command = {
   name: 'listen',
   summary: 'claim and run jobs of a goal (a worker in one line)',
   usage: `intent-bus listen GOAL [-n NS] [-w WORKER_ID] [-c CAP,CAP] [--concurrency N] [--once]
-                  [--publisher KEY_ID] [--exec 'CMD' [--shell] [--timeout S]]
+                  [--publisher KEY_ID] [--exec 'CMD' [--shell] [--timeout S]] [--no-claim-next]
 
   --exec CMD      run CMD for each job: the payload on its stdin, the JSON text exactly
                   as published, and INTENT_ID, INTENT_GOAL and INTENT_ATTEMPT in its
@@ -29,6 +29,9 @@ export const listen: Command = {
                   (a job is private unless its publisher made it public), so a worker
                   with the main key does not see what a tester key published until it
                   names that key here (only the main key may name another key)
+  --no-claim-next claim apart: by default each job's outcome also claims the next job,
+                  one request per job (fulfil?next=1); a bus without that answers
+                  the outcome only and is then asked apart
   Without --exec, each job is printed and fulfilled.
   SIGINT or SIGTERM stops claiming and lets jobs in flight finish.
   With -w, the bus's admin can steer it (intent-bus admin workers quiet|stop|resume ID):
@@ -44,6 +47,7 @@ export const listen: Command = {
     timeout: { type: 'string' },
     wait: { type: 'string' },
     publisher: { type: 'string' },
+    'no-claim-next': { type: 'boolean' },
   },
   async run(ctx) {
     if (ctx.positionals.length !== 1) throw new UsageError('expected GOAL');
@@ -94,6 +98,7 @@ export const listen: Command = {
         .filter(Boolean),
       concurrency: v.once ? 1 : concurrency,
       logger,
+      claimNext: v['no-claim-next'] !== true,
     });
     if (!v.once && !ctx.out.json) {
       ctx.out.note(

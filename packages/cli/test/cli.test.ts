@@ -110,6 +110,7 @@ const EXERCISED: Record<string, string[]> = {
     '--exec',
     '--shell',
     '--timeout',
+    '--no-claim-next',
   ],
   result: ['--wait'],
   status: [],
@@ -472,6 +473,36 @@ describe('listen', () => {
     expect(claimed).toMatchObject({ id: second, goal: g, payload: { n: 2 }, claim_attempts: 1 });
     expect(claimed.claim_token).toMatch(HEX32);
     expect(json.stderr).toBe('');
+  });
+
+  it('claims each next job with the outcome (fulfil?next=1); --no-claim-next claims apart', async () => {
+    // Claims the bus answered, from its own /metrics.
+    const claims = async (): Promise<number> =>
+      (await bus.api('GET', '/metrics', { admin: true })).text
+        .split('\n')
+        .filter((l) =>
+          l.startsWith(
+            'intent_bus_http_request_duration_seconds_count{method="POST",route="/claim",',
+          ),
+        )
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    for (const apart of [false, true]) {
+      const g = goal(apart ? 'apart' : 'chained');
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push(await publishId([g, `{"n":${i}}`]));
+      const before = await claims();
+      const worker = await startWorker(apart ? [g, '--no-claim-next'] : [g]);
+      for (const id of ids) {
+        const r = await cli(['result', id, '--wait', '8', '--json'], { env: env() });
+        expect(JSON.parse(r.stdout).status, r.stderr).toBe('fulfilled');
+      }
+      await stopWorker(worker);
+      const made = (await claims()) - before;
+      // Chained: the first claim, the long poll after the last job's 204 (and maybe one
+      // more if it ended and began again); apart: one per job at least.
+      if (apart) expect(made).toBeGreaterThanOrEqual(6);
+      else expect(made).toBeLessThanOrEqual(3);
+    }
   });
 
   it('--concurrency N runs N jobs at the same time', async () => {

@@ -148,6 +148,19 @@ export const claimQuery = {
   },
 } as const;
 
+/**
+ * The query of POST /fulfill/:id and /fail/:id [ext] (issue 21): `next=1` claims the
+ * worker's next intent in the same request, after the outcome is recorded, with the
+ * claim's own parameters (claimQuery's, read as POST /claim reads them).
+ */
+export const outcomeQuery = {
+  type: 'object',
+  properties: {
+    ...claimQuery.properties,
+    next: { type: 'integer', enum: [0, 1] },
+  },
+} as const;
+
 // Any string: one that cannot be a live token answers 404 like any other dead token.
 const claimToken = { type: 'string' } as const;
 

@@ -21,6 +21,8 @@ export type ResultType = FromSchema<Props<typeof schemas.fulfillBody>['result_ty
 export type PublishRequest = FromSchema<typeof schemas.publishBody>;
 /** POST /claim's query string; numbers as the bus reads them. */
 export type ClaimQuery = FromSchema<typeof schemas.claimQuery>;
+/** [ext] The query of POST /fulfill/:id and /fail/:id: `next=1` and the claim's query. */
+export type OutcomeQuery = FromSchema<typeof schemas.outcomeQuery>;
 /** POST /extend_claim/:id. */
 export type ExtendRequest = FromSchema<typeof schemas.extendBody>;
 /** POST /fulfill/:id. */

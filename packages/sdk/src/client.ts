@@ -14,6 +14,7 @@ import type {
   AdminIntent,
   ClaimQuery,
   ClaimedIntent,
+  OutcomeQuery,
   CleanupCounts,
   DeadLetter,
   ExtendRequest,
@@ -140,6 +141,29 @@ export interface ClaimOutcome {
 }
 
 /** Everything about an intent (§6), with the exact texts of its payload and result. */
+/**
+ * [ext] The answer of a fulfil or fail that also claimed the worker's next intent
+ * (`fulfillAndClaim`, `failAndClaim`; PROTOCOL.md, issue 21).
+ */
+export interface OutcomeAndClaim {
+  /**
+   * The outcome recorded: the intent's status after it (`open` or `dead` after a fail;
+   * null when the bus's X-Intent-Done did not reach the client, a proxy having dropped it).
+   */
+  done: { id: string; status: 'fulfilled' | 'open' | 'dead' | null };
+  /**
+   * The claim made in the same request, answered as `claimOutcome` answers. Null when no
+   * claim was made after the outcome: a bus without the extension (a 2.1 bus answers the
+   * outcome only, `supported` false), or the claim failed after the outcome was recorded
+   * (`claimError`). Either way, claim as usual.
+   */
+  next: ClaimOutcome | null;
+  /** False when the bus answered the outcome only: it does not know `next`. */
+  supported: boolean;
+  /** The bus's error for the claim, when it failed after the outcome was recorded. */
+  claimError?: IntentBusError;
+}
+
 export interface ExactAdminIntent extends AdminIntent {
   payloadText: string;
   resultText: string;
@@ -210,8 +234,11 @@ interface RequestSpec {
   retry?: boolean;
   /** 404 here means the claim token is dead. */
   leaseRoute?: boolean;
-  /** An error status to hand back as an answer instead of throwing (health's 503). */
-  answer?: (status: number, body: unknown) => boolean;
+  /**
+   * An error status to hand back as an answer instead of throwing (health's 503; an error
+   * after the outcome of a fulfil?next=1 was recorded, which says so in a header).
+   */
+  answer?: (status: number, body: unknown, headers: Headers) => boolean;
   /** Extra time the bus may hold the request (long polls). */
   holdSeconds?: number;
   signal?: AbortSignal;
@@ -297,6 +324,91 @@ async function* readRecords(res: Response): AsyncGenerator<StreamRecord> {
 /** The exact text of a member of an answer (JSON null when it has none). */
 const memberText = (a: Answer, key: string): string => rawMember(a.text, key) ?? 'null';
 
+/** The query, headers and hold of a claim (POST /claim, or a fulfil's `next=1`). */
+function claimParts(options: ClaimOptions): Pick<RequestSpec, 'query' | 'headers' | 'holdSeconds'> {
+  const headers: Record<string, string> = {};
+  if (options.workerId) headers['X-Worker-ID'] = options.workerId;
+  if (options.capabilities?.length)
+    headers['X-Worker-Capabilities'] = options.capabilities.join(',');
+  return {
+    query: {
+      goal: options.goal,
+      namespace: options.namespace ?? 'default',
+      publisher: options.publisher,
+      wait: options.waitSeconds || undefined,
+    } satisfies ClaimQuery,
+    headers,
+    holdSeconds: options.waitSeconds ?? 0,
+  };
+}
+
+/** A claim's answer: 200 with the intent, or 204 (Retry-After, a worker command). */
+function claimAnswer(a: Answer): ClaimOutcome {
+  if (a.status === 204) {
+    const retryAfter = Number(a.headers.get('retry-after') ?? '1');
+    const told = a.headers.get('x-intent-worker-command');
+    return {
+      intent: null,
+      retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 1,
+      command: told === 'quiet' || told === 'stop' ? told : null,
+    };
+  }
+  const intent = { ...(a.body as ClaimedIntent), payloadText: memberText(a, 'payload') };
+  return { intent, retryAfterSeconds: 0, command: null };
+}
+
+function failSpec(id: string, claimToken: string, error: string | undefined): RequestSpec {
+  const body: FailRequest = { claim_token: claimToken };
+  if (error !== undefined) body.error = error;
+  return { method: 'POST', path: `/fail/${encodeURIComponent(id)}`, body, leaseRoute: true };
+}
+
+/** The header in which a bus with the extension tells a recorded outcome: `<id> <status>`. */
+const DONE_HEADER = 'x-intent-done';
+
+/**
+ * An outcome's request with `next=1` and the claim's query and headers. An error after the
+ * outcome was recorded (it carries the header) is handed back, not thrown: the outcome stands.
+ */
+function withNext(spec: RequestSpec, claim: ClaimOptions): RequestSpec {
+  const parts = claimParts(claim);
+  return {
+    ...spec,
+    query: { ...parts.query, next: 1 } satisfies OutcomeQuery,
+    headers: { ...spec.headers, ...parts.headers },
+    holdSeconds: parts.holdSeconds,
+    signal: claim.signal,
+    answer: (_status, _body, headers) => headers.has(DONE_HEADER),
+  };
+}
+
+function outcomeAndClaim(a: Answer, id: string, fulfilled: boolean): OutcomeAndClaim {
+  const told = a.headers.get(DONE_HEADER);
+  const claimed =
+    a.status === 204 ||
+    typeof (a.body as { claim_token?: unknown } | null)?.claim_token === 'string';
+  if (told === null && !claimed) {
+    // A bus that does not know `next` (a 2.1 bus ignores it): the plain outcome answer.
+    const plain = a.body as { id: string; status: 'fulfilled' | 'open' | 'dead' };
+    return { done: { id: plain.id, status: plain.status }, next: null, supported: false };
+  }
+  // A claim's answer without the header (a proxy dropped it): the outcome was recorded, a
+  // fulfil's is `fulfilled`, a fail's not told.
+  const space = told?.lastIndexOf(' ') ?? -1;
+  const done: OutcomeAndClaim['done'] =
+    told === null || space < 0
+      ? { id, status: fulfilled ? 'fulfilled' : null }
+      : {
+          id: told.slice(0, space),
+          status: told.slice(space + 1) as NonNullable<OutcomeAndClaim['done']['status']>,
+        };
+  if (a.status >= 400) {
+    const claimError = errorFromResponse(a.status, a.body, a.headers.get('retry-after'), false);
+    return { done, next: null, supported: true, claimError };
+  }
+  return { done, next: claimAnswer(a), supported: true };
+}
+
 const encoder = new TextEncoder();
 /** Resolves after `ms`, or at once when `signal` aborts. */
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -371,34 +483,13 @@ export class IntentClient {
   }
 
   async claimOutcome(options: ClaimOptions = {}): Promise<ClaimOutcome> {
-    const headers: Record<string, string> = {};
-    if (options.workerId) headers['X-Worker-ID'] = options.workerId;
-    if (options.capabilities?.length)
-      headers['X-Worker-Capabilities'] = options.capabilities.join(',');
     const a = await this.request({
       method: 'POST',
       path: '/claim',
-      query: {
-        goal: options.goal,
-        namespace: options.namespace ?? 'default',
-        publisher: options.publisher,
-        wait: options.waitSeconds || undefined,
-      } satisfies ClaimQuery,
-      headers,
-      holdSeconds: options.waitSeconds ?? 0,
+      ...claimParts(options),
       signal: options.signal,
     });
-    if (a.status === 204) {
-      const retryAfter = Number(a.headers.get('retry-after') ?? '1');
-      const told = a.headers.get('x-intent-worker-command');
-      return {
-        intent: null,
-        retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 1,
-        command: told === 'quiet' || told === 'stop' ? told : null,
-      };
-    }
-    const intent = { ...(a.body as ClaimedIntent), payloadText: memberText(a, 'payload') };
-    return { intent, retryAfterSeconds: 0, command: null };
+    return claimAnswer(a);
   }
 
   /** Extends a live claim to now + seconds (10-3600). Throws LeaseLostError when it is gone. */
@@ -540,20 +631,52 @@ export class IntentClient {
     result?: unknown,
     options: FulfillOptions = {},
   ): Promise<{ ok: true; id: string; status: 'fulfilled' }> {
+    const a = await this.request(this.fulfillSpec(id, claimToken, result, options));
+    return a.body as { ok: true; id: string; status: 'fulfilled' };
+  }
+
+  /**
+   * [ext] Fulfils a claimed intent and claims the worker's next one in the same request
+   * (`POST /fulfill/<id>?next=1`, issue 21): the fulfil is recorded first, then the claim
+   * made with `claim` (its filters, worker, capabilities and wait). A lost lease throws
+   * LeaseLostError, and nothing was claimed. A bus without the extension fulfils and
+   * answers as usual: `next` null and `supported` false. A `claim.signal` aborts the whole
+   * request, after which the fulfil may or may not have been recorded (the runtime passes
+   * none, and no wait).
+   */
+  async fulfillAndClaim(
+    id: string,
+    claimToken: string,
+    result: unknown,
+    claim: ClaimOptions,
+    options: FulfillOptions = {},
+  ): Promise<OutcomeAndClaim> {
+    return outcomeAndClaim(
+      await this.request(withNext(this.fulfillSpec(id, claimToken, result, options), claim)),
+      id,
+      true,
+    );
+  }
+
+  private fulfillSpec(
+    id: string,
+    claimToken: string,
+    result: unknown,
+    options: FulfillOptions,
+  ): RequestSpec {
     const resultText = exactText('result', result, 'resultText', options.resultText);
     const body: FulfillRequest = {
       claim_token: claimToken,
       result_type: options.resultType ?? 'json',
     };
     if (resultText === undefined && result !== undefined) body.result = result;
-    const a = await this.request({
+    return {
       method: 'POST',
       path: `/fulfill/${encodeURIComponent(id)}`,
       body,
       raw: resultText === undefined ? undefined : { result: resultText },
       leaseRoute: true,
-    });
-    return a.body as { ok: true; id: string; status: 'fulfilled' };
+    };
   }
 
   async fail(
@@ -561,15 +684,26 @@ export class IntentClient {
     claimToken: string,
     error?: string,
   ): Promise<{ ok: true; id: string; status: 'open' | 'dead' }> {
-    const body: FailRequest = { claim_token: claimToken };
-    if (error !== undefined) body.error = error;
-    const a = await this.request({
-      method: 'POST',
-      path: `/fail/${encodeURIComponent(id)}`,
-      body,
-      leaseRoute: true,
-    });
+    const a = await this.request(failSpec(id, claimToken, error));
     return a.body as { ok: true; id: string; status: 'open' | 'dead' };
+  }
+
+  /**
+   * [ext] Fails a claimed intent and claims the worker's next one in the same request
+   * (`POST /fail/<id>?next=1`), as `fulfillAndClaim` does; `done.status` says whether the
+   * failed intent will be tried again (`open`) or is `dead`.
+   */
+  async failAndClaim(
+    id: string,
+    claimToken: string,
+    error: string | undefined,
+    claim: ClaimOptions,
+  ): Promise<OutcomeAndClaim> {
+    return outcomeAndClaim(
+      await this.request(withNext(failSpec(id, claimToken, error), claim)),
+      id,
+      false,
+    );
   }
 
   /**
@@ -758,7 +892,7 @@ export class IntentClient {
         body = text;
       }
     }
-    if (res.status >= 400 && !spec.answer?.(res.status, body)) {
+    if (res.status >= 400 && !spec.answer?.(res.status, body, res.headers)) {
       throw errorFromResponse(
         res.status,
         body,

@@ -9,6 +9,7 @@ export {
   type PublishOptions,
   type ClaimOptions,
   type ClaimOutcome,
+  type OutcomeAndClaim,
   type FulfillOptions,
   type ExactClaimedIntent,
   type ExactResultObject,

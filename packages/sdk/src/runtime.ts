@@ -1,6 +1,7 @@
 /**
  * WorkerRuntime: turns a handler into a worker. Each of `concurrency` loops long-polls a
- * claim, runs the handler, and fulfils with its return value or fails with its error.
+ * claim, runs the handler, and fulfils with its return value or fails with its error; on a
+ * bus with the extension, that same request claims the loop's next job (`next=1`).
  * While a handler runs longer than half its lease, the lease is extended. A lost lease is
  * logged and never retried. On abort (or SIGINT / SIGTERM in Node) it stops claiming and
  * lets jobs in flight finish, up to a grace period. When the bus is unreachable it backs
@@ -12,8 +13,11 @@
 import type { ProgressResponse } from '../../protocol/src/types.js';
 import {
   sleep,
+  type ClaimOptions,
+  type ClaimOutcome,
   type ExactClaimedIntent,
   type IntentClient,
+  type OutcomeAndClaim,
   type ProgressReport,
 } from './client.js';
 import { JsonText } from './json-text.js';
@@ -60,6 +64,13 @@ export interface WorkerRuntimeOptions {
   /** Jobs run at once (default 1). */
   concurrency?: number;
   logger?: RuntimeLogger;
+  /**
+   * [ext] Report a job's outcome and claim that slot's next job in one request
+   * (`fulfil?next=1`, issue 21): one request per job instead of two while there is work.
+   * Default true. A bus without the extension answers the outcome only; the runtime then
+   * claims apart, and asks no more. False: always two requests.
+   */
+  claimNext?: boolean;
 }
 
 export interface ListenOptions {
@@ -109,11 +120,14 @@ export class WorkerRuntime {
   private readonly client: IntentClient;
   private readonly log: RuntimeLogger;
   private readonly concurrency: number;
+  /** Whether outcomes claim the next job (off by the option, or when the bus ignores it). */
+  private claimNext: boolean;
 
   constructor(private readonly options: WorkerRuntimeOptions) {
     this.client = options.client;
     this.log = options.logger ?? silent;
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
+    this.claimNext = options.claimNext ?? true;
   }
 
   /** Runs until stopped; resolves once jobs in flight have finished (or the grace ran out). */
@@ -160,27 +174,46 @@ export class WorkerRuntime {
       quiet = command === 'quiet';
     };
 
+    const claimOptions = (waitSeconds: number): ClaimOptions => ({
+      goal: o.goal,
+      namespace: o.namespace,
+      publisher: o.publisher,
+      workerId: this.options.workerId,
+      capabilities: this.options.capabilities,
+      waitSeconds,
+    });
+    // [ext] The claim an outcome makes for its slot, when the slot wants another job: not
+    // after `once`, nor while stopping or quiet. It does not wait (wait=0), so that a stop
+    // never cuts a request whose outcome the bus has recorded; a 204 sends the slot back
+    // to the long poll below.
+    const nextClaim = (): ClaimOptions | null =>
+      this.claimNext && !o.once && !stopping.signal.aborted && !quiet ? claimOptions(0) : null;
+
     const loop = async (): Promise<void> => {
       let failures = 0;
-      while (!stopping.signal.aborted) {
+      // What the last outcome's request claimed for this slot: its job runs even when a stop
+      // came meanwhile (it is in flight), like a claim answered just before the stop.
+      let pending: ClaimOutcome | null = null;
+      while (!stopping.signal.aborted || pending?.intent) {
         let job: ExactClaimedIntent | null;
         try {
-          const out = await this.client.claimOutcome({
-            goal: o.goal,
-            namespace: o.namespace,
-            publisher: o.publisher,
-            workerId: this.options.workerId,
-            capabilities: this.options.capabilities,
-            // A quiet worker only asks whether it may resume: it does not hold a long poll.
-            waitSeconds: quiet ? 0 : Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25)),
-            signal: stopping.signal,
-          });
+          const chained = pending !== null;
+          const out =
+            pending ??
+            (await this.client.claimOutcome({
+              // A quiet worker only asks whether it may resume: it does not hold a long poll.
+              ...claimOptions(quiet ? 0 : Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25))),
+              signal: stopping.signal,
+            }));
+          pending = null;
           failures = 0;
           job = out.intent;
           told(job ? null : out.command);
           if (out.command === 'stop') return;
           if (!job) {
             if (o.once) return halt();
+            // Nothing came with the outcome: the long poll takes over at once.
+            if (chained && !out.command) continue;
             const pause = quiet
               ? Math.max(QUIET_POLL_SECONDS, out.retryAfterSeconds)
               : out.retryAfterSeconds;
@@ -208,7 +241,7 @@ export class WorkerRuntime {
         }
         summary.claimed++;
         if (o.once) stopping.abort(); // no other loop may claim
-        await this.run(job, o.handler, hardStop.signal, summary);
+        pending = await this.run(job, o.handler, hardStop.signal, summary, nextClaim);
       }
     };
 
@@ -226,13 +259,17 @@ export class WorkerRuntime {
     return summary;
   }
 
-  /** Runs one job with lease extension, then reports its outcome. */
+  /**
+   * Runs one job with lease extension, then reports its outcome; with `nextClaim` giving a
+   * claim, in the same request, and hands back what that claim answered (else null).
+   */
   private async run(
     claimed: ExactClaimedIntent,
     handler: Handler,
     hardStop: AbortSignal,
     summary: ListenSummary,
-  ): Promise<void> {
+    nextClaim: () => ClaimOptions | null,
+  ): Promise<ClaimOutcome | null> {
     const lease = new AbortController();
     const signal = AbortSignal.any([hardStop, lease.signal]);
     // Extend by a whole lease (10-3600 s, the bus's range), for as long as the handler runs,
@@ -283,7 +320,7 @@ export class WorkerRuntime {
     }
     if (lease.signal.aborted) {
       summary.leaseLost++;
-      return;
+      return null;
     }
     if (outcome.ok && !(outcome.value instanceof TextResult || outcome.value instanceof JsonText)) {
       // A value JSON cannot carry (a BigInt, a cycle) fails the job instead of stalling it.
@@ -296,22 +333,32 @@ export class WorkerRuntime {
         };
       }
     }
+    const next = nextClaim();
     try {
       if (outcome.ok) {
         const v = outcome.value;
-        if (v instanceof TextResult) {
-          await this.client.fulfill(claimed.id, claimed.claim_token, v.text, {
-            resultType: 'text',
-          });
-        } else {
-          await this.client.fulfill(claimed.id, claimed.claim_token, v === undefined ? null : v);
-        }
+        const [result, options] =
+          v instanceof TextResult
+            ? [v.text, { resultType: 'text' as const }]
+            : [v === undefined ? null : v, {}];
+        const chained = next
+          ? await this.client.fulfillAndClaim(
+              claimed.id,
+              claimed.claim_token,
+              result,
+              next,
+              options,
+            )
+          : (await this.client.fulfill(claimed.id, claimed.claim_token, result, options), null);
         summary.fulfilled++;
-      } else {
-        await this.client.fail(claimed.id, claimed.claim_token, outcome.error);
-        summary.failed++;
-        this.log.warn('job failed', { id: claimed.id, error: outcome.error });
+        return this.nextOf(chained);
       }
+      const chained = next
+        ? await this.client.failAndClaim(claimed.id, claimed.claim_token, outcome.error, next)
+        : (await this.client.fail(claimed.id, claimed.claim_token, outcome.error), null);
+      summary.failed++;
+      this.log.warn('job failed', { id: claimed.id, error: outcome.error });
+      return this.nextOf(chained);
     } catch (err) {
       if (err instanceof LeaseLostError) {
         summary.leaseLost++;
@@ -321,6 +368,16 @@ export class WorkerRuntime {
       } else if (err instanceof IntentBusError) {
         this.log.error('could not report the outcome', { id: claimed.id, error: err.message });
       } else throw err;
+      return null;
     }
+  }
+
+  /** What an outcome's request claimed; a bus that ignored `next` is not asked again. */
+  private nextOf(chained: OutcomeAndClaim | null): ClaimOutcome | null {
+    if (chained && !chained.supported && this.claimNext) {
+      this.claimNext = false;
+      this.log.info('the bus does not claim with an outcome (next=1): claiming apart');
+    }
+    return chained?.next ?? null;
   }
 }

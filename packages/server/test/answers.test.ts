@@ -120,6 +120,33 @@ describe('the answer schemas', () => {
     for (const letter of letters.json) deadLetter(letter);
   });
 
+  it('hold a fulfil and a fail that claim the next intent (next=1) to claimedIntent', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const pub = await t.api('POST', '/intent', {
+        body: { goal: 'answers', payload: { i }, namespace: 'ans-next', max_attempts: 1 },
+      });
+      ids.push(pub.json.id);
+    }
+    const first = await t.api('POST', '/claim?namespace=ans-next');
+    claimedIntent(first.json);
+    const second = await t.api('POST', `/fulfill/${ids[0]}?next=1&namespace=ans-next`, {
+      body: { claim_token: first.json.claim_token, result: [1] },
+      headers: { 'x-worker-id': 'answers-next' },
+    });
+    expect(second.status).toBe(200);
+    expect(second.json.id).toBe(ids[1]);
+    claimedIntent(second.json);
+    const third = await t.api('POST', `/fail/${ids[1]}?next=1&namespace=ans-next`, {
+      body: { claim_token: second.json.claim_token, error: 'no' },
+    });
+    expect(third.status).toBe(200);
+    expect(third.headers.get('x-intent-done')).toBe(`${ids[1]} dead`);
+    claimedIntent(third.json);
+    await views(ids[0]);
+    await views(ids[1]);
+  });
+
   it('hold the keys and the schedules', async () => {
     await t.newKey('answers');
     const keys = await t.api('GET', '/admin/keys', { admin: true });

@@ -2,7 +2,8 @@
  * The fleet on several nodes (issue 18): two `serve` processes on one PostgreSQL database.
  * A worker seen by one node is listed by the other (the registry is written through to the
  * store in batches), counts seen on both add up, and a quiet given through one node reaches
- * a worker long-polling on the other within about a second.
+ * a worker long-polling on the other within about a second; a fulfil?next=1 waiting on one
+ * node is woken by a publish and by a quiet given on the other (issue 21).
  */
 import { performance } from 'node:perf_hooks';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -87,5 +88,34 @@ describe('the fleet on two PostgreSQL nodes', () => {
     }
     expect(claimed).toBe(200);
     expect((await listedBy(b, 'phone-b', (w) => w?.command === null))?.command).toBeNull();
+  });
+  it('a fulfil?next=1 waiting on A takes a job published on B; a quiet given through B ends the next (issue 21)', async () => {
+    const first = await a('POST', '/intent', { body: { goal: 'fl.next', payload: {} } });
+    const c = await a('POST', '/claim?goal=fl.next', { headers: worker('pi-next') });
+    expect(c.json.id).toBe(first.json.id);
+    const fulfilNext = (id: string, token: string) =>
+      a('POST', `/fulfill/${id}?next=1&goal=fl.next&wait=20`, {
+        headers: worker('pi-next'),
+        body: { claim_token: token },
+      });
+    const pending = fulfilNext(c.json.id, c.json.claim_token);
+    await sleep(300);
+    const second = await b('POST', '/intent', { body: { goal: 'fl.next', payload: { n: 2 } } });
+    const r = await pending;
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.id).toBe(second.json.id);
+    expect(r.headers.get('x-intent-done')).toBe(`${first.json.id} fulfilled`);
+    await listedBy(b, 'pi-next', (w) => w !== undefined);
+    const started = performance.now();
+    const waiting = fulfilNext(r.json.id, r.json.claim_token);
+    await sleep(300);
+    const q = await b('POST', '/admin/workers/pi-next/quiet', { admin: true });
+    expect(q.status, q.text).toBe(200);
+    const ended = await waiting;
+    expect(ended.status).toBe(204);
+    expect(ended.headers.get('x-intent-worker-command')).toBe('quiet');
+    expect(ended.headers.get('x-intent-done')).toBe(`${second.json.id} fulfilled`);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect((await b('POST', '/admin/workers/pi-next/resume', { admin: true })).status).toBe(200);
   });
 });

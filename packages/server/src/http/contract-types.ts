@@ -12,6 +12,7 @@ import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import type {
   AdminIntentsQuery,
   ClaimQuery,
+  OutcomeQuery,
   DeadListQuery,
   ExtendRequest,
   FailRequest,
@@ -67,6 +68,7 @@ type Props<S> = S extends { readonly properties: infer P } ? P : never;
 export type ContractHolds = [
   Holds<Same<PublishRequest, FromRequestSchema<typeof schemas.publishBody>>>,
   Holds<Same<ClaimQuery, FromRequestSchema<typeof schemas.claimQuery>>>,
+  Holds<Same<OutcomeQuery, FromRequestSchema<typeof schemas.outcomeQuery>>>,
   Holds<Same<ExtendRequest, FromRequestSchema<typeof schemas.extendBody>>>,
   Holds<Same<FulfillRequest, FromRequestSchema<typeof schemas.fulfillBody>>>,
   Holds<Same<FailRequest, FromRequestSchema<typeof schemas.failBody>>>,

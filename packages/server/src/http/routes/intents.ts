@@ -2,8 +2,14 @@
  * The worker-facing protocol: publish, claim, extend, fulfill, fail, result, status. Each
  * route parses its request, calls one operation (ops/) and answers what it returns.
  */
-import type { FastifyRequest } from 'fastify';
-import { LIMITS, schemas, type StatusObject } from '@intent-bus/protocol';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import {
+  LIMITS,
+  schemas,
+  type ClaimQuery,
+  type OutcomeQuery,
+  type StatusObject,
+} from '@intent-bus/protocol';
 import { invalid } from '../../core/errors.js';
 import { isClaimerName, parseCapabilities, type ClaimFilter } from '../../core/routing.js';
 import { claim, resolvePublisher } from '../../ops/claim.js';
@@ -19,7 +25,7 @@ import {
   tokenRef,
 } from '../../ops/intents.js';
 import { progressValues } from '../../ops/progress.js';
-import type { TokenRef } from '../../store/store.js';
+import type { IntentRow, TokenRef } from '../../store/store.js';
 import {
   ClientPresence,
   header,
@@ -35,6 +41,12 @@ import { JSON_TYPE, claimedIntent, resultObject, statusObject } from '../wire.js
 const USER_AGENT_MAX = 256;
 /** A quiet worker need not ask again sooner. */
 const COMMAND_RETRY_AFTER_SECONDS = 5;
+
+/** A claim as a request asks for it: its filter and how long it may wait (ms). */
+interface ClaimAsked {
+  filter: ClaimFilter;
+  waitMs: number;
+}
 
 export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> {
   // Request parts are typed from the route's schemas (BusApp): no casts.
@@ -57,9 +69,13 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     return reply.code(out.status).type(JSON_TYPE).send(out.body);
   });
 
-  app.post('/claim', { schema: { querystring: schemas.claimQuery } }, async (req, reply) => {
+  /**
+   * The claim a request asks for, read from its query and headers exactly as POST /claim
+   * reads them (also the `next=1` of a fulfil or fail, issue 21). Checked in full (a
+   * `publisher` this key may not name: 403) before anything happens.
+   */
+  const claimOf = async (req: FastifyRequest, q: ClaimQuery): Promise<ClaimAsked> => {
     const p = principalOf(req);
-    const q = req.query;
     // An empty header or parameter is no worker id.
     const workerId = header(req, 'x-worker-id') || q.worker_id || null;
     if (workerId != null && !isClaimerName(workerId)) {
@@ -88,8 +104,17 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
       workerId,
       capabilities,
     };
-    const waitMs = Math.round((q.wait ?? 0) * 1000);
-    const out = await claim(ctx, p, filter, waitMs, new ClientPresence(reply), seenOf(req));
+    return { filter, waitMs: Math.round((q.wait ?? 0) * 1000) };
+  };
+
+  /** Claims what `asked` says and answers it as POST /claim does: 200, or 204. */
+  const claimAndReply = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    asked: ClaimAsked,
+    client: ClientPresence,
+  ): Promise<FastifyReply> => {
+    const out = await claim(ctx, principalOf(req), asked.filter, asked.waitMs, client, seenOf(req));
     if (out.kind === 'command') {
       // [ext] issue 18: a quiet or stopping worker is told so, and claims nothing.
       return reply
@@ -105,7 +130,35 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
       return reply.code(204).header('Retry-After', String(after)).send();
     }
     return reply.type(JSON_TYPE).send(claimedIntent(out.row, ctx.config.claimTimeoutSeconds));
+  };
+
+  app.post('/claim', { schema: { querystring: schemas.claimQuery } }, async (req, reply) => {
+    const client = new ClientPresence(reply);
+    return claimAndReply(req, reply, await claimOf(req, req.query), client);
   });
+
+  /**
+   * [ext] issue 21: a fulfil or fail with `next=1` claims the worker's next intent in the
+   * same request. The outcome is recorded (committed) first, exactly as without `next`,
+   * and told in X-Intent-Done (`<id> <status>`), on every answer after it, errors
+   * included; the claim's answer follows. Without `next`, the plain answer of 2.1.
+   */
+  const withNext = async (
+    req: FastifyRequest & { query: OutcomeQuery },
+    reply: FastifyReply,
+    record: () => Promise<IntentRow>,
+  ): Promise<FastifyReply | { ok: true; id: string; status: string }> => {
+    if (req.query.next !== 1) {
+      const row = await record();
+      return { ok: true, id: row.id, status: row.status };
+    }
+    // Watched from the start, as on /claim: a client gone before the claim gets no intent.
+    const client = new ClientPresence(reply);
+    const asked = await claimOf(req, req.query);
+    const row = await record();
+    reply.header('X-Intent-Done', `${row.id} ${row.status}`);
+    return claimAndReply(req, reply, asked, client);
+  };
 
   app.post(
     '/extend_claim/:id',
@@ -124,30 +177,39 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
 
   app.post(
     '/fulfill/:id',
-    { schema: { params: schemas.intentIdParams, body: schemas.fulfillBody } },
-    async (req) => {
-      const body = req.body;
-      const row = await fulfil(
-        ctx,
-        refOf(req),
-        {
-          result: body.result,
-          resultText: rawBodyMember(req, 'result'),
-          resultType: body.result_type,
-        },
-        seenOf(req),
-      );
-      return { ok: true, id: row.id, status: 'fulfilled' };
+    {
+      schema: {
+        params: schemas.intentIdParams,
+        querystring: schemas.outcomeQuery,
+        body: schemas.fulfillBody,
+      },
     },
+    async (req, reply) =>
+      withNext(req, reply, () =>
+        fulfil(
+          ctx,
+          refOf(req),
+          {
+            result: req.body.result,
+            resultText: rawBodyMember(req, 'result'),
+            resultType: req.body.result_type,
+          },
+          seenOf(req),
+        ),
+      ),
   );
 
   app.post(
     '/fail/:id',
-    { schema: { params: schemas.intentIdParams, body: schemas.failBody } },
-    async (req) => {
-      const row = await fail(ctx, refOf(req), req.body.error, seenOf(req));
-      return { ok: true, id: row.id, status: row.status };
+    {
+      schema: {
+        params: schemas.intentIdParams,
+        querystring: schemas.outcomeQuery,
+        body: schemas.failBody,
+      },
     },
+    async (req, reply) =>
+      withNext(req, reply, () => fail(ctx, refOf(req), req.body.error, seenOf(req))),
   );
 
   app.get(
