@@ -90,7 +90,9 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
       capabilities,
     };
     const waitMs = Math.round((q.wait ?? 0) * 1000);
-    const out = await claim(ctx, p, filter, waitMs, new ClientPresence(reply), seenOf(req));
+    // [ext] issue 21: `max` claims up to that many, answered as an array.
+    const max = q.max ?? 1;
+    const out = await claim(ctx, p, filter, waitMs, new ClientPresence(reply), seenOf(req), max);
     if (out.kind === 'command') {
       // [ext] issue 18: a quiet or stopping worker is told so, and claims nothing.
       return reply
@@ -105,7 +107,12 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
       const after = ms == null ? 1 : Math.max(1, Math.ceil(ms / 1000));
       return reply.code(204).header('Retry-After', String(after)).send();
     }
-    return reply.type(JSON_TYPE).send(claimedIntent(out.row, ctx.config.claimTimeoutSeconds));
+    const lease = ctx.config.claimTimeoutSeconds;
+    if (q.max !== undefined) {
+      const all = (out.rows ?? [out.row]).map((row) => claimedIntent(row, lease));
+      return reply.type(JSON_TYPE).send(`[${all.join(',')}]`);
+    }
+    return reply.type(JSON_TYPE).send(claimedIntent(out.row, lease));
   });
 
   app.post(
