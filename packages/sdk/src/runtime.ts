@@ -1,6 +1,7 @@
 /**
- * WorkerRuntime: turns a handler into a worker. Each of `concurrency` loops long-polls a
- * claim, runs the handler, and fulfils with its return value or fails with its error.
+ * WorkerRuntime: turns a handler into a worker. It long-polls a claim for its free slots
+ * (`concurrency` jobs at once; with k > 1 free, one claim of up to k [ext]), runs the
+ * handler of each job, and fulfils with its return value or fails with its error.
  * While a handler runs longer than half its lease, the lease is extended. A lost lease is
  * logged and never retried. On abort (or SIGINT / SIGTERM in Node) it stops claiming and
  * lets jobs in flight finish, up to a grace period. When the bus is unreachable it backs
@@ -160,26 +161,66 @@ export class WorkerRuntime {
       quiet = command === 'quiet';
     };
 
-    const loop = async (): Promise<void> => {
+    // The free slots: `concurrency` jobs at once (one with `once`: a single claim). With k > 1
+    // free the claim asks for up to k [ext] (issue 21); a bus without batches answers one.
+    let free = o.once ? 1 : this.concurrency;
+    const running = new Set<Promise<void>>();
+    let crashed: { err: unknown } | null = null;
+    let slotFreed: (() => void) | null = null;
+    const aSlotOrStop = (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          stopping.signal.removeEventListener('abort', done);
+          slotFreed = null;
+          resolve();
+        };
+        slotFreed = done;
+        stopping.signal.addEventListener('abort', done, { once: true });
+      });
+    const claimJobs = async (
+      k: number,
+      waitSeconds: number,
+    ): Promise<{
+      jobs: ExactClaimedIntent[];
+      retryAfterSeconds: number;
+      command: 'quiet' | 'stop' | null;
+    }> => {
+      const options = {
+        goal: o.goal,
+        namespace: o.namespace,
+        publisher: o.publisher,
+        workerId: this.options.workerId,
+        capabilities: this.options.capabilities,
+        waitSeconds,
+        signal: stopping.signal,
+      };
+      if (k > 1) {
+        const out = await this.client.claimManyOutcome(Math.min(k, 100), options);
+        return { ...out, jobs: out.intents };
+      }
+      const out = await this.client.claimOutcome(options);
+      return { ...out, jobs: out.intent ? [out.intent] : [] };
+    };
+
+    const claimer = async (): Promise<void> => {
       let failures = 0;
       while (!stopping.signal.aborted) {
-        let job: ExactClaimedIntent | null;
+        if (free === 0) {
+          await aSlotOrStop();
+          continue;
+        }
+        let jobs: ExactClaimedIntent[];
         try {
-          const out = await this.client.claimOutcome({
-            goal: o.goal,
-            namespace: o.namespace,
-            publisher: o.publisher,
-            workerId: this.options.workerId,
-            capabilities: this.options.capabilities,
+          const out = await claimJobs(
+            free,
             // A quiet worker only asks whether it may resume: it does not hold a long poll.
-            waitSeconds: quiet ? 0 : Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25)),
-            signal: stopping.signal,
-          });
+            quiet ? 0 : Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25)),
+          );
           failures = 0;
-          job = out.intent;
-          told(job ? null : out.command);
+          jobs = out.jobs;
+          told(jobs.length > 0 ? null : out.command);
           if (out.command === 'stop') return;
-          if (!job) {
+          if (jobs.length === 0) {
             if (o.once) return halt();
             const pause = quiet
               ? Math.max(QUIET_POLL_SECONDS, out.retryAfterSeconds)
@@ -206,15 +247,34 @@ export class WorkerRuntime {
           }
           throw err; // auth or validation: a configuration problem, not a passing one
         }
-        summary.claimed++;
-        if (o.once) stopping.abort(); // no other loop may claim
-        await this.run(job, o.handler, hardStop.signal, summary);
+        summary.claimed += jobs.length;
+        if (o.once) stopping.abort(); // no more claims
+        for (const job of jobs) {
+          free--;
+          const ran: Promise<void> = this.run(job, o.handler, hardStop.signal, summary)
+            .catch((err: unknown) => {
+              // A bug, not the bus: stop, and throw it once every job has ended.
+              crashed ??= { err };
+              halt();
+            })
+            .finally(() => {
+              free++;
+              running.delete(ran);
+              slotFreed?.();
+            });
+          running.add(ran);
+        }
       }
     };
 
     try {
-      // `once` makes one claim: more loops would claim more intents and strand their leases.
-      await Promise.all(Array.from({ length: o.once ? 1 : this.concurrency }, loop));
+      try {
+        await claimer();
+      } finally {
+        // Every job claimed runs to its end, a stop included.
+        await Promise.all(running);
+      }
+      if (crashed) throw (crashed as { err: unknown }).err;
     } finally {
       if (handleSignals) {
         proc!.off('SIGINT', stop);
