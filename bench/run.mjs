@@ -74,6 +74,9 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
   --runs N              counted runs per configuration, median quoted (default 5)
   --warmup N            runs discarded before them (default 2: the JIT is still warming during the first)
   --publishers N        publishes in flight (default 8)
+  --batch N             [ext] batches of N (1-100): publish N per POST /intents, claim
+                        up to N (POST /claim?max=N), fulfil them in one POST /fulfill
+                        (default 1: the single requests)
   --ceiling-seconds S   length of each ceiling measurement; 0 = no ceiling (default 2)
   --run-timeout S       a run still going after S seconds stops as timed out (default 300)
   --max-minutes M       no new configuration starts after M minutes (default 180)
@@ -104,6 +107,7 @@ function parseOptions(argv) {
       runs: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '2' },
       publishers: { type: 'string', default: '8' },
+      batch: { type: 'string', default: '1' },
       'ceiling-seconds': { type: 'string', default: '2' },
       'run-timeout': { type: 'string', default: '300' },
       'max-minutes': { type: 'string', default: '180' },
@@ -163,6 +167,7 @@ function parseOptions(argv) {
     runs: int('runs', 1, 100),
     warmup: int('warmup', 0, 10),
     publishers: int('publishers', 1, 256),
+    batch: int('batch', 1, 100),
     ceilingSeconds: int('ceiling-seconds', 0, 60),
     runTimeout: int('run-timeout', 1, 3600),
     maxMinutes: int('max-minutes', 1, 24 * 60),
@@ -395,8 +400,9 @@ async function main() {
                 publishInFlight: opts.publishers,
                 timeoutMs: opts.runTimeout * 1000,
                 pinned: pinning.pinned ? pinning : null,
+                batch: opts.batch,
               });
-              r.requestsPerJob = mode === 'concurrent' ? 3 : 2;
+              r.requestsPerJob = (mode === 'concurrent' ? 3 : 2) / opts.batch;
               r.ceiling = ceiling;
               nodes.forEach((bus, n) => {
                 if (!bus.alive()) {
