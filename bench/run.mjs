@@ -76,6 +76,9 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
   --publishers N        publishes in flight (default 8)
   --next                workers fulfil with ?next=1 [ext]: the fulfil claims their next job
                         (one worker request per job instead of two; issue 21)
+  --batch N             [ext] batches of N (1-100): publish N per POST /intents, claim
+                        up to N (POST /claim?max=N), fulfil them in one POST /fulfill
+                        (default 1: the single requests)
   --ceiling-seconds S   length of each ceiling measurement; 0 = no ceiling (default 2)
   --run-timeout S       a run still going after S seconds stops as timed out (default 300)
   --max-minutes M       no new configuration starts after M minutes (default 180)
@@ -107,6 +110,7 @@ function parseOptions(argv) {
       warmup: { type: 'string', default: '2' },
       publishers: { type: 'string', default: '8' },
       next: { type: 'boolean', default: false },
+      batch: { type: 'string', default: '1' },
       'ceiling-seconds': { type: 'string', default: '2' },
       'run-timeout': { type: 'string', default: '300' },
       'max-minutes': { type: 'string', default: '180' },
@@ -152,6 +156,9 @@ function parseOptions(argv) {
   if (values['pg-options'] != null && values.store !== 'postgres') {
     throw new Error('--pg-options: only with --store postgres');
   }
+  if (values.next && values.batch !== '1') {
+    throw new Error('--next: not with --batch (a batch fulfil claims nothing)');
+  }
   return {
     profiles,
     modes,
@@ -167,6 +174,7 @@ function parseOptions(argv) {
     warmup: int('warmup', 0, 10),
     publishers: int('publishers', 1, 256),
     next: values.next,
+    batch: int('batch', 1, 100),
     ceilingSeconds: int('ceiling-seconds', 0, 60),
     runTimeout: int('run-timeout', 1, 3600),
     maxMinutes: int('max-minutes', 1, 24 * 60),
@@ -401,8 +409,10 @@ async function main() {
                 timeoutMs: opts.runTimeout * 1000,
                 pinned: pinning.pinned ? pinning : null,
                 next: opts.next,
+                batch: opts.batch,
               });
-              r.requestsPerJob = (mode === 'concurrent' ? 3 : 2) - (opts.next ? 1 : 0);
+              r.requestsPerJob =
+                ((mode === 'concurrent' ? 3 : 2) - (opts.next ? 1 : 0)) / opts.batch;
               r.ceiling = ceiling;
               nodes.forEach((bus, n) => {
                 if (!bus.alive()) {

@@ -162,6 +162,8 @@ function costMeter(serverPids, pinned, pg = null) {
  * claims the worker's next job (fulfil?next=1 with the claim's query, issue 21), so a job
  * costs one worker request instead of two. Several nodes (`urls`,
  * `serverPids`): worker w talks to node w mod N only, publish n goes to node n mod N.
+ * `batch` > 1 [ext] (issue 21): publishes go `batch` at a time (POST /intents), a worker
+ * claims up to `batch` (POST /claim?max=) and fulfils them in one request (POST /fulfill).
  */
 export async function runJobs({
   url,
@@ -179,6 +181,7 @@ export async function runJobs({
   timeoutMs,
   pinned,
   next = false,
+  batch = 1,
 }) {
   const keepAlive = { ...POOL_OPTIONS };
   const N = urls.length;
@@ -278,8 +281,55 @@ export async function runJobs({
       }
     }
   }
+  // [ext] A batch of publishes: `batch` job numbers, one request, each item's answer.
+  async function publishBatchLane() {
+    while (!stopped) {
+      const n0 = nextJob;
+      if (n0 >= jobs) return;
+      const k = Math.min(batch, jobs - n0);
+      nextJob += k;
+      const items = [];
+      for (let n = n0; n < n0 + k; n++) items.push(`{"goal":${goalJson},"payload":{"n":${n}}}`);
+      const node = ((n0 / batch) % N) | 0;
+      const t0 = performance.now();
+      let res;
+      try {
+        res = await call(pubPools[node], 'POST', '/intents', pubHeaders, `{"intents":[${items}]}`);
+      } catch (err) {
+        if (stopped) return;
+        error('publish', netKind(err));
+        continue;
+      }
+      const t1 = performance.now();
+      if (timing) {
+        windowRequests++;
+        nodeRequests[node]++;
+      }
+      if (res.status !== 200) {
+        error('publish', res.status);
+        if (res.status === 503 || res.status === 429) await sleep(res.retryAfterMs(100));
+        continue;
+      }
+      publishMs.push(t1 - t0);
+      for (const r of JSON.parse(res.text()).results) {
+        if (r.status !== 201) {
+          error('publish item', r.status);
+          continue;
+        }
+        const id = r.body.id;
+        sentAt.set(id, t0);
+        const done = fulfilledAt.get(id);
+        if (done !== undefined) {
+          matched++;
+          if (done > lastFulfil) lastFulfil = done;
+        }
+      }
+    }
+  }
   const publishAll = () =>
-    Promise.all(Array.from({ length: publishInFlight }, publishLane)).then(() => {
+    Promise.all(
+      Array.from({ length: publishInFlight }, batch > 1 ? publishBatchLane : publishLane),
+    ).then(() => {
       publishDone = true;
       checkDone();
     });
@@ -373,6 +423,87 @@ export async function runJobs({
     }
   }
 
+  // [ext] A worker of batches: claims up to `batch`, fulfils them all in one request.
+  const claimManyPath = `${claimPath}&max=${batch}`;
+  async function batchWorker(w) {
+    const headers = { 'x-api-key': key, 'x-worker-id': `bench-${w}` };
+    const fulHeaders = { ...headers, 'content-type': 'application/json' };
+    const node = w % N;
+    const workPool = workPools[node];
+    while (!stopped) {
+      const t0 = performance.now();
+      let res;
+      try {
+        res = await call(workPool, 'POST', claimManyPath, headers, null);
+      } catch (err) {
+        if (stopped) return;
+        error('claim', netKind(err));
+        await sleep(100);
+        continue;
+      }
+      const t1 = performance.now();
+      if (timing) {
+        windowRequests++;
+        nodeRequests[node]++;
+      }
+      if (res.status === 204) {
+        claims204++;
+        await sleep(res.retryAfterMs(1000));
+        continue;
+      }
+      if (res.status !== 200) {
+        error('claim', res.status);
+        await sleep(res.retryAfterMs(100));
+        continue;
+      }
+      claimMs.push(t1 - t0);
+      const claims = JSON.parse(res.text());
+      for (const c of claims) {
+        if (claimedIds.has(c.id)) reclaims++;
+        else claimedIds.add(c.id);
+      }
+      const items = claims.map(
+        (c) =>
+          `{"id":"${c.id}","claim_token":"${c.claim_token}","result":"ok","result_type":"text"}`,
+      );
+      try {
+        res = await call(workPool, 'POST', '/fulfill', fulHeaders, `{"items":[${items}]}`);
+      } catch (err) {
+        if (stopped) return;
+        error('fulfill', netKind(err));
+        continue;
+      }
+      const t2 = performance.now();
+      if (timing) {
+        windowRequests++;
+        nodeRequests[node]++;
+      }
+      if (res.status !== 200) {
+        error('fulfill', res.status);
+        continue;
+      }
+      fulfilMs.push(t2 - t1);
+      JSON.parse(res.text()).results.forEach((r, i) => {
+        const id = claims[i].id;
+        if (r.status !== 200) {
+          if (r.status === 404) duplicates++;
+          error('fulfill item', r.status);
+          return;
+        }
+        if (fulfilledAt.has(id)) {
+          duplicates++;
+          return;
+        }
+        fulfilledAt.set(id, t2);
+        if (sentAt.has(id)) {
+          matched++;
+          lastFulfil = t2;
+        }
+      });
+      checkDone();
+    }
+  }
+
   const meter = costMeter(serverPids, pinned, pg);
   const peakReset = serverPids.map(resetPeakRss).every(Boolean);
   const timeout = setTimeout(() => stop('timeout'), timeoutMs);
@@ -388,7 +519,7 @@ export async function runJobs({
     meter.begin();
     const windowStart = performance.now();
     if (mode === 'concurrent') lanes.push(publishAll());
-    for (let w = 0; w < workers; w++) lanes.push(worker(w));
+    for (let w = 0; w < workers; w++) lanes.push(batch > 1 ? batchWorker(w) : worker(w));
     if (!stopped) checkDone();
     await finished;
     const windowEnd = stopReason === 'done' ? Math.max(lastFulfil, windowStart) : performance.now();

@@ -5,6 +5,7 @@
  * JSON argument is checked and sent as typed, and what is printed is the text the bus sent.
  */
 import { followProgress } from './follow.js';
+import { publishFile } from './publish-file.js';
 import type { ParseArgsConfig } from 'node:util';
 import {
   IntentClient,
@@ -295,6 +296,7 @@ export const publish: Command = {
   usage: `intent-bus publish GOAL PAYLOAD [-n NS] [--priority N] [--delay S] [--public]
                    [--target ID] [--capability C] [--max-attempts N] [--backoff-base S]
                    [--ttl S] [--idempotency-key K] [--wait [--follow]] [--wait-timeout S]
+       intent-bus publish --file JOBS.jsonl [-n NS]
 
   PAYLOAD          the job's input as JSON: '{"path":"/data"}', '"text"', 42; sent as
                    typed, every number exact. A negative number goes last, after --:
@@ -302,7 +304,11 @@ export const publish: Command = {
   --wait           block until the job is fulfilled or dead and print its result
                    (exit 0 fulfilled, 1 dead, 3 still running after --wait-timeout)
   --follow         with --wait: print the job's progress lines (stderr) as they come
-  --wait-timeout   seconds --wait may last (default: no limit)`,
+  --wait-timeout   seconds --wait may last (default: no limit)
+  --file PATH      publish every line of PATH (- for stdin), one publish body per line
+                   ({"goal": …, "payload": …, "idempotency_key": …}), in batches of
+                   up to 1,000; prints each bad line with its number and a summary
+                   (exit 1 when any line failed; in JSON mode, each line's outcome)`,
   options: {
     namespace: { type: 'string', short: 'n' },
     priority: { type: 'string' },
@@ -317,8 +323,10 @@ export const publish: Command = {
     wait: { type: 'boolean' },
     follow: { type: 'boolean' },
     'wait-timeout': { type: 'string' },
+    file: { type: 'string' },
   },
   async run(ctx) {
+    if (ctx.values.file !== undefined) return publishFile(ctx, ctx.values.file as string);
     const [goal, json] = need(ctx, 2, 'GOAL and PAYLOAD');
     if (ctx.values.follow && !ctx.values.wait) throw new UsageError('--follow goes with --wait');
     const v = ctx.values;

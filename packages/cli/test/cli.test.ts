@@ -65,6 +65,7 @@ const EXERCISED: Record<string, string[]> = {
     '--maintenance-mode',
     '--claim-timeout-seconds',
     '--max-body-bytes',
+    '--max-batch-body-bytes',
     '--rate-limit-per-minute',
     '--max-open-per-key',
     '--cleanup-interval-seconds',
@@ -98,6 +99,7 @@ const EXERCISED: Record<string, string[]> = {
     '--wait',
     '--follow',
     '--wait-timeout',
+    '--file',
   ],
   listen: [
     '-n',
@@ -630,6 +632,56 @@ describe('publish', () => {
     expect(end.code).toBe(1);
     expect(end.stdout).toMatch(/status: +dead/);
     expect(end.stdout).toContain('error:     exit 1');
+  });
+});
+
+describe('publish --file', () => {
+  it('publishes every line in batches of 1,000, exactly, and reports bad lines by number', async () => {
+    const dir = tempDir();
+    const g = goal('file');
+    const lines = Array.from(
+      { length: 1203 },
+      (_, i) => `{"goal":"${g}","namespace":"cli-file","payload":{"i":${i},"n":1.50}}`,
+    );
+    lines.splice(4, 0, 'not json');
+    lines.splice(10, 0, '');
+    lines.splice(20, 0, '[1,2]');
+    lines.push(`{"goal":"${g}","payload":1,"priority":5000}`);
+    const file = join(dir, 'jobs.jsonl');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const r = await cli(['publish', '--file', file], { env: env() });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toContain('line 5: bad_line: not valid JSON');
+    expect(r.stdout).toContain('line 21: bad_line: not a JSON object');
+    expect(r.stdout).toMatch(/line 1207: invalid_request: .*priority/);
+    expect(r.stdout).toContain('published 1203 of 1206 lines, 3 failed');
+    // Each payload as written, every one there once.
+    const c = new IntentClient({ baseUrl: bus.url, apiKey: MAIN_KEY });
+    const seen = new Set<string>();
+    for (;;) {
+      const jobs = await c.claimMany(100, { goal: g, namespace: 'cli-file' });
+      if (jobs.length === 0) break;
+      for (const j of jobs) {
+        expect(j.payloadText).toMatch(/^\{"i":\d+,"n":1\.50\}$/);
+        seen.add(j.payloadText);
+      }
+    }
+    expect(seen.size).toBe(1203);
+    // --json: each line's outcome; a file of good lines exits 0, -n is their namespace.
+    const good = join(dir, 'good.jsonl');
+    writeFileSync(good, `{"goal":"${g}","payload":1}\n{"goal":"${g}","payload":2}\n`);
+    const j = await cli(['publish', '--file', good, '-n', 'cli-file2', '--json'], { env: env() });
+    expect(j.code, j.stderr).toBe(0);
+    const out = JSON.parse(j.stdout) as Array<{ line: number; status: number; id: string }>;
+    expect(out.map((o) => [o.line, o.status])).toEqual([
+      [1, 201],
+      [2, 201],
+    ]);
+    expect((await read('status', out[0]!.id)).namespace).toBe('cli-file2');
+    expectUsage(
+      await cli(['publish', 'g', '--file', good], { env: env() }),
+      /--file takes no GOAL/,
+    );
   });
 });
 
@@ -1260,6 +1312,8 @@ describe('serve', () => {
       '45',
       '--max-body-bytes',
       '4096',
+      '--max-batch-body-bytes',
+      '1048576',
       '--rate-limit-per-minute',
       '100000',
       '--cleanup-interval-seconds',

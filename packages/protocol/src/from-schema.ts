@@ -1,6 +1,6 @@
 /**
  * The TypeScript type of a JSON schema of schemas.ts, for the keywords they use: `type` (one
- * or a list), `enum`, `properties` with `required`, `items`; `{}` is any JSON value. Members
+ * or a list), `enum`, `anyOf`, `properties` with `required`, `items`; `{}` is any JSON value. Members
  * the schema does not name are left out (a request may carry them; the bus ignores them).
  *
  * The protocol's wire types (types.ts) are made with it, so that the SDK, which ships them,
@@ -9,9 +9,11 @@
  */
 export type FromSchema<S> = S extends { readonly enum: readonly (infer E)[] }
   ? E
-  : S extends { readonly type: infer T }
-    ? OfType<S, T extends readonly (infer U)[] ? U : T>
-    : unknown;
+  : S extends { readonly anyOf: readonly (infer A)[] }
+    ? FromSchema<A>
+    : S extends { readonly type: infer T }
+      ? OfType<S, T extends readonly (infer U)[] ? U : T>
+      : unknown;
 
 type OfType<S, T> = T extends 'string'
   ? string

@@ -5,4 +5,10 @@ export { FIELD_MESSAGES } from './schemas.js';
 export type * from './types.js';
 export * from './signing.js';
 export { CLEANUP_COUNTERS } from './cleanup.js';
-export { rawMember, withRawMembers, canonicalJsonText } from './raw-json.js';
+export {
+  rawMember,
+  rawItems,
+  withoutMember,
+  withRawMembers,
+  canonicalJsonText,
+} from './raw-json.js';

@@ -42,4 +42,7 @@ export const LIMITS = {
   /** Progress (issue 20): a message's characters, the data's bytes of JSON text. */
   progressMessageMaxLength: 200,
   progressDataMaxBytes: 1024,
+  /** Batches (issue 21): items of one publish, fulfil or fail batch; intents of one claim. */
+  batchMaxItems: 1000,
+  claimMax: { min: 1, max: 100 },
 } as const;

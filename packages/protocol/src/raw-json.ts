@@ -69,6 +69,40 @@ export function rawMember(text: string, key: string): string | undefined {
   return found;
 }
 
+/** The exact texts of the items of a JSON array text already known to be valid. */
+export function rawItems(text: string): string[] | undefined {
+  let i = skipWs(text, 0);
+  if (text[i] !== '[') return undefined;
+  i = skipWs(text, i + 1);
+  const out: string[] = [];
+  while (i < text.length && text[i] !== ']') {
+    const end = skipValue(text, i);
+    out.push(text.slice(i, end));
+    i = skipWs(text, end);
+    if (text[i] === ',') i = skipWs(text, i + 1);
+  }
+  return out;
+}
+
+/** A JSON object text already known to be valid without its members named `key`. */
+export function withoutMember(text: string, key: string): string {
+  let i = skipWs(text, 0);
+  if (text[i] !== '{') return text;
+  i = skipWs(text, i + 1);
+  const kept: string[] = [];
+  while (i < text.length && text[i] === '"') {
+    const keyEnd = skipString(text, i);
+    const name = JSON.parse(text.slice(i, keyEnd)) as string;
+    const colon = skipWs(text, keyEnd);
+    if (text[colon] !== ':') break;
+    const end = skipValue(text, skipWs(text, colon + 1));
+    if (name !== key) kept.push(text.slice(i, end));
+    i = skipWs(text, end);
+    if (text[i] === ',') i = skipWs(text, i + 1);
+  }
+  return `{${kept.join(',')}}`;
+}
+
 /** JSON text of `obj` with `raw` members spliced in as they are (null when absent). */
 export function withRawMembers(obj: object, raw: Record<string, string | null>): string {
   let out = JSON.stringify(obj);

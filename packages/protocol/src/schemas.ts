@@ -145,6 +145,8 @@ export const claimQuery = {
     capabilities: { type: 'string', maxLength: 2048 },
     capability: { type: 'string', maxLength: 2048 },
     wait: { type: 'number', minimum: L.claimWaitSeconds.min, maximum: L.claimWaitSeconds.max },
+    // [ext] issue 21: claim up to this many at once (the answer is then an array).
+    max: { type: 'integer', minimum: L.claimMax.min, maximum: L.claimMax.max },
   },
 } as const;
 
@@ -295,6 +297,54 @@ export const failBody = {
     claim_token: claimToken,
     error: { type: ['string', 'null'] },
   },
+} as const;
+
+/**
+ * [ext] Batches (issue 21). Each item is checked on its own (a bad one fails alone), so the
+ * batch's schema only says it is a list of objects; an item is a publish body (plus its
+ * `idempotency_key`), a fulfil or a fail body (plus the intent's `id`).
+ */
+const batchItems = {
+  type: 'array',
+  minItems: 1,
+  maxItems: L.batchMaxItems,
+  items: {},
+} as const;
+
+/** POST /intents [ext]. */
+export const publishBatchBody = {
+  type: 'object',
+  required: ['intents'],
+  properties: { intents: batchItems },
+} as const;
+
+/** A publish batch's item: a publish body with, optionally, its Idempotency-Key. */
+export const publishBatchItem = {
+  ...publishBody,
+  properties: {
+    ...publishBody.properties,
+    idempotency_key: { type: 'string' },
+  },
+} as const;
+
+/** POST /fulfill and POST /fail [ext]: the items, each naming its intent. */
+export const fulfillBatchBody = {
+  type: 'object',
+  required: ['items'],
+  properties: { items: batchItems },
+} as const;
+export const failBatchBody = fulfillBatchBody;
+
+const itemId = { type: 'string' } as const;
+export const fulfillBatchItem = {
+  type: 'object',
+  required: ['id', 'claim_token'],
+  properties: { id: itemId, ...fulfillBody.properties },
+} as const;
+export const failBatchItem = {
+  type: 'object',
+  required: ['id', 'claim_token'],
+  properties: { id: itemId, ...failBody.properties },
 } as const;
 
 // Path ids: any text. One that cannot be an intent's id answers 404 like an unknown one.
@@ -555,6 +605,78 @@ export const publishResponse = {
     namespace: { type: 'string' },
   },
 } as const;
+
+/** Any 4xx or 5xx answer's body (PROTOCOL.md §7). */
+export const errorBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        field: { type: 'string' },
+      },
+    },
+  },
+} as const;
+
+/** POST /fulfill/:id's 200. */
+export const fulfillResponse = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ok', 'id', 'status'],
+  properties: {
+    ok: { type: 'boolean', const: true },
+    id: { type: 'string' },
+    status: { type: 'string', enum: ['fulfilled'] },
+  },
+} as const;
+
+/** POST /fail/:id's 200: open again (a retry to come) or dead. */
+export const failResponse = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ok', 'id', 'status'],
+  properties: {
+    ok: { type: 'boolean', const: true },
+    id: { type: 'string' },
+    status: { type: 'string', enum: ['open', 'dead'] },
+  },
+} as const;
+
+/** [ext] A batch's answer (issue 21): per item, in order, what the single request answers. */
+const batchResults = <B extends object>(body: B) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    required: ['results'],
+    properties: {
+      results: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['status', 'body'],
+          properties: {
+            status: { type: 'integer' },
+            body: { anyOf: [body, errorBody] },
+          },
+        },
+      },
+    },
+  }) as const;
+
+/** POST /intents [ext]. */
+export const publishBatchResponse = batchResults(publishResponse);
+/** POST /fulfill [ext]. */
+export const fulfillBatchResponse = batchResults(fulfillResponse);
+/** POST /fail [ext]. */
+export const failBatchResponse = batchResults(failResponse);
 
 /** One of GET /admin/dead's dead letters. */
 export const deadLetter = {

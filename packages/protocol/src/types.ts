@@ -77,6 +77,26 @@ export type ScheduleDetail = FromSchema<typeof schemas.scheduleDetail>;
 export type ScheduleTriggered = FromSchema<typeof schemas.scheduleTriggered>;
 
 export type PublishResponse = FromSchema<typeof schemas.publishResponse>;
+/** POST /fulfill/:id's answer. */
+export type FulfillResponse = FromSchema<typeof schemas.fulfillResponse>;
+/** POST /fail/:id's answer. */
+export type FailResponse = FromSchema<typeof schemas.failResponse>;
+/** An error answer's body. */
+export type ErrorAnswer = FromSchema<typeof schemas.errorBody>;
+/** [ext] POST /intents (issue 21): the publish bodies, each with its own idempotency key. */
+export type PublishBatchRequest = FromSchema<typeof schemas.publishBatchBody>;
+/** [ext] One item of POST /intents. */
+export type PublishBatchItem = FromSchema<typeof schemas.publishBatchItem>;
+/** [ext] One item of POST /fulfill. */
+export type FulfillBatchItem = FromSchema<typeof schemas.fulfillBatchItem>;
+/** [ext] One item of POST /fail. */
+export type FailBatchItem = FromSchema<typeof schemas.failBatchItem>;
+/** [ext] POST /intents's answer: per item, its status and body. */
+export type PublishBatchResponse = FromSchema<typeof schemas.publishBatchResponse>;
+/** [ext] POST /fulfill's answer. */
+export type FulfillBatchResponse = FromSchema<typeof schemas.fulfillBatchResponse>;
+/** [ext] POST /fail's answer. */
+export type FailBatchResponse = FromSchema<typeof schemas.failBatchResponse>;
 export type ClaimedIntent = FromSchema<typeof schemas.claimedIntent>;
 export type StatusObject = FromSchema<typeof schemas.statusObject>;
 export type ResultObject = FromSchema<typeof schemas.resultObject>;

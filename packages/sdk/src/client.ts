@@ -46,7 +46,7 @@ import type {
   WorkerInfo,
   Visibility,
 } from '../../protocol/src/types.js';
-import { rawMember, withRawMembers } from '../../protocol/src/raw-json.js';
+import { rawItems, rawMember, withRawMembers } from '../../protocol/src/raw-json.js';
 import {
   AuthError,
   IntentBusError,
@@ -97,6 +97,36 @@ export interface PublishOptions {
    * beyond a double's precision stay exact. The `payload` argument is then undefined.
    */
   payloadText?: string;
+}
+
+/** [ext] One intent of `publishMany` (issue 21): its goal, payload and publish options. */
+export interface PublishManyItem extends PublishOptions {
+  goal: string;
+  /** A JSON value or a JsonText; undefined with `payloadText`. */
+  payload?: unknown;
+}
+
+/** [ext] One item's answer in a batch: what the single request would answer, or its error. */
+export type BatchItemResult<T> =
+  { ok: true; status: number; value: T } | { ok: false; status: number; error: IntentBusError };
+
+/** [ext] One claim `fulfillMany` ends. */
+export interface FulfillManyItem extends FulfillOptions {
+  id: string;
+  claimToken: string;
+  result?: unknown;
+}
+
+/** [ext] One claim `failMany` ends. */
+export interface FailManyItem {
+  id: string;
+  claimToken: string;
+  error?: string;
+}
+
+/** [ext] What a claim of many gives (an empty list: nothing was claimable). */
+export interface ClaimManyOutcome extends Omit<ClaimOutcome, 'intent'> {
+  intents: ExactClaimedIntent[];
 }
 
 export interface FulfillOptions {
@@ -225,6 +255,8 @@ interface RequestSpec {
   path: string;
   query?: Record<string, string | number | undefined>;
   body?: unknown;
+  /** The body's JSON text as it is, instead of `body`. */
+  bodyText?: string;
   /** Members spliced into the JSON text of `body` as they are written (exact JSON). */
   raw?: Record<string, string>;
   headers?: Record<string, string>;
@@ -250,6 +282,55 @@ interface Answer {
   /** The body as received, for the exact text of its members. */
   text: string;
   headers: Headers;
+}
+
+/** The fields of a publish body, from its options (the single publish and a batch's). */
+function publishBody(
+  goal: string,
+  payload: unknown,
+  options: PublishOptions,
+): { body: Record<string, unknown>; payloadText: string | undefined } {
+  const payloadText = exactText('payload', payload, 'payloadText', options.payloadText);
+  const body: Record<string, unknown> = { goal };
+  if (payloadText === undefined) body.payload = payload;
+  const fields: Array<[keyof PublishOptions, keyof PublishRequest]> = [
+    ['namespace', 'namespace'],
+    ['visibility', 'visibility'],
+    ['priority', 'priority'],
+    ['delay', 'delay'],
+    ['maxAttempts', 'max_attempts'],
+    ['backoffBase', 'backoff_base'],
+    ['targetWorker', 'target_worker'],
+    ['requiredCapability', 'required_capability'],
+    ['ttl', 'ttl'],
+  ];
+  for (const [from, to] of fields) if (options[from] !== undefined) body[to] = options[from];
+  return { body, payloadText };
+}
+
+/** A fulfil body's members, from its options (the single fulfil and a batch's). */
+function fulfillBody(
+  claimToken: string,
+  result: unknown,
+  options: FulfillOptions,
+): { body: FulfillRequest; resultText: string | undefined } {
+  const resultText = exactText('result', result, 'resultText', options.resultText);
+  const body: FulfillRequest = {
+    claim_token: claimToken,
+    result_type: options.resultType ?? 'json',
+  };
+  if (resultText === undefined && result !== undefined) body.result = result;
+  return { body, resultText };
+}
+
+/** A batch's answer, item by item: a value, or the typed error the single request throws. */
+function batchResults<T>(a: Answer, leaseRoute: boolean): BatchItemResult<T>[] {
+  const results = (a.body as { results: Array<{ status: number; body: unknown }> }).results;
+  return results.map(({ status, body }) =>
+    status < 400
+      ? { ok: true, status, value: body as T }
+      : { ok: false, status, error: errorFromResponse(status, body, null, leaseRoute) },
+  );
 }
 
 /** What a progress report carries (all optional). */
@@ -325,7 +406,10 @@ async function* readRecords(res: Response): AsyncGenerator<StreamRecord> {
 const memberText = (a: Answer, key: string): string => rawMember(a.text, key) ?? 'null';
 
 /** The query, headers and hold of a claim (POST /claim, or a fulfil's `next=1`). */
-function claimParts(options: ClaimOptions): Pick<RequestSpec, 'query' | 'headers' | 'holdSeconds'> {
+function claimParts(
+  options: ClaimOptions,
+  max?: number,
+): Pick<RequestSpec, 'query' | 'headers' | 'holdSeconds'> {
   const headers: Record<string, string> = {};
   if (options.workerId) headers['X-Worker-ID'] = options.workerId;
   if (options.capabilities?.length)
@@ -336,23 +420,26 @@ function claimParts(options: ClaimOptions): Pick<RequestSpec, 'query' | 'headers
       namespace: options.namespace ?? 'default',
       publisher: options.publisher,
       wait: options.waitSeconds || undefined,
+      max,
     } satisfies ClaimQuery,
     headers,
     holdSeconds: options.waitSeconds ?? 0,
   };
 }
 
+/** What a 204 to a claim says: when to ask again, and the worker's command if any. */
+function noClaim(a: Answer): Omit<ClaimOutcome, 'intent'> {
+  const retryAfter = Number(a.headers.get('retry-after') ?? '1');
+  const told = a.headers.get('x-intent-worker-command');
+  return {
+    retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 1,
+    command: told === 'quiet' || told === 'stop' ? told : null,
+  };
+}
+
 /** A claim's answer: 200 with the intent, or 204 (Retry-After, a worker command). */
 function claimAnswer(a: Answer): ClaimOutcome {
-  if (a.status === 204) {
-    const retryAfter = Number(a.headers.get('retry-after') ?? '1');
-    const told = a.headers.get('x-intent-worker-command');
-    return {
-      intent: null,
-      retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 1,
-      command: told === 'quiet' || told === 'stop' ? told : null,
-    };
-  }
+  if (a.status === 204) return { intent: null, ...noClaim(a) };
   const intent = { ...(a.body as ClaimedIntent), payloadText: memberText(a, 'payload') };
   return { intent, retryAfterSeconds: 0, command: null };
 }
@@ -451,21 +538,7 @@ export class IntentClient {
     payload: unknown,
     options: PublishOptions = {},
   ): Promise<PublishResponse> {
-    const payloadText = exactText('payload', payload, 'payloadText', options.payloadText);
-    const body: Record<string, unknown> = { goal };
-    if (payloadText === undefined) body.payload = payload;
-    const fields: Array<[keyof PublishOptions, keyof PublishRequest]> = [
-      ['namespace', 'namespace'],
-      ['visibility', 'visibility'],
-      ['priority', 'priority'],
-      ['delay', 'delay'],
-      ['maxAttempts', 'max_attempts'],
-      ['backoffBase', 'backoff_base'],
-      ['targetWorker', 'target_worker'],
-      ['requiredCapability', 'required_capability'],
-      ['ttl', 'ttl'],
-    ];
-    for (const [from, to] of fields) if (options[from] !== undefined) body[to] = options[from];
+    const { body, payloadText } = publishBody(goal, payload, options);
     const a = await this.request({
       method: 'POST',
       path: '/intent',
@@ -475,6 +548,56 @@ export class IntentClient {
       retry: true,
     });
     return a.body as PublishResponse;
+  }
+
+  /**
+   * [ext] Publishes many (at most 1,000) in one request (POST /intents), one transaction on
+   * the bus. Each item gets an idempotency key when it has none, so the request is retried
+   * safely. The answers are in the items' order: one item's error fails only that item.
+   */
+  async publishMany(
+    items: readonly PublishManyItem[],
+  ): Promise<BatchItemResult<PublishResponse>[]> {
+    const texts = items.map((item) => {
+      const { body, payloadText } = publishBody(item.goal, item.payload, item);
+      body.idempotency_key = item.idempotencyKey ?? newNonce();
+      return payloadText === undefined
+        ? JSON.stringify(body)
+        : withRawMembers(body, { payload: payloadText });
+    });
+    const a = await this.request({
+      method: 'POST',
+      path: '/intents',
+      bodyText: `{"intents":[${texts.join(',')}]}`,
+      retry: true,
+    });
+    return batchResults<PublishResponse>(a, false);
+  }
+
+  /**
+   * [ext] Claims up to `max` (1-100) intents in one request (POST /claim?max=N); an empty
+   * list when none is claimable. A bus without batches answers one intent: a list of it.
+   */
+  async claimMany(max: number, options: ClaimOptions = {}): Promise<ExactClaimedIntent[]> {
+    return (await this.claimManyOutcome(max, options)).intents;
+  }
+
+  async claimManyOutcome(max: number, options: ClaimOptions = {}): Promise<ClaimManyOutcome> {
+    const a = await this.request({
+      method: 'POST',
+      path: '/claim',
+      ...claimParts(options, max),
+      signal: options.signal,
+    });
+    if (a.status === 204) return { intents: [], ...noClaim(a) };
+    const exact = (body: ClaimedIntent, text: string): ExactClaimedIntent => ({
+      ...body,
+      payloadText: rawMember(text, 'payload') ?? 'null',
+    });
+    const intents = Array.isArray(a.body)
+      ? (rawItems(a.text) ?? []).map((t, i) => exact((a.body as ClaimedIntent[])[i]!, t))
+      : [exact(a.body as ClaimedIntent, a.text)];
+    return { intents, retryAfterSeconds: 0, command: null };
   }
 
   /** Claims one intent, or null when none is claimable (see `claimOutcome` for Retry-After). */
@@ -664,12 +787,7 @@ export class IntentClient {
     result: unknown,
     options: FulfillOptions,
   ): RequestSpec {
-    const resultText = exactText('result', result, 'resultText', options.resultText);
-    const body: FulfillRequest = {
-      claim_token: claimToken,
-      result_type: options.resultType ?? 'json',
-    };
-    if (resultText === undefined && result !== undefined) body.result = result;
+    const { body, resultText } = fulfillBody(claimToken, result, options);
     return {
       method: 'POST',
       path: `/fulfill/${encodeURIComponent(id)}`,
@@ -677,6 +795,42 @@ export class IntentClient {
       raw: resultText === undefined ? undefined : { result: resultText },
       leaseRoute: true,
     };
+  }
+
+  /**
+   * [ext] Fulfils many claims in one request (POST /fulfill), one transaction on the bus;
+   * a dead token fails only its own item (a LeaseLostError there). Never retried.
+   */
+  async fulfillMany(
+    items: readonly FulfillManyItem[],
+  ): Promise<BatchItemResult<{ ok: true; id: string; status: 'fulfilled' }>[]> {
+    const texts = items.map((item) => {
+      const { body, resultText } = fulfillBody(item.claimToken, item.result, item);
+      const withId = { id: item.id, ...body };
+      return resultText === undefined
+        ? JSON.stringify(withId)
+        : withRawMembers(withId, { result: resultText });
+    });
+    const a = await this.request({
+      method: 'POST',
+      path: '/fulfill',
+      bodyText: `{"items":[${texts.join(',')}]}`,
+    });
+    return batchResults(a, true);
+  }
+
+  /** [ext] Fails many claims in one request (POST /fail); as `fulfillMany`. */
+  async failMany(
+    items: readonly FailManyItem[],
+  ): Promise<BatchItemResult<{ ok: true; id: string; status: 'open' | 'dead' }>[]> {
+    const a = await this.request({
+      method: 'POST',
+      path: '/fail',
+      body: {
+        items: items.map((i) => ({ id: i.id, claim_token: i.claimToken, error: i.error })),
+      },
+    });
+    return batchResults(a, true);
   }
 
   async fail(
@@ -836,11 +990,13 @@ export class IntentClient {
           .join('&');
     }
     const bodyText =
-      spec.body === undefined
-        ? ''
-        : spec.raw
-          ? withRawMembers(spec.body as object, spec.raw)
-          : JSON.stringify(spec.body);
+      spec.bodyText !== undefined
+        ? spec.bodyText
+        : spec.body === undefined
+          ? ''
+          : spec.raw
+            ? withRawMembers(spec.body as object, spec.raw)
+            : JSON.stringify(spec.body);
     const bodyBytes = encoder.encode(bodyText);
     const headers: Record<string, string> = { Accept: 'application/json', ...spec.headers };
     if (bodyText) headers['Content-Type'] = 'application/json';

@@ -1,7 +1,8 @@
 /**
- * WorkerRuntime: turns a handler into a worker. Each of `concurrency` loops long-polls a
- * claim, runs the handler, and fulfils with its return value or fails with its error; on a
- * bus with the extension, that same request claims the loop's next job (`next=1`).
+ * WorkerRuntime: turns a handler into a worker. It long-polls a claim for its free slots
+ * (`concurrency` jobs at once; with k > 1 free, one claim of up to k [ext]), runs the
+ * handler of each job, and fulfils with its return value or fails with its error; on a bus
+ * with the extension, that same request claims the slot's next job (`next=1`) [ext].
  * While a handler runs longer than half its lease, the lease is extended. A lost lease is
  * logged and never retried. On abort (or SIGINT / SIGTERM in Node) it stops claiming and
  * lets jobs in flight finish, up to a grace period. When the bus is unreachable it backs
@@ -184,36 +185,100 @@ export class WorkerRuntime {
     });
     // [ext] The claim an outcome makes for its slot, when the slot wants another job: not
     // after `once`, nor while stopping or quiet. It does not wait (wait=0), so that a stop
-    // never cuts a request whose outcome the bus has recorded; a 204 sends the slot back
-    // to the long poll below.
+    // never cuts a request whose outcome the bus has recorded; a 204 frees the slot for the
+    // claimer's long poll.
     const nextClaim = (): ClaimOptions | null =>
       this.claimNext && !o.once && !stopping.signal.aborted && !quiet ? claimOptions(0) : null;
 
-    const loop = async (): Promise<void> => {
+    // The free slots: `concurrency` jobs at once (one with `once`: a single claim). With k > 1
+    // free the claim asks for up to k [ext] (issue 21); a bus without batches answers one.
+    let free = o.once ? 1 : this.concurrency;
+    const running = new Set<Promise<void>>();
+    let crashed: { err: unknown } | null = null;
+    let slotFreed: (() => void) | null = null;
+    // When a quiet worker told so with an outcome asks the bus again.
+    let askAgainAt = 0;
+    const aSlotOrStop = (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          stopping.signal.removeEventListener('abort', done);
+          slotFreed = null;
+          resolve();
+        };
+        slotFreed = done;
+        stopping.signal.addEventListener('abort', done, { once: true });
+      });
+    const claimJobs = async (
+      k: number,
+      waitSeconds: number,
+    ): Promise<{
+      jobs: ExactClaimedIntent[];
+      retryAfterSeconds: number;
+      command: 'quiet' | 'stop' | null;
+    }> => {
+      const options = { ...claimOptions(waitSeconds), signal: stopping.signal };
+      if (k > 1) {
+        const out = await this.client.claimManyOutcome(Math.min(k, 100), options);
+        return { ...out, jobs: out.intents };
+      }
+      const out = await this.client.claimOutcome(options);
+      return { ...out, jobs: out.intent ? [out.intent] : [] };
+    };
+    // A slot runs its job, then each job the job's outcome claimed with it (`next`): such a
+    // job runs even when a stop came meanwhile (it is in flight), like a claim answered
+    // just before the stop.
+    const occupy = (job: ExactClaimedIntent): void => {
+      free--;
+      const ran: Promise<void> = (async () => {
+        for (let next: ExactClaimedIntent | null = job; next !== null;) {
+          const chained = await this.run(next, o.handler, hardStop.signal, summary, nextClaim);
+          next = chained?.intent ?? null;
+          if (next) summary.claimed++;
+          // What came instead of a job: a worker's command is obeyed (a quiet one asks again
+          // only after the quiet pause, as after its own claim); nothing: claim apart.
+          else if (chained?.command) {
+            told(chained.command);
+            if (quiet) askAgainAt = Date.now() + QUIET_POLL_SECONDS * 1000;
+          }
+        }
+      })()
+        .catch((err: unknown) => {
+          // A bug, not the bus: stop, and throw it once every job has ended.
+          crashed ??= { err };
+          halt();
+        })
+        .finally(() => {
+          free++;
+          running.delete(ran);
+          slotFreed?.();
+        });
+      running.add(ran);
+    };
+
+    const claimer = async (): Promise<void> => {
       let failures = 0;
-      // What the last outcome's request claimed for this slot: its job runs even when a stop
-      // came meanwhile (it is in flight), like a claim answered just before the stop.
-      let pending: ClaimOutcome | null = null;
-      while (!stopping.signal.aborted || pending?.intent) {
-        let job: ExactClaimedIntent | null;
+      while (!stopping.signal.aborted) {
+        if (free === 0) {
+          await aSlotOrStop();
+          continue;
+        }
+        if (quiet && askAgainAt > Date.now()) {
+          await sleep(askAgainAt - Date.now(), stopping.signal);
+          continue;
+        }
+        let jobs: ExactClaimedIntent[];
         try {
-          const chained = pending !== null;
-          const out =
-            pending ??
-            (await this.client.claimOutcome({
-              // A quiet worker only asks whether it may resume: it does not hold a long poll.
-              ...claimOptions(quiet ? 0 : Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25))),
-              signal: stopping.signal,
-            }));
-          pending = null;
+          const out = await claimJobs(
+            free,
+            // A quiet worker only asks whether it may resume: it does not hold a long poll.
+            quiet ? 0 : Math.min(30, o.waitSeconds ?? (o.once ? 0 : 25)),
+          );
           failures = 0;
-          job = out.intent;
-          told(job ? null : out.command);
+          jobs = out.jobs;
+          told(jobs.length > 0 ? null : out.command);
           if (out.command === 'stop') return;
-          if (!job) {
+          if (jobs.length === 0) {
             if (o.once) return halt();
-            // Nothing came with the outcome: the long poll takes over at once.
-            if (chained && !out.command) continue;
             const pause = quiet
               ? Math.max(QUIET_POLL_SECONDS, out.retryAfterSeconds)
               : out.retryAfterSeconds;
@@ -239,15 +304,20 @@ export class WorkerRuntime {
           }
           throw err; // auth or validation: a configuration problem, not a passing one
         }
-        summary.claimed++;
-        if (o.once) stopping.abort(); // no other loop may claim
-        pending = await this.run(job, o.handler, hardStop.signal, summary, nextClaim);
+        summary.claimed += jobs.length;
+        if (o.once) stopping.abort(); // no more claims
+        for (const job of jobs) occupy(job);
       }
     };
 
     try {
-      // `once` makes one claim: more loops would claim more intents and strand their leases.
-      await Promise.all(Array.from({ length: o.once ? 1 : this.concurrency }, loop));
+      try {
+        await claimer();
+      } finally {
+        // Every job claimed runs to its end, a stop included.
+        await Promise.all(running);
+      }
+      if (crashed) throw (crashed as { err: unknown }).err;
     } finally {
       if (handleSignals) {
         proc!.off('SIGINT', stop);

@@ -70,6 +70,12 @@ const SETTINGS = [
   },
   { key: 'maxBodyBytes', env: 'BUS_MAX_BODY_BYTES', kind: int(1024, 16_777_216), default: 65_536 },
   {
+    key: 'maxBatchBodyBytes',
+    env: 'BUS_MAX_BATCH_BODY_BYTES',
+    kind: int(1024, 268_435_456),
+    default: 8_388_608,
+  },
+  {
     key: 'rateLimitPerMinute',
     env: 'BUS_RATE_LIMIT_PER_MINUTE',
     kind: int(1, 1_000_000),
@@ -197,6 +203,10 @@ const HELP: Record<string, [value: string, meaning: string, unset?: string]> = {
   BUS_MAINTENANCE_MODE: ['true|false', '503 maintenance for everything but admin and health'],
   BUS_CLAIM_TIMEOUT_SECONDS: ['S', 'lease length of a claim'],
   BUS_MAX_BODY_BYTES: ['N', 'request body limit (8192: strict 2.1)'],
+  BUS_MAX_BATCH_BODY_BYTES: [
+    'N',
+    'body limit of a batch (POST /intents, /fulfill, /fail); each item still within BUS_MAX_BODY_BYTES',
+  ],
   BUS_RATE_LIMIT_PER_MINUTE: ['N', 'requests per tester key per minute (main key exempt)'],
   BUS_MAX_OPEN_PER_KEY: ['N', 'open and claimed intents per tester key (main key exempt)'],
   BUS_CLEANUP_INTERVAL_SECONDS: ['S', 'period of the cleanup pass'],

@@ -32,6 +32,12 @@ const goalInfo = check(schemas.goalInfo);
 const flowControl = check(schemas.flowControl);
 const progressResponse = check(schemas.progressResponse);
 const intentEvent = check(schemas.intentEvent);
+const errorBody = check(schemas.errorBody);
+const fulfillResponse = check(schemas.fulfillResponse);
+const failResponse = check(schemas.failResponse);
+const publishBatchResponse = check(schemas.publishBatchResponse);
+const fulfillBatchResponse = check(schemas.fulfillBatchResponse);
+const failBatchResponse = check(schemas.failBatchResponse);
 
 describe('the answer schemas', () => {
   let t: TestBus;
@@ -257,5 +263,64 @@ describe('the answer schemas', () => {
       'cancelled',
     ]);
     for (const d of datas) intentEvent(d);
+  });
+
+  it('hold the batches [ext] (issue 21): each item as the single answer, errors too', async () => {
+    const pub = await t.api('POST', '/intents', {
+      body: {
+        intents: [
+          { goal: 'answers', payload: 1, namespace: 'ans-b', max_attempts: 2 },
+          { goal: 'answers', payload: 2, namespace: 'ans-b', max_attempts: 2 },
+          { goal: 'answers', payload: 3, namespace: 'ans-b', max_attempts: 2 },
+          { payload: 4 },
+        ],
+      },
+    });
+    expect(pub.status).toBe(200);
+    publishBatchResponse(pub.json);
+    publishResponse(pub.json.results[0].body);
+    errorBody(pub.json.results[3].body);
+    const claimed = await t.api('POST', '/claim?namespace=ans-b&max=3');
+    expect(claimed.status).toBe(200);
+    expect(claimed.json).toHaveLength(3);
+    for (const c of claimed.json) claimedIntent(c);
+    const [a, b, c] = claimed.json as Array<{ id: string; claim_token: string }>;
+    const ful = await t.api('POST', '/fulfill', {
+      body: {
+        items: [
+          { id: a!.id, claim_token: a!.claim_token, result: { ok: 1 } },
+          { id: b!.id, claim_token: 'stale' },
+        ],
+      },
+    });
+    fulfillBatchResponse(ful.json);
+    fulfillResponse(ful.json.results[0].body);
+    errorBody(ful.json.results[1].body);
+    const fail = await t.api('POST', '/fail', {
+      body: {
+        items: [
+          { id: b!.id, claim_token: b!.claim_token, error: 'x' },
+          { id: c!.id, claim_token: c!.claim_token },
+        ],
+      },
+    });
+    failBatchResponse(fail.json);
+    // A first attempt of two failed: open again.
+    expect(
+      fail.json.results.map((r: { body: { status: string } }) => r.body.status).sort(),
+    ).toEqual(['open', 'open']);
+    for (const r of fail.json.results) failResponse(r.body);
+    // The single routes' answers, which the batch items repeat.
+    const single = await t.api('POST', '/intent', {
+      body: { goal: 'answers', payload: 5, namespace: 'ans-b1', max_attempts: 1 },
+    });
+    const one = await t.api('POST', '/claim?namespace=ans-b1');
+    const done = await t.api('POST', `/fulfill/${single.json.id}`, {
+      body: { claim_token: one.json.claim_token },
+    });
+    fulfillResponse(done.json);
+    errorBody(
+      (await t.api('POST', `/fail/${single.json.id}`, { body: { claim_token: 'x' } })).json,
+    );
   });
 });

@@ -404,7 +404,7 @@ describe('bad input answers 4xx in the error shape and the bus keeps serving', (
       for (const [method, path] of [
         ['GET', '/index.html'],
         ['GET', '/nope'],
-        ['POST', '/intents'],
+        ['POST', '/publish'],
         ['GET', '/status'],
         ['GET', '/intent/extra/segments'],
         ['POST', '/claim/extra'],

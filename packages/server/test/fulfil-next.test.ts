@@ -468,10 +468,10 @@ describe('the SDK runtime with next=1', () => {
   it('runs N jobs with one request each (outcome and next claim), claims apart only to start and end', async () => {
     const n = await runJobs('nx-rt-on', JOBS, { concurrency: 3 });
     expect(n.fulfils + n.fails).toBe(JOBS);
-    // Each loop claims once to begin with, and again after a 204 (and while it waits at
-    // the end); every other job came with an outcome.
+    // The runtime claims for its free slots (one claim of up to 3 to begin with), and again
+    // after a 204 (and while it waits at the end); every other job came with an outcome.
     expect(n.claims).toBeLessThanOrEqual(3 * 3);
-    expect(n.claims).toBeGreaterThanOrEqual(3);
+    expect(n.claims).toBeGreaterThanOrEqual(1);
   });
 
   it('obeys a quiet told with the outcome, then a stop: no job taken meanwhile', async () => {
@@ -513,7 +513,8 @@ describe('the SDK runtime with next=1', () => {
   });
 
   it('claimNext false: a claim per job, as before', async () => {
-    const n = await runJobs('nx-rt-off', JOBS, { concurrency: 3, claimNext: false });
+    // One slot: a claim brings one job (with more free slots it may bring several).
+    const n = await runJobs('nx-rt-off', JOBS, { concurrency: 1, claimNext: false });
     expect(n.fulfils + n.fails).toBe(JOBS);
     expect(n.claims).toBeGreaterThanOrEqual(JOBS);
   });

@@ -33,6 +33,7 @@ import { flowRoutes } from './routes/flow.js';
 import { dashboardRoutes, rootRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { intentRoutes } from './routes/intents.js';
+import { BATCH_PATHS, batchRoutes } from './routes/batches.js';
 import { kvRoutes } from './routes/kv.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { scheduleRoutes } from './routes/schedules.js';
@@ -225,7 +226,11 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
   // client does not send the body (Node closes the connection after an answer given
   // without 100 Continue, since the body may still come). Any other goes on as in Node.
   app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (!(Number(req.headers['content-length']) > config.maxBodyBytes)) res.writeContinue();
+    // A batch (issue 21) has its own limit.
+    const limit = BATCH_PATHS.has((req.url ?? '').split('?')[0]!)
+      ? config.maxBatchBodyBytes
+      : config.maxBodyBytes;
+    if (!(Number(req.headers['content-length']) > limit)) res.writeContinue();
     app.server.emit('request', req, res);
   });
   // Any other expectation: ignored (RFC 9110 §10.1.1 allows it), so the request gets its
@@ -264,9 +269,11 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
       return done(new BusError('invalid_json', 'Request body is not valid JSON'));
     }
     // Bounds every later walk of the body (hashing, validation), unknown fields included.
-    if (nestingExceeds(parsed, MAX_BODY_DEPTH)) {
+    // A batch's items (issue 21) sit two levels deeper: {"intents": [{"payload": …}]}.
+    const depth = BATCH_PATHS.has(req.url.split('?')[0]!) ? MAX_BODY_DEPTH + 2 : MAX_BODY_DEPTH;
+    if (nestingExceeds(parsed, depth)) {
       return done(
-        new BusError('invalid_request', `Request body nests deeper than ${MAX_BODY_DEPTH} levels`),
+        new BusError('invalid_request', `Request body nests deeper than ${depth} levels`),
       );
     }
     // JSON.parse takes "\ud800" alone; no store keeps such a string as it came.
@@ -399,6 +406,7 @@ export async function buildApp({ ctx, logger, tls }: AppOptions): Promise<Fastif
       ),
     );
     await intentRoutes(client, ctx);
+    await batchRoutes(client, ctx);
     await kvRoutes(client, ctx);
     await scheduleRoutes(client, ctx);
     await workerRoutes(client, ctx);

@@ -13,6 +13,10 @@ import type {
   AdminIntentsQuery,
   ClaimQuery,
   OutcomeQuery,
+  FailBatchItem,
+  FulfillBatchItem,
+  PublishBatchItem,
+  PublishBatchResponse,
   DeadListQuery,
   ExtendRequest,
   FailRequest,
@@ -105,4 +109,9 @@ export type ContractHolds = [
   Holds<Same<ScheduleTriggered, FromAnswerSchema<typeof schemas.scheduleTriggered>>>,
   Holds<Same<WorkerInfo, FromAnswerSchema<typeof schemas.workerInfo>>>,
   Holds<Same<GoalInfo, FromAnswerSchema<typeof schemas.goalInfo>>>,
+  // [ext] Batches (issue 21). (`ok: true`, a const, is boolean in from-schema.ts: those not here.)
+  Holds<Same<PublishBatchItem, FromRequestSchema<typeof schemas.publishBatchItem>>>,
+  Holds<Same<FulfillBatchItem, FromRequestSchema<typeof schemas.fulfillBatchItem>>>,
+  Holds<Same<FailBatchItem, FromRequestSchema<typeof schemas.failBatchItem>>>,
+  Holds<Same<PublishBatchResponse, FromAnswerSchema<typeof schemas.publishBatchResponse>>>,
 ];

@@ -36,7 +36,7 @@ const FASTIFY_CODES: Record<string, [ErrorCode, string]> = {
   FST_ERR_ASYNC_CONSTRAINT: ['invalid_request', 'Malformed request'],
 };
 
-function validationMessage(context: string, errors: readonly AjvError[]): WireError {
+export function validationMessage(context: string, errors: readonly AjvError[]): WireError {
   const e = errors[0];
   if (!e) return wire('invalid_request', `Invalid ${context}`);
   // A nested member is named by its path: `intent.priority` (a schedule's intent).

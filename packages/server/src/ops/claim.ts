@@ -22,7 +22,8 @@ import type { Sighting } from './workers.js';
  * for a worker an admin told to quiet or stop, that command instead of an intent (issue 18).
  */
 export type ClaimOutcome =
-  | { kind: 'claimed'; row: IntentRow }
+  /** `rows`: a claim of `max` > 1 (issue 21), every intent it took (`row` the first). */
+  | { kind: 'claimed'; row: IntentRow; rows?: IntentRow[] }
   | { kind: 'none'; retryAfterMs: number | null }
   | { kind: 'command'; command: WorkerCommand };
 
@@ -33,13 +34,18 @@ export async function claim(
   waitMs: number,
   client: Requester,
   seen: Sighting,
+  /** [ext] issue 21: claim up to this many (1 ≤ max ≤ LIMITS.claimMax.max). */
+  max = 1,
 ): Promise<ClaimOutcome> {
   // A claim that names its worker is seen by the registry, waiting included.
   const told = ctx.workers.claimBegins(filter, seen, ctx.clock.now());
   try {
     if (told) return { kind: 'command', command: told };
-    const out = await claimWithWait(ctx, principal, filter, waitMs, client);
-    if (out.kind === 'claimed') ctx.events.claimed(out.row, ctx.clock.now());
+    const out = await claimWithWait(ctx, principal, filter, waitMs, client, max);
+    if (out.kind === 'claimed') {
+      const now = ctx.clock.now();
+      for (const row of out.rows ?? [out.row]) ctx.events.claimed(row, now);
+    }
     return out;
   } finally {
     ctx.workers.claimEnds(filter, ctx.clock.now());
@@ -48,17 +54,31 @@ export async function claim(
 
 const none = (retryAfterMs: number | null = null): ClaimOutcome => ({ kind: 'none', retryAfterMs });
 
-/** One claim attempt: the plain statement when no control applies, else the controlled one. */
+/**
+ * One claim attempt: the plain statement when no control applies, else the controlled one;
+ * for `max` > 1, up to `max` of them in one atomic step (a token each).
+ */
 async function attempt(
   ctx: OpsContext,
   req: ClaimRequest,
-): Promise<{ row: IntentRow | null; held: FlowHeld | null }> {
+  max: number,
+): Promise<{ rows: IntentRow[]; held: FlowHeld | null }> {
   const known = ctx.flow.of(req.namespace);
   const set = Array.isArray(known) ? known : await known;
   // Only the controls that could hold this claim: a goal's own, and the namespace's.
   const controls = set.length > 0 && req.goal != null ? controlsFor(set, req.goal) : set;
-  if (controls.length === 0) return { row: await ctx.store.intentClaim(req), held: null };
-  const out = await ctx.store.intentClaimFlow(req, controls);
+  const tokens = max > 1 ? Array.from({ length: max }, randomHex128) : null;
+  if (controls.length === 0) {
+    if (tokens) return { rows: await ctx.store.intentClaimMany(req, tokens), held: null };
+    const row = await ctx.store.intentClaim(req);
+    return { rows: row ? [row] : [], held: null };
+  }
+  let out: { rows: IntentRow[]; held: FlowHeld | null };
+  if (tokens) out = await ctx.store.intentClaimFlowMany(req, controls, tokens);
+  else {
+    const one = await ctx.store.intentClaimFlow(req, controls);
+    out = { rows: one.row ? [one.row] : [], held: one.held };
+  }
   if (out.held) ctx.events.flowHeld(req.namespace, out.held.goal, out.held.hold.by);
   return out;
 }
@@ -69,17 +89,18 @@ async function claimWithWait(
   filter: ClaimFilter,
   waitMs: number,
   client: Requester,
+  max: number,
 ): Promise<ClaimOutcome> {
   const deadline = performance.now() + waitMs;
   let hint: ClaimableEvent | null = null;
-  const passOn = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
-    if (e && e.id !== claimed?.id) ctx.hub.claimable(e, 0);
+  const passOn = (e: ClaimableEvent | null, claimed: readonly IntentRow[]): void => {
+    if (e && !claimed.some((r) => r.id === e.id)) ctx.hub.claimable(e, 0);
   };
   for (;;) {
     // Told to quiet or stop while it waited (ops/workers.ts wakes it): claim nothing.
     const command = ctx.workers.commandOf(filter.keyId, filter.workerId);
     if (command) {
-      passOn(hint, null);
+      passOn(hint, []);
       return { kind: 'command', command };
     }
     const remaining = deadline - performance.now();
@@ -87,38 +108,46 @@ async function claimWithWait(
       remaining > 0 && !client.gone
         ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
         : null;
-    let row: IntentRow | null;
+    let rows: IntentRow[];
     let held: FlowHeld | null;
     try {
-      ({ row, held } = await attempt(ctx, {
-        ...filter,
-        now: ctx.clock.now(),
-        token: randomHex128(),
-        leaseMs: ctx.config.claimTimeoutSeconds * 1000,
-      }));
+      ({ rows, held } = await attempt(
+        ctx,
+        {
+          ...filter,
+          now: ctx.clock.now(),
+          token: randomHex128(),
+          leaseMs: ctx.config.claimTimeoutSeconds * 1000,
+        },
+        max,
+      ));
     } catch (err) {
       // The store failed: leave no waiter behind and lose no wake-up.
       const pending = ticket?.cancel();
-      passOn(hint, null);
-      if (pending?.kind === 'woken') passOn(pending.event, null);
+      passOn(hint, []);
+      if (pending?.kind === 'woken') passOn(pending.event, []);
       throw err;
     }
-    const pending = row ? (ticket?.cancel() ?? null) : null;
+    const pending = rows.length > 0 ? (ticket?.cancel() ?? null) : null;
     // The client left, or its key was revoked, while the claim ran: nobody would ever run
     // it. Put it back.
-    if (row && (client.gone || pending?.kind === 'revoked')) {
-      const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
-      if (back) ctx.events.changed(back, 'released');
-      row = null;
+    if (rows.length > 0 && (client.gone || pending?.kind === 'revoked')) {
+      for (const row of rows) {
+        const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
+        if (back) ctx.events.changed(back, 'released');
+      }
+      rows = [];
     }
     if (pending?.kind === 'revoked') {
-      passOn(hint, null);
+      passOn(hint, []);
       throw unauthorized();
     }
-    if (row) {
-      passOn(hint, row);
-      if (pending?.kind === 'woken') passOn(pending.event, row);
-      return { kind: 'claimed', row };
+    if (rows.length > 0) {
+      passOn(hint, rows);
+      if (pending?.kind === 'woken') passOn(pending.event, rows);
+      return max > 1
+        ? { kind: 'claimed', row: rows[0]!, rows }
+        : { kind: 'claimed', row: rows[0]! };
     }
     const retryAfterMs = held ? retryAfterOf(held, ctx.clock.now()) : null;
     if (!ticket) return none(retryAfterMs);
@@ -142,13 +171,13 @@ async function claimWithWait(
     if (outcome.kind !== 'woken') return none(retryAfterMs);
     hint = outcome.event;
     if (client.gone) {
-      passOn(hint, null);
+      passOn(hint, []);
       return none();
     }
     // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
     // recheck bound (http/auth.ts).
     if (!(await ctx.keys.stillValid(principal))) {
-      passOn(hint, null);
+      passOn(hint, []);
       throw unauthorized();
     }
   }

@@ -16,7 +16,13 @@ import type { Principal } from '../core/principal.js';
 import { checkJsonValue, normalizePublish, truncateError } from '../core/validate.js';
 import { randomHex128 } from '../ids.js';
 import { publishedAnswer } from '../store/bus-store.js';
-import type { IntentRow, ProgressValues, TokenRef } from '../store/store.js';
+import type {
+  IntentRow,
+  ProgressValues,
+  PublishItem,
+  PublishOutcome,
+  TokenRef,
+} from '../store/store.js';
 import type { HeldBy } from '../core/flow.js';
 import { heldBy } from './flow.js';
 import type { ProgressOutcome } from './progress.js';
@@ -40,11 +46,8 @@ export interface PublishInput {
   idempotencyKey: string | undefined;
 }
 
-export async function publish(
-  ctx: OpsContext,
-  p: Principal,
-  input: PublishInput,
-): Promise<Published> {
+/** What a publish asks the store, once its input is checked (a BusError if it is not). */
+export function publishItem(ctx: OpsContext, p: Principal, input: PublishInput): PublishItem {
   const idemKey = input.idempotencyKey;
   if (
     idemKey !== undefined &&
@@ -72,8 +75,15 @@ export async function publish(
           bodyHash: createHash('sha256').update(canonicalJsonText(input.bodyText)).digest('hex'),
           notBefore: now - LIMITS.idempotencyWindowSeconds * 1000,
         };
-  const maxOpen = p.isMain ? null : ctx.config.maxOpenPerKey;
-  const out = await ctx.store.intentPublish(intent, idem, maxOpen);
+  return { intent, idem };
+}
+
+/** The quota of a publisher's open and claimed intents (null: none, the main key). */
+export const maxOpenOf = (ctx: OpsContext, p: Principal): number | null =>
+  p.isMain ? null : ctx.config.maxOpenPerKey;
+
+/** The answer of what the store decided for a publish, announced when it was created. */
+export function publishAnswer(ctx: OpsContext, out: PublishOutcome): Published {
   if (out.kind === 'conflict') {
     throw new BusError('idempotency_conflict', 'Key reused with different payload');
   }
@@ -87,6 +97,15 @@ export async function publish(
   if (out.kind === 'replay') return { status: out.status, body: out.body };
   ctx.events.published(out.row);
   return { status: 201, body: publishedAnswer(out.row) };
+}
+
+export async function publish(
+  ctx: OpsContext,
+  p: Principal,
+  input: PublishInput,
+): Promise<Published> {
+  const { intent, idem } = publishItem(ctx, p, input);
+  return publishAnswer(ctx, await ctx.store.intentPublish(intent, idem, maxOpenOf(ctx, p)));
 }
 
 const lostLease = (): BusError => notFound('Claim token is not live for this intent');
@@ -136,12 +155,8 @@ export interface FulfilInput {
   resultType: ResultType | undefined;
 }
 
-export async function fulfil(
-  ctx: OpsContext,
-  ref: TokenRef,
-  input: FulfilInput,
-  seen: Sighting,
-): Promise<IntentRow> {
+/** A fulfil's result as stored: checked (a BusError if it may not be), and its text. */
+export function resultOf(input: FulfilInput): { text: string | null; resultType: ResultType } {
   const resultType = input.resultType ?? 'json';
   if (resultType === 'text' && input.result != null && typeof input.result !== 'string') {
     throw invalid('result', 'A text result must be a string');
@@ -149,12 +164,45 @@ export async function fulfil(
   if (input.result !== undefined) checkJsonValue('result', input.result);
   const text =
     input.result === undefined ? null : (input.resultText ?? JSON.stringify(input.result));
-  // A progress report held for the end of its second is written first (ops/progress.ts).
-  await ctx.progress.settle(ref.id);
-  const row = await ctx.store.intentFulfill(ref, text, resultType);
+  return { text, resultType };
+}
+
+/** What follows a fulfil the store made (null: the token was not live). */
+export function fulfilled(
+  ctx: OpsContext,
+  ref: TokenRef,
+  row: IntentRow | null,
+  seen: Sighting,
+): IntentRow {
   if (!row) throw lostLease();
   ctx.events.fulfilled(row);
   seenHolding(ctx, ref, row, seen, { fulfilled: true });
+  return row;
+}
+
+export async function fulfil(
+  ctx: OpsContext,
+  ref: TokenRef,
+  input: FulfilInput,
+  seen: Sighting,
+): Promise<IntentRow> {
+  const { text, resultType } = resultOf(input);
+  // A progress report held for the end of its second is written first (ops/progress.ts).
+  await ctx.progress.settle(ref.id);
+  return fulfilled(ctx, ref, await ctx.store.intentFulfill(ref, text, resultType), seen);
+}
+
+/** What follows a failure the store recorded (null: the token was not live). */
+export function failed(
+  ctx: OpsContext,
+  ref: TokenRef,
+  text: string | null,
+  row: IntentRow | null,
+  seen: Sighting,
+): IntentRow {
+  if (!row) throw lostLease();
+  ctx.events.failed(row);
+  seenHolding(ctx, ref, row, seen, { failed: true, error: text ?? 'failed' });
   return row;
 }
 
@@ -166,11 +214,7 @@ export async function fail(
 ): Promise<IntentRow> {
   const text = truncateError(error);
   await ctx.progress.settle(ref.id);
-  const row = await ctx.store.intentFail(ref, text, ctx.random);
-  if (!row) throw lostLease();
-  ctx.events.failed(row);
-  seenHolding(ctx, ref, row, seen, { failed: true, error: text ?? 'failed' });
-  return row;
+  return failed(ctx, ref, text, await ctx.store.intentFail(ref, text, ctx.random), seen);
 }
 
 /** The row, if this key may read it: publisher, current or last claimer, or the main key. */

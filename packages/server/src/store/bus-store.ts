@@ -26,7 +26,7 @@ import {
 import type { NewIntent } from '../core/intent-record.js';
 import { all, get, lock, one, run, type Program, type Runner } from './program.js';
 import type { ClaimParams, Row, ScheduleRecord } from './statements.js';
-import type { FlowClaim, FlowControl, FlowPatch, Hold } from '../core/flow.js';
+import type { FlowClaim, FlowControl, FlowHeld, FlowPatch, Hold } from '../core/flow.js';
 import { claimFlow, controlOf, flowDelete, flowPut, holdsOf } from './flow.js';
 import {
   DELETE_BATCH,
@@ -35,7 +35,10 @@ import {
   type AlertMaker,
   type ApiKeyRow,
   type ClaimRequest,
+  type FailItem,
   type FailureOutcome,
+  type FulfilItem,
+  type PublishItem,
   type RunFailureRow,
   type IdempotencyInput,
   type IntentListFilter,
@@ -87,25 +90,16 @@ function* insert(intent: NewIntent): Program<Created> {
   return { kind: 'created', row: openRow(intent) };
 }
 
-function* publish(
-  intent: NewIntent,
-  idem: IdempotencyInput | null,
-  maxOpen: number | null,
-): Program<PublishOutcome> {
-  // Read committed (PostgreSQL) lets two publishes both pass a check before either
-  // inserts: the locks make the same idempotency key, and the same publisher's quota, wait
-  // for one another. Always idempotency first, then quota, so two never deadlock.
-  if (idem) {
-    yield* lock('idempotency', `${idem.keyId}\n${idem.key}`);
-    const prior = yield* get('idempotencyGet', { keyId: idem.keyId, idemKey: idem.key });
-    const answer = replayOf(prior, idem);
-    if (answer) return answer;
-  }
-  if (maxOpen != null) {
-    yield* lock('quota', intent.publisher);
-    const { n } = yield* one('intentsLiveOfPublisher', { publisher: intent.publisher });
-    if (n >= maxOpen) return { kind: 'limit_exceeded', open: n };
-  }
+const idemLockKey = (idem: IdempotencyInput): string => `${idem.keyId}\n${idem.key}`;
+
+/** The answer an earlier publish with the same key decides (its lock held), if any. */
+function* priorAnswer(idem: IdempotencyInput): Program<PublishOutcome | null> {
+  const prior = yield* get('idempotencyGet', { keyId: idem.keyId, idemKey: idem.key });
+  return replayOf(prior, idem);
+}
+
+/** Inserts the intent and, with a key, the record its replays answer from. */
+function* insertRemembered(intent: NewIntent, idem: IdempotencyInput | null): Program<Created> {
   const created = yield* insert(intent);
   if (idem) {
     yield* run('idempotencyPut', {
@@ -118,6 +112,56 @@ function* publish(
     });
   }
   return created;
+}
+
+function* publish(
+  intent: NewIntent,
+  idem: IdempotencyInput | null,
+  maxOpen: number | null,
+): Program<PublishOutcome> {
+  // Read committed (PostgreSQL) lets two publishes both pass a check before either
+  // inserts: the locks make the same idempotency key, and the same publisher's quota, wait
+  // for one another. Always idempotency first, then quota, so two never deadlock.
+  if (idem) {
+    yield* lock('idempotency', idemLockKey(idem));
+    const answer = yield* priorAnswer(idem);
+    if (answer) return answer;
+  }
+  if (maxOpen != null) {
+    yield* lock('quota', intent.publisher);
+    const { n } = yield* one('intentsLiveOfPublisher', { publisher: intent.publisher });
+    if (n >= maxOpen) return { kind: 'limit_exceeded', open: n };
+  }
+  return yield* insertRemembered(intent, idem);
+}
+
+/**
+ * A batch publish (issue 21): the single publish's steps for each item, in one program.
+ * The locks keep the single publish's order: every idempotency key first (sorted, so two
+ * batches never wait crosswise), then the publisher's quota, counted once and then kept
+ * here as items are inserted. An item with a key already used in this batch (or before)
+ * replays it or conflicts, as a second publish would.
+ */
+function* publishMany(
+  items: readonly PublishItem[],
+  maxOpen: number | null,
+): Program<PublishOutcome[]> {
+  const keys = new Set<string>();
+  for (const { idem } of items) if (idem) keys.add(idemLockKey(idem));
+  for (const key of [...keys].sort()) yield* lock('idempotency', key);
+  const publisher = items[0]?.intent.publisher;
+  let left = publisher === undefined ? 0 : yield* room(publisher, maxOpen);
+  const out: PublishOutcome[] = [];
+  for (const { intent, idem } of items) {
+    const answer = idem ? yield* priorAnswer(idem) : null;
+    if (answer) out.push(answer);
+    else if (left <= 0) out.push({ kind: 'limit_exceeded', open: maxOpen! - left });
+    else {
+      out.push(yield* insertRemembered(intent, idem));
+      left--;
+    }
+  }
+  return out;
 }
 
 /** Applies the core's decision for a claim (its row locked) that failed at time `at`. */
@@ -375,6 +419,61 @@ const claimStatement = (goal: boolean, publisher: boolean) =>
       ? 'intentClaimPublisher'
       : 'intentClaim';
 
+/** Up to `tokens.length` claims in one program (issue 21), each the single statement. */
+function* claimMany(req: ClaimRequest, tokens: readonly string[]): Program<IntentRow[]> {
+  const name = claimStatement(req.goal != null, req.publisher != null);
+  const rows: IntentRow[] = [];
+  for (const token of tokens) {
+    const row = yield* get(name, claimParams({ ...req, token }));
+    if (row === null) break;
+    rows.push(row);
+  }
+  return rows;
+}
+
+/**
+ * The same under flow controls: each claim is the controlled one, which counts what the
+ * claims before it in this program took, so a limit in flight or a rate is never exceeded.
+ */
+function* claimFlowMany(
+  req: ClaimRequest,
+  controls: readonly FlowControl[],
+  tokens: readonly string[],
+): Program<{ rows: IntentRow[]; held: FlowHeld | null }> {
+  const plain = claimStatement(req.goal != null, req.publisher != null);
+  const rows: IntentRow[] = [];
+  for (const token of tokens) {
+    const out = yield* claimFlow(claimParams({ ...req, token }), plain, controls);
+    if (out.row === null) return { rows, held: rows.length === 0 ? out.held : null };
+    rows.push(out.row);
+  }
+  return { rows, held: null };
+}
+
+/**
+ * Runs `each` over the items in id order (two batches touching the same rows lock them in
+ * the same order) and answers in the items' own order.
+ */
+function* inIdOrder<I extends { ref: TokenRef }, T>(
+  items: readonly I[],
+  each: (item: I) => Program<T>,
+): Program<T[]> {
+  const order = items.map((_, i) => i);
+  order.sort((a, b) => {
+    const x = items[a]!.ref.id;
+    const y = items[b]!.ref.id;
+    return x < y ? -1 : x > y ? 1 : a - b;
+  });
+  const out = new Array<T>(items.length);
+  for (const i of order) out[i] = yield* each(items[i]!);
+  return out;
+}
+
+function* fulfilOne(item: FulfilItem): Program<IntentRow | null> {
+  const { ref, result, resultType } = item;
+  return yield* get('intentFulfill', { ...ref, result, resultType });
+}
+
 export class BusStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -422,6 +521,33 @@ export class BusStore implements Store {
     return this.r.write(
       get(claimStatement(req.goal != null, req.publisher != null), claimParams(req)),
     );
+  }
+
+  intentPublishMany(
+    items: readonly PublishItem[],
+    maxOpen: number | null,
+  ): Promise<PublishOutcome[]> {
+    return this.r.atomic(publishMany(items, maxOpen));
+  }
+
+  intentClaimMany(req: ClaimRequest, tokens: readonly string[]): Promise<IntentRow[]> {
+    return this.r.atomic(claimMany(req, tokens));
+  }
+
+  intentClaimFlowMany(
+    req: ClaimRequest,
+    controls: readonly FlowControl[],
+    tokens: readonly string[],
+  ): Promise<{ rows: IntentRow[]; held: FlowHeld | null }> {
+    return this.r.atomic(claimFlowMany(req, controls, tokens));
+  }
+
+  intentFulfillMany(items: readonly FulfilItem[]): Promise<Array<IntentRow | null>> {
+    return this.r.atomic(inIdOrder(items, fulfilOne));
+  }
+
+  intentFailMany(items: readonly FailItem[], random: Random): Promise<Array<IntentRow | null>> {
+    return this.r.atomic(inIdOrder(items, (item) => fail(item.ref, item.error, random)));
   }
 
   intentClaimFlow(req: ClaimRequest, controls: readonly FlowControl[]): Promise<FlowClaim> {

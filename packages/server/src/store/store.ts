@@ -11,7 +11,7 @@ import type { RunFailure, ScheduleDefinition, ScheduleState } from '../core/sche
 import type { IntentRow, NewIntent } from '../core/intent-record.js';
 
 export type { IntentRow, NewIntent } from '../core/intent-record.js';
-import type { FlowClaim, FlowControl, FlowPatch, Hold } from '../core/flow.js';
+import type { FlowClaim, FlowControl, FlowHeld, FlowPatch, Hold } from '../core/flow.js';
 
 /** The row a publish creates: what was given, open, never claimed. */
 export const openRow = (intent: NewIntent): IntentRow => ({
@@ -46,6 +46,25 @@ export type PublishOutcome =
   | { kind: 'limit_exceeded'; open: number }
   | { kind: 'replay'; status: number; body: string }
   | { kind: 'conflict' };
+
+/** One item of a batch publish (issue 21): an intent and its idempotency record. */
+export interface PublishItem {
+  intent: NewIntent;
+  idem: IdempotencyInput | null;
+}
+
+/** One item of a batch fulfil (issue 21). */
+export interface FulfilItem {
+  ref: TokenRef;
+  result: string | null;
+  resultType: ResultType;
+}
+
+/** One item of a batch fail (issue 21). */
+export interface FailItem {
+  ref: TokenRef;
+  error: string | null;
+}
 
 export interface ClaimRequest extends ClaimFilter {
   now: number;
@@ -207,8 +226,28 @@ export interface Store {
     idem: IdempotencyInput | null,
     maxOpen: number | null,
   ): Promise<PublishOutcome>;
+  /**
+   * A batch publish (issue 21) in one atomic step: each item as `intentPublish` would
+   * decide it (a replay, a conflict or the quota answers only that item), the outcomes in
+   * the items' order. Every item's publisher is the same key.
+   */
+  intentPublishMany(
+    items: readonly PublishItem[],
+    maxOpen: number | null,
+  ): Promise<PublishOutcome[]>;
   /** Atomically claims the first matching intent in the order of PROTOCOL.md §4. */
   intentClaim(req: ClaimRequest): Promise<IntentRow | null>;
+  /**
+   * Claims up to `tokens.length` intents in one atomic step (issue 21), one token each,
+   * in the order of PROTOCOL.md §4 (`req.token` is not used).
+   */
+  intentClaimMany(req: ClaimRequest, tokens: readonly string[]): Promise<IntentRow[]>;
+  /** The same under the namespace's flow controls: none claimed beyond what they allow. */
+  intentClaimFlowMany(
+    req: ClaimRequest,
+    controls: readonly FlowControl[],
+    tokens: readonly string[],
+  ): Promise<{ rows: IntentRow[]; held: FlowHeld | null }>;
   /**
    * Undoes a claim nobody received (the client left): open again, the attempt not
    * counted. Null when that claim is no longer current.
@@ -246,6 +285,10 @@ export interface Store {
     resultType: ResultType,
   ): Promise<IntentRow | null>;
   intentFail(ref: TokenRef, error: string | null, random: Random): Promise<IntentRow | null>;
+  /** Fulfils many in one atomic step (issue 21); null where a token is not live. */
+  intentFulfillMany(items: readonly FulfilItem[]): Promise<Array<IntentRow | null>>;
+  /** Fails many in one atomic step (issue 21); null where a token is not live. */
+  intentFailMany(items: readonly FailItem[], random: Random): Promise<Array<IntentRow | null>>;
   intentGet(id: string): Promise<IntentRow | null>;
   /** Open or claimed → dead (cancelled); anything else unchanged. Null if unknown. */
   intentCancel(id: string, now: number): Promise<IntentRow | null>;

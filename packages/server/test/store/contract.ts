@@ -292,6 +292,75 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(await s.idempotencyDeleteBefore(T0 + 1)).toBe(2);
     });
 
+    it('batches [ext]: publishes many with keys and a quota, claims many in §4 order, ends many', async () => {
+      const s = await fresh();
+      const idem = (key: string, bodyHash = 'h') => ({
+        keyId: 'kid_a',
+        key,
+        bodyHash,
+        notBefore: T0 - 1000,
+      });
+      const items = [
+        { intent: intent({ priority: 1 }), idem: idem('k1') },
+        { intent: intent({ priority: 3 }), idem: null },
+        { intent: intent(), idem: idem('k1') },
+        { intent: intent(), idem: idem('k1', 'other') },
+        { intent: intent({ priority: 2 }), idem: idem('k2') },
+        { intent: intent(), idem: null },
+      ];
+      const out = await s.intentPublishMany(items, 3);
+      expect(out.map((o) => o.kind)).toEqual([
+        'created',
+        'created',
+        'replay',
+        'conflict',
+        'created',
+        'limit_exceeded',
+      ]);
+      expect(out[5]).toEqual({ kind: 'limit_exceeded', open: 3 });
+      // The same again: every key replays, the quota refuses the rest.
+      const again = await s.intentPublishMany(items, 3);
+      expect(again.map((o) => o.kind)).toEqual([
+        'replay',
+        'limit_exceeded',
+        'replay',
+        'conflict',
+        'replay',
+        'limit_exceeded',
+      ]);
+      const rows = await s.intentClaimMany(claimBy(), ['t1', 't2']);
+      expect(rows.map((r) => [r.priority, r.claimToken])).toEqual([
+        [3, 't1'],
+        [2, 't2'],
+      ]);
+      expect((await s.intentClaimMany(claimBy(), ['t3', 't4'])).map((r) => r.priority)).toEqual([
+        1,
+      ]);
+      expect(await s.intentClaimMany(claimBy(), ['t5'])).toEqual([]);
+      const ref = (r: IntentRow, token = r.claimToken!) => ({
+        id: r.id,
+        token,
+        keyId: 'kid_a',
+        now: T0 + 1,
+      });
+      const ended = await s.intentFulfillMany([
+        { ref: ref(rows[1]!), result: '1', resultType: 'json' },
+        { ref: ref(rows[0]!, 'stale'), result: null, resultType: 'json' },
+        { ref: ref(rows[1]!), result: '2', resultType: 'json' },
+      ]);
+      expect(ended.map((r) => r?.status ?? null)).toEqual(['fulfilled', null, null]);
+      expect(ended[0]?.result).toBe('1');
+      const failed = await s.intentFailMany(
+        [
+          { ref: ref(rows[0]!), error: 'boom' },
+          { ref: ref(rows[0]!, 'stale'), error: null },
+        ],
+        () => 0,
+      );
+      expect(failed.map((r) => r?.status ?? null)).toEqual(['open', null]);
+      expect(failed[0]?.error).toBe('boom');
+    });
+
     it('refuses a publish past the open + claimed quota, replays first', async () => {
       const s = await fresh();
       const idem = { keyId: 'kid_a', key: 'k1', bodyHash: 'h1', notBefore: T0 - 1 };

@@ -46,6 +46,8 @@ const COMMAND_RETRY_AFTER_SECONDS = 5;
 interface ClaimAsked {
   filter: ClaimFilter;
   waitMs: number;
+  /** [ext] issue 21: `max` claims up to that many, answered as an array; else one object. */
+  max: number | undefined;
 }
 
 export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> {
@@ -104,7 +106,7 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
       workerId,
       capabilities,
     };
-    return { filter, waitMs: Math.round((q.wait ?? 0) * 1000) };
+    return { filter, waitMs: Math.round((q.wait ?? 0) * 1000), max: q.max };
   };
 
   /** Claims what `asked` says and answers it as POST /claim does: 200, or 204. */
@@ -114,7 +116,8 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
     asked: ClaimAsked,
     client: ClientPresence,
   ): Promise<FastifyReply> => {
-    const out = await claim(ctx, principalOf(req), asked.filter, asked.waitMs, client, seenOf(req));
+    const { filter, waitMs, max } = asked;
+    const out = await claim(ctx, principalOf(req), filter, waitMs, client, seenOf(req), max ?? 1);
     if (out.kind === 'command') {
       // [ext] issue 18: a quiet or stopping worker is told so, and claims nothing.
       return reply
@@ -129,7 +132,12 @@ export async function intentRoutes(app: BusApp, ctx: BusContext): Promise<void> 
       const after = ms == null ? 1 : Math.max(1, Math.ceil(ms / 1000));
       return reply.code(204).header('Retry-After', String(after)).send();
     }
-    return reply.type(JSON_TYPE).send(claimedIntent(out.row, ctx.config.claimTimeoutSeconds));
+    const lease = ctx.config.claimTimeoutSeconds;
+    if (max !== undefined) {
+      const all = (out.rows ?? [out.row]).map((row) => claimedIntent(row, lease));
+      return reply.type(JSON_TYPE).send(`[${all.join(',')}]`);
+    }
+    return reply.type(JSON_TYPE).send(claimedIntent(out.row, lease));
   };
 
   app.post('/claim', { schema: { querystring: schemas.claimQuery } }, async (req, reply) => {
