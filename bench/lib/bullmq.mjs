@@ -44,7 +44,8 @@ export async function probeRedis(lib, url, timeoutMs = 2000) {
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  redis.on('error', () => {});
+  let lastError = null;
+  redis.on('error', (err) => (lastError = err));
   try {
     await redis.connect();
     const info = await redis.info('server');
@@ -63,7 +64,8 @@ export async function probeRedis(lib, url, timeoutMs = 2000) {
       save: save?.[1] ?? null,
     };
   } catch (err) {
-    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+    const e = lastError ?? err;
+    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
   } finally {
     redis.disconnect();
   }
