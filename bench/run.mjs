@@ -38,7 +38,15 @@ import {
   formatTable,
   summarize,
 } from './lib/stats.mjs';
-import { clearFlow, describeFlow, heldClaims, parseFlow, rateBound, setFlow } from './lib/flow.mjs';
+import {
+  clearFlow,
+  describeFlow,
+  heldClaims,
+  parseFlow,
+  rateBound,
+  registryWrites,
+  setFlow,
+} from './lib/flow.mjs';
 import { PEER_COLUMNS, setUpPeer, peerRun, summarizePeer } from './lib/peer.mjs';
 
 export const PROFILES = {
@@ -360,6 +368,7 @@ async function main() {
             ...(peer ? { peer: { name: peer.info.name, warmupRuns: [], runs: [] } } : {}),
           };
           const nodes = [];
+          const configStart = Date.now();
           let database = null;
           try {
             // One bus: N nodes sharing one database (their main and admin keys too).
@@ -492,6 +501,17 @@ async function main() {
                     : ''),
               );
             }
+            // The fleet's registry (issue 18): what it wrote to the store over the
+            // configuration, every node summed (0 on a bus without one).
+            config.registryWrites = await registryWrites({
+              urls: nodes.map((b) => b.url),
+              adminSecret: keys.adminSecret,
+              since: configStart,
+            });
+            log(
+              `${name}: worker registry ${config.registryWrites.rows ?? '-'} row(s) written in ` +
+                `${config.registryWrites.flushes ?? '-'} flush(es) over ${fmt(config.registryWrites.seconds)} s`,
+            );
           } finally {
             await Promise.all(nodes.map((b) => b.stop()));
             if (database) {

@@ -122,3 +122,17 @@ export const heldClaims = ({ urls, adminSecret, namespace = 'default', goal }) =
     name: 'intent_bus_claims_held_total',
     where: { namespace, goal },
   });
+
+/**
+ * What the fleet's worker registry (issue 18) wrote to the store since its nodes started:
+ * rows and flushes (intent_bus_worker_registry_writes, every node summed; nulls when a
+ * node did not answer), and the seconds since `since`.
+ */
+export async function registryWrites({ urls, adminSecret, since }) {
+  const name = 'intent_bus_worker_registry_writes';
+  const [rows, flushes] = await Promise.all([
+    metricSum({ urls, adminSecret, name, where: { kind: 'rows' } }),
+    metricSum({ urls, adminSecret, name, where: { kind: 'flushes' } }),
+  ]);
+  return { rows, flushes, seconds: (Date.now() - since) / 1000 };
+}
