@@ -205,8 +205,11 @@ export async function runBullmqJobs({
       const t1 = completedAt.get(id);
       if (t1 !== undefined) latency.push(t1 - t0);
     }
+    // Clock ticks (10 ms): a short run may read 0; never below it.
     const redisSeconds =
-      redis0 && redis1 ? redis1.user + redis1.system - redis0.user - redis0.system : null;
+      redis0 && redis1
+        ? Math.max(0, redis1.user + redis1.system - redis0.user - redis0.system)
+        : null;
     const generatorSeconds = (cpu.user + cpu.system) / 1e6;
     const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
     return {

@@ -71,6 +71,14 @@ export function summarizePeer(busRuns, peerRuns) {
   for (const r of peerRuns) {
     for (const [k, n] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + n;
   }
+  // CPU per job, both sides of each: the bus's server(s) and generator (its HTTP workers
+  // and publisher), Redis and the generator (BullMQ's Worker and adds). The figure the
+  // noise of other processes moves least.
+  const perJob = (s, r) => (s != null && r.fulfilled > 0 ? (1e6 * s) / r.fulfilled : null);
+  const busCpu = (r) =>
+    r.server.cpuSeconds != null ? perJob(r.server.cpuSeconds + r.generator.cpuSeconds, r) : null;
+  const peerCpu = (r) =>
+    r.redis?.cpuSeconds != null ? perJob(r.redis.cpuSeconds + r.generator.cpuSeconds, r) : null;
   const busJobs = median(busRuns.map((r) => r.jobsPerSec));
   const busP99 = median(busRuns.map((r) => r.latencyMs.p99));
   const jobsPerSec = med((r) => r.jobsPerSec);
@@ -88,8 +96,15 @@ export function summarizePeer(busRuns, peerRuns) {
       cpuPct: med((r) => r.redis?.cpuPct),
       usPerJob: med((r) => r.redis?.usPerJob),
     },
-    generator: { cpuPct: med((r) => r.generator.cpuPct), elu: med((r) => r.generator.elu) },
+    generator: {
+      cpuPct: med((r) => r.generator.cpuPct),
+      elu: med((r) => r.generator.elu),
+      usPerJob: med((r) => perJob(r.generator.cpuSeconds, r)),
+    },
+    cpuUsPerJob: med(peerCpu),
+    busCpuUsPerJob: median(busRuns.map(busCpu)),
     ratio: {
+      cpuPerJob: ratio((r) => (r.peer ? peerCpu(r) : busCpu(r))),
       jobsPerSec: ratio((r) => r.jobsPerSec),
       p99: ratio((r) => r.latencyMs.p99),
       jobsPerSecOfMedians: busJobs != null && jobsPerSec ? busJobs / jobsPerSec : null,
@@ -113,6 +128,9 @@ export const PEER_COLUMNS = [
   ['redis cpu%', (c) => fmt(c.peer?.summary?.redis.cpuPct)],
   ['redis µs/job', (c) => fmt(c.peer?.summary?.redis.usPerJob)],
   ['peer gen cpu%', (c) => fmt(c.peer?.summary?.generator.cpuPct)],
+  ['bus cpu µs/job', (c) => fmt(c.peer?.summary?.busCpuUsPerJob)],
+  ['peer cpu µs/job', (c) => fmt(c.peer?.summary?.cpuUsPerJob)],
+  ['bus/peer cpu/job', (c) => fmt(c.peer?.summary?.ratio.cpuPerJob, 2)],
   ['bus/peer jobs/s', (c) => fmt(c.peer?.summary?.ratio.jobsPerSec, 2)],
   ['bus/peer p99', (c) => fmt(c.peer?.summary?.ratio.p99, 2)],
 ];
