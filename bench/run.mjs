@@ -38,6 +38,16 @@ import {
   formatTable,
   summarize,
 } from './lib/stats.mjs';
+import {
+  clearFlow,
+  describeFlow,
+  heldClaims,
+  parseFlow,
+  rateBound,
+  registryWrites,
+  setFlow,
+} from './lib/flow.mjs';
+import { PEER_COLUMNS, setUpPeer, peerRun, summarizePeer } from './lib/peer.mjs';
 
 export const PROFILES = {
   light: { workers: 5, jobs: 50 },
@@ -87,6 +97,14 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
   --gen-cpu N           CPU for this generator (default: the second)
   --log-level L         the bus's BUS_LOG_LEVEL (default warn)
   --cpu-prof            write a V8 CPU profile of each bus (results/<timestamp>-cpuprof/)
+  --flow-max-in-flight N
+                        put a flow control max_in_flight N on each run's goal before the
+                        run (PUT /admin/flow/default/<goal>; default none)
+  --flow-rate N/S       the same with a rate control: at most N claims per S seconds
+  --peer bullmq         run each configuration on BullMQ too (Redis at --redis-url), its
+                        runs alternated with the bus's, the table showing bus/BullMQ
+                        (needs \`npm ci --prefix bench\`; skipped when Redis does not answer)
+  --redis-url URL       the peer's Redis (default $BENCH_REDIS_URL or redis://127.0.0.1:6379)
   --out DIR             where the JSON goes (default bench/results)
   --help
 `;
@@ -119,6 +137,13 @@ function parseOptions(argv) {
       'gen-cpu': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
       'cpu-prof': { type: 'boolean', default: false },
+      'flow-max-in-flight': { type: 'string' },
+      'flow-rate': { type: 'string' },
+      peer: { type: 'string' },
+      'redis-url': {
+        type: 'string',
+        default: process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379',
+      },
       out: { type: 'string', default: join(ROOT, 'bench/results') },
       help: { type: 'boolean', default: false },
     },
@@ -159,6 +184,7 @@ function parseOptions(argv) {
   if (values.next && values.batch !== '1') {
     throw new Error('--next: not with --batch (a batch fulfil claims nothing)');
   }
+  if (values.peer != null && values.peer !== 'bullmq') throw new Error('--peer: bullmq');
   return {
     profiles,
     modes,
@@ -183,6 +209,9 @@ function parseOptions(argv) {
     genCpu: values['gen-cpu'] == null ? null : int('gen-cpu', 0, 4095),
     logLevel: values['log-level'],
     cpuProf: values['cpu-prof'],
+    flow: parseFlow(values['flow-max-in-flight'], values['flow-rate']),
+    peer: values.peer ?? null,
+    redisUrl: values['redis-url'],
     out: resolve(values.out),
   };
 }
@@ -290,13 +319,23 @@ async function main() {
     }
   }
 
+  // The peer (--peer bullmq): the same runs on BullMQ over Redis, in this process.
+  const peer = opts.peer ? await setUpPeer(opts, log) : null;
+  if (opts.flow) log(`flow control on each run's goal: ${describeFlow(opts.flow)}`);
+
   const report = {
     started: started.toISOString(),
     finished: null,
     command: command(argv),
     machine: info,
     pinning,
-    options: { ...opts, pgUrl: redact(opts.pgUrl), out: relative(ROOT, opts.out) },
+    options: {
+      ...opts,
+      pgUrl: redact(opts.pgUrl),
+      redisUrl: redact(opts.redisUrl),
+      out: relative(ROOT, opts.out),
+    },
+    ...(opts.peer ? { peer: peer ? peer.info : { name: opts.peer, skipped: true } } : {}),
     ...(postgres ? { postgres } : {}),
     ...(sqlite ? { sqlite } : {}),
     profiles: PROFILES,
@@ -336,10 +375,13 @@ async function main() {
             waitSeconds,
             ...(opts.next ? { next: true } : {}),
             ...(postgres ? { store: 'postgres', nodes: opts.nodes } : {}),
+            ...(opts.flow ? { flow: opts.flow } : {}),
             warmupRuns: [],
             runs: [],
+            ...(peer ? { peer: { name: peer.info.name, warmupRuns: [], runs: [] } } : {}),
           };
           const nodes = [];
+          const configStart = Date.now();
           let database = null;
           try {
             // One bus: N nodes sharing one database (their main and admin keys too).
@@ -386,6 +428,18 @@ async function main() {
               : null;
             for (let i = 0; i < opts.warmup + opts.runs; i++) {
               const counted = i >= opts.warmup;
+              const goal = `bench.${profile}.${mode}.${i}`;
+              // The peer's run comes before the bus's every other run, after it otherwise.
+              const peerArgs = { name: `${profile}-${mode}-${i}`, jobs, workers, mode };
+              const peerBefore = peer && i % 2 === 1 ? await peerRun(peer, opts, peerArgs) : null;
+              if (opts.flow) {
+                await setFlow({
+                  url: nodes[0].url,
+                  adminSecret: keys.adminSecret,
+                  goal,
+                  control: opts.flow,
+                });
+              }
               const ceiling = noop
                 ? await runCeiling({
                     url: noop.url,
@@ -400,7 +454,7 @@ async function main() {
                 key: keys.secret,
                 serverPids: nodes.map((b) => b.pid),
                 pg,
-                goal: `bench.${profile}.${mode}.${i}`,
+                goal,
                 jobs,
                 workers,
                 mode,
@@ -419,9 +473,23 @@ async function main() {
                   throw new Error(`bus node ${n} stopped during ${name}:\n${bus.logTail(30)}`);
                 }
               });
+              if (opts.flow) {
+                r.flow = {
+                  control: opts.flow,
+                  heldClaims: await heldClaims({
+                    urls: nodes.map((b) => b.url),
+                    adminSecret: keys.adminSecret,
+                    goal,
+                  }),
+                  rateBound: rateBound(opts.flow, jobs),
+                };
+                await clearFlow({ url: nodes[0].url, adminSecret: keys.adminSecret, goal });
+              }
               // Purged through one node: they share the database.
               await nodes[0].purge();
               (counted ? config.runs : config.warmupRuns).push(r);
+              const pr = peer ? (peerBefore ?? (await peerRun(peer, opts, peerArgs))) : null;
+              if (pr) (counted ? config.peer.runs : config.peer.warmupRuns).push(pr);
               log(
                 `${name} ${counted ? `run ${i - opts.warmup + 1}/${opts.runs}` : 'warm-up'}: ` +
                   `${fmt(r.successPct, 1)}% ${fmt(r.jobsPerSec)} jobs/s p99 ${fmt(r.latencyMs.p99, 1)} ms, ` +
@@ -438,9 +506,28 @@ async function main() {
                     : '') +
                   `, gen elu ${fmt(r.generator.elu, 2)}, noise ${fmt(r.cores.noisePct)}%` +
                   (ceiling ? `, ceiling ${fmt(ceiling.reqPerSec)} req/s` : '') +
-                  (r.stop === 'done' ? '' : ` [${r.stop}]`),
+                  (r.flow ? `, held claims ${r.flow.heldClaims ?? '-'}` : '') +
+                  (r.stop === 'done' ? '' : ` [${r.stop}]`) +
+                  (pr
+                    ? `; ${pr.peer}: ${fmt(pr.successPct, 1)}% ${fmt(pr.jobsPerSec)} jobs/s ` +
+                      `p99 ${fmt(pr.latencyMs.p99, 1)} ms, errors ${pr.errorCount} dup ${pr.duplicates}, ` +
+                      `redis cpu ${fmt(pr.redis?.cpuPct)}%, gen cpu ${fmt(pr.generator.cpuPct)}%, ` +
+                      `bus/${pr.peer} ×${fmt(r.jobsPerSec / pr.jobsPerSec, 2)}` +
+                      (pr.stop === 'done' ? '' : ` [${pr.stop}]`)
+                    : ''),
               );
             }
+            // The fleet's registry (issue 18): what it wrote to the store over the
+            // configuration, every node summed (0 on a bus without one).
+            config.registryWrites = await registryWrites({
+              urls: nodes.map((b) => b.url),
+              adminSecret: keys.adminSecret,
+              since: configStart,
+            });
+            log(
+              `${name}: worker registry ${config.registryWrites.rows ?? '-'} row(s) written in ` +
+                `${config.registryWrites.flushes ?? '-'} flush(es) over ${fmt(config.registryWrites.seconds)} s`,
+            );
           } finally {
             await Promise.all(nodes.map((b) => b.stop()));
             if (database) {
@@ -462,6 +549,7 @@ async function main() {
             }
           }
           config.summary = summarize(config.runs);
+          if (config.peer) config.peer.summary = summarizePeer(config.runs, config.peer.runs);
           report.configurations.push(config);
           save();
         }
@@ -488,8 +576,13 @@ async function main() {
         `${opts.nodes} bus node(s)${pinning.pinned ? ` on cpu ${pinning.serverCpu}` : ''}; ` +
         'noise% = busy time of both CPUs used by none of the nodes, PostgreSQL or the generator'
       : `\nstore: SQLite through ${sqliteName(sqlite.driver)} (BUS_SQLITE_DRIVER=${sqlite.setting})`) +
-    `\ncommand: ${report.command.npm ?? report.command.node}; medians of ${opts.runs} counted run(s) after ${opts.warmup} warm-up`;
-  const columns = postgres ? POSTGRES_COLUMNS : TABLE_COLUMNS;
+    `\ncommand: ${report.command.npm ?? report.command.node}; medians of ${opts.runs} counted run(s) after ${opts.warmup} warm-up` +
+    (opts.flow ? `\nflow control on each run's goal: ${describeFlow(opts.flow)}` : '') +
+    (peer
+      ? `\npeer: ${peer.info.describe}, its runs alternated with the bus's; ` +
+        'bus/peer = median of the ratios of adjacent runs'
+      : '');
+  const columns = [...(postgres ? POSTGRES_COLUMNS : TABLE_COLUMNS), ...(peer ? PEER_COLUMNS : [])];
   process.stdout.write(`\n${header}\n\n${formatTable(report.configurations, columns)}\n\n`);
   const activity = report.configurations.map(formatActivity).filter(Boolean);
   if (activity.length > 0) {
@@ -515,6 +608,14 @@ async function main() {
     if (s.errorsTotal > 0) out.push(`${name}: errors ${JSON.stringify(s.errors)}`);
     if (s.duplicatesTotal > 0) out.push(`${name}: ${s.duplicatesTotal} duplicates`);
     if (s.timeouts > 0) out.push(`${name}: ${s.timeouts} run(s) timed out`);
+    const ps = c.peer?.summary;
+    if (ps) {
+      const pn = `${name} on ${c.peer.name}`;
+      if (ps.successPctMin < 100) out.push(`${pn}: success ${ps.successPctMin.toFixed(1)}%`);
+      if (ps.errorsTotal > 0) out.push(`${pn}: errors ${JSON.stringify(ps.errors)}`);
+      if (ps.duplicatesTotal > 0) out.push(`${pn}: ${ps.duplicatesTotal} duplicates`);
+      if (ps.timeouts > 0) out.push(`${pn}: ${ps.timeouts} run(s) timed out`);
+    }
     return out;
   });
   for (const f of failures) log(`FAILED ${f}`);
