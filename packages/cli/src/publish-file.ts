@@ -5,9 +5,16 @@
  * reported with its number and not sent; the others are answered one by one by the bus.
  */
 import { readFileSync } from 'node:fs';
-import { rawMember, type PublishManyItem } from '@intent-bus/sdk';
-import { EXIT, Exit, UsageError } from './output.js';
-import type { Context } from './commands.js';
+import { rawMember, type IntentClient, type PublishManyItem } from '@intent-bus/sdk';
+import { EXIT, Exit, UsageError, type Out } from './output.js';
+
+/** What of a command's context this needs (commands.ts Context has it). */
+interface Context {
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+  out: Out;
+  client(): IntentClient;
+}
 
 const BATCH = 1000;
 
