@@ -116,7 +116,10 @@ describe('POST /intents', () => {
     ]);
     expect(out[1]!.body.error).toMatchObject({ code: 'invalid_request', field: 'priority' });
     expect(out[2]!.body.error).toMatchObject({ code: 'invalid_request', field: 'goal' });
-    expect(out[3]!.body.error).toMatchObject({ code: 'invalid_request' });
+    expect(out[3]!.body.error).toMatchObject({
+      code: 'invalid_request',
+      message: 'Item must be a JSON object',
+    });
     expect(out[4]!.body).toEqual(single.json);
     expect(out[5]!.body.error!.code).toBe('idempotency_conflict');
     expect(out[6]!.body.error).toMatchObject({ code: 'invalid_request', field: 'idempotency_key' });
