@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { rawMember, type IntentClient, type PublishManyItem } from '@intent-bus/sdk';
 import { EXIT, Exit, UsageError, type Out } from './output.js';
 
-/** What it needs of the command's context (commands.ts's Context, which imports this). */
-interface FileContext {
+/** What of a command's context this needs (commands.ts Context has it). */
+interface Context {
   positionals: string[];
   values: Record<string, string | boolean | undefined>;
   out: Out;
@@ -58,7 +58,7 @@ function itemOf(text: string, namespace: string | undefined): PublishManyItem | 
   return item as unknown as PublishManyItem;
 }
 
-export async function publishFile(ctx: FileContext, path: string): Promise<void> {
+export async function publishFile(ctx: Context, path: string): Promise<void> {
   if (ctx.positionals.length > 0) throw new UsageError('--file takes no GOAL or PAYLOAD');
   let text: string;
   try {

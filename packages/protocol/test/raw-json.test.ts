@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJsonText, rawMember, withRawMembers } from '../src/raw-json.js';
+import {
+  canonicalJsonText,
+  rawItems,
+  rawMember,
+  withoutMember,
+  withRawMembers,
+} from '../src/raw-json.js';
 
 describe('raw JSON members', () => {
   it('finds the exact text of a top-level member', () => {
@@ -81,6 +87,45 @@ describe('canonical JSON text', () => {
         const canonical = canonicalJsonText(text);
         expect(JSON.parse(canonical)).toEqual(JSON.parse(text));
         expect(canonicalJsonText(JSON.stringify(reordered(v), null, 2))).toBe(canonical);
+      }),
+    );
+  });
+});
+
+describe('raw JSON items and a member left out (batches, issue 21)', () => {
+  it('gives the exact text of each item of an array', () => {
+    expect(rawItems(' [ 1.0 , {"a":[1,"]"]} ,"x\\"]" ,[] ]')).toEqual([
+      '1.0',
+      '{"a":[1,"]"]}',
+      '"x\\"]"',
+      '[]',
+    ]);
+    expect(rawItems('[]')).toEqual([]);
+    expect(rawItems('{"a":1}')).toBeUndefined();
+  });
+
+  it('agrees with JSON.parse on any array, however it is spaced', () => {
+    fc.assert(
+      fc.property(fc.array(fc.jsonValue()), fc.constantFrom(undefined, 2), (arr, space) => {
+        const text = JSON.stringify(arr, null, space);
+        const items = rawItems(text)!;
+        expect(items.map((t) => JSON.parse(t))).toEqual(JSON.parse(text));
+      }),
+    );
+  });
+
+  it('leaves a member out, every other kept as written', () => {
+    expect(withoutMember('{ "k" : "x", "payload":1.0 ,"k":2, "b":[1]}', 'k')).toBe(
+      '{"payload":1.0,"b":[1]}',
+    );
+    expect(withoutMember('{"a":1}', 'k')).toBe('{"a":1}');
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.string(), (obj, key) => {
+        const rest = { ...obj };
+        delete rest[key];
+        expect(JSON.parse(withoutMember(JSON.stringify(obj, null, 1), key))).toEqual(
+          JSON.parse(JSON.stringify(rest)),
+        );
       }),
     );
   });

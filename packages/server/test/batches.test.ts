@@ -7,7 +7,15 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorCode, publish, startTestBus, type ApiResponse, type TestBus } from './helpers.js';
+import {
+  MAIN_KEY,
+  errorCode,
+  publish,
+  startTestBus,
+  type ApiResponse,
+  type TestBus,
+} from './helpers.js';
+import { SseClient } from './sse-client.js';
 
 const MAX_OPEN = 40;
 const METRICS_TOKEN = 'metrics_test_0123456789abcdef';
@@ -116,7 +124,10 @@ describe('POST /intents', () => {
     ]);
     expect(out[1]!.body.error).toMatchObject({ code: 'invalid_request', field: 'priority' });
     expect(out[2]!.body.error).toMatchObject({ code: 'invalid_request', field: 'goal' });
-    expect(out[3]!.body.error).toMatchObject({ code: 'invalid_request' });
+    expect(out[3]!.body.error).toMatchObject({
+      code: 'invalid_request',
+      message: 'Item must be a JSON object',
+    });
     expect(out[4]!.body).toEqual(single.json);
     expect(out[5]!.body.error!.code).toBe('idempotency_conflict');
     expect(out[6]!.body.error).toMatchObject({ code: 'invalid_request', field: 'idempotency_key' });
@@ -313,5 +324,38 @@ describe('POST /fulfill and POST /fail', () => {
     expect((await t.api('GET', `/status/${f!.id}`)).json.status).toBe('claimed');
     expect(await metric('intent_bus_fulfilled_total', n)).toBe(2);
     expect(await metric('intent_bus_failed_total', n)).toBe(3);
+  });
+});
+
+describe('events and wake-ups per item', () => {
+  it('streams one record per item of each batch, and wakes a waiting claim and result', async () => {
+    const n = ns('events');
+    const stream = await SseClient.open(`${t.url}/events?namespace=${n}`, MAIN_KEY);
+    try {
+      expect(stream.status).toBe(200);
+      const waiting = claimMany(`namespace=${n}&wait=10`);
+      while (t.bus.hub.waiting < 1) await sleep(5);
+      const pub = results(
+        await publishMany([1, 2, 3].map((i) => ({ goal: 'g', namespace: n, payload: i }))),
+      );
+      const woken = await waiting;
+      expect(woken.status).toBe(200);
+      const ids = pub.map((r) => r.body.id as string);
+      expect(ids).toContain(woken.json.id);
+      const rest = await claimMany(`namespace=${n}&max=5`);
+      const all = [woken.json, ...rest.json] as Array<{ id: string; claim_token: string }>;
+      const result = t.api('GET', `/result/${ids[0]}?wait=10`);
+      await t.api('POST', '/fulfill', {
+        body: { items: all.map((c) => ({ id: c.id, claim_token: c.claim_token })) },
+      });
+      expect((await result).json.status).toBe('fulfilled');
+      const records = await stream.until(
+        (r) => r.filter((x) => x.event === 'fulfilled').length === 3,
+      );
+      const count = (type: string) => records.filter((r) => r.event === type).length;
+      expect([count('published'), count('claimed'), count('fulfilled')]).toEqual([3, 3, 3]);
+    } finally {
+      stream.close();
+    }
   });
 });

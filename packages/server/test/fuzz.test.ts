@@ -641,7 +641,18 @@ const smallPositive = (min: number, max: number): fc.Arbitrary<number> =>
 
 /** The real body fields of every route that takes one (§5, §5.1, §6). */
 type BodyKind =
-  'publish' | 'extend' | 'fulfill' | 'fail' | 'kvset' | 'generate_key' | 'revoke_key' | 'purge';
+  | 'publish'
+  | 'extend'
+  | 'fulfill'
+  | 'fail'
+  | 'kvset'
+  | 'generate_key'
+  | 'revoke_key'
+  | 'purge'
+  // [ext] Batches (issue 21): lists of the single bodies, each item fuzzed as they are.
+  | 'publish_batch'
+  | 'fulfill_batch'
+  | 'fail_batch';
 
 interface State {
   tester: string;
@@ -721,6 +732,33 @@ function bodyFields(
           key_id: fc.constantFrom(s.victimKeyId, 'main', 'kid_0000000000000000'),
         },
       };
+    case 'publish_batch':
+      return {
+        required: ['intents'],
+        fields: {
+          intents: fc.array(
+            fc.oneof(
+              { weight: 4, arbitrary: fieldBody('publish', s) },
+              { weight: 1, arbitrary: evilValue },
+            ),
+            { minLength: 1, maxLength: 4 },
+          ),
+        },
+      };
+    case 'fulfill_batch':
+    case 'fail_batch': {
+      const id = fc.oneof(fc.constantFrom(...s.ids), hex32, evilString);
+      const single = kind === 'fulfill_batch' ? 'fulfill' : 'fail';
+      return {
+        required: ['items'],
+        fields: {
+          items: fc.array(
+            fc.tuple(id, fieldBody(single, s)).map(([i, b]) => ({ id: i, ...b })),
+            { minLength: 1, maxLength: 4 },
+          ),
+        },
+      };
+    }
     case 'purge':
       // A purge of everything is rare, so the seeded ids stay around most of the time.
       return {
@@ -913,12 +951,28 @@ const CLAIM_QUERY = [
   'capabilities',
   'capability',
   'wait',
+  'max',
 ];
 
 const ROUTES: readonly RouteDef[] = [
   { name: 'health', method: 'GET', path: () => '/health', auth: 'none' },
   { name: 'intent', method: 'POST', path: () => '/intent', body: 'publish', auth: 'key' },
   { name: 'claim', method: 'POST', path: () => '/claim', query: CLAIM_QUERY, auth: 'key' },
+  {
+    name: 'publish_batch',
+    method: 'POST',
+    path: () => '/intents',
+    body: 'publish_batch',
+    auth: 'key',
+  },
+  {
+    name: 'fulfill_batch',
+    method: 'POST',
+    path: () => '/fulfill',
+    body: 'fulfill_batch',
+    auth: 'key',
+  },
+  { name: 'fail_batch', method: 'POST', path: () => '/fail', body: 'fail_batch', auth: 'key' },
   {
     name: 'extend',
     method: 'POST',

@@ -53,6 +53,9 @@ function itemsOf<T>(
       const error = new BusError('payload_too_large', `Item is over ${maxBytes} bytes`);
       return { ok: false, error };
     }
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+      return { ok: false, error: new BusError('invalid_request', 'Item must be a JSON object') };
+    }
     if (!check(item)) {
       const w = validationMessage('body', (check.errors ?? []) as never);
       const e = w.body.error;
