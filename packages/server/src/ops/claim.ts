@@ -73,7 +73,7 @@ async function claimWithWait(
   const deadline = performance.now() + waitMs;
   let hint: ClaimableEvent | null = null;
   const passOn = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
-    if (e && e.id !== claimed?.id) ctx.hub.claimable(e, 0);
+    if (e && e.id !== claimed?.id) ctx.events.passOn(e);
   };
   for (;;) {
     // Told to quiet or stop while it waited (ops/workers.ts wakes it): claim nothing.

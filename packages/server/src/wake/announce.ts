@@ -85,6 +85,11 @@ export function intentEvent(type: IntentEventType, row: IntentRow, at: number): 
 
 /** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */
 export interface NodeWake extends WakeBus {
+  /**
+   * As WakeBus's, and true when a waiting claim of this node was handed the event now
+   * (then it claims; the other nodes need not be woken for it).
+   */
+  claimable(event: ClaimableEvent, at: number): boolean;
   /** Announcements may have been missed: everything waiting re-reads the store. */
   resync(): void;
 }

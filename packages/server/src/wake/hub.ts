@@ -92,13 +92,12 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
     return this.total;
   }
 
-  claimable(event: ClaimableEvent, at: number): void {
-    if (this.closed) return;
-    if (at <= this.clock.now()) {
-      this.dispatch(event);
-      return;
-    }
+  /** True when a waiting claim of this node was handed the event now. */
+  claimable(event: ClaimableEvent, at: number): boolean {
+    if (this.closed) return false;
+    if (at <= this.clock.now()) return this.dispatch(event);
     this.due.add(at, event);
+    return false;
   }
 
   finished(id: string): void {
@@ -151,16 +150,17 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
     this.due.reload();
   }
 
-  /** Hands the event to the longest-waiting matching claimer, if any. */
-  private dispatch(event: ClaimableEvent): void {
+  /** Hands the event to the longest-waiting matching claimer, if any (then true). */
+  private dispatch(event: ClaimableEvent): boolean {
     const set = this.claimWaiters.get(event.namespace);
-    if (!set) return;
+    if (!set) return false;
     for (const w of set) {
       if (matchesClaim(event, w.filter)) {
         w.settle({ kind: 'woken', event });
-        return;
+        return true;
       }
     }
+    return false;
   }
 
   /**

@@ -36,8 +36,14 @@ describe('WaiterHub', () => {
     const other = hub.waitForClaim(filter({ namespace: 'x' }), false, 5000)!;
     const first = hub.waitForClaim(filter(), false, 5000)!;
     const second = hub.waitForClaim(filter(), false, 5000)!;
-    hub.claimable(event(), 0);
+    // True: a waiter of this node took it (the wake relay then tells no other node).
+    expect(hub.claimable(event(), 0)).toBe(true);
     expect(await first.wait()).toEqual({ kind: 'woken', event: event() });
+    expect(hub.waiting).toBe(2);
+    // No waiter that matches: false, and nobody woken.
+    expect(hub.claimable(event({ namespace: 'y' }), 0)).toBe(false);
+    // Due later: scheduled, not handed to anyone now.
+    expect(hub.claimable(event({ id: 'i2' }), 50)).toBe(false);
     expect(hub.waiting).toBe(2);
     other.cancel();
     second.cancel();
