@@ -75,7 +75,7 @@ async function claimWithWait(
   const passOn = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
     if (e && e.id !== claimed?.id) ctx.events.passOn(e);
   };
-  for (;;) {
+  for (let first = true; ; first = false) {
     // Told to quiet or stop while it waited (ops/workers.ts wakes it): claim nothing.
     const command = ctx.workers.commandOf(filter.keyId, filter.workerId);
     if (command) {
@@ -83,10 +83,31 @@ async function claimWithWait(
       return { kind: 'command', command };
     }
     const remaining = deadline - performance.now();
+    const epoch = ctx.hub.epoch;
     let ticket =
       remaining > 0 && !client.gone
         ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
         : null;
+    // A claim that comes while one that covers it waits, having found nothing, with nothing
+    // left untaken since: the store would answer nothing (hub.coverOf), so it waits at once.
+    // The next intent for them wakes the longest waiting first.
+    const covered = first && ticket ? ctx.hub.coverOf(filter) : null;
+    if (ticket && covered !== null) {
+      ticket.foundNothing(covered);
+      const outcome = await ticket.wait();
+      if (outcome.kind === 'revoked') throw unauthorized();
+      if (outcome.kind !== 'woken') return none();
+      hint = outcome.event;
+      if (client.gone) {
+        passOn(hint, null);
+        return none();
+      }
+      if (!(await ctx.keys.stillValid(principal))) {
+        passOn(hint, null);
+        throw unauthorized();
+      }
+      continue;
+    }
     let row: IntentRow | null;
     let held: FlowHeld | null;
     try {
@@ -122,6 +143,7 @@ async function claimWithWait(
     }
     const retryAfterMs = held ? retryAfterOf(held, ctx.clock.now()) : null;
     if (!ticket) return none(retryAfterMs);
+    if (!held) ticket.foundNothing(epoch);
     if (held?.hold.retryAt != null) {
       // Held back until a known time (a rate's next slot; an in-flight limit is looked at
       // again after IN_FLIGHT_RETRY_MS): wait until then at most. Both tickets are handled

@@ -50,6 +50,69 @@ describe('WaiterHub', () => {
     expect(hub.waiting).toBe(0);
   });
 
+  it('coverOf: a new claim is covered by a waiting one that found nothing, until something is left untaken', async () => {
+    hub = new WaiterHub(new ManualClock(0), { maxWaiters: 10, maxWaitersPerKey: 10 });
+    expect(hub.coverOf(filter())).toBeNull(); // nobody waits
+    const e0 = hub.epoch;
+    const w = hub.waitForClaim(filter({ capabilities: ['gpu', 'cpu'] }), false, 5000)!;
+    expect(hub.coverOf(filter())).toBeNull(); // its attempt has not answered yet
+    w.foundNothing(e0);
+    expect(hub.coverOf(filter({ goal: 'g', capabilities: ['gpu'] }))).toBe(e0);
+    // Not covered: another key, another publisher filter, a capability it lacks, another
+    // namespace, and a claim naming its worker while intents may name theirs.
+    expect(hub.coverOf(filter({ keyId: 'kid_x' }))).toBeNull();
+    expect(hub.coverOf(filter({ publisher: 'kid_b' }))).toBeNull();
+    expect(hub.coverOf(filter({ capabilities: ['tpu'] }))).toBeNull();
+    expect(hub.coverOf(filter({ namespace: 'x' }))).toBeNull();
+    expect(hub.coverOf(filter({ workerId: 'w1' }))).toBeNull();
+    // An intent no waiting claim matched is in the store for the next claim to find.
+    expect(hub.claimable(event({ namespace: 'x' }), 0)).toBe(false);
+    expect(hub.coverOf(filter())).toBeNull();
+    w.cancel();
+
+    // One handed to a waiting claim leaves the others covered; a resync does not.
+    const e1 = hub.epoch;
+    const a = hub.waitForClaim(filter(), false, 5000)!;
+    const b = hub.waitForClaim(filter(), false, 5000)!;
+    a.foundNothing(e1);
+    b.foundNothing(e1);
+    expect(hub.claimable(event(), 0)).toBe(true);
+    expect(await a.wait()).toEqual({ kind: 'woken', event: event() });
+    expect(hub.coverOf(filter())).toBe(e1);
+    hub.resync();
+    expect(hub.coverOf(filter())).toBeNull();
+    expect(await b.wait()).toEqual({ kind: 'woken', event: null });
+  });
+
+  it('coverOf: a claim naming its worker is covered once the store said no open intent names one, until one is seen', async () => {
+    let answer!: (may: boolean) => void;
+    const asked = new Promise<boolean>((r) => (answer = r));
+    hub = new WaiterHub(
+      new ManualClock(0),
+      { maxWaiters: 10, maxWaitersPerKey: 10 },
+      null,
+      () => asked,
+    );
+    hub.start();
+    const e = hub.epoch;
+    const w = hub.waitForClaim(filter({ workerId: 'w0' }), false, 5000)!;
+    w.foundNothing(e);
+    expect(hub.coverOf(filter({ workerId: 'w1' }))).toBeNull();
+    answer(false);
+    await asked;
+    await Promise.resolve();
+    expect(hub.coverOf(filter({ workerId: 'w1' }))).toBe(e);
+    // An intent for worker w9 (taken by nobody here: w0 is not w9).
+    expect(hub.claimable(event({ targetWorker: 'w9' }), 0)).toBe(false);
+    const e2 = hub.epoch;
+    const v = hub.waitForClaim(filter({ workerId: 'w0' }), false, 5000)!;
+    v.foundNothing(e2);
+    expect(hub.coverOf(filter())).toBe(e2);
+    expect(hub.coverOf(filter({ workerId: 'w1' }))).toBeNull();
+    w.cancel();
+    v.cancel();
+  });
+
   it('keyRevoked ends the waiting claims and result waits of that key only', async () => {
     hub = new WaiterHub(new ManualClock(0), { maxWaiters: 10, maxWaitersPerKey: 10 });
     const claim = hub.waitForClaim(filter(), false, 5000)!;
