@@ -13,6 +13,7 @@ import type { ClaimFilter } from '../core/routing.js';
 import { IN_FLIGHT_RETRY_MS, controlsFor, type FlowHeld } from '../core/flow.js';
 import type { ClaimRequest, IntentRow, WorkerCommand } from '../store/store.js';
 import type { ClaimableEvent } from '../wake/announce.js';
+import type { Carrier } from '../wake/hub.js';
 import type { OpsContext, Requester } from './context.js';
 import type { Sighting } from './workers.js';
 
@@ -71,107 +72,137 @@ async function claimWithWait(
   client: Requester,
 ): Promise<ClaimOutcome> {
   const deadline = performance.now() + waitMs;
-  let hint: ClaimableEvent | null = null;
-  const passOn = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
-    if (e && e.id !== claimed?.id) ctx.events.passOn(e);
+  // The wake-up this claim carries (hub.carry), until its claim uses it or passes it on.
+  const carrier: Carrier = { event: null };
+  /**
+   * The wake-up for `e` was not used (this claim took `claimed`, or nothing): the claim
+   * under way that was woken for `claimed` gets it instead, else the next waiting claim
+   * that could take it (on this node or another).
+   */
+  const handOff = (e: ClaimableEvent | null, claimed: IntentRow | null): void => {
+    if (!e || e.id === claimed?.id) return;
+    const other = claimed ? ctx.hub.carrierOf(claimed.id) : undefined;
+    if (other && other !== carrier) ctx.hub.carry(other, e);
+    else ctx.events.passOn(e);
   };
-  for (let first = true; ; first = false) {
-    // Told to quiet or stop while it waited (ops/workers.ts wakes it): claim nothing.
-    const command = ctx.workers.commandOf(filter.keyId, filter.workerId);
-    if (command) {
-      passOn(hint, null);
-      return { kind: 'command', command };
-    }
-    const remaining = deadline - performance.now();
-    const epoch = ctx.hub.epoch;
-    let ticket =
-      remaining > 0 && !client.gone
-        ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
-        : null;
-    // A claim that comes while one that covers it waits, having found nothing, with nothing
-    // left untaken since: the store would answer nothing (hub.coverOf), so it waits at once.
-    // The next intent for them wakes the longest waiting first.
-    const covered = first && ticket ? ctx.hub.coverOf(filter) : null;
-    if (ticket && covered !== null) {
-      ticket.foundNothing(covered);
-      const outcome = await ticket.wait();
-      if (outcome.kind === 'revoked') throw unauthorized();
-      if (outcome.kind !== 'woken') return none();
-      hint = outcome.event;
-      if (client.gone) {
-        passOn(hint, null);
-        return none();
+  const passOn = (claimed: IntentRow | null): void => {
+    const e = carrier.event;
+    ctx.hub.carry(carrier, null);
+    handOff(e, claimed);
+  };
+  try {
+    return await claimLoop();
+  } finally {
+    // Whatever ended it (a store failure, a revoked key): no wake-up stays with it.
+    if (carrier.event) passOn(null);
+  }
+
+  async function claimLoop(): Promise<ClaimOutcome> {
+    for (let first = true; ; first = false) {
+      // Told to quiet or stop while it waited (ops/workers.ts wakes it): claim nothing.
+      const command = ctx.workers.commandOf(filter.keyId, filter.workerId);
+      if (command) {
+        passOn(null);
+        return { kind: 'command', command };
       }
-      if (!(await ctx.keys.stillValid(principal))) {
-        passOn(hint, null);
-        throw unauthorized();
-      }
-      continue;
-    }
-    let row: IntentRow | null;
-    let held: FlowHeld | null;
-    try {
-      ({ row, held } = await attempt(ctx, {
-        ...filter,
-        now: ctx.clock.now(),
-        token: randomHex128(),
-        leaseMs: ctx.config.claimTimeoutSeconds * 1000,
-      }));
-    } catch (err) {
-      // The store failed: leave no waiter behind and lose no wake-up.
-      const pending = ticket?.cancel();
-      passOn(hint, null);
-      if (pending?.kind === 'woken') passOn(pending.event, null);
-      throw err;
-    }
-    const pending = row ? (ticket?.cancel() ?? null) : null;
-    // The client left, or its key was revoked, while the claim ran: nobody would ever run
-    // it. Put it back.
-    if (row && (client.gone || pending?.kind === 'revoked')) {
-      const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
-      if (back) ctx.events.changed(back, 'released');
-      row = null;
-    }
-    if (pending?.kind === 'revoked') {
-      passOn(hint, null);
-      throw unauthorized();
-    }
-    if (row) {
-      passOn(hint, row);
-      if (pending?.kind === 'woken') passOn(pending.event, row);
-      return { kind: 'claimed', row };
-    }
-    const retryAfterMs = held ? retryAfterOf(held, ctx.clock.now()) : null;
-    if (!ticket) return none(retryAfterMs);
-    if (!held) ticket.foundNothing(epoch);
-    if (held?.hold.retryAt != null) {
-      // Held back until a known time (a rate's next slot; an in-flight limit is looked at
-      // again after IN_FLIGHT_RETRY_MS): wait until then at most. Both tickets are handled
-      // in this one turn, so no wake-up falls between them.
-      const early = ticket.cancel();
-      if (early?.kind === 'revoked') throw unauthorized();
-      if (early?.kind === 'woken') {
-        hint = early.event;
+      const remaining = deadline - performance.now();
+      const epoch = ctx.hub.epoch;
+      let ticket =
+        remaining > 0 && !client.gone
+          ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
+          : null;
+      // A claim that comes while one that covers it waits, having found nothing, with nothing
+      // left untaken since: the store would answer nothing (hub.coverOf), so it waits at once.
+      // The next intent for them wakes the longest waiting first.
+      const covered = first && ticket ? ctx.hub.coverOf(filter) : null;
+      if (ticket && covered !== null) {
+        ticket.foundNothing(covered);
+        const outcome = await ticket.wait();
+        if (outcome.kind === 'revoked') throw unauthorized();
+        if (outcome.kind !== 'woken') return none();
+        ctx.hub.carry(carrier, outcome.event);
+        if (client.gone) {
+          passOn(null);
+          return none();
+        }
+        if (!(await ctx.keys.stillValid(principal))) {
+          passOn(null);
+          throw unauthorized();
+        }
         continue;
       }
-      const until = Math.min(deadline - performance.now(), held.hold.retryAt - ctx.clock.now());
-      ticket = ctx.hub.waitForClaim(filter, principal.isMain, Math.max(0, until), client);
+      let row: IntentRow | null;
+      let held: FlowHeld | null;
+      const carried = carrier.event;
+      try {
+        ({ row, held } = await attempt(ctx, {
+          ...filter,
+          now: ctx.clock.now(),
+          token: randomHex128(),
+          leaseMs: ctx.config.claimTimeoutSeconds * 1000,
+        }));
+      } catch (err) {
+        // The store failed: leave no waiter behind and lose no wake-up.
+        const pending = ticket?.cancel();
+        passOn(null);
+        if (pending?.kind === 'woken') handOff(pending.event, null);
+        throw err;
+      }
+      const pending = row ? (ticket?.cancel() ?? null) : null;
+      // The client left, or its key was revoked, while the claim ran: nobody would ever run
+      // it. Put it back.
+      if (row && (client.gone || pending?.kind === 'revoked')) {
+        const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
+        if (back) ctx.events.changed(back, 'released');
+        row = null;
+        passOn(null);
+        if (pending?.kind === 'woken') handOff(pending.event, null);
+      }
+      if (pending?.kind === 'revoked') {
+        passOn(null);
+        throw unauthorized();
+      }
+      if (row) {
+        passOn(row);
+        if (pending?.kind === 'woken') handOff(pending.event, row);
+        return { kind: 'claimed', row };
+      }
+      // Found nothing: the intent it was woken for is taken. One handed to it while its claim
+      // ran may not have been seen by it: passed on.
+      if (carrier.event !== carried) passOn(null);
+      else ctx.hub.carry(carrier, null);
+      const retryAfterMs = held ? retryAfterOf(held, ctx.clock.now()) : null;
       if (!ticket) return none(retryAfterMs);
-    }
-    const outcome = await ticket.wait();
-    if (outcome.kind === 'revoked') throw unauthorized();
-    if (outcome.kind === 'timeout' && held && deadline - performance.now() > 0) continue;
-    if (outcome.kind !== 'woken') return none(retryAfterMs);
-    hint = outcome.event;
-    if (client.gone) {
-      passOn(hint, null);
-      return none();
-    }
-    // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
-    // recheck bound (http/auth.ts).
-    if (!(await ctx.keys.stillValid(principal))) {
-      passOn(hint, null);
-      throw unauthorized();
+      if (!held) ticket.foundNothing(epoch);
+      if (held?.hold.retryAt != null) {
+        // Held back until a known time (a rate's next slot; an in-flight limit is looked at
+        // again after IN_FLIGHT_RETRY_MS): wait until then at most. Both tickets are handled
+        // in this one turn, so no wake-up falls between them.
+        const early = ticket.cancel();
+        if (early?.kind === 'revoked') throw unauthorized();
+        if (early?.kind === 'woken') {
+          ctx.hub.carry(carrier, early.event);
+          continue;
+        }
+        const until = Math.min(deadline - performance.now(), held.hold.retryAt - ctx.clock.now());
+        ticket = ctx.hub.waitForClaim(filter, principal.isMain, Math.max(0, until), client);
+        if (!ticket) return none(retryAfterMs);
+      }
+      const outcome = await ticket.wait();
+      if (outcome.kind === 'revoked') throw unauthorized();
+      if (outcome.kind === 'timeout' && held && deadline - performance.now() > 0) continue;
+      if (outcome.kind !== 'woken') return none(retryAfterMs);
+      ctx.hub.carry(carrier, outcome.event);
+      if (client.gone) {
+        passOn(null);
+        return none();
+      }
+      // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
+      // recheck bound (http/auth.ts).
+      if (!(await ctx.keys.stillValid(principal))) {
+        passOn(null);
+        throw unauthorized();
+      }
     }
   }
 }

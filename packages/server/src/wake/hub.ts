@@ -50,6 +50,17 @@ function covers(w: ClaimFilter, f: ClaimFilter): boolean {
   );
 }
 
+/**
+ * A woken claim on its way to the store: the intent whose wake-up it carries. A claim
+ * takes the first intent in the claim order, not necessarily the one it was woken for;
+ * when it takes one that another claim under way was woken for, that claim carries the
+ * first one's wake-up instead (WaiterHub.carry), so that no third claim is woken for an
+ * intent that claim is about to take.
+ */
+export interface Carrier {
+  event: ClaimableEvent | null;
+}
+
 /** May an open intent name its worker? (server.ts asks the store once at start.) */
 export type LoadTargeted = () => Promise<boolean>;
 
@@ -107,6 +118,8 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
   private targeted = true;
   /** Targeted events seen, so that the start-up check does not clear a newer one. */
   private targetedSeen = 0;
+  /** The woken claims under way, by the intent whose wake-up each carries. */
+  private readonly carriers = new Map<string, Carrier>();
 
   constructor(
     private readonly clock: Clock,
@@ -132,6 +145,18 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
       },
       () => {}, // unknown: they may exist
     );
+  }
+
+  /** `c` now carries the wake-up of `event` (null: none). */
+  carry(c: Carrier, event: ClaimableEvent | null): void {
+    if (c.event && this.carriers.get(c.event.id) === c) this.carriers.delete(c.event.id);
+    c.event = event;
+    if (event) this.carriers.set(event.id, c);
+  }
+
+  /** The woken claim under way that carries the wake-up of intent `id`, if any. */
+  carrierOf(id: string): Carrier | undefined {
+    return this.carriers.get(id);
   }
 
   /** Read before a claim attempt, handed to Ticket.foundNothing after (see coverOf). */

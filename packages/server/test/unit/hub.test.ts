@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { ClaimFilter } from '../../src/core/routing.js';
 import type { ClaimableEvent } from '../../src/wake/announce.js';
-import { WaiterHub } from '../../src/wake/hub.js';
+import { WaiterHub, type Carrier } from '../../src/wake/hub.js';
 import { MinHeap } from '../../src/wake/min-heap.js';
 import { DueSchedule } from '../../src/wake/due-schedule.js';
 import fc from 'fast-check';
@@ -111,6 +111,23 @@ describe('WaiterHub', () => {
     expect(hub.coverOf(filter({ workerId: 'w1' }))).toBeNull();
     w.cancel();
     v.cancel();
+  });
+
+  it('carry: the woken claim under way that carries the wake-up of an intent, one intent at a time', () => {
+    hub = new WaiterHub(new ManualClock(0), { maxWaiters: 10, maxWaitersPerKey: 10 });
+    const a: Carrier = { event: null };
+    const b: Carrier = { event: null };
+    hub.carry(a, event({ id: 'x' }));
+    hub.carry(b, event({ id: 'y' }));
+    expect(hub.carrierOf('x')).toBe(a);
+    // a's claim took y, b's intent: b, still under way, carries x's wake-up instead.
+    hub.carry(b, a.event);
+    hub.carry(a, null);
+    expect(hub.carrierOf('x')).toBe(b);
+    expect(hub.carrierOf('y')).toBeUndefined();
+    expect(b.event?.id).toBe('x');
+    hub.carry(b, null);
+    expect(hub.carrierOf('x')).toBeUndefined();
   });
 
   it('keyRevoked ends the waiting claims and result waits of that key only', async () => {
