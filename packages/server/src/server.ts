@@ -174,6 +174,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       flow.forget();
       hub.resync();
     },
+    hearing: (on) => hub.hearing(on),
   };
   // Several nodes on one PostgreSQL database hear each other's announcements.
   const relay =

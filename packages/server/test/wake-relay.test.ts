@@ -17,6 +17,7 @@ const quiet = { info() {}, warn() {}, error() {} };
 function recorder(takes: ReadonlySet<string> = new Set()) {
   const claimable: Array<{ id: string; at: number }> = [];
   const finished: string[] = [];
+  const hearing: boolean[] = [];
   const node: NodeWake = {
     claimable: (e: ClaimableEvent, at: number) => {
       claimable.push({ id: e.id, at });
@@ -27,8 +28,9 @@ function recorder(takes: ReadonlySet<string> = new Set()) {
     flow: () => {},
     intentEvent: () => {},
     resync: () => {},
+    hearing: (on) => hearing.push(on),
   };
-  return { node, claimable, finished };
+  return { node, claimable, finished, hearing };
 }
 
 const event = (id: string): ClaimableEvent => ({
@@ -55,6 +57,21 @@ afterEach(async () => {
 });
 
 describe('wake relay', () => {
+  it('tells its node it hears nobody while its connection is gone', async () => {
+    const a = recorder();
+    // Nothing listens on port 1: the relay keeps retrying in the background.
+    const relay = new PgWakeRelay({
+      connectionString: 'postgres://postgres@127.0.0.1:1/none',
+      local: a.node,
+      log: quiet,
+    });
+    relays.push(relay);
+    await relay.start();
+    expect(relay.state).toBe('reconnecting');
+    expect(a.hearing.length).toBeGreaterThan(0);
+    expect(a.hearing.every((on) => !on)).toBe(true);
+  });
+
   it('sends a claimable intent to the other nodes only when no claim waiting on its node took it', async () => {
     // A schema of its own: a channel no other test's relays use (no table is needed).
     const schema = `relay_${randomBytes(6).toString('hex')}`;
@@ -76,6 +93,8 @@ describe('wake relay', () => {
     await relayA.start();
     await relayB.start();
     expect([relayA.state, relayB.state]).toEqual(['listening', 'listening']);
+    // Deaf until listening (a new claim asks the store meanwhile: WaiterHub.coverOf).
+    expect(a.hearing).toEqual([false, true]);
 
     const now = Date.now();
     relayA.claimable(event('taken'), now);

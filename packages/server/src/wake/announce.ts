@@ -92,6 +92,11 @@ export interface NodeWake extends WakeBus {
   claimable(event: ClaimableEvent, at: number): boolean;
   /** Announcements may have been missed: everything waiting re-reads the store. */
   resync(): void;
+  /**
+   * Whether this node hears the other nodes (the wake relay's connection): while it does
+   * not, a new claim always asks the store (WaiterHub.coverOf).
+   */
+  hearing(on: boolean): void;
 }
 
 export const claimableEvent = (row: IntentRow): ClaimableEvent => ({

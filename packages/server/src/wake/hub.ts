@@ -118,6 +118,8 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
   private targeted = true;
   /** Targeted events seen, so that the start-up check does not clear a newer one. */
   private targetedSeen = 0;
+  /** Whether this node hears the others' announcements (always, on one node). */
+  private heard = true;
   /** The woken claims under way, by the intent whose wake-up each carries. */
   private readonly carriers = new Map<string, Carrier>();
 
@@ -147,6 +149,15 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
     );
   }
 
+  /**
+   * The wake relay lost (false) or has (true) its connection: what other nodes announced
+   * meanwhile was not heard, so no claim is covered until it hears them again.
+   */
+  hearing(on: boolean): void {
+    this.heard = on;
+    this.epochNow++;
+  }
+
   /** `c` now carries the wake-up of `event` (null: none). */
   carry(c: Carrier, event: ClaimableEvent | null): void {
     if (c.event && this.carriers.get(c.event.id) === c) this.carriers.delete(c.event.id);
@@ -174,7 +185,7 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
    * claim: a claim naming a worker is never covered while such intents may exist.
    */
   coverOf(f: ClaimFilter): number | null {
-    if (this.closed || (f.workerId !== null && this.targeted)) return null;
+    if (this.closed || !this.heard || (f.workerId !== null && this.targeted)) return null;
     const set = this.claimWaiters.get(f.namespace);
     if (!set) return null;
     for (const w of set) if (w.emptyAt === this.epochNow && covers(w.filter, f)) return w.emptyAt;

@@ -78,6 +78,8 @@ export class PgWakeRelay implements WakeBus {
 
   constructor(private readonly o: PgWakeRelayOptions) {
     this.channel = wakeChannel(o.schema);
+    // Not listening yet.
+    o.local.hearing(false);
   }
 
   /** Whether this node hears the other nodes now (shown by /health). */
@@ -246,6 +248,7 @@ export class PgWakeRelay implements WakeBus {
       if (failed) return;
       failed = true;
       if (this.client === client) this.client = null;
+      this.o.local.hearing(false);
       client.end().catch(() => undefined);
       if (this.closed) return;
       this.o.log.warn(
@@ -275,6 +278,7 @@ export class PgWakeRelay implements WakeBus {
     this.client = client;
     this.sending = false; // a statement on the lost connection is not waited for
     this.reconnectMs = RECONNECT_MIN_MS;
+    this.o.local.hearing(true);
     if (this.everConnected) {
       // What was announced while this node was deaf, it learns from the store; what it
       // announced while it could not send, the others learn the same way.

@@ -82,6 +82,16 @@ describe('WaiterHub', () => {
     hub.resync();
     expect(hub.coverOf(filter())).toBeNull();
     expect(await b.wait()).toEqual({ kind: 'woken', event: null });
+
+    // While the wake relay hears nobody, no claim is covered, even by a newer empty claim.
+    hub.hearing(false);
+    const e2 = hub.epoch;
+    const c = hub.waitForClaim(filter(), false, 5000)!;
+    c.foundNothing(e2);
+    expect(hub.coverOf(filter())).toBeNull();
+    hub.hearing(true);
+    expect(hub.coverOf(filter())).toBeNull(); // found nothing before it heard again
+    c.cancel();
   });
 
   it('coverOf: a claim naming its worker is covered once the store said no open intent names one, until one is seen', async () => {
