@@ -118,6 +118,8 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
   private targeted = true;
   /** Targeted events seen, so that the start-up check does not clear a newer one. */
   private targetedSeen = 0;
+  /** Checks of the store for such intents, so that only the latest one's answer counts. */
+  private checks = 0;
   /** Whether this node hears the others' announcements (always, on one node). */
   private heard = true;
   /** The woken claims under way, by the intent whose wake-up each carries. */
@@ -140,10 +142,18 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
   /** Arms the wake-ups of intents already waiting in the store for their run_at. */
   start(): void {
     this.due.start();
+    this.checkTargeted();
+  }
+
+  /** Asks the store whether an open intent names its worker (see coverOf). */
+  private checkTargeted(): void {
+    this.targeted = true;
     const seen = this.targetedSeen;
+    const check = ++this.checks;
     this.loadTargeted?.().then(
       (may) => {
-        if (!may && this.targetedSeen === seen) this.targeted = false;
+        // Only the latest check's answer, and none if such an intent was seen meanwhile.
+        if (!may && this.targetedSeen === seen && this.checks === check) this.targeted = false;
       },
       () => {}, // unknown: they may exist
     );
@@ -253,7 +263,8 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
   resync(): void {
     if (this.closed) return;
     this.epochNow++;
-    this.targeted = true;
+    // Intents naming their worker may have been announced unheard: the store is asked again.
+    this.checkTargeted();
     for (const set of [...this.claimWaiters.values(), ...this.resultWaiters.values()])
       for (const w of [...set]) w.settle({ kind: 'woken', event: null });
     this.due.reload();

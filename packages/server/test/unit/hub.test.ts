@@ -96,13 +96,12 @@ describe('WaiterHub', () => {
 
   it('coverOf: a claim naming its worker is covered once the store said no open intent names one, until one is seen', async () => {
     let answer!: (may: boolean) => void;
-    const asked = new Promise<boolean>((r) => (answer = r));
-    hub = new WaiterHub(
-      new ManualClock(0),
-      { maxWaiters: 10, maxWaitersPerKey: 10 },
-      null,
-      () => asked,
-    );
+    let asked = new Promise<boolean>((r) => (answer = r));
+    let asks = 0;
+    hub = new WaiterHub(new ManualClock(0), { maxWaiters: 10, maxWaitersPerKey: 10 }, null, () => {
+      asks++;
+      return asked;
+    });
     hub.start();
     const e = hub.epoch;
     const w = hub.waitForClaim(filter({ workerId: 'w0' }), false, 5000)!;
@@ -121,6 +120,20 @@ describe('WaiterHub', () => {
     expect(hub.coverOf(filter({ workerId: 'w1' }))).toBeNull();
     w.cancel();
     v.cancel();
+
+    // A resync (announcements missed) asks the store again; only the answer counts.
+    asked = new Promise<boolean>((r) => (answer = r));
+    hub.resync();
+    expect(asks).toBe(2);
+    const e3 = hub.epoch;
+    const u = hub.waitForClaim(filter({ workerId: 'w0' }), false, 5000)!;
+    u.foundNothing(e3);
+    expect(hub.coverOf(filter({ workerId: 'w1' }))).toBeNull();
+    answer(false);
+    await asked;
+    await Promise.resolve();
+    expect(hub.coverOf(filter({ workerId: 'w1' }))).toBe(e3);
+    u.cancel();
   });
 
   it('carry: the woken claim under way that carries the wake-up of an intent, one intent at a time', () => {
