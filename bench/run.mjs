@@ -5,7 +5,7 @@
 // writes bench/results/<timestamp>.json. See bench/README.md.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -76,6 +76,9 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
   --pg-options=OPTS     libpq startup options of the nodes' connections, e.g.
                         --pg-options="-c synchronous_commit=off" (their sessions only;
                         default none; the = is needed since OPTS starts with a dash)
+  --count-statements    count the statements each node sends PostgreSQL (every query of
+                        its pg clients is one round trip), by statement, per job over
+                        each configuration (warm-ups and purges included)
   --pg-sample-ms MS     sample what the bench's backends are doing (pg_stat_activity)
                         every MS during each run; 0 = never (default 100)
   --long-poll on|off|both
@@ -122,6 +125,7 @@ function parseOptions(argv) {
       'pg-url': { type: 'string', default: process.env.BENCH_PG_URL || DEFAULT_ADMIN_URL },
       'pg-options': { type: 'string' },
       'pg-sample-ms': { type: 'string', default: '100' },
+      'count-statements': { type: 'boolean', default: false },
       'long-poll': { type: 'string', default: 'on' },
       wait: { type: 'string', default: '10' },
       runs: { type: 'string', default: '5' },
@@ -178,6 +182,9 @@ function parseOptions(argv) {
   if (nodes > 1 && values.store !== 'postgres') {
     throw new Error('--nodes: more than one node needs --store postgres');
   }
+  if (values['count-statements'] && values.store !== 'postgres') {
+    throw new Error('--count-statements: only with --store postgres');
+  }
   if (values['pg-options'] != null && values.store !== 'postgres') {
     throw new Error('--pg-options: only with --store postgres');
   }
@@ -194,6 +201,7 @@ function parseOptions(argv) {
     pgUrl: values['pg-url'],
     pgOptions: values['pg-options'] ?? null,
     pgSampleMs: int('pg-sample-ms', 0, 10_000),
+    countStatements: values['count-statements'],
     longPoll: lp,
     wait: int('wait', 1, 30),
     runs: int('runs', 1, 100),
@@ -258,6 +266,37 @@ const log = (line) => process.stderr.write(`${line}\n`);
 const sqliteName = (driver) => (driver === 'node' ? 'node:sqlite' : 'better-sqlite3');
 /** The admin connection of --store postgres (creates and drops the databases). */
 let admin = null;
+
+/** The counts of pg-count.mjs of each node, summed; null when a node wrote none. */
+function statementCounts(files) {
+  const sum = {};
+  for (const f of files) {
+    let counts;
+    try {
+      counts = JSON.parse(readFileSync(f, 'utf8'));
+      rmSync(f);
+    } catch {
+      log(`note: no statement counts in ${f}`);
+      return null;
+    }
+    for (const [k, v] of Object.entries(counts)) sum[k] = (sum[k] ?? 0) + v;
+  }
+  return sum;
+}
+
+/** Counts per job, the most frequent first (those under 0.005 per job summed as "other"). */
+function statementsPerJob(counts, jobs) {
+  const byName = {};
+  let total = 0;
+  let other = 0;
+  for (const [k, v] of Object.entries(counts).sort((a, b) => b[1] - a[1])) {
+    total += v / jobs;
+    if (v / jobs < 0.005) other += v / jobs;
+    else byName[k] = v / jobs;
+  }
+  if (other > 0) byName.other = other;
+  return { total, byName, jobs };
+}
 
 const fmt = (x, d = 0) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d));
 
@@ -382,6 +421,7 @@ async function main() {
           };
           const nodes = [];
           const configStart = Date.now();
+          const countFiles = [];
           let database = null;
           try {
             // One bus: N nodes sharing one database (their main and admin keys too).
@@ -395,12 +435,17 @@ async function main() {
               adminSecret: randomBytes(24).toString('hex'),
             };
             for (let n = 0; n < opts.nodes; n++) {
+              const countFile = opts.countStatements
+                ? join(opts.out, `${stamp}-statements-${report.configurations.length}-${n}.json`)
+                : undefined;
+              if (countFile) countFiles.push(countFile);
               nodes.push(
                 await startBus({
                   cpu: serverCpu,
                   logLevel: opts.logLevel,
                   cpuProfDir:
                     cpuProfDir && opts.nodes > 1 ? join(cpuProfDir, `node${n}`) : cpuProfDir,
+                  countFile,
                   extraEnv,
                   ...keys,
                 }),
@@ -530,6 +575,11 @@ async function main() {
             );
           } finally {
             await Promise.all(nodes.map((b) => b.stop()));
+            const counted = countFiles.length > 0 ? statementCounts(countFiles) : null;
+            if (counted) {
+              const all = (config.warmupRuns.length + config.runs.length) * jobs;
+              if (all > 0) config.statements = statementsPerJob(counted, all);
+            }
             if (database) {
               // Over the whole configuration (start-up, warm-ups, purges included).
               const stats = await admin.databaseStats(database).catch(() => null);
@@ -584,6 +634,37 @@ async function main() {
       : '');
   const columns = [...(postgres ? POSTGRES_COLUMNS : TABLE_COLUMNS), ...(peer ? PEER_COLUMNS : [])];
   process.stdout.write(`\n${header}\n\n${formatTable(report.configurations, columns)}\n\n`);
+  if (postgres) {
+    process.stdout.write(
+      'PostgreSQL CPU per job, µs (bench backends + relay backends + shared processes):\n' +
+        report.configurations
+          .map((c) => {
+            const p = c.summary.cpu.postgres;
+            const name = `${c.profile} ${c.mode}, ${c.nodes} node(s)`;
+            return p
+              ? `  ${name}: ${fmt(p.backendsUsPerJob)} + ${fmt(p.relayUsPerJob)} + ${fmt(p.sharedUsPerJob)}`
+              : `  ${name}: -`;
+          })
+          .join('\n') +
+        '\n\n',
+    );
+  }
+  const stmts = report.configurations.filter((c) => c.statements);
+  if (stmts.length > 0) {
+    process.stdout.write(
+      'Statements sent to PostgreSQL per job, all nodes (each one round trip):\n' +
+        stmts
+          .map(
+            (c) =>
+              `  ${c.profile} ${c.mode}, ${c.nodes} node(s): ${fmt(c.statements.total, 2)} = ` +
+              Object.entries(c.statements.byName)
+                .map(([k, v]) => `${fmt(v, 2)} ${k}`)
+                .join(', '),
+          )
+          .join('\n') +
+        '\n\n',
+    );
+  }
   const activity = report.configurations.map(formatActivity).filter(Boolean);
   if (activity.length > 0) {
     process.stdout.write(

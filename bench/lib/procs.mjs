@@ -21,6 +21,7 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUS_MAIN = join(ROOT, 'packages/server/dist/main.js');
 const NOOP_MAIN = join(ROOT, 'bench/noop-server.mjs');
 const WATCH = join(ROOT, 'bench/lib/die-with-parent.mjs');
+const PG_COUNT = join(ROOT, 'bench/lib/pg-count.mjs');
 
 let clockTicks = 100;
 try {
@@ -282,12 +283,14 @@ function cleanEnv() {
  * Starts the bus (`packages/server/dist/main.js`) on 127.0.0.1, a fresh SQLite file in a
  * temporary folder (unless `extraEnv` sets BUS_DATABASE_URL), the main key chosen here or
  * given (`secret`, `adminSecret`: the nodes of one bus share them). `cpuProfDir`: write a
- * V8 CPU profile there when it stops.
+ * V8 CPU profile there when it stops. `countFile`: count the statements it sends PostgreSQL
+ * and write them there when it stops (pg-count.mjs).
  */
 export async function startBus({
   cpu,
   logLevel,
   cpuProfDir,
+  countFile,
   extraEnv = {},
   secret = `ib_bench_${randomBytes(16).toString('hex')}`,
   adminSecret = randomBytes(24).toString('hex'),
@@ -310,6 +313,11 @@ export async function startBus({
     ...extraEnv,
   };
   const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  if (countFile) {
+    // Counts the statements the node sends PostgreSQL (pg-count.mjs).
+    nodeArgs.push('--import', PG_COUNT);
+    env.BENCH_PG_COUNT_FILE = countFile;
+  }
   const child = spawnNode({ script: BUS_MAIN, nodeArgs, env, cpu, dir, logFile });
   const url = `http://127.0.0.1:${port}`;
   await waitStarted(url, child, dir, logFile, 'the bus');

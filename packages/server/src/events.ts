@@ -8,7 +8,7 @@ import type { Clock } from './core/clock.js';
 import type { BusMetrics } from './metrics.js';
 import type { FailureOutcome, IntentRow } from './store/store.js';
 import { announce, intentEvent, type IntentEventType } from './wake/announce.js';
-import type { WakeBus } from './wake/announce.js';
+import type { ClaimableEvent, WakeBus } from './wake/announce.js';
 
 /** Why an intent changed outside a claim, a fulfil or a failure. */
 export type ChangeReason = 'expired' | 'cancelled' | 'retried' | 'released';
@@ -88,6 +88,15 @@ export class BusEvents {
   /** Intents were deleted in bulk (an admin purge): every wait, on every node, re-reads. */
   purged(): void {
     this.wake.resync();
+  }
+
+  /**
+   * A woken claim did not take the intent it was woken for (it took another, failed, or
+   * its client left): the next waiting claim that could take it is woken, on this node if
+   * one waits here, else on another.
+   */
+  passOn(event: ClaimableEvent): void {
+    this.wake.claimable(event, 0);
   }
 
   /** A flow control of the namespace changed (ops/flow.ts): every node reads them again. */

@@ -125,6 +125,12 @@ export async function startBus(options: BusOptions): Promise<Bus> {
         at: row.runAt,
         event: claimableEvent(row),
       })),
+    // Whether an open intent names its worker (those due later are seen when they come due).
+    async () => {
+      const limit = 1000;
+      const routes = await store.openRoutes(clock.now(), limit);
+      return routes.length >= limit || routes.some((r) => r.targetWorker !== null);
+    },
   );
   const auth = new Authenticator(
     store,
@@ -171,6 +177,7 @@ export async function startBus(options: BusOptions): Promise<Bus> {
       flow.forget();
       hub.resync();
     },
+    hearing: (on) => hub.hearing(on),
   };
   // Several nodes on one PostgreSQL database hear each other's announcements.
   const relay =

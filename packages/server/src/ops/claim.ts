@@ -13,6 +13,7 @@ import type { ClaimFilter } from '../core/routing.js';
 import { IN_FLIGHT_RETRY_MS, controlsFor, type FlowHeld } from '../core/flow.js';
 import type { ClaimRequest, IntentRow, WorkerCommand } from '../store/store.js';
 import type { ClaimableEvent } from '../wake/announce.js';
+import type { Carrier } from '../wake/hub.js';
 import type { OpsContext, Requester } from './context.js';
 import type { Sighting } from './workers.js';
 
@@ -92,93 +93,147 @@ async function claimWithWait(
   max: number,
 ): Promise<ClaimOutcome> {
   const deadline = performance.now() + waitMs;
-  let hint: ClaimableEvent | null = null;
-  const passOn = (e: ClaimableEvent | null, claimed: readonly IntentRow[]): void => {
-    if (e && !claimed.some((r) => r.id === e.id)) ctx.hub.claimable(e, 0);
+  // The wake-up this claim carries (hub.carry), until its claim uses it or passes it on.
+  const carrier: Carrier = { event: null };
+  /**
+   * The wake-up for `e` was not used (this claim took `claimed`, or nothing): a claim
+   * under way that was woken for one of `claimed` gets it instead, else the next waiting
+   * claim that could take it (on this node or another).
+   */
+  const handOff = (e: ClaimableEvent | null, claimed: readonly IntentRow[]): void => {
+    if (!e || claimed.some((r) => r.id === e.id)) return;
+    for (const r of claimed) {
+      const other = ctx.hub.carrierOf(r.id);
+      if (other && other !== carrier) return ctx.hub.carry(other, e);
+    }
+    ctx.events.passOn(e);
   };
-  for (;;) {
-    // Told to quiet or stop while it waited (ops/workers.ts wakes it): claim nothing.
-    const command = ctx.workers.commandOf(filter.keyId, filter.workerId);
-    if (command) {
-      passOn(hint, []);
-      return { kind: 'command', command };
-    }
-    const remaining = deadline - performance.now();
-    let ticket =
-      remaining > 0 && !client.gone
-        ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
-        : null;
-    let rows: IntentRow[];
-    let held: FlowHeld | null;
-    try {
-      ({ rows, held } = await attempt(
-        ctx,
-        {
-          ...filter,
-          now: ctx.clock.now(),
-          token: randomHex128(),
-          leaseMs: ctx.config.claimTimeoutSeconds * 1000,
-        },
-        max,
-      ));
-    } catch (err) {
-      // The store failed: leave no waiter behind and lose no wake-up.
-      const pending = ticket?.cancel();
-      passOn(hint, []);
-      if (pending?.kind === 'woken') passOn(pending.event, []);
-      throw err;
-    }
-    const pending = rows.length > 0 ? (ticket?.cancel() ?? null) : null;
-    // The client left, or its key was revoked, while the claim ran: nobody would ever run
-    // it. Put it back.
-    if (rows.length > 0 && (client.gone || pending?.kind === 'revoked')) {
-      for (const row of rows) {
-        const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
-        if (back) ctx.events.changed(back, 'released');
+  const passOn = (claimed: readonly IntentRow[]): void => {
+    const e = carrier.event;
+    ctx.hub.carry(carrier, null);
+    handOff(e, claimed);
+  };
+  try {
+    return await claimLoop();
+  } finally {
+    // Whatever ended it (a store failure, a revoked key): no wake-up stays with it.
+    if (carrier.event) passOn([]);
+  }
+
+  async function claimLoop(): Promise<ClaimOutcome> {
+    for (let first = true; ; first = false) {
+      // Told to quiet or stop while it waited (ops/workers.ts wakes it): claim nothing.
+      const command = ctx.workers.commandOf(filter.keyId, filter.workerId);
+      if (command) {
+        passOn([]);
+        return { kind: 'command', command };
       }
-      rows = [];
-    }
-    if (pending?.kind === 'revoked') {
-      passOn(hint, []);
-      throw unauthorized();
-    }
-    if (rows.length > 0) {
-      passOn(hint, rows);
-      if (pending?.kind === 'woken') passOn(pending.event, rows);
-      return max > 1
-        ? { kind: 'claimed', row: rows[0]!, rows }
-        : { kind: 'claimed', row: rows[0]! };
-    }
-    const retryAfterMs = held ? retryAfterOf(held, ctx.clock.now()) : null;
-    if (!ticket) return none(retryAfterMs);
-    if (held?.hold.retryAt != null) {
-      // Held back until a known time (a rate's next slot; an in-flight limit is looked at
-      // again after IN_FLIGHT_RETRY_MS): wait until then at most. Both tickets are handled
-      // in this one turn, so no wake-up falls between them.
-      const early = ticket.cancel();
-      if (early?.kind === 'revoked') throw unauthorized();
-      if (early?.kind === 'woken') {
-        hint = early.event;
+      const remaining = deadline - performance.now();
+      const epoch = ctx.hub.epoch;
+      let ticket =
+        remaining > 0 && !client.gone
+          ? ctx.hub.waitForClaim(filter, principal.isMain, remaining, client)
+          : null;
+      // A claim that comes while one that covers it waits, having found nothing, with nothing
+      // left untaken since: the store would answer nothing (hub.coverOf), so it waits at once.
+      // The next intent for them wakes the longest waiting first.
+      const covered = first && ticket ? ctx.hub.coverOf(filter) : null;
+      if (ticket && covered !== null) {
+        ticket.foundNothing(covered);
+        const outcome = await ticket.wait();
+        if (outcome.kind === 'revoked') throw unauthorized();
+        if (outcome.kind !== 'woken') return none();
+        ctx.hub.carry(carrier, outcome.event);
+        if (client.gone) {
+          passOn([]);
+          return none();
+        }
+        if (!(await ctx.keys.stillValid(principal))) {
+          passOn([]);
+          throw unauthorized();
+        }
         continue;
       }
-      const until = Math.min(deadline - performance.now(), held.hold.retryAt - ctx.clock.now());
-      ticket = ctx.hub.waitForClaim(filter, principal.isMain, Math.max(0, until), client);
+      let rows: IntentRow[];
+      let held: FlowHeld | null;
+      const carried = carrier.event;
+      try {
+        ({ rows, held } = await attempt(
+          ctx,
+          {
+            ...filter,
+            now: ctx.clock.now(),
+            token: randomHex128(),
+            leaseMs: ctx.config.claimTimeoutSeconds * 1000,
+          },
+          max,
+        ));
+      } catch (err) {
+        // The store failed: leave no waiter behind and lose no wake-up.
+        const pending = ticket?.cancel();
+        passOn([]);
+        if (pending?.kind === 'woken') handOff(pending.event, []);
+        throw err;
+      }
+      const pending = rows.length > 0 ? (ticket?.cancel() ?? null) : null;
+      // The client left, or its key was revoked, while the claim ran: nobody would ever run
+      // them. Put them back.
+      if (rows.length > 0 && (client.gone || pending?.kind === 'revoked')) {
+        for (const row of rows) {
+          const back = await ctx.store.intentUnclaim(row.id, row.claimToken!);
+          if (back) ctx.events.changed(back, 'released');
+        }
+        rows = [];
+        passOn([]);
+        if (pending?.kind === 'woken') handOff(pending.event, []);
+      }
+      if (pending?.kind === 'revoked') {
+        passOn([]);
+        throw unauthorized();
+      }
+      if (rows.length > 0) {
+        passOn(rows);
+        if (pending?.kind === 'woken') handOff(pending.event, rows);
+        return max > 1
+          ? { kind: 'claimed', row: rows[0]!, rows }
+          : { kind: 'claimed', row: rows[0]! };
+      }
+      // Found nothing: the intent it was woken for is taken. One handed to it while its claim
+      // ran may not have been seen by it: passed on.
+      if (carrier.event !== carried) passOn([]);
+      else ctx.hub.carry(carrier, null);
+      const retryAfterMs = held ? retryAfterOf(held, ctx.clock.now()) : null;
       if (!ticket) return none(retryAfterMs);
-    }
-    const outcome = await ticket.wait();
-    if (outcome.kind === 'revoked') throw unauthorized();
-    if (outcome.kind === 'timeout' && held && deadline - performance.now() > 0) continue;
-    if (outcome.kind !== 'woken') return none(retryAfterMs);
-    hint = outcome.event;
-    if (client.gone) {
-      passOn(hint, []);
-      return none();
-    }
-    // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
-    // recheck bound (http/auth.ts).
-    if (!(await ctx.keys.stillValid(principal))) {
-      passOn(hint, []);
-      throw unauthorized();
+      if (!held) ticket.foundNothing(epoch);
+      if (held?.hold.retryAt != null) {
+        // Held back until a known time (a rate's next slot; an in-flight limit is looked at
+        // again after IN_FLIGHT_RETRY_MS): wait until then at most. Both tickets are handled
+        // in this one turn, so no wake-up falls between them.
+        const early = ticket.cancel();
+        if (early?.kind === 'revoked') throw unauthorized();
+        if (early?.kind === 'woken') {
+          ctx.hub.carry(carrier, early.event);
+          continue;
+        }
+        const until = Math.min(deadline - performance.now(), held.hold.retryAt - ctx.clock.now());
+        ticket = ctx.hub.waitForClaim(filter, principal.isMain, Math.max(0, until), client);
+        if (!ticket) return none(retryAfterMs);
+      }
+      const outcome = await ticket.wait();
+      if (outcome.kind === 'revoked') throw unauthorized();
+      if (outcome.kind === 'timeout' && held && deadline - performance.now() > 0) continue;
+      if (outcome.kind !== 'woken') return none(retryAfterMs);
+      ctx.hub.carry(carrier, outcome.event);
+      if (client.gone) {
+        passOn([]);
+        return none();
+      }
+      // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
+      // recheck bound (http/auth.ts).
+      if (!(await ctx.keys.stillValid(principal))) {
+        passOn([]);
+        throw unauthorized();
+      }
     }
   }
 }

@@ -88,11 +88,19 @@ export function intentEvent(type: IntentEventType, row: IntentRow, at: number): 
   };
 }
 
-/**
- * What a node does with the announcements, its own and (on PostgreSQL) the other nodes':
- * the same messages, carried out here.
- */
-export type NodeWake = WakeBus;
+/** What a node does with the announcements, its own and (on PostgreSQL) the other nodes'. */
+export interface NodeWake extends WakeBus {
+  /**
+   * As WakeBus's, and true when a waiting claim of this node was handed the event now
+   * (then it claims; the other nodes need not be woken for it).
+   */
+  claimable(event: ClaimableEvent, at: number): boolean;
+  /**
+   * Whether this node hears the other nodes (the wake relay's connection): while it does
+   * not, a new claim always asks the store (WaiterHub.coverOf).
+   */
+  hearing(on: boolean): void;
+}
 
 export const claimableEvent = (row: IntentRow): ClaimableEvent => ({
   id: row.id,

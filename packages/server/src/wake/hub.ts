@@ -24,11 +24,45 @@ interface Waiter {
   keyId: string | null;
   settle(outcome: WaitOutcome): void;
   release(): void;
+  /** See Ticket.foundNothing. */
+  foundNothing(epoch: number): void;
 }
 
 interface ClaimWaiter extends Waiter {
   filter: ClaimFilter;
+  /**
+   * The hub's epoch when this claim started the attempt that found nothing (or when the
+   * claim that covers it did, see coverOf); null while it has not, or found something.
+   */
+  emptyAt: number | null;
 }
+
+/**
+ * Whether every intent `f` may claim, `w` may claim too, targeted intents aside: the same
+ * key and publisher filter, any goal or the same, and at least the same capabilities.
+ */
+function covers(w: ClaimFilter, f: ClaimFilter): boolean {
+  return (
+    w.keyId === f.keyId &&
+    w.publisher === f.publisher &&
+    (w.goal === null || w.goal === f.goal) &&
+    f.capabilities.every((c) => w.capabilities.includes(c))
+  );
+}
+
+/**
+ * A woken claim on its way to the store: the intent whose wake-up it carries. A claim
+ * takes the first intent in the claim order, not necessarily the one it was woken for;
+ * when it takes one that another claim under way was woken for, that claim carries the
+ * first one's wake-up instead (WaiterHub.carry), so that no third claim is woken for an
+ * intent that claim is about to take.
+ */
+export interface Carrier {
+  event: ClaimableEvent | null;
+}
+
+/** May an open intent name its worker? (server.ts asks the store once at start.) */
+export type LoadTargeted = () => Promise<boolean>;
 
 export interface HubLimits {
   /** Waiting requests on this node (claims and results). */
@@ -58,6 +92,11 @@ export interface Ticket {
    * arrived, so a wake-up that was not used can be passed on.
    */
   cancel(): WaitOutcome | null;
+  /**
+   * A waiting claim: its attempt, started at `epoch` (WaiterHub.epoch read before it),
+   * found nothing (see coverOf). Nothing for a result wait.
+   */
+  foundNothing(epoch: number): void;
 }
 
 /** The waiters of NodeWake's announcements; the event streams are wake/streams.ts's. */
@@ -69,11 +108,28 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
   private total = 0;
   private closed = false;
   private readonly due: DueSchedule;
+  /**
+   * Moves on whenever a claimable intent may have been left without a claim that takes it
+   * (no waiting claim matched it, a resync, a flow control's change): a claim that found
+   * nothing before then proves nothing about now.
+   */
+  private epochNow = 0;
+  /** Whether an open intent may name its worker: true until the store said none does. */
+  private targeted = true;
+  /** Targeted events seen, so that the start-up check does not clear a newer one. */
+  private targetedSeen = 0;
+  /** Checks of the store for such intents, so that only the latest one's answer counts. */
+  private checks = 0;
+  /** Whether this node hears the others' announcements (always, on one node). */
+  private heard = true;
+  /** The woken claims under way, by the intent whose wake-up each carries. */
+  private readonly carriers = new Map<string, Carrier>();
 
   constructor(
     private readonly clock: Clock,
     private readonly limits: HubLimits,
     loadDue: LoadDue | null = null,
+    private readonly loadTargeted: LoadTargeted | null = null,
   ) {
     this.due = new DueSchedule(
       clock,
@@ -86,19 +142,77 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
   /** Arms the wake-ups of intents already waiting in the store for their run_at. */
   start(): void {
     this.due.start();
+    this.checkTargeted();
+  }
+
+  /** Asks the store whether an open intent names its worker (see coverOf). */
+  private checkTargeted(): void {
+    this.targeted = true;
+    const seen = this.targetedSeen;
+    const check = ++this.checks;
+    this.loadTargeted?.().then(
+      (may) => {
+        // Only the latest check's answer, and none if such an intent was seen meanwhile.
+        if (!may && this.targetedSeen === seen && this.checks === check) this.targeted = false;
+      },
+      () => {}, // unknown: they may exist
+    );
+  }
+
+  /**
+   * The wake relay lost (false) or has (true) its connection: what other nodes announced
+   * meanwhile was not heard, so no claim is covered until it hears them again.
+   */
+  hearing(on: boolean): void {
+    this.heard = on;
+    this.epochNow++;
+  }
+
+  /** `c` now carries the wake-up of `event` (null: none). */
+  carry(c: Carrier, event: ClaimableEvent | null): void {
+    if (c.event && this.carriers.get(c.event.id) === c) this.carriers.delete(c.event.id);
+    c.event = event;
+    if (event) this.carriers.set(event.id, c);
+  }
+
+  /** The woken claim under way that carries the wake-up of intent `id`, if any. */
+  carrierOf(id: string): Carrier | undefined {
+    return this.carriers.get(id);
+  }
+
+  /** Read before a claim attempt, handed to Ticket.foundNothing after (see coverOf). */
+  get epoch(): number {
+    return this.epochNow;
+  }
+
+  /**
+   * Whether a new claim `f` may wait without trying the store first, and the epoch it is
+   * covered at: when a claim waiting here that covers it (every intent `f` could take, it
+   * could take too) found nothing, and nothing claimable has been left untaken since. Each
+   * intent announced since then was handed to a waiting claim (that one, or one before
+   * it), which claims it or passes it on; so the attempt would find nothing but what those
+   * are about to take. An intent that names its worker is not covered by another worker's
+   * claim: a claim naming a worker is never covered while such intents may exist.
+   */
+  coverOf(f: ClaimFilter): number | null {
+    if (this.closed || !this.heard || (f.workerId !== null && this.targeted)) return null;
+    const set = this.claimWaiters.get(f.namespace);
+    if (!set) return null;
+    for (const w of set) if (w.emptyAt === this.epochNow && covers(w.filter, f)) return w.emptyAt;
+    return null;
   }
 
   get waiting(): number {
     return this.total;
   }
 
-  claimable(event: ClaimableEvent, at: number): void {
-    if (this.closed) return;
-    if (at <= this.clock.now()) {
-      this.dispatch(event);
-      return;
-    }
+  /** True when a waiting claim of this node was handed the event now. */
+  claimable(event: ClaimableEvent, at: number): boolean {
+    if (this.closed) return false;
+    this.noteTarget(event);
+    if (at <= this.clock.now()) return this.dispatch(event);
     this.due.add(at, event);
+    return false;
   }
 
   finished(id: string): void {
@@ -133,6 +247,8 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
     const set = this.claimWaiters.get(namespace);
     if (!set) return;
     const anyGoal = goal === null || goal === '*';
+    // Held claims may now take what they found held back.
+    this.epochNow++;
     for (const w of [...set]) {
       if (!anyGoal && w.filter.goal != null && w.filter.goal !== goal) continue;
       w.settle({ kind: 'woken', event: null });
@@ -146,21 +262,37 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
    */
   resync(): void {
     if (this.closed) return;
+    this.epochNow++;
+    // Intents naming their worker may have been announced unheard: the store is asked again.
+    this.checkTargeted();
     for (const set of [...this.claimWaiters.values(), ...this.resultWaiters.values()])
       for (const w of [...set]) w.settle({ kind: 'woken', event: null });
     this.due.reload();
   }
 
-  /** Hands the event to the longest-waiting matching claimer, if any. */
-  private dispatch(event: ClaimableEvent): void {
+  /**
+   * Hands the event to the longest-waiting matching claimer, if any (then true); else the
+   * intent waits in the store for a claim to find it, and the epoch moves on.
+   */
+  private dispatch(event: ClaimableEvent): boolean {
+    this.noteTarget(event);
     const set = this.claimWaiters.get(event.namespace);
-    if (!set) return;
-    for (const w of set) {
-      if (matchesClaim(event, w.filter)) {
-        w.settle({ kind: 'woken', event });
-        return;
+    if (set) {
+      for (const w of set) {
+        if (matchesClaim(event, w.filter)) {
+          w.settle({ kind: 'woken', event });
+          return true;
+        }
       }
     }
+    this.epochNow++;
+    return false;
+  }
+
+  private noteTarget(event: ClaimableEvent): void {
+    if (event.targetWorker === null) return;
+    this.targeted = true;
+    this.targetedSeen++;
   }
 
   /**
@@ -178,7 +310,8 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
     if (!set) this.claimWaiters.set(filter.namespace, (set = new Set()));
     const bucket = set;
     return this.makeTicket(timeoutMs, leaving, filter.keyId, exemptFromKeyLimit, (w) => {
-      const cw = Object.assign(w, { filter });
+      const cw: ClaimWaiter = Object.assign(w, { filter, emptyAt: null });
+      w.foundNothing = (epoch) => (cw.emptyAt = epoch);
       bucket.add(cw);
       return () => {
         bucket.delete(cw);
@@ -241,6 +374,7 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
     let unregister = (): void => {};
     const waiter: Waiter = {
       keyId,
+      foundNothing: () => {},
       settle: (o) => {
         if (outcome) return;
         outcome = o;
@@ -287,6 +421,9 @@ export class WaiterHub implements Omit<NodeWake, 'intentEvent'> {
         outcome = { kind: 'closed' };
         waiter.release();
         return null;
+      },
+      foundNothing: (epoch) => {
+        if (!outcome) waiter.foundNothing(epoch);
       },
     };
   }

@@ -2,7 +2,8 @@
  * Wake-ups across bus nodes that share one PostgreSQL database, through LISTEN/NOTIFY.
  *
  * Every announcement (claimable at t, finished, a key revoked) is handed to this node at
- * once and queued for the other nodes; the queue is sent at the end of the event-loop turn as a few
+ * once and queued for the other nodes (a claimable intent that a claim waiting here takes
+ * is not: one publish wakes one claim across the bus); the queue is sent at the end of the event-loop turn as a few
  * NOTIFY messages on one dedicated connection, which also LISTENs. A node feeds what it
  * hears from the others into its own hub, so a publish on node A wakes a claimer waiting
  * on node B. Notifications are advisory: the store stays the truth, and a woken waiter
@@ -61,6 +62,8 @@ export function wakeChannel(schema: string | null | undefined): string {
 
 export class PgWakeRelay implements WakeBus {
   readonly node = randomBytes(8).toString('hex');
+  /** How each message of this node begins. */
+  private readonly head = `{"n":"${this.node}","e":[`;
   private readonly channel: string;
   private client: pg.Client | null = null;
   private queue: string[] = [];
@@ -75,6 +78,8 @@ export class PgWakeRelay implements WakeBus {
 
   constructor(private readonly o: PgWakeRelayOptions) {
     this.channel = wakeChannel(o.schema);
+    // Not listening yet.
+    o.local.hearing(false);
   }
 
   /** Whether this node hears the other nodes now (shown by /health). */
@@ -88,7 +93,11 @@ export class PgWakeRelay implements WakeBus {
   }
 
   claimable(event: ClaimableEvent, at: number): void {
-    this.o.local.claimable(event, at);
+    // A claim waiting on this node takes it: waking one on every other node as well would
+    // only add claims that find nothing (one publish, one woken claim across the bus). If
+    // that claim takes something else instead, it passes the event on (ops/claim.ts), and
+    // it comes back here to go to the other nodes.
+    if (this.o.local.claimable(event, at)) return;
     const e = event;
     this.enqueue(
       JSON.stringify([
@@ -169,7 +178,7 @@ export class PgWakeRelay implements WakeBus {
     if (!client) return; // sent as a resync once connected again
     if (this.sending || !(this.resyncQueued || this.queue.length > 0)) return;
     const payloads: string[] = [];
-    const head = `{"n":"${this.node}","e":[`;
+    const head = this.head;
     while (
       payloads.length < MAX_PAYLOADS_PER_SEND &&
       (this.resyncQueued || this.queue.length > 0)
@@ -210,7 +219,8 @@ export class PgWakeRelay implements WakeBus {
   }
 
   private receive(payload: string | undefined): void {
-    if (this.closed || payload === undefined) return;
+    // This node's own messages come back too (it listens on the channel it sends on).
+    if (this.closed || payload === undefined || payload.startsWith(this.head)) return;
     let msg: WireMessage;
     try {
       msg = JSON.parse(payload) as WireMessage;
@@ -245,6 +255,7 @@ export class PgWakeRelay implements WakeBus {
       if (failed) return;
       failed = true;
       if (this.client === client) this.client = null;
+      this.o.local.hearing(false);
       client.end().catch(() => undefined);
       if (this.closed) return;
       this.o.log.warn(
@@ -274,6 +285,7 @@ export class PgWakeRelay implements WakeBus {
     this.client = client;
     this.sending = false; // a statement on the lost connection is not waited for
     this.reconnectMs = RECONNECT_MIN_MS;
+    this.o.local.hearing(true);
     if (this.everConnected) {
       // What was announced while this node was deaf, it learns from the store; what it
       // announced while it could not send, the others learn the same way.
