@@ -143,15 +143,8 @@ async function claimWithWait(
         const outcome = await ticket.wait();
         if (outcome.kind === 'revoked') throw unauthorized();
         if (outcome.kind !== 'woken') return none();
-        ctx.hub.carry(carrier, outcome.event);
-        if (client.gone) {
-          passOn([]);
-          return none();
-        }
-        if (!(await ctx.keys.stillValid(principal))) {
-          passOn([]);
-          throw unauthorized();
-        }
+        const ended = await afterWake(outcome.event);
+        if (ended) return ended;
         continue;
       }
       let rows: IntentRow[];
@@ -223,18 +216,27 @@ async function claimWithWait(
       if (outcome.kind === 'revoked') throw unauthorized();
       if (outcome.kind === 'timeout' && held && deadline - performance.now() > 0) continue;
       if (outcome.kind !== 'woken') return none(retryAfterMs);
-      ctx.hub.carry(carrier, outcome.event);
-      if (client.gone) {
-        passOn([]);
-        return none();
-      }
-      // A revoke this node did not hear (a reconnecting relay) is seen here, within the key
-      // recheck bound (http/auth.ts).
-      if (!(await ctx.keys.stillValid(principal))) {
-        passOn([]);
-        throw unauthorized();
-      }
+      const ended = await afterWake(outcome.event);
+      if (ended) return ended;
     }
+  }
+
+  /**
+   * A wait woke with `event`: this claim carries it, and claims again unless its client
+   * left (none) or its key was revoked meanwhile (401). A revoke this node did not hear (a
+   * reconnecting relay) is seen here, within the key recheck bound (http/auth.ts).
+   */
+  async function afterWake(event: ClaimableEvent | null): Promise<ClaimOutcome | null> {
+    ctx.hub.carry(carrier, event);
+    if (client.gone) {
+      passOn([]);
+      return none();
+    }
+    if (!(await ctx.keys.stillValid(principal))) {
+      passOn([]);
+      throw unauthorized();
+    }
+    return null;
   }
 }
 
