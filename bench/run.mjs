@@ -82,6 +82,12 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
   --gen-cpu N           CPU for this generator (default: the second)
   --log-level L         the bus's BUS_LOG_LEVEL (default warn)
   --cpu-prof            write a V8 CPU profile of each bus (results/<timestamp>-cpuprof/)
+  --idle-between S      leave the bus idle S seconds before each counted run that has a
+                        run before it, untimed (default 0; issue 21's cold after idle)
+  --bus-env LIST        extra environment of the bus processes, NAME=VALUE,... (e.g.
+                        --bus-env BUS_WARMUP_JOBS=0; default none)
+  --bus-node-args ARGS  extra node/V8 flags for the bus processes, space-separated, e.g.
+                        --bus-node-args="--no-flush-bytecode" (default none)
   --out DIR             where the JSON goes (default bench/results)
   --help
 `;
@@ -112,6 +118,9 @@ function parseOptions(argv) {
       'gen-cpu': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
       'cpu-prof': { type: 'boolean', default: false },
+      'idle-between': { type: 'string', default: '0' },
+      'bus-node-args': { type: 'string', default: '' },
+      'bus-env': { type: 'string', default: '' },
       out: { type: 'string', default: join(ROOT, 'bench/results') },
       help: { type: 'boolean', default: false },
     },
@@ -171,6 +180,14 @@ function parseOptions(argv) {
     genCpu: values['gen-cpu'] == null ? null : int('gen-cpu', 0, 4095),
     logLevel: values['log-level'],
     cpuProf: values['cpu-prof'],
+    idleBetween: int('idle-between', 0, 3600),
+    busNodeArgs: values['bus-node-args'].split(' ').filter((a) => a !== ''),
+    busEnv: Object.fromEntries(
+      values['bus-env']
+        .split(',')
+        .filter((kv) => kv.includes('='))
+        .map((kv) => [kv.slice(0, kv.indexOf('=')).trim(), kv.slice(kv.indexOf('=') + 1)]),
+    ),
     out: resolve(values.out),
   };
 }
@@ -330,10 +347,16 @@ async function main() {
           let database = null;
           try {
             // One bus: N nodes sharing one database (their main and admin keys too).
-            let extraEnv = sqlite ? { BUS_SQLITE_DRIVER: sqlite.setting } : {};
+            let extraEnv = {
+              ...(sqlite ? { BUS_SQLITE_DRIVER: sqlite.setting } : {}),
+              ...opts.busEnv,
+            };
             if (postgres) {
               database = await admin.createDatabase(report.configurations.length);
-              extraEnv = { BUS_DATABASE_URL: databaseUrl(opts.pgUrl, database, opts.pgOptions) };
+              extraEnv = {
+                BUS_DATABASE_URL: databaseUrl(opts.pgUrl, database, opts.pgOptions),
+                ...opts.busEnv,
+              };
             }
             const keys = {
               secret: `ib_bench_${randomBytes(16).toString('hex')}`,
@@ -347,6 +370,7 @@ async function main() {
                   cpuProfDir:
                     cpuProfDir && opts.nodes > 1 ? join(cpuProfDir, `node${n}`) : cpuProfDir,
                   extraEnv,
+                  nodeArgs: opts.busNodeArgs,
                   ...keys,
                 }),
               );
@@ -373,6 +397,10 @@ async function main() {
               : null;
             for (let i = 0; i < opts.warmup + opts.runs; i++) {
               const counted = i >= opts.warmup;
+              if (counted && i > 0 && opts.idleBetween > 0) {
+                log(`${name}: idle ${opts.idleBetween} s`);
+                await new Promise((r) => setTimeout(r, opts.idleBetween * 1000));
+              }
               const ceiling = noop
                 ? await runCeiling({
                     url: noop.url,
@@ -382,6 +410,7 @@ async function main() {
                     pinned: pinning.pinned ? pinning : null,
                   })
                 : null;
+              const monoStartUs = Number(process.hrtime.bigint() / 1000n);
               const r = await runJobs({
                 urls: nodes.map((b) => b.url),
                 key: keys.secret,
@@ -396,6 +425,8 @@ async function main() {
                 timeoutMs: opts.runTimeout * 1000,
                 pinned: pinning.pinned ? pinning : null,
               });
+              // Monotonic clock (CLOCK_MONOTONIC, as in a V8 .cpuprofile): cpuprofile-top --window.
+              r.monotonicUs = [monoStartUs, Number(process.hrtime.bigint() / 1000n)];
               r.requestsPerJob = mode === 'concurrent' ? 3 : 2;
               r.ceiling = ceiling;
               nodes.forEach((bus, n) => {

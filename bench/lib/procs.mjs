@@ -288,6 +288,7 @@ export async function startBus({
   cpu,
   logLevel,
   cpuProfDir,
+  nodeArgs: extraNodeArgs = [],
   extraEnv = {},
   secret = `ib_bench_${randomBytes(16).toString('hex')}`,
   adminSecret = randomBytes(24).toString('hex'),
@@ -309,7 +310,10 @@ export async function startBus({
     BUS_LOG_LEVEL: logLevel,
     ...extraEnv,
   };
-  const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const nodeArgs = [
+    ...extraNodeArgs,
+    ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []),
+  ];
   const child = spawnNode({ script: BUS_MAIN, nodeArgs, env, cpu, dir, logFile });
   const url = `http://127.0.0.1:${port}`;
   await waitStarted(url, child, dir, logFile, 'the bus');
