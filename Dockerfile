@@ -78,5 +78,9 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "/app/deploy/healthcheck.mjs"]
 # `intent-bus serve` is the documented way to run the bus (PRODUCT.md); the bus handles
 # SIGTERM itself (ends long polls, finishes in-flight requests, closes the store).
-ENTRYPOINT ["node", "/app/packages/cli/bin/intent-bus.js"]
+# --no-memory-reducer (issue 21, BENCHMARKS.md "Cold start"): without it, V8's full
+# collections during a pause in the traffic throw away the optimised code of the request
+# path, and the first jobs after it cost about twice the CPU. It must be given to node on
+# the command line: set from inside the process it did not hold.
+ENTRYPOINT ["node", "--no-memory-reducer", "/app/packages/cli/bin/intent-bus.js"]
 CMD ["serve"]

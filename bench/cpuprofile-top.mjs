@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 // Summarises a V8 .cpuprofile (from `npm run bench -- --cpu-prof`): self time by function
 // and by package or source folder, and total (inclusive) time of the bus's own functions.
-//   node bench/cpuprofile-top.mjs FILE.cpuprofile [--top N]
+//   node bench/cpuprofile-top.mjs FILE.cpuprofile [--top N] [--window FROM_US,TO_US]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '25' } },
+  options: { top: { type: 'string', default: '25' }, window: { type: 'string' } },
 });
 if (positionals.length !== 1) {
-  process.stderr.write('usage: node bench/cpuprofile-top.mjs FILE.cpuprofile [--top N]\n');
+  process.stderr.write(
+    'usage: node bench/cpuprofile-top.mjs FILE.cpuprofile [--top N] [--window FROM_US,TO_US]\n',
+  );
   process.exit(2);
 }
 const top = Number(values.top);
@@ -20,8 +22,14 @@ const parent = new Map();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
 // Sample counts → microseconds, with the real interval between samples.
+// --window FROM,TO: only the samples in that span of the monotonic clock, in µs (a run's
+// `monotonicUs` in the bench's JSON).
+const [fromUs, toUs] = values.window ? values.window.split(',').map(Number) : [-Infinity, Infinity];
 const selfUs = new Map();
+let at = profile.startTime;
 for (let i = 0; i < profile.samples.length; i++) {
+  at += profile.timeDeltas[i];
+  if (at < fromUs || at > toUs) continue;
   const dt = profile.timeDeltas[i + 1] ?? 0;
   selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + dt);
 }

@@ -108,6 +108,12 @@ const USAGE = `Usage: node bench/run.mjs [options]        (npm run bench -- [opt
                         runs alternated with the bus's, the table showing bus/BullMQ
                         (needs \`npm ci --prefix bench\`; skipped when Redis does not answer)
   --redis-url URL       the peer's Redis (default $BENCH_REDIS_URL or redis://127.0.0.1:6379)
+  --idle-between S      leave the bus idle S seconds before each counted run that has a
+                        run before it, untimed (default 0; issue 21's cold after idle)
+  --bus-env LIST        extra environment of the bus processes, NAME=VALUE,... (e.g.
+                        --bus-env BUS_WORKER_ONLINE_SECONDS=10; default none)
+  --bus-node-args ARGS  extra node/V8 flags for the bus processes, space-separated, e.g.
+                        --bus-node-args="--no-flush-bytecode" (default none)
   --out DIR             where the JSON goes (default bench/results)
   --help
 `;
@@ -148,6 +154,9 @@ function parseOptions(argv) {
         type: 'string',
         default: process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379',
       },
+      'idle-between': { type: 'string', default: '0' },
+      'bus-node-args': { type: 'string', default: '' },
+      'bus-env': { type: 'string', default: '' },
       out: { type: 'string', default: join(ROOT, 'bench/results') },
       help: { type: 'boolean', default: false },
     },
@@ -220,6 +229,14 @@ function parseOptions(argv) {
     flow: parseFlow(values['flow-max-in-flight'], values['flow-rate']),
     peer: values.peer ?? null,
     redisUrl: values['redis-url'],
+    idleBetween: int('idle-between', 0, 3600),
+    busNodeArgs: values['bus-node-args'].split(' ').filter((a) => a !== ''),
+    busEnv: Object.fromEntries(
+      values['bus-env']
+        .split(',')
+        .filter((kv) => kv.includes('='))
+        .map((kv) => [kv.slice(0, kv.indexOf('=')).trim(), kv.slice(kv.indexOf('=') + 1)]),
+    ),
     out: resolve(values.out),
   };
 }
@@ -425,10 +442,16 @@ async function main() {
           let database = null;
           try {
             // One bus: N nodes sharing one database (their main and admin keys too).
-            let extraEnv = sqlite ? { BUS_SQLITE_DRIVER: sqlite.setting } : {};
+            let extraEnv = {
+              ...(sqlite ? { BUS_SQLITE_DRIVER: sqlite.setting } : {}),
+              ...opts.busEnv,
+            };
             if (postgres) {
               database = await admin.createDatabase(report.configurations.length);
-              extraEnv = { BUS_DATABASE_URL: databaseUrl(opts.pgUrl, database, opts.pgOptions) };
+              extraEnv = {
+                BUS_DATABASE_URL: databaseUrl(opts.pgUrl, database, opts.pgOptions),
+                ...opts.busEnv,
+              };
             }
             const keys = {
               secret: `ib_bench_${randomBytes(16).toString('hex')}`,
@@ -447,6 +470,7 @@ async function main() {
                     cpuProfDir && opts.nodes > 1 ? join(cpuProfDir, `node${n}`) : cpuProfDir,
                   countFile,
                   extraEnv,
+                  nodeArgs: opts.busNodeArgs,
                   ...keys,
                 }),
               );
@@ -473,6 +497,10 @@ async function main() {
               : null;
             for (let i = 0; i < opts.warmup + opts.runs; i++) {
               const counted = i >= opts.warmup;
+              if (counted && i > 0 && opts.idleBetween > 0) {
+                log(`${name}: idle ${opts.idleBetween} s`);
+                await new Promise((r) => setTimeout(r, opts.idleBetween * 1000));
+              }
               const goal = `bench.${profile}.${mode}.${i}`;
               // The peer's run comes before the bus's every other run, after it otherwise.
               const peerArgs = { name: `${profile}-${mode}-${i}`, jobs, workers, mode };
@@ -494,6 +522,7 @@ async function main() {
                     pinned: pinning.pinned ? pinning : null,
                   })
                 : null;
+              const monoStartUs = Number(process.hrtime.bigint() / 1000n);
               const r = await runJobs({
                 urls: nodes.map((b) => b.url),
                 key: keys.secret,
@@ -510,6 +539,8 @@ async function main() {
                 next: opts.next,
                 batch: opts.batch,
               });
+              // Monotonic clock (CLOCK_MONOTONIC, as in a V8 .cpuprofile): cpuprofile-top --window.
+              r.monotonicUs = [monoStartUs, Number(process.hrtime.bigint() / 1000n)];
               r.requestsPerJob =
                 ((mode === 'concurrent' ? 3 : 2) - (opts.next ? 1 : 0)) / opts.batch;
               r.ceiling = ceiling;

@@ -291,6 +291,7 @@ export async function startBus({
   logLevel,
   cpuProfDir,
   countFile,
+  nodeArgs: extraNodeArgs = [],
   extraEnv = {},
   secret = `ib_bench_${randomBytes(16).toString('hex')}`,
   adminSecret = randomBytes(24).toString('hex'),
@@ -312,7 +313,10 @@ export async function startBus({
     BUS_LOG_LEVEL: logLevel,
     ...extraEnv,
   };
-  const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const nodeArgs = [
+    ...extraNodeArgs,
+    ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []),
+  ];
   if (countFile) {
     // Counts the statements the node sends PostgreSQL (pg-count.mjs).
     nodeArgs.push('--import', PG_COUNT);
