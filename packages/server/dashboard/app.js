@@ -147,6 +147,10 @@ function notify(text, spot, isError = false) {
   if (spot.top !== undefined) {
     shown = spot;
     place(n, spot);
+    // Its control moved out of sight meanwhile (a redraw sorted its row elsewhere): the
+    // answer to what was pressed is brought into view, with the control just above it.
+    const r = n.getBoundingClientRect();
+    if (r.top < 0 || r.bottom > innerHeight) n.scrollIntoView({ block: 'nearest' });
   }
   clearTimeout(timers.get(n));
   timers.set(
