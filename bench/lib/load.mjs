@@ -245,6 +245,16 @@ export async function runJobs({
   let nextJob = 0;
   const pubHeaders = { 'content-type': 'application/json', 'x-api-key': key };
   const goalJson = JSON.stringify(goal);
+  /** A publish of `id` sent at `t0` was acknowledged. */
+  function acknowledged(id, t0) {
+    sentAt.set(id, t0);
+    const done = fulfilledAt.get(id);
+    if (done !== undefined) {
+      // Its fulfil was answered before its publish was: rare, counted all the same.
+      matched++;
+      if (done > lastFulfil) lastFulfil = done;
+    }
+  }
   async function publishLane() {
     while (!stopped) {
       const n = nextJob++;
@@ -271,14 +281,7 @@ export async function runJobs({
         continue;
       }
       publishMs.push(t1 - t0);
-      const id = JSON.parse(res.text()).id;
-      sentAt.set(id, t0);
-      const done = fulfilledAt.get(id);
-      if (done !== undefined) {
-        // Its fulfil was answered before its publish was: rare, counted all the same.
-        matched++;
-        if (done > lastFulfil) lastFulfil = done;
-      }
+      acknowledged(JSON.parse(res.text()).id, t0);
     }
   }
   // [ext] A batch of publishes: `batch` job numbers, one request, each item's answer.
@@ -316,13 +319,7 @@ export async function runJobs({
           error('publish item', r.status);
           continue;
         }
-        const id = r.body.id;
-        sentAt.set(id, t0);
-        const done = fulfilledAt.get(id);
-        if (done !== undefined) {
-          matched++;
-          if (done > lastFulfil) lastFulfil = done;
-        }
+        acknowledged(r.body.id, t0);
       }
     }
   }
