@@ -13,11 +13,29 @@ import type { IntentRow, NewIntent } from '../core/intent-record.js';
 export type { IntentRow, NewIntent } from '../core/intent-record.js';
 import type { FlowClaim, FlowControl, FlowHeld, FlowPatch, Hold } from '../core/flow.js';
 
-/** The row a publish creates: what was given, open, never claimed. */
-export const openRow = (intent: NewIntent): IntentRow => ({
-  ...intent,
+/**
+ * The row a publish creates: what was given, open, never claimed. Every member is named
+ * (IntentRow's type holds the list complete): a spread of the intent with the rest added
+ * made V8 build each row by a slow path, a third of a publish's CPU in the store.
+ */
+export const openRow = (i: NewIntent): IntentRow => ({
+  id: i.id,
+  namespace: i.namespace,
+  goal: i.goal,
+  payload: i.payload,
+  publisher: i.publisher,
+  visibility: i.visibility,
+  priority: i.priority,
   status: 'open',
+  runAt: i.runAt,
+  createdAt: i.createdAt,
+  expiresAt: i.expiresAt,
+  maxAttempts: i.maxAttempts,
   claimAttempts: 0,
+  backoffBase: i.backoffBase,
+  ttl: i.ttl,
+  targetWorker: i.targetWorker,
+  requiredCapability: i.requiredCapability,
   claimToken: null,
   claimExpiresAt: null,
   claimer: null,
@@ -27,6 +45,8 @@ export const openRow = (intent: NewIntent): IntentRow => ({
   completedAt: null,
   error: null,
   deadReason: null,
+  schedule: i.schedule,
+  scheduledFor: i.scheduledFor,
   progressPercent: null,
   progressMessage: null,
   progressData: null,

@@ -10,7 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Connection, OpenOptions, Statement } from './driver.js';
+import { rowOf, type Connection, type OpenOptions, type RowOf, type Statement } from './driver.js';
 
 type Constructor = typeof BetterSqlite3;
 
@@ -57,14 +57,31 @@ export function betterSqlite3Unavailable(): string | null {
 }
 
 class BetterStatement implements Statement {
-  constructor(private readonly stmt: BetterSqlite3.Statement<unknown[], unknown>) {}
+  /** Makes a row of the statement's columns from its values (only a statement that returns rows). */
+  private readonly row: RowOf | null;
+
+  constructor(private readonly stmt: BetterSqlite3.Statement<unknown[], unknown>) {
+    // Rows read as arrays and made by rowOf (driver.ts): better-sqlite3's own row objects
+    // are slow to build and to read.
+    this.row = stmt.reader
+      ? rowOf(
+          stmt
+            .raw(true)
+            .columns()
+            .map((c) => c.name),
+        )
+      : null;
+  }
 
   get(params?: object): unknown {
-    return params === undefined ? this.stmt.get() : this.stmt.get(params);
+    const values = (params === undefined ? this.stmt.get() : this.stmt.get(params)) as
+      unknown[] | undefined;
+    return values === undefined || this.row === null ? values : this.row(values);
   }
 
   all(params?: object): unknown[] {
-    return params === undefined ? this.stmt.all() : this.stmt.all(params);
+    const rows = (params === undefined ? this.stmt.all() : this.stmt.all(params)) as unknown[][];
+    return this.row === null ? rows : rows.map(this.row);
   }
 
   run(params?: object): number {

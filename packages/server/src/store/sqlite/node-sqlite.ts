@@ -18,9 +18,11 @@ import { existsSync } from 'node:fs';
 import {
   SqliteError,
   positionalSql,
+  rowOf,
   sqliteCodeName,
   type Connection,
   type OpenOptions,
+  type RowOf,
   type Statement,
 } from './driver.js';
 
@@ -143,25 +145,6 @@ function normalise(err: unknown): unknown {
     return new SqliteError(String(e.message), sqliteCodeName(e.errcode), { cause: err });
   }
   return err;
-}
-
-type RowOf = (values: unknown[]) => Record<string, unknown>;
-const rowMakers = new Map<string, RowOf>();
-
-/**
- * A function from a row's values to a plain object of `columns`, one object literal of a
- * fixed shape (V8 makes it fast); one per list of names. The names are the statement's own
- * columns, quoted as JSON strings.
- */
-function rowOf(columns: string[]): RowOf {
-  const key = JSON.stringify(columns);
-  let make = rowMakers.get(key);
-  if (make === undefined) {
-    const fields = columns.map((c, i) => `${JSON.stringify(c)}: v[${i}]`).join(', ');
-    make = new Function('v', `return { ${fields} };`) as RowOf;
-    rowMakers.set(key, make);
-  }
-  return make;
 }
 
 class NodeStatement implements Statement {
