@@ -14,7 +14,7 @@ import {
 import { BusError, invalid, notFound, unauthorized } from '../core/errors.js';
 import type { Principal } from '../core/principal.js';
 import { checkJsonValue, normalizePublish, truncateError } from '../core/validate.js';
-import { randomHex128 } from '../ids.js';
+import { timeOrderedId } from '../ids.js';
 import { publishedAnswer } from '../store/bus-store.js';
 import type {
   IntentRow,
@@ -60,7 +60,7 @@ export function publishItem(ctx: OpsContext, p: Principal, input: PublishInput):
   }
   const now = ctx.clock.now();
   const intent = normalizePublish(input.body, {
-    id: randomHex128(),
+    id: timeOrderedId(now),
     publisher: p.keyId,
     now,
     payloadText: input.payloadText,

@@ -26,7 +26,7 @@ import {
 import { REASON_CANCELLED } from '../core/lifecycle.js';
 import { checkJsonValue, normalizePublish } from '../core/validate.js';
 import type { BusEvents } from '../events.js';
-import { randomHex128 } from '../ids.js';
+import { timeOrderedId } from '../ids.js';
 import type {
   AlertMaker,
   FailureOutcome,
@@ -56,7 +56,7 @@ function storedIntent(intent: ScheduleIntent, payloadText: string | undefined): 
 /** The run of schedule `s` for the tick `scheduledFor`, published at `now`. */
 export const makeRun: RunMaker = (s, scheduledFor, now) => ({
   ...normalizePublish(JSON.parse(s.intent) as PublishRequest, {
-    id: randomHex128(),
+    id: timeOrderedId(now),
     publisher: s.owner,
     now,
     payloadText: rawMember(s.intent, 'payload'),
@@ -76,7 +76,7 @@ export const makeAlert: AlertMaker = (s, run, reason, now) => {
   return normalizePublish(
     { goal: f.goal, namespace: f.namespace, payload: null },
     {
-      id: randomHex128(),
+      id: timeOrderedId(now),
       publisher: s.owner,
       now,
       payloadText: alertPayload(
