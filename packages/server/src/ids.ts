@@ -28,5 +28,7 @@ export function randomHex128(): string {
  */
 export function timeOrderedId(nowMs: number): string {
   const random = randomHex128();
-  return Math.max(0, Math.trunc(nowMs)).toString(16).padStart(12, '0').slice(-12) + random.slice(12);
+  return (
+    Math.max(0, Math.trunc(nowMs)).toString(16).padStart(12, '0').slice(-12) + random.slice(12)
+  );
 }
