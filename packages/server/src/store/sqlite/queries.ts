@@ -23,7 +23,8 @@ VALUES (${PUBLISHED_PARAMS}, 'open')`;
 /**
  * The claim: one UPDATE whose sub-select picks the first claimable intent in the order of
  * PROTOCOL.md §4. Four variants (goal given or not × publisher filter or not) so that each
- * uses a fixed plan over the matching partial index.
+ * uses a fixed plan over the matching partial index. The row is found by the rowid its
+ * index entry holds, not through the id index.
  */
 function claimStatement(withGoal: boolean, withPublisher: boolean, except = false): string {
   const owner = withPublisher
@@ -31,8 +32,8 @@ function claimStatement(withGoal: boolean, withPublisher: boolean, except = fals
     : "(visibility = 'public' OR publisher = @keyId)";
   return `UPDATE intents SET status = 'claimed', claim_attempts = claim_attempts + 1,
   claim_token = @token, claim_expires_at = @claimExpiresAt, claimer = @keyId, worker_id = @workerId
-WHERE id = (
-  SELECT id FROM intents INDEXED BY ${withGoal ? 'intents_claim_by_goal' : 'intents_claim_any'}
+WHERE rowid = (
+  SELECT rowid FROM intents INDEXED BY ${withGoal ? 'intents_claim_by_goal' : 'intents_claim_any'}
   WHERE status = 'open' AND namespace = +@namespace ${withGoal ? 'AND goal = +@goal' : ''}
     AND run_at <= @now AND expires_at > @now AND claim_attempts < max_attempts
     AND (target_worker IS NULL OR target_worker = @workerId)
