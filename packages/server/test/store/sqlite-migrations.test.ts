@@ -55,7 +55,7 @@ const COLUMNS = [
   'progress_data',
   'progress_at',
 ] as const;
-type Row = Record<(typeof COLUMNS)[number], string | number | null>;
+type Row = Record<(typeof COLUMNS)[number], string | number | null> & { id: string };
 
 const base = (n: number): Row => ({
   id: `${(T0 + n).toString(16).padStart(12, '0')}${'0'.repeat(19)}${n}`,
