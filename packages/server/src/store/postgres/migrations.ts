@@ -228,4 +228,6 @@ ALTER TABLE intents ADD COLUMN progress_data TEXT;
 ALTER TABLE intents ADD COLUMN progress_at BIGINT;
 `,
   },
+  // SQLite's rebuild of intents for its status CHECK: PostgreSQL checks an IN list as it is.
+  { version: 9, name: 'status check without a list', sql: '-- SQLite only' },
 ];
