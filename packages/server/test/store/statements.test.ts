@@ -9,8 +9,18 @@ import * as pgQueries from '../../src/store/postgres/queries.js';
 import { positional } from '../../src/store/postgres/pg-store.js';
 import * as sqliteQueries from '../../src/store/sqlite/queries.js';
 
-/** The statements PostgreSQL has for itself (advisory locks: SQLite has one writer). */
-const PG_ONLY = ['advisoryLock', 'sessionLock', 'sessionTryLock', 'sessionUnlock'];
+/**
+ * The statements PostgreSQL has for itself: advisory locks (SQLite has one writer) and the
+ * multi-row forms of its group writes (SQLite shares one commit per turn instead).
+ */
+const PG_ONLY = [
+  'advisoryLock',
+  'sessionLock',
+  'sessionTryLock',
+  'sessionUnlock',
+  'intentInsertMany',
+  'intentFulfillMany',
+];
 
 const parameters = (sql: string): string[] =>
   [...new Set([...sql.matchAll(/@(\w+)/g)].map((m) => m[1]!))].sort();

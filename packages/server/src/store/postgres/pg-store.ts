@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { BusStore } from '../bus-store.js';
 import { driveAsync, type LockName, type Program, type Runner, type Step } from '../program.js';
-import type { Statements } from '../statements.js';
+import type { StatementName, Statements } from '../statements.js';
 import { StoreUnavailableError } from '../store.js';
 import { migrations } from './migrations.js';
 import * as q from './queries.js';
@@ -108,6 +108,54 @@ export function positional(sql: string): { text: string; names: string[] } {
   return { text, names };
 }
 
+/**
+ * Group writes (issue 21): a step of a `write` program (each statement atomic on its own)
+ * that runs one of these statements is not sent at once. It joins the event-loop turn's
+ * group for that statement, sent when the turn's I/O callbacks have run (setImmediate), or
+ * at once when it holds GROUP_CAP items: a group of one as the statement itself, a group of
+ * several as one multi-row statement (queries.ts), so one round trip and one commit for
+ * all. Each item is then handed its own answer and its program goes on. These are the
+ * writes every job makes once each on its own (publish, fulfil); a claim is not grouped,
+ * since each claim must take a different intent.
+ */
+interface GroupWrite {
+  /** The step it answers (`run`: rows changed; `get`: the row or undefined). */
+  op: 'run' | 'get';
+  /** The multi-row statement: each parameter an array of the items' values. */
+  sql: string;
+  /**
+   * The row an item changes, if two items may change the same one: no group holds two
+   * items of one key (the second goes in the next group), and a group is sent in key
+   * order, so that two groups (on any node) lock their rows in the same order.
+   */
+  key?: (params: Record<string, unknown>) => string;
+  /** Each item's answer from the multi-row statement's result. */
+  answers(result: pg.QueryResult, items: ReadonlyArray<Record<string, unknown>>): unknown[];
+}
+
+const GROUPED: Partial<Record<StatementName, GroupWrite>> = {
+  // Every row or (an error) none: each item inserted its one row.
+  intentInsert: { op: 'run', sql: q.intentInsertMany, answers: (_, items) => items.map(() => 1) },
+  // The rows of the live tokens: by id, since no id is in a group twice.
+  intentFulfill: {
+    op: 'get',
+    sql: q.intentFulfillMany,
+    key: (params) => params.id as string,
+    answers: (result, items) => {
+      const rows = new Map(result.rows.map((row: Record<string, unknown>) => [row.id, row]));
+      return items.map((params) => rows.get(params.id));
+    },
+  },
+};
+const GROUP_CAP = 100;
+
+/** A step waiting in its group, and how to settle its promise. */
+interface Waiting {
+  step: Step & { op: 'run' | 'get' };
+  resolve(answer: unknown): void;
+  reject(err: unknown): void;
+}
+
 /** A statement as the pool prepares it: once per connection, under a name of its own. */
 interface Prepared {
   name: string;
@@ -127,6 +175,8 @@ class PgRunner implements Runner {
   readonly sharedByNodes = true;
   private readonly pool: pg.Pool;
   private readonly prepared = new Map<string, Prepared>();
+  /** This turn's group of each grouped statement (GROUPED), not yet sent. */
+  private readonly groups = new Map<StatementName, Waiting[]>();
   private closed = false;
 
   constructor(private readonly options: PgStoreOptions) {
@@ -149,13 +199,18 @@ class PgRunner implements Runner {
     this.pool.on('error', () => {});
   }
 
-  /** Runs one statement (SQL with `@name` parameters), its values taken from `params`. */
-  private async query(on: Queryable, sql: string, params: object): Promise<pg.QueryResult> {
+  private statement(sql: string): Prepared {
     let p = this.prepared.get(sql);
     if (p === undefined) {
       p = { name: `ib_${this.prepared.size}`, ...positional(sql) };
       this.prepared.set(sql, p);
     }
+    return p;
+  }
+
+  /** Runs one statement (SQL with `@name` parameters), its values taken from `params`. */
+  private async query(on: Queryable, sql: string, params: object): Promise<pg.QueryResult> {
+    const p = this.statement(sql);
     const bound = params as Record<string, unknown>;
     const values = p.names.map((n) => {
       const v = bound[n];
@@ -191,9 +246,80 @@ class PgRunner implements Runner {
     return driveAsync(p, (step) => this.exec(this.pool, step));
   }
 
-  /** The same: each statement is atomic by itself. */
+  /** The same (each statement is atomic by itself), its grouped steps in their groups. */
   write<T>(p: Program<T>): Promise<T> {
-    return this.read(p);
+    return driveAsync(p, (step) =>
+      step.op !== 'lock' && GROUPED[step.name]?.op === step.op
+        ? this.join({ ...step, op: step.op as 'run' | 'get' })
+        : this.exec(this.pool, step),
+    );
+  }
+
+  /** Adds a step to its statement's group; settles with its own answer once it is sent. */
+  private join(step: Waiting['step']): Promise<unknown> {
+    return new Promise((resolve, reject) => this.enqueue({ step, resolve, reject }));
+  }
+
+  private enqueue(w: Waiting): void {
+    const { name } = w.step;
+    let group = this.groups.get(name);
+    if (group === undefined) {
+      const fresh: Waiting[] = [];
+      group = fresh;
+      this.groups.set(name, fresh);
+      setImmediate(() => this.flush(name, fresh));
+    }
+    group.push(w);
+    if (group.length >= GROUP_CAP) this.flush(name, group);
+  }
+
+  /** Sends a group, unless it has gone already (full); an item whose key is taken waits. */
+  private flush(name: StatementName, group: Waiting[]): void {
+    if (this.groups.get(name) !== group) return;
+    this.groups.delete(name);
+    const form = GROUPED[name]!;
+    const { key } = form;
+    if (key === undefined) return void this.send(form, group);
+    const keyed = group.map((w) => ({ w, key: key(w.step.params as Record<string, unknown>) }));
+    const first: typeof keyed = [];
+    const seen = new Set<string>();
+    for (const k of keyed) {
+      // A second item for the same row goes in the next group, sent after this one: the
+      // statement that commits first changes the row, the other finds it changed.
+      if (seen.has(k.key)) this.enqueue(k.w);
+      else first.push(k);
+      seen.add(k.key);
+    }
+    first.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    void this.send(
+      form,
+      first.map((k) => k.w),
+    );
+  }
+
+  private async send(form: GroupWrite, group: readonly Waiting[]): Promise<void> {
+    const alone = (w: Waiting): void => void this.exec(this.pool, w.step).then(w.resolve, w.reject);
+    if (group.length === 1) return alone(group[0]!);
+    const items = group.map((w) => w.step.params as Record<string, unknown>);
+    let result: pg.QueryResult;
+    try {
+      const columns: Record<string, unknown[]> = {};
+      for (const n of this.statement(form.sql).names) {
+        columns[n] = items.map((params) => {
+          if (params[n] === undefined) throw new Error(`no value for @${n}`);
+          return params[n];
+        });
+      }
+      result = await this.query(this.pool, form.sql, columns);
+    } catch (err) {
+      // Nothing happened (one autocommit statement): with the store unavailable each would
+      // fail the same way; otherwise each runs alone, so that a bad item fails only itself.
+      if (err instanceof StoreUnavailableError) for (const w of group) w.reject(err);
+      else for (const w of group) alone(w);
+      return;
+    }
+    const answers = form.answers(result, items);
+    group.forEach((w, i) => w.resolve(answers[i]));
   }
 
   atomic<T>(p: Program<T>): Promise<T> {
@@ -273,6 +399,8 @@ class PgRunner implements Runner {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // What this turn has grouped goes first.
+    for (const [name, group] of [...this.groups]) this.flush(name, group);
     await this.pool.end();
   }
 

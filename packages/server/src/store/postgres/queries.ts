@@ -4,6 +4,7 @@
  * (`@name`, numbered `$n` once per statement by pg-store.ts). Values are always bound,
  * never pasted into the text.
  */
+import { INTENT_MEMBERS, type ColumnKind } from '../../core/intent-record.js';
 import { PUBLISHED_COLUMNS, PUBLISHED_PARAMS, intentColumns } from '../intent-columns.js';
 
 /** The intents columns under the names of IntentRow (quoted: PostgreSQL folds case). */
@@ -11,6 +12,36 @@ const INTENT_COLUMNS = intentColumns((alias) => `"${alias}"`);
 
 export const intentInsert = `INSERT INTO intents (${PUBLISHED_COLUMNS}, status)
 VALUES (${PUBLISHED_PARAMS}, 'open')`;
+
+/**
+ * Group writes (pg-store.ts): the `write` steps of one event-loop turn that run the same
+ * statement go as one multi-row statement. Each parameter of the single statement is bound
+ * as an array of the items' values (one element per item), and `unnest` turns them back
+ * into one row per item, its values as the columns `u_<parameter>`. Each array is typed
+ * as the column it fills or is compared with, so the plans are the single statement's.
+ */
+const unnest = (params: ReadonlyArray<readonly [name: string, type: string]>): string =>
+  `unnest(${params.map(([n, t]) => `@${n}::${t}[]`).join(', ')})
+  AS u(${params.map(([n]) => `u_${n}`).join(', ')})`;
+const item = (name: string): string => `u_${name}`;
+const param = (name: string): string => `@${name}`;
+
+/** The PostgreSQL type of a column of a kind (core/intent-record.ts; migrations.ts). */
+function pgType(kind: ColumnKind): string {
+  if (typeof kind !== 'string') return 'text';
+  const base = kind.replace(/\?$/, '');
+  if (base === 'int' || base === 'count') return 'integer';
+  if (base === 'time') return 'bigint';
+  if (base === 'real') return 'double precision';
+  return 'text';
+}
+
+const PUBLISHED = INTENT_MEMBERS.filter((m) => 'publish' in m);
+
+/** intentInsert of several intents: every one, or (an error) none. */
+export const intentInsertMany = `INSERT INTO intents (${PUBLISHED_COLUMNS}, status)
+SELECT ${PUBLISHED.map((m) => item(m.name)).join(', ')}, 'open'
+FROM ${unnest(PUBLISHED.map((m) => [m.name, pgType(m.kind)]))}`;
 
 /**
  * The claim: one UPDATE whose sub-select picks the first claimable intent in the order of
@@ -84,9 +115,11 @@ VALUES (@namespace, @goal, @at, @intentId) ON CONFLICT DO NOTHING`;
 export const flowClaimsPrune = `DELETE FROM flow_claims
 WHERE namespace = @namespace AND goal = @goal AND at <= @before`;
 
-/** A live token's row, for this key. */
-const LIVE = `id = @id AND status = 'claimed' AND claim_token = @token AND claimer = @keyId
-  AND claim_expires_at > @now`;
+/** A live token's row, for this key (`v` names each value: its parameter, or an item's). */
+const live = (v: (name: string) => string): string =>
+  `id = ${v('id')} AND status = 'claimed' AND claim_token = ${v('token')} AND claimer = ${v('keyId')}
+  AND claim_expires_at > ${v('now')}`;
+const LIVE = live(param);
 
 export const intentExtend = `UPDATE intents SET claim_expires_at = @claimExpiresAt WHERE ${LIVE}
 RETURNING ${INTENT_COLUMNS}`;
@@ -96,8 +129,28 @@ export const intentProgress = `UPDATE intents SET
   progress_message = @message, progress_data = @data, progress_at = @at WHERE ${LIVE}
 RETURNING ${INTENT_COLUMNS}`;
 
-export const intentFulfill = `UPDATE intents SET status = 'fulfilled', result = @result,
-  result_type = @resultType, completed_at = @now, claim_token = NULL WHERE ${LIVE}
+const fulfil = (v: (name: string) => string): string =>
+  `UPDATE intents SET status = 'fulfilled', result = ${v('result')},
+  result_type = ${v('resultType')}, completed_at = ${v('now')}, claim_token = NULL`;
+
+export const intentFulfill = `${fulfil(param)} WHERE ${LIVE}
+RETURNING ${INTENT_COLUMNS}`;
+
+/**
+ * intentFulfill of several tokens, each with its own time: the rows of the live ones. Each
+ * intent at most once (pg-store.ts sees to it): an UPDATE … FROM changes a row once even
+ * when several items match it.
+ */
+export const intentFulfillMany = `${fulfil(item)}
+FROM ${unnest([
+  ['id', 'text'],
+  ['token', 'text'],
+  ['keyId', 'text'],
+  ['now', 'bigint'],
+  ['result', 'text'],
+  ['resultType', 'text'],
+])}
+WHERE ${live(item)}
 RETURNING ${INTENT_COLUMNS}`;
 
 // Locked until the failure is recorded.
