@@ -170,6 +170,20 @@ describe('PostgreSQL store', () => {
       expect(new Set(all.slice(0, 100).map((i) => xmins.get(i.id))).size).toBe(1);
     });
 
+    it('sends a group before its bound text passes 4 MiB, whatever its count', async () => {
+      const s = await fresh();
+      // 1.5 MiB payloads: the third makes 4.5 MiB, so the first three go as one statement.
+      const big = (i: number) => JSON.stringify({ i, pad: 'x'.repeat(1.5 * 2 ** 20) });
+      const all = created(5, (i) => ({ payload: big(i) }));
+      const outs = await Promise.all(all.map((i) => s.intentPublish(i, null, null)));
+      for (const out of outs) expect(out.kind).toBe('created');
+      const xmins = await writers(all.map((i) => i.id));
+      expect(new Set(all.slice(0, 3).map((i) => xmins.get(i.id))).size).toBe(1);
+      expect(new Set(all.slice(3).map((i) => xmins.get(i.id))).size).toBe(1);
+      expect(xmins.get(all[0]!.id)).not.toBe(xmins.get(all[3]!.id));
+      for (const i of all) expect((await s.intentGet(i.id))!.payload).toBe(i.payload);
+    });
+
     it('answers each fulfil of a turn: the live tokens their rows, the others null', async () => {
       const s = await fresh();
       const all = created(8);

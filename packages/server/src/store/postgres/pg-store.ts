@@ -112,7 +112,7 @@ export function positional(sql: string): { text: string; names: string[] } {
  * Group writes (issue 21): a step of a `write` program (each statement atomic on its own)
  * that runs one of these statements is not sent at once. It joins the event-loop turn's
  * group for that statement, sent when the turn's I/O callbacks have run (setImmediate), or
- * at once when it holds GROUP_CAP items: a group of one as the statement itself, a group of
+ * at once when it holds GROUP_CAP items or GROUP_BYTES of text: a group of one as the statement itself, a group of
  * several as one multi-row statement (queries.ts), so one round trip and one commit for
  * all. Each item is then handed its own answer and its program goes on. These are the
  * writes every job makes once each on its own (publish, fulfil); a claim is not grouped,
@@ -148,6 +148,18 @@ const GROUPED: Partial<Record<StatementName, GroupWrite>> = {
   },
 };
 const GROUP_CAP = 100;
+/**
+ * And at most about this many bytes of bound text (payloads, results): a group of large
+ * bodies is sent before it makes one statement of hundreds of megabytes.
+ */
+const GROUP_BYTES = 4 * 2 ** 20;
+
+/** The text an item binds, in UTF-16 code units (about its bytes). */
+function textLength(params: object): number {
+  let n = 0;
+  for (const v of Object.values(params)) if (typeof v === 'string') n += v.length;
+  return n;
+}
 
 /** A step waiting in its group, and how to settle its promise. */
 interface Waiting {
@@ -175,8 +187,9 @@ class PgRunner implements Runner {
   readonly sharedByNodes = true;
   private readonly pool: pg.Pool;
   private readonly prepared = new Map<string, Prepared>();
-  /** This turn's group of each grouped statement (GROUPED), not yet sent. */
+  /** This turn's group of each grouped statement (GROUPED), not yet sent, and its text. */
   private readonly groups = new Map<StatementName, Waiting[]>();
+  private readonly groupText = new WeakMap<Waiting[], number>();
   private closed = false;
 
   constructor(private readonly options: PgStoreOptions) {
@@ -270,7 +283,9 @@ class PgRunner implements Runner {
       setImmediate(() => this.flush(name, fresh));
     }
     group.push(w);
-    if (group.length >= GROUP_CAP) this.flush(name, group);
+    const text = (this.groupText.get(group) ?? 0) + textLength(w.step.params);
+    this.groupText.set(group, text);
+    if (group.length >= GROUP_CAP || text >= GROUP_BYTES) this.flush(name, group);
   }
 
   /** Sends a group, unless it has gone already (full); an item whose key is taken waits. */
