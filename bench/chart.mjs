@@ -1,5 +1,6 @@
 // Draws jobs/s and publish→fulfil p99 against the number of workers from one bench result
-// (concurrent mode; one line per long-poll setting), as an SVG with no dependencies.
+// (concurrent mode; one line per long-poll setting, and one for the peer of a --peer run),
+// as an SVG with no dependencies.
 //
 //   npm run bench:chart -- [results.json] [--out docs/benchmarks.svg]
 // Without a file it takes the newest bench/results/*.json.
@@ -30,13 +31,23 @@ const series = new Map();
 for (const c of result.configurations) {
   // Concurrent mode, and the seed's four sizes only (the long runs repeat their worker counts).
   if (c.mode !== 'concurrent' || c.profile.endsWith('-long')) continue;
-  const name = c.waitSeconds > 0 ? `long poll ${c.waitSeconds} s` : 'plain polling';
+  const name = `the bus, ${c.waitSeconds > 0 ? `long poll ${c.waitSeconds} s` : 'plain polling'}`;
   if (!series.has(name)) series.set(name, []);
   series.get(name).push({
     workers: c.workers,
     jobs: c.summary.jobsPerSec,
     p99: c.summary.latencyMs.p99,
   });
+  // A run with --peer: the peer's medians of the same configuration, a line of its own.
+  if (c.peer?.summary) {
+    const peer = `${c.peer.name}, same definitions`;
+    if (!series.has(peer)) series.set(peer, []);
+    series.get(peer).push({
+      workers: c.workers,
+      jobs: c.peer.summary.jobsPerSec,
+      p99: c.peer.summary.latencyMs.p99,
+    });
+  }
 }
 if (series.size === 0) throw new Error(`${file} has no concurrent-mode results`);
 for (const points of series.values()) points.sort((a, b) => a.workers - b.workers);
