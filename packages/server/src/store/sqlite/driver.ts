@@ -60,8 +60,8 @@ const rowMakers = new Map<string, RowOf>();
  * A function from a row's values to a plain object of `columns`, one object literal of a
  * fixed shape (V8 makes it fast); one per list of names. The names are the statement's own
  * columns, quoted as JSON strings. Both adapters read rows as arrays and make them with it:
- * the objects either library builds itself are in V8's dictionary mode (slow to build and
- * to read; an intents row of 32 columns cost twice as much through better-sqlite3's).
+ * better-sqlite3's own row objects are in V8's dictionary mode (slow to build and to read;
+ * an intents row of 32 columns cost twice as much that way).
  */
 export function rowOf(columns: string[]): RowOf {
   const key = JSON.stringify(columns);
