@@ -5,13 +5,13 @@
 // then the next turn. Each operation is timed over `--calls` calls, `--rounds` times per
 // driver, the drivers taking turns; the best round is quoted (the least disturbed by the
 // machine's noise), with the median beside it. See bench/README.md.
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ROOT, allowedCpus, hasTaskset, pinSelf } from './lib/procs.mjs';
+import { storeRows } from './lib/store-rows.mjs';
 
 const USAGE = `Usage: node bench/store-cost.mjs [options]   (npm run bench:store -- [options])
 
@@ -55,38 +55,9 @@ for (const d of wanted) {
 if (drivers.length === 0) throw new Error('no SQLite driver to measure');
 if (!values['no-pin'] && hasTaskset()) pinSelf(allowedCpus()[0]);
 
-const T0 = Date.now();
-let seq = 0;
-const newIntent = () => ({
-  id: randomBytes(16).toString('hex'),
-  namespace: 'default',
-  goal: 'bench.store',
-  payload: '{"n":1,"text":"a payload of a few dozen bytes, as jobs have"}',
-  publisher: 'kid_bench',
-  visibility: 'private',
-  priority: 100,
-  runAt: T0,
-  createdAt: T0 + seq++,
-  expiresAt: T0 + 86_400_000,
-  maxAttempts: 3,
-  backoffBase: 5,
-  ttl: 86_400,
-  targetWorker: null,
-  requiredCapability: null,
-  schedule: null,
-  scheduledFor: null,
-});
-const claimReq = () => ({
-  keyId: 'kid_bench',
-  namespace: 'default',
-  goal: 'bench.store',
-  publisher: null,
-  workerId: null,
-  capabilities: [],
-  now: T0 + 1,
-  token: randomBytes(16).toString('hex'),
-  leaseMs: 60_000,
-});
+const { newIntent, claimReq, fulfilRef } = storeRows(
+  '{"n":1,"text":"a payload of a few dozen bytes, as jobs have"}',
+);
 
 /** `calls` calls of `op(i)`, `batch` per turn; microseconds per call. */
 async function timed(op) {
@@ -111,11 +82,7 @@ async function round(store) {
   );
   out.fulfil = await timed((i) => {
     const c = claimed[i];
-    return store.intentFulfill(
-      { id: c.id, token: c.claimToken, keyId: 'kid_bench', now: T0 + 2 },
-      '"done"',
-      'json',
-    );
+    return store.intentFulfill(fulfilRef(c), '"done"', 'json');
   });
   out['claim (none)'] = await timed(() => store.intentClaim(claimReq()));
   out.ping = await timed(() => store.ping());

@@ -5,12 +5,12 @@
 // them). Run it under valgrind's callgrind at two sizes and divide the difference by the
 // difference of the sizes, which cancels the start-up (see bench/README.md):
 //   valgrind --tool=callgrind --callgrind-out-file=F node bench/store-jobs.mjs 1000
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from './lib/procs.mjs';
+import { storeRows } from './lib/store-rows.mjs';
 
 const jobs = Number(process.argv[2] ?? '1000');
 const driver = process.argv[3] ?? 'better-sqlite3';
@@ -26,38 +26,7 @@ const { SqliteStore } = await import(dist('store/sqlite/sqlite-store.js'));
 
 const dir = mkdtempSync(join(tmpdir(), 'intent-bus-store-jobs-'));
 const store = new SqliteStore({ path: join(dir, 'bus.db'), driver });
-const T0 = Date.now();
-let seq = 0;
-const newIntent = () => ({
-  id: (T0 + seq).toString(16).padStart(12, '0') + randomBytes(10).toString('hex'),
-  namespace: 'default',
-  goal: 'bench.store',
-  payload: '{"n":1}',
-  publisher: 'kid_bench',
-  visibility: 'private',
-  priority: 100,
-  runAt: T0,
-  createdAt: T0 + seq++,
-  expiresAt: T0 + 86_400_000,
-  maxAttempts: 3,
-  backoffBase: 5,
-  ttl: 86_400,
-  targetWorker: null,
-  requiredCapability: null,
-  schedule: null,
-  scheduledFor: null,
-});
-const claimReq = () => ({
-  keyId: 'kid_bench',
-  namespace: 'default',
-  goal: 'bench.store',
-  publisher: null,
-  workerId: null,
-  capabilities: [],
-  now: T0 + 1,
-  token: randomBytes(16).toString('hex'),
-  leaseMs: 60_000,
-});
+const { newIntent, claimReq, fulfilRef } = storeRows('{"n":1}');
 
 let fulfilled = 0;
 try {
@@ -67,13 +36,7 @@ try {
     await Promise.all(intents.map((it) => store.intentPublish(it, null, null)));
     const claimed = await Promise.all(intents.map(() => store.intentClaim(claimReq())));
     const outcomes = await Promise.all(
-      claimed.map((c) =>
-        store.intentFulfill(
-          { id: c.id, token: c.claimToken, keyId: 'kid_bench', now: T0 + 2 },
-          '"done"',
-          'json',
-        ),
-      ),
+      claimed.map((c) => store.intentFulfill(fulfilRef(c), '"done"', 'json')),
     );
     fulfilled += outcomes.filter((row) => row?.status === 'fulfilled').length;
   }

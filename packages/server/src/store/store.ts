@@ -16,7 +16,7 @@ import type { FlowClaim, FlowControl, FlowHeld, FlowPatch, Hold } from '../core/
 /**
  * The row a publish creates: what was given, open, never claimed. Every member is named
  * (IntentRow's type holds the list complete): a spread of the intent with the rest added
- * made V8 build each row by a slow path, a third of a publish's CPU in the store.
+ * made V8 build each row by a slow path (a third of a publish's CPU in bench/store-cost.mjs).
  */
 export const openRow = (i: NewIntent): IntentRow => ({
   id: i.id,
